@@ -1,0 +1,233 @@
+package hydra
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	hc "github.com/ory/hydra-client-go/v2"
+)
+
+// ErrNotFound: Hydra has no client with that id.
+var ErrNotFound = errors.New("hydra: no such client")
+
+// ErrConflict: a client with that id exists. Hydra decides this atomically in its
+// own database, which is what makes one-registration-per-software_id hold across
+// replicas without a lock of obdcr's own.
+var ErrConflict = errors.New("hydra: client id already exists")
+
+// RejectedError is Hydra refusing the client's metadata (HTTP 400).
+type RejectedError struct{ Message string }
+
+func (e *RejectedError) Error() string { return "hydra refused the client: " + e.Message }
+
+// UnavailableError is Hydra unreachable, timing out, or failing (5xx).
+type UnavailableError struct {
+	Status  int // 0 when no answer came
+	Timeout bool
+	Err     error
+}
+
+func (e *UnavailableError) Error() string {
+	if e.Status != 0 {
+		return fmt.Sprintf("hydra answered HTTP %d: %v", e.Status, e.Err)
+	}
+	return "hydra unreachable: " + e.Err.Error()
+}
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Admin talks to Hydra's admin API.
+type Admin struct {
+	oauth2 hc.OAuth2API
+	meta   hc.MetadataAPI
+}
+
+// NewAdmin returns an Admin for baseURL (HYDRA_ADMIN_URL). The http client bounds
+// each call; obdcr's own request context bounds the whole registration.
+func NewAdmin(baseURL string, client *http.Client) (*Admin, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("HYDRA_ADMIN_URL %q is not an http(s) URL", baseURL)
+	}
+	if client == nil {
+		client = &http.Client{Timeout: 10 * time.Second}
+	}
+	cfg := hc.NewConfiguration()
+	cfg.Servers = hc.ServerConfigurations{{URL: strings.TrimRight(baseURL, "/")}}
+	cfg.HTTPClient = client
+	cfg.UserAgent = "obdcr"
+	api := hc.NewAPIClient(cfg)
+	return &Admin{oauth2: api.OAuth2API, meta: api.MetadataAPI}, nil
+}
+
+// NewAdminWith wraps given API implementations: unit tests fake them.
+func NewAdminWith(oauth2 hc.OAuth2API, meta hc.MetadataAPI) *Admin {
+	return &Admin{oauth2: oauth2, meta: meta}
+}
+
+// Create creates c with the id c.ID chosen by the caller.
+func (a *Admin) Create(ctx context.Context, c Client) (Client, error) {
+	out, res, err := a.oauth2.CreateOAuth2Client(ctx).OAuth2Client(toHydra(c)).Execute()
+	if err != nil {
+		return Client{}, classify(res, err)
+	}
+	return fromHydra(out), nil
+}
+
+// Get returns the client with id.
+func (a *Admin) Get(ctx context.Context, id string) (Client, error) {
+	out, res, err := a.oauth2.GetOAuth2Client(ctx, id).Execute()
+	if err != nil {
+		return Client{}, classify(res, err)
+	}
+	return fromHydra(out), nil
+}
+
+// Replace sends the whole client (Hydra's PUT is a full replace).
+func (a *Admin) Replace(ctx context.Context, c Client) (Client, error) {
+	out, res, err := a.oauth2.SetOAuth2Client(ctx, c.ID).OAuth2Client(toHydra(c)).Execute()
+	if err != nil {
+		return Client{}, classify(res, err)
+	}
+	return fromHydra(out), nil
+}
+
+// Delete removes the client. Hydra removes its tokens with it.
+func (a *Admin) Delete(ctx context.Context, id string) error {
+	res, err := a.oauth2.DeleteOAuth2Client(ctx, id).Execute()
+	if err != nil {
+		return classify(res, err)
+	}
+	return nil
+}
+
+// RevokeTokens removes every access and refresh token of the client.
+func (a *Admin) RevokeTokens(ctx context.Context, clientID string) error {
+	res, err := a.oauth2.DeleteOAuth2Token(ctx).ClientId(clientID).Execute()
+	if err != nil {
+		return classify(res, err)
+	}
+	return nil
+}
+
+// ListByOwner returns the clients whose owner is owner (obdcr sets it to the org id).
+func (a *Admin) ListByOwner(ctx context.Context, owner string) ([]Client, error) {
+	var out []Client
+	token := ""
+	for page := 0; page < 100; page++ {
+		req := a.oauth2.ListOAuth2Clients(ctx).Owner(owner).PageSize(500)
+		if token != "" {
+			req = req.PageToken(token)
+		}
+		list, res, err := req.Execute()
+		if err != nil {
+			return nil, classify(res, err)
+		}
+		for i := range list {
+			out = append(out, fromHydra(&list[i]))
+		}
+		token = nextPageToken(res)
+		if token == "" {
+			break
+		}
+	}
+	return out, nil
+}
+
+func nextPageToken(res *http.Response) string {
+	if res == nil {
+		return ""
+	}
+	for _, link := range strings.Split(res.Header.Get("Link"), ",") {
+		if !strings.Contains(link, `rel="next"`) {
+			continue
+		}
+		start, end := strings.Index(link, "<"), strings.Index(link, ">")
+		if start < 0 || end <= start {
+			return ""
+		}
+		u, err := url.Parse(link[start+1 : end])
+		if err != nil {
+			return ""
+		}
+		return u.Query().Get("page_token")
+	}
+	return ""
+}
+
+// Token is what Hydra's introspection says of an access token.
+type Token struct {
+	Active    bool
+	ClientID  string
+	Subject   string
+	Scope     []string
+	TokenUse  string
+	ExpiresAt time.Time
+}
+
+// Introspect asks Hydra about an access token.
+func (a *Admin) Introspect(ctx context.Context, token string) (Token, error) {
+	out, res, err := a.oauth2.IntrospectOAuth2Token(ctx).Token(token).Execute()
+	if err != nil {
+		return Token{}, classify(res, err)
+	}
+	t := Token{Active: out.Active, ClientID: val(out.ClientId), Subject: val(out.Sub), TokenUse: val(out.TokenUse)}
+	if s := val(out.Scope); s != "" {
+		t.Scope = strings.Fields(s)
+	}
+	if out.Exp != nil {
+		t.ExpiresAt = time.Unix(*out.Exp, 0)
+	}
+	return t, nil
+}
+
+// Ready reports whether Hydra's admin API answers and is ready.
+func (a *Admin) Ready(ctx context.Context) error {
+	_, res, err := a.meta.IsReady(ctx).Execute()
+	if err != nil {
+		return classify(res, err)
+	}
+	return nil
+}
+
+// classify turns a hydra-client-go failure into the errors above, by status code.
+func classify(res *http.Response, err error) error {
+	if res == nil {
+		var ne net.Error
+		timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+		return &UnavailableError{Timeout: timeout, Err: err}
+	}
+	switch {
+	case res.StatusCode == http.StatusNotFound:
+		return ErrNotFound
+	case res.StatusCode == http.StatusConflict:
+		return ErrConflict
+	case res.StatusCode >= 400 && res.StatusCode < 500:
+		return &RejectedError{Message: hydraMessage(err)}
+	default:
+		return &UnavailableError{Status: res.StatusCode, Err: errors.New(hydraMessage(err))}
+	}
+}
+
+func hydraMessage(err error) string {
+	var ge *hc.GenericOpenAPIError
+	if errors.As(err, &ge) {
+		var body struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		if json.Unmarshal(ge.Body(), &body) == nil && (body.Description != "" || body.Error != "") {
+			if body.Description != "" {
+				return body.Description
+			}
+			return body.Error
+		}
+	}
+	return err.Error()
+}

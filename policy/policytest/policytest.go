@@ -1,0 +1,102 @@
+// Package policytest has fakes for unit tests of profiles and the registrar:
+// a TrustStore over fixed key sets and an in-memory Hydra.
+package policytest
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/obdcr/obdcr/hydra"
+	"github.com/obdcr/obdcr/policy"
+)
+
+// Keys is a TrustStore over fixed JWKS, keyed by URL.
+type Keys map[string]jwk.Set
+
+func (k Keys) Set(_ context.Context, u string) (jwk.Set, error) {
+	s, ok := k[u]
+	if !ok {
+		return nil, &policy.FetchError{URL: u, Err: errors.New("no such JWKS")}
+	}
+	return s, nil
+}
+
+func (k Keys) Key(ctx context.Context, u, kid string) (jwk.Key, error) {
+	s, err := k.Set(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	if key, ok := s.LookupKeyID(kid); ok {
+		return key, nil
+	}
+	return nil, policy.ErrUnknownKey
+}
+
+// Hydra is an in-memory ClientStore with Hydra's conflict and not-found answers.
+// FailCreate, when set, is returned by the next Create after storing the client
+// (a failure after Hydra committed), or before it with FailBefore.
+type Hydra struct {
+	mu         sync.Mutex
+	Clients    map[string]hydra.Client
+	FailCreate error
+	FailBefore bool
+}
+
+func NewHydra() *Hydra { return &Hydra{Clients: map[string]hydra.Client{}} }
+
+func (h *Hydra) Create(_ context.Context, c hydra.Client) (hydra.Client, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.FailCreate != nil && h.FailBefore {
+		return hydra.Client{}, h.FailCreate
+	}
+	if _, ok := h.Clients[c.ID]; ok {
+		return hydra.Client{}, hydra.ErrConflict
+	}
+	h.Clients[c.ID] = c
+	if h.FailCreate != nil {
+		return hydra.Client{}, h.FailCreate
+	}
+	c.Secret = "hydra-made-secret"
+	return c, nil
+}
+
+func (h *Hydra) Get(_ context.Context, id string) (hydra.Client, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c, ok := h.Clients[id]
+	if !ok {
+		return hydra.Client{}, hydra.ErrNotFound
+	}
+	return c, nil
+}
+
+func (h *Hydra) Replace(_ context.Context, c hydra.Client) (hydra.Client, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.Clients[c.ID]; !ok {
+		return hydra.Client{}, hydra.ErrNotFound
+	}
+	h.Clients[c.ID] = c
+	return c, nil
+}
+
+func (h *Hydra) Delete(_ context.Context, id string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.Clients[id]; !ok {
+		return hydra.ErrNotFound
+	}
+	delete(h.Clients, id)
+	return nil
+}
+
+// Len is how many clients exist.
+func (h *Hydra) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.Clients)
+}

@@ -1,0 +1,144 @@
+package policy
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+)
+
+// Profile is one jurisdiction's registration policy: data, plus an ordered chain
+// of rules in the manner of PingFederate's client-registration policies. A new
+// profile (Brazil, say) is a new Profile value; nothing else needs to change.
+type Profile struct {
+	Name     string // "uk", "au": the admin API and audit use it
+	Issuer   string // the SSA iss that selects this profile
+	Limits   Limits
+	Defaults Settings
+	Rules    []Rule
+	// DecodeStatement turns a verified SSA payload into a SoftwareStatement.
+	DecodeStatement func(payload []byte) (*SoftwareStatement, error)
+	// Respond shapes the RFC 7591 answer: each specification flattens a different
+	// set of SSA claims to the top level.
+	Respond func(r *Registration) map[string]any
+}
+
+// Rule is one link of a profile's chain. Check refuses with an *Error, or fails
+// with another error (a dependency down) that stops the chain at once.
+type Rule struct {
+	Name string
+	// Needs names earlier rules whose result this one relies on; if any did not
+	// pass, this rule is skipped rather than run on data that is not there.
+	Needs []string
+	Check func(ctx context.Context, ev *Evaluation) error
+}
+
+// Evaluation is one request on its way through a profile's chain. Rules read the
+// request and statement and narrow Granted, the metadata that will be registered.
+type Evaluation struct {
+	Now         time.Time
+	Profile     *Profile
+	Settings    Settings
+	Audiences   []string          // accepted request aud values
+	Certificate *x509.Certificate // the TLS client certificate
+	DryRun      bool
+	// Current is the registration a PUT replaces; nil on POST.
+	Current *Registration
+
+	Request      *JWS
+	Claims       *RequestClaims
+	StatementJWS *JWS
+	Statement    *SoftwareStatement // set by the statement rule once verified
+	TPPKeys      jwk.Set            // set once the request signature verified
+	Granted      ClientMetadata
+}
+
+// Verdict is a rule's result in a dry run.
+type Verdict string
+
+const (
+	Pass    Verdict = "pass"
+	Fail    Verdict = "fail"
+	Skipped Verdict = "skipped"
+)
+
+// RuleResult is one line of a dry-run report.
+type RuleResult struct {
+	Rule    string  `json:"rule"`
+	Verdict Verdict `json:"verdict"`
+	Message string  `json:"message,omitempty"`
+}
+
+// Evaluate runs the chain in order. With all false it stops at the first refusal,
+// as a registration must; with all true it goes on, so a dry run can list every
+// problem at once. It returns the first refusal, or the first other failure.
+func (p *Profile) Evaluate(ctx context.Context, ev *Evaluation, all bool) ([]RuleResult, error) {
+	results := make([]RuleResult, 0, len(p.Rules))
+	passed := make(map[string]bool, len(p.Rules))
+	var first *Error
+	for i, r := range p.Rules {
+		if missing := firstMissing(r.Needs, passed); missing != "" {
+			results = append(results, RuleResult{Rule: r.Name, Verdict: Skipped, Message: "skipped: " + missing + " did not pass"})
+			continue
+		}
+		err := r.Check(ctx, ev)
+		if err == nil {
+			passed[r.Name] = true
+			results = append(results, RuleResult{Rule: r.Name, Verdict: Pass})
+			continue
+		}
+		var refusal *Error
+		if !errors.As(err, &refusal) {
+			return results, err
+		}
+		if refusal.Rule == "" {
+			refusal.Rule = r.Name
+		}
+		results = append(results, RuleResult{Rule: r.Name, Verdict: Fail, Message: refusal.Description})
+		if first == nil {
+			first = refusal
+		}
+		if !all {
+			for _, rest := range p.Rules[i+1:] {
+				results = append(results, RuleResult{Rule: rest.Name, Verdict: Skipped, Message: "skipped: stopped at " + r.Name})
+			}
+			break
+		}
+	}
+	if first != nil {
+		return results, first
+	}
+	return results, nil
+}
+
+func firstMissing(needs []string, passed map[string]bool) string {
+	for _, n := range needs {
+		if !passed[n] {
+			return n
+		}
+	}
+	return ""
+}
+
+// RuleNames lists the chain in order, for documentation and the admin API.
+func (p *Profile) RuleNames() []string {
+	names := make([]string, len(p.Rules))
+	for i, r := range p.Rules {
+		names[i] = r.Name
+	}
+	return names
+}
+
+// granted returns the values from want that are also in allowed, keeping order.
+func intersect(want, allowed []string) []string {
+	var out []string
+	for _, w := range want {
+		if slices.Contains(allowed, w) {
+			out = append(out, w)
+		}
+	}
+	return out
+}

@@ -1,0 +1,338 @@
+package policy
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/obdcr/obdcr/hydra"
+)
+
+// ClientStore is what the registrar needs of Hydra; *hydra.Admin implements it and
+// unit tests fake it.
+type ClientStore interface {
+	Create(ctx context.Context, c hydra.Client) (hydra.Client, error)
+	Get(ctx context.Context, id string) (hydra.Client, error)
+	Replace(ctx context.Context, c hydra.Client) (hydra.Client, error)
+	Delete(ctx context.Context, id string) error
+}
+
+// Registrar decides registration requests and carries out the approved ones.
+type Registrar struct {
+	Profiles  []*Profile
+	State     PolicyState
+	Clients   ClientStore
+	Replay    ReplayCache
+	Audiences []string // OBDCR_ISSUER and OBDCR_AUDIENCES
+	Now       func() time.Time
+}
+
+// Submission is a registration request as it arrived.
+type Submission struct {
+	JWT         []byte
+	Certificate *x509.Certificate
+}
+
+// Trace is what is known of a request however far it got: for the audit and metrics.
+type Trace struct {
+	Profile    string
+	SoftwareID string
+	OrgID      string
+	Rules      []RuleResult
+}
+
+// Rule names of the steps the registrar takes around a profile's chain.
+const (
+	StepSelect  = "profile.select"
+	StepReplay  = "request.jti"
+	StepCreate  = "hydra.create"
+	StepReplace = "hydra.replace"
+)
+
+// Register decides a request and, if every rule passes, creates the Hydra client.
+func (r *Registrar) Register(ctx context.Context, sub Submission) (*Registration, Trace, error) {
+	ev, tr, err := r.prepare(ctx, sub, nil)
+	if err != nil {
+		return nil, tr, err
+	}
+	tr.Rules, err = ev.Profile.Evaluate(ctx, ev, false)
+	r.trace(ev, &tr)
+	if err != nil {
+		return nil, tr, err
+	}
+	if err := r.consumeJTI(ctx, ev); err != nil {
+		return nil, tr, err
+	}
+	reg := r.approved(ev)
+	if ev.Settings.MultipleRegistrations {
+		reg.ClientID = uuid.NewString()
+	} else {
+		reg.ClientID = ClientIDFor(ev.Profile.Name, reg.SoftwareID)
+	}
+	hc, err := reg.ToHydra()
+	if err != nil {
+		return nil, tr, err
+	}
+	hc.Metadata = withNonce(hc.Metadata, ev.Claims.ID)
+	created, err := r.Clients.Create(ctx, hc)
+	if err != nil {
+		return nil, tr, r.createFailed(ctx, reg, ev.Claims.ID, err)
+	}
+	if isSecretMethod(reg.Metadata.TokenEndpointAuthMethod) {
+		reg.ClientSecret = created.Secret
+	}
+	return reg, tr, nil
+}
+
+// ClientIDFor is the client_id of a software_id's single registration. Making it a
+// function of the software_id lets Hydra's unique client_id enforce "one
+// registration per software_id" atomically, across every replica, with no lock.
+func ClientIDFor(profile, softwareID string) string {
+	return uuid.NewSHA1(clientIDSpace, []byte(profile+"\x00"+softwareID)).String()
+}
+
+var clientIDSpace = uuid.MustParse("5f0b7d0e-4c1a-4c55-9a38-0b1dcb0e7a11")
+
+// createFailed maps Hydra's answer, and makes sure nothing is left half-created:
+// when the outcome is unknown (a timeout), a client this very request made is removed.
+func (r *Registrar) createFailed(ctx context.Context, reg *Registration, nonce string, err error) error {
+	var rejected *hydra.RejectedError
+	var down *hydra.UnavailableError
+	switch {
+	case errors.Is(err, hydra.ErrConflict):
+		e := Refuse(InvalidClientMetadata, "software_id",
+			"software %s already has a registration (client_id %s); update it with PUT /register/%s, or delete it first",
+			reg.SoftwareID, reg.ClientID, reg.ClientID)
+		e.Rule = StepCreate
+		return e
+	case errors.As(err, &rejected):
+		e := Refuse(InvalidClientMetadata, "", "the authorization server refused the client: %s", rejected.Message)
+		e.Rule = StepCreate
+		return e
+	case errors.As(err, &down):
+		r.compensate(ctx, reg.ClientID, nonce)
+		return &Unavailable{Dependency: "hydra", Timeout: down.Timeout, Err: err}
+	default:
+		r.compensate(ctx, reg.ClientID, nonce)
+		return &Unavailable{Dependency: "hydra", Err: err}
+	}
+}
+
+func (r *Registrar) compensate(ctx context.Context, clientID, nonce string) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	c, err := r.Clients.Get(cctx, clientID)
+	if err != nil || nonceOf(c.Metadata) != nonce {
+		return
+	}
+	_ = r.Clients.Delete(cctx, clientID)
+}
+
+// withNonce marks the client with the request's jti, so that compensation removes
+// only a client that this request created, never a concurrent one.
+func withNonce(meta json.RawMessage, nonce string) json.RawMessage {
+	var m map[string]any
+	if json.Unmarshal(meta, &m) != nil {
+		return meta
+	}
+	m["request_jti"] = nonce
+	out, _ := json.Marshal(m)
+	return out
+}
+
+func nonceOf(meta json.RawMessage) string {
+	var m struct {
+		Nonce string `json:"request_jti"`
+	}
+	_ = json.Unmarshal(meta, &m)
+	return m.Nonce
+}
+
+func isSecretMethod(m string) bool {
+	return m == "client_secret_basic" || m == "client_secret_post"
+}
+
+// DryRunReport is every rule's verdict for a request; nothing is created or consumed.
+type DryRunReport struct {
+	Profile string       `json:"profile,omitempty"`
+	Outcome string       `json:"outcome"`
+	Error   *Error       `json:"-"`
+	Rules   []RuleResult `json:"rules"`
+}
+
+// DryRun runs selection and the whole chain without stopping at the first refusal.
+func (r *Registrar) DryRun(ctx context.Context, sub Submission) (DryRunReport, Trace, error) {
+	ev, tr, err := r.prepare(ctx, sub, nil)
+	rep := DryRunReport{Profile: tr.Profile, Outcome: "refused"}
+	if err != nil {
+		e, ok := AsError(err)
+		if !ok {
+			return rep, tr, err
+		}
+		rep.Error = e
+		rep.Rules = []RuleResult{{Rule: StepSelect, Verdict: Fail, Message: e.Description}}
+		tr.Rules = rep.Rules
+		return rep, tr, nil
+	}
+	ev.DryRun = true
+	results, err := ev.Profile.Evaluate(ctx, ev, true)
+	r.trace(ev, &tr)
+	rep.Rules = append([]RuleResult{{Rule: StepSelect, Verdict: Pass, Message: "profile " + ev.Profile.Name}}, results...)
+	tr.Rules = rep.Rules
+	if err != nil {
+		e, ok := AsError(err)
+		if !ok {
+			return rep, tr, err
+		}
+		rep.Error = e
+		return rep, tr, nil
+	}
+	rep.Outcome = "approved"
+	return rep, tr, nil
+}
+
+// prepare parses the request far enough to pick the profile: the SSA's iss decides,
+// read before any signature is checked, since it tells which keys to check with.
+func (r *Registrar) prepare(ctx context.Context, sub Submission, current *Registration) (*Evaluation, Trace, error) {
+	var tr Trace
+	fail := func(e *Error) (*Evaluation, Trace, error) {
+		e.Rule = StepSelect
+		return nil, tr, e
+	}
+	req, err := ParseJWS(sub.JWT)
+	if err != nil {
+		return fail(Refuse(InvalidClientMetadata, "", "the request JWT %v", err))
+	}
+	var claims RequestClaims
+	if _, err := DecodeClaims(req.Payload, &claims); err != nil {
+		return fail(Refuse(InvalidClientMetadata, ClaimOf(err), "the request JWT %v", trimClaim(err)))
+	}
+	if claims.SoftwareStatement == "" {
+		return fail(Refuse(InvalidSoftwareStatement, "software_statement", "is required"))
+	}
+	ssa, err := ParseJWS([]byte(claims.SoftwareStatement))
+	if err != nil {
+		return fail(Refuse(InvalidSoftwareStatement, "software_statement", "%v", err))
+	}
+	var peek struct {
+		Issuer string `json:"iss"`
+	}
+	if json.Unmarshal(ssa.Payload, &peek) != nil {
+		return fail(Refuse(InvalidSoftwareStatement, "software_statement", "payload is not a JSON object"))
+	}
+	var p *Profile
+	for _, cand := range r.Profiles {
+		if cand.Issuer == peek.Issuer {
+			p = cand
+		}
+	}
+	if p == nil {
+		return fail(Refuse(InvalidSoftwareStatement, "software_statement", "iss %q is not a directory this server trusts", peek.Issuer))
+	}
+	tr.Profile = p.Name
+	st, err := r.State.State(ctx, p.Name)
+	if err != nil {
+		return nil, tr, &Unavailable{Dependency: "store", Err: err}
+	}
+	if !st.Enabled {
+		return fail(Refuse(UnapprovedSoftwareStatement, "software_statement", "registrations under the %s profile are switched off on this server", p.Name))
+	}
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	ev := &Evaluation{
+		Now: now(), Profile: p, Settings: st.Settings, Audiences: r.Audiences,
+		Certificate: sub.Certificate, Current: current,
+		Request: req, Claims: &claims, StatementJWS: ssa, Granted: claims.ClientMetadata,
+	}
+	return ev, tr, nil
+}
+
+func trimClaim(err error) string {
+	var ce *claimError
+	if errors.As(err, &ce) {
+		return "claim " + ce.claim + " " + ce.msg
+	}
+	return err.Error()
+}
+
+func (r *Registrar) trace(ev *Evaluation, tr *Trace) {
+	if ev.Statement != nil {
+		tr.SoftwareID, tr.OrgID = ev.Statement.SoftwareID, ev.Statement.OrgID
+	}
+}
+
+// ReplayKey is the replay-cache key of a request: jti is unique per issuer.
+func ReplayKey(profile, iss, jti string) string { return profile + "\x00" + iss + "\x00" + jti }
+
+func (r *Registrar) consumeJTI(ctx context.Context, ev *Evaluation) error {
+	until := ev.Now.Add(time.Duration(ev.Settings.ClockSkew))
+	if ev.Claims.ExpiresAt != nil {
+		until = ev.Claims.ExpiresAt.Add(time.Duration(ev.Settings.ClockSkew))
+	}
+	if min := ev.Now.Add(time.Duration(ev.Settings.RequestMaxAge)); until.Before(min) {
+		until = min
+	}
+	fresh, err := r.Replay.Claim(ctx, ReplayKey(ev.Profile.Name, ev.Claims.Issuer, ev.Claims.ID), until)
+	if err != nil {
+		return &Unavailable{Dependency: "store", Err: err}
+	}
+	if !fresh {
+		e := Refuse(InvalidClientMetadata, "jti", "%q has been used already; every request needs a new jti", ev.Claims.ID)
+		e.Rule = StepReplay
+		return e
+	}
+	return nil
+}
+
+func (r *Registrar) approved(ev *Evaluation) *Registration {
+	reg := &Registration{
+		IssuedAt: ev.Now.UTC().Truncate(time.Second), Profile: ev.Profile.Name,
+		SoftwareID: ev.Statement.SoftwareID, OrgID: ev.Statement.OrgID,
+		SoftwareStatement: ev.Claims.SoftwareStatement, Statement: ev.Statement,
+		Metadata: ev.Granted,
+	}
+	// What the directory vetted wins over what the request says: keys, names, links.
+	st, m := ev.Statement, &reg.Metadata
+	m.SoftwareID, m.JWKSURI = st.SoftwareID, st.JWKSURI
+	for _, f := range []struct {
+		dst *string
+		src string
+	}{
+		{&m.ClientName, st.ClientName}, {&m.ClientURI, st.ClientURI}, {&m.LogoURI, st.LogoURI},
+		{&m.PolicyURI, st.PolicyURI}, {&m.TosURI, st.TosURI},
+	} {
+		if f.src != "" {
+			*f.dst = f.src
+		}
+	}
+	if ev.Certificate != nil {
+		reg.CertThumbprint = Thumbprint(ev.Certificate)
+	}
+	return reg
+}
+
+// Profile returns the profile named name.
+func (r *Registrar) Profile(name string) (*Profile, bool) {
+	for _, p := range r.Profiles {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return nil, false
+}
+
+// Response is the RFC 7591 answer for reg, shaped by its profile.
+func (r *Registrar) Response(reg *Registration) (map[string]any, error) {
+	p, ok := r.Profile(reg.Profile)
+	if !ok {
+		return nil, fmt.Errorf("registration %s names unknown profile %q", reg.ClientID, reg.Profile)
+	}
+	return p.Respond(reg), nil
+}

@@ -1,0 +1,135 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/obdcr/obdcr/hydra"
+)
+
+// Registration is an approved client: what obdcr keeps in Hydra and tells the TPP.
+type Registration struct {
+	ClientID          string
+	IssuedAt          time.Time
+	Profile           string
+	SoftwareID        string
+	OrgID             string
+	CertThumbprint    string // x5t#S256 of the TLS client certificate it registered with
+	SoftwareStatement string // the SSA, unchanged
+	Statement         *SoftwareStatement
+	Metadata          ClientMetadata
+	ClientSecret      string // only in the answer to a create, only for secret-based auth
+}
+
+// Thumbprint is the RFC 8705 x5t#S256 of a certificate.
+func Thumbprint(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// record is what obdcr keeps in the Hydra client's admin-only metadata: what
+// Hydra has no field for, and what a later GET must answer with.
+type record struct {
+	Schema            int            `json:"obdcr"`
+	Profile           string         `json:"profile"`
+	SoftwareID        string         `json:"software_id"`
+	OrgID             string         `json:"org_id"`
+	CertThumbprint    string         `json:"cert_thumbprint"`
+	IssuedAt          int64          `json:"client_id_issued_at"`
+	SoftwareStatement string         `json:"software_statement"`
+	SSAClaims         map[string]any `json:"ssa_claims,omitempty"`
+	Registered        ClientMetadata `json:"registered"`
+}
+
+const recordSchema = 1
+
+// ToHydra translates a registration into the Hydra client that serves it.
+// request_object_signing_alg is always set: without it Hydra accepts unsigned
+// request objects, which FAPI forbids.
+func (r *Registration) ToHydra() (hydra.Client, error) {
+	m := r.Metadata
+	rec := record{
+		Schema: recordSchema, Profile: r.Profile, SoftwareID: r.SoftwareID, OrgID: r.OrgID,
+		CertThumbprint: r.CertThumbprint, IssuedAt: r.IssuedAt.Unix(),
+		SoftwareStatement: r.SoftwareStatement, Registered: m,
+	}
+	if r.Statement != nil {
+		rec.SSAClaims = r.Statement.Claims
+	}
+	meta, err := json.Marshal(rec)
+	if err != nil {
+		return hydra.Client{}, err
+	}
+	roAlg := m.RequestObjectSigningAlg
+	if roAlg == "" {
+		roAlg = m.IDTokenSignedResponseAlg
+	}
+	return hydra.Client{
+		ID: r.ClientID, Name: m.ClientName, Owner: r.OrgID,
+		RedirectURIs: m.RedirectURIs, GrantTypes: m.GrantTypes, ResponseTypes: m.ResponseTypes,
+		Scope: m.Scope, TokenEndpointAuthMethod: m.TokenEndpointAuthMethod,
+		TokenEndpointAuthSigningAlg: m.TokenEndpointAuthSigningAlg, RequestObjectSigningAlg: roAlg,
+		JWKSURI: m.JWKSURI, ClientURI: m.ClientURI, LogoURI: m.LogoURI, PolicyURI: m.PolicyURI,
+		TosURI: m.TosURI, Contacts: m.Contacts, Metadata: meta,
+	}, nil
+}
+
+// ErrNotManaged: the Hydra client was not made by obdcr (no record in its metadata).
+var ErrNotManaged = fmt.Errorf("client was not registered through obdcr")
+
+// FromHydra reads a registration back from its Hydra client.
+func FromHydra(c hydra.Client, decode func(*Registration) (*SoftwareStatement, error)) (*Registration, error) {
+	var rec record
+	if len(c.Metadata) == 0 || json.Unmarshal(c.Metadata, &rec) != nil || rec.Schema == 0 {
+		return nil, ErrNotManaged
+	}
+	r := &Registration{
+		ClientID: c.ID, IssuedAt: time.Unix(rec.IssuedAt, 0).UTC(), Profile: rec.Profile,
+		SoftwareID: rec.SoftwareID, OrgID: rec.OrgID, CertThumbprint: rec.CertThumbprint,
+		SoftwareStatement: rec.SoftwareStatement, Metadata: rec.Registered,
+	}
+	if decode != nil {
+		st, err := decode(r)
+		if err != nil {
+			return nil, err
+		}
+		r.Statement = st
+	}
+	return r, nil
+}
+
+// ResponseBase is the RFC 7591 §3.2.1 answer every profile starts from: the
+// registered metadata, client_id, client_id_issued_at and the SSA unchanged.
+func ResponseBase(r *Registration) map[string]any {
+	out := map[string]any{}
+	b, _ := json.Marshal(r.Metadata)
+	_ = json.Unmarshal(b, &out)
+	out["client_id"] = r.ClientID
+	out["client_id_issued_at"] = r.IssuedAt.Unix()
+	out["software_statement"] = r.SoftwareStatement
+	if r.ClientSecret != "" {
+		out["client_secret"] = r.ClientSecret
+		out["client_secret_expires_at"] = 0
+	}
+	return out
+}
+
+// FlattenClaims copies SSA claims to the top level of the answer without
+// overwriting registered metadata, which is what the TPP was granted.
+func FlattenClaims(out map[string]any, claims map[string]any, names ...string) {
+	for _, name := range names {
+		if v, ok := claims[name]; ok {
+			if _, taken := out[name]; !taken {
+				out[name] = v
+			}
+		}
+	}
+}
+
+// Scopes splits a space-separated scope claim.
+func Scopes(s string) []string { return strings.Fields(s) }

@@ -1,0 +1,181 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"golang.org/x/time/rate"
+)
+
+// TrustStore answers which published key may have signed a JWS. Keys come only
+// from JWKS URLs that obdcr is configured with (directories) or that a verified
+// SSA names (TPPs), never from the token itself.
+type TrustStore interface {
+	// Key returns the key named kid in the JWKS at jwksURL.
+	Key(ctx context.Context, jwksURL, kid string) (jwk.Key, error)
+	// Set returns the whole JWKS at jwksURL, for checks such as the TPP's transport certificate.
+	Set(ctx context.Context, jwksURL string) (jwk.Set, error)
+}
+
+// ErrUnknownKey means the JWKS was fetched but has no key with the kid, even after
+// the rate-limited refetch that a key rotation would need.
+var ErrUnknownKey = errors.New("no key with this kid")
+
+// FetchError means the JWKS could not be had: the host is down, refused by the
+// fetch policy, or answered something that is not a JWKS.
+type FetchError struct {
+	URL string
+	Err error
+}
+
+func (e *FetchError) Error() string {
+	return fmt.Sprintf("JWKS %s could not be fetched: %v", e.URL, e.Err)
+}
+func (e *FetchError) Unwrap() error { return e.Err }
+
+// JWKSCacheOptions tunes a JWKSCache.
+type JWKSCacheOptions struct {
+	Fetch           FetchPolicy
+	RefreshInterval time.Duration // background refresh of every known JWKS
+	// RefetchEvery is the least time between two refetches of one JWKS for an unknown
+	// kid: a rotated key is picked up quickly, while a flood of made-up kids cannot
+	// turn obdcr into a traffic source.
+	RefetchEvery time.Duration
+	// RefetchBudget caps refetches per second across all JWKS URLs together.
+	RefetchBudget float64
+	MaxKeys       int                         // a JWKS with more keys is refused
+	OnFetch       func(url string, err error) // every network fetch, for metrics
+}
+
+// JWKSCache is the TrustStore in production: jwx's cache fetches each JWKS once,
+// refreshes it in the background and keeps the last good copy when a refresh fails.
+type JWKSCache struct {
+	cache  *jwk.Cache
+	opts   JWKSCacheOptions
+	client jwk.HTTPClient
+	global *rate.Limiter
+
+	mu       sync.Mutex
+	limiters map[string]*rate.Limiter
+}
+
+// NewJWKSCache starts a cache whose background work ends with ctx.
+func NewJWKSCache(ctx context.Context, o JWKSCacheOptions) *JWKSCache {
+	if o.RefreshInterval <= 0 {
+		o.RefreshInterval = 15 * time.Minute
+	}
+	if o.RefetchEvery <= 0 {
+		o.RefetchEvery = 10 * time.Second
+	}
+	if o.RefetchBudget <= 0 {
+		o.RefetchBudget = 5
+	}
+	if o.MaxKeys <= 0 {
+		o.MaxKeys = 100
+	}
+	c := &JWKSCache{
+		cache:    jwk.NewCache(ctx),
+		opts:     o,
+		global:   rate.NewLimiter(rate.Limit(o.RefetchBudget), int(o.RefetchBudget)+1),
+		limiters: map[string]*rate.Limiter{},
+	}
+	c.client = observedClient{c: o.Fetch.Client(), on: o.OnFetch}
+	return c
+}
+
+type observedClient struct {
+	c  *http.Client
+	on func(string, error)
+}
+
+func (o observedClient) Get(u string) (*http.Response, error) {
+	res, err := o.c.Get(u)
+	if err == nil && res.StatusCode != http.StatusOK {
+		res.Body.Close()
+		res, err = nil, fmt.Errorf("HTTP %d", res.StatusCode)
+	}
+	if o.on != nil {
+		o.on(u, err)
+	}
+	return res, err
+}
+
+func (c *JWKSCache) register(u string) error {
+	if c.cache.IsRegistered(u) {
+		return nil
+	}
+	if _, err := c.opts.Fetch.CheckURL(u); err != nil {
+		return err
+	}
+	max := c.opts.MaxKeys
+	err := c.cache.Register(u,
+		jwk.WithHTTPClient(c.client),
+		jwk.WithRefreshInterval(c.opts.RefreshInterval),
+		jwk.WithPostFetcher(jwk.PostFetchFunc(func(_ string, set jwk.Set) (jwk.Set, error) {
+			if set.Len() > max {
+				return nil, fmt.Errorf("has %d keys, more than the %d allowed", set.Len(), max)
+			}
+			return set, nil
+		})),
+	)
+	if err != nil && c.cache.IsRegistered(u) {
+		return nil // registered concurrently
+	}
+	return err
+}
+
+// Set implements TrustStore.
+func (c *JWKSCache) Set(ctx context.Context, u string) (jwk.Set, error) {
+	if err := c.register(u); err != nil {
+		return nil, &FetchError{URL: u, Err: err}
+	}
+	set, err := c.cache.Get(ctx, u)
+	if err != nil && c.mayRefetch(u) {
+		// jwx marks a URL fetched even when its first fetch failed, and would
+		// wait for the next refresh; a host that is back should work at once.
+		set, err = c.cache.Refresh(ctx, u)
+	}
+	if err != nil {
+		return nil, &FetchError{URL: u, Err: err}
+	}
+	return set, nil
+}
+
+// Key implements TrustStore.
+func (c *JWKSCache) Key(ctx context.Context, u, kid string) (jwk.Key, error) {
+	set, err := c.Set(ctx, u)
+	if err != nil {
+		return nil, err
+	}
+	if k, ok := set.LookupKeyID(kid); ok {
+		return k, nil
+	}
+	if !c.mayRefetch(u) {
+		return nil, ErrUnknownKey
+	}
+	set, err = c.cache.Refresh(ctx, u)
+	if err != nil {
+		// The last good copy stays in the cache; only this lookup fails.
+		return nil, ErrUnknownKey
+	}
+	if k, ok := set.LookupKeyID(kid); ok {
+		return k, nil
+	}
+	return nil, ErrUnknownKey
+}
+
+func (c *JWKSCache) mayRefetch(u string) bool {
+	c.mu.Lock()
+	l, ok := c.limiters[u]
+	if !ok {
+		l = rate.NewLimiter(rate.Every(c.opts.RefetchEvery), 1)
+		c.limiters[u] = l
+	}
+	c.mu.Unlock()
+	return l.Allow() && c.global.Allow()
+}

@@ -1,0 +1,307 @@
+package uk_test
+
+import (
+	"context"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/obdcr/obdcr/deploy/sandbox"
+	"github.com/obdcr/obdcr/policy"
+	"github.com/obdcr/obdcr/policy/policytest"
+	"github.com/obdcr/obdcr/policy/uk"
+)
+
+const (
+	issuer       = "https://as.bank.example"
+	directoryURL = "https://directory.example/openbanking.jwks"
+)
+
+type fixture struct {
+	reg   *policy.Registrar
+	dir   *sandbox.Authority
+	tpp   *sandbox.TPP
+	cert  *x509.Certificate
+	pki   *sandbox.PKI
+	hydra *policytest.Hydra
+	now   time.Time
+	state *policy.MemoryState
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	pki, err := sandbox.NewPKI("test CA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := sandbox.NewAuthority(sandbox.UK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpp, err := sandbox.NewTPP(sandbox.UK, "Acme", "https://keystore.example", pki)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tppSet, err := tpp.JWKS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := policytest.Keys{directoryURL: dir.JWKS(), tpp.JWKSURL: tppSet}
+	replay := policy.NewMemoryReplay(nil)
+	p := uk.New(uk.Config{DirectoryJWKS: directoryURL, Keys: keys, Replay: replay})
+	state := policy.NewMemoryState([]*policy.Profile{p}, []string{"uk"})
+	h := policytest.NewHydra()
+	now := time.Now()
+	leaf, _ := tpp.Transport()
+	return &fixture{
+		reg: &policy.Registrar{
+			Profiles: []*policy.Profile{p}, State: state, Clients: h, Replay: replay,
+			Audiences: []string{issuer, "0015800001041RHAAY"}, Now: func() time.Time { return now },
+		},
+		dir: dir, tpp: tpp, cert: leaf.TLS.Leaf, pki: pki, hydra: h, now: now, state: state,
+	}
+}
+
+func (f *fixture) request(t *testing.T, ssaMut, reqMut func(map[string]any)) []byte {
+	t.Helper()
+	ssa, err := f.dir.SSA(f.tpp, f.now, ssaMut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := f.tpp.Request(ssa, issuer, f.now, reqMut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []byte(req)
+}
+
+func TestUKRules(t *testing.T) {
+	type tc struct {
+		name   string
+		ssa    func(map[string]any)
+		req    func(map[string]any)
+		cert   func(f *fixture) *x509.Certificate
+		code   policy.Code // "" means approved
+		claim  string      // the claim the description must name
+		rule   string
+		mutate func(f *fixture) // before the request
+	}
+	set := func(k string, v any) func(map[string]any) { return func(m map[string]any) { m[k] = v } }
+	del := func(k string) func(map[string]any) { return func(m map[string]any) { delete(m, k) } }
+	otherCert := func(f *fixture) *x509.Certificate {
+		l, err := f.pki.Client(pkix.Name{OrganizationalUnit: []string{"someoneelse"}, CommonName: "x"}, nil)
+		if err != nil {
+			panic(err)
+		}
+		return l.TLS.Leaf
+	}
+	cases := []tc{
+		{name: "valid request", code: ""},
+		{name: "ssa unknown issuer", ssa: set("iss", "Evil Directory"), code: policy.InvalidSoftwareStatement, claim: "software_statement", rule: policy.StepSelect},
+		{name: "ssa expired by max age", ssa: set("iat", time.Now().Add(-48*time.Hour).Unix()), code: policy.InvalidSoftwareStatement, claim: "software_statement.iat", rule: policy.RuleSSALifetime},
+		{name: "ssa iat in future", ssa: set("iat", time.Now().Add(time.Hour).Unix()), code: policy.InvalidSoftwareStatement, claim: "software_statement.iat", rule: policy.RuleSSALifetime},
+		{name: "ssa without software_id", ssa: del("software_id"), code: policy.InvalidSoftwareStatement, claim: "software_statement.software_id", rule: policy.RuleSSAClaims},
+		{name: "ssa roles of wrong type", ssa: set("software_roles", 7), code: policy.InvalidSoftwareStatement, claim: "software_statement.software_roles", rule: policy.RuleSSAClaims},
+		{name: "ssa software_version as number decodes", ssa: set("software_version", 2.1), code: ""},
+		{name: "org revoked", ssa: set("org_status", "Revoked"), code: policy.UnapprovedSoftwareStatement, claim: "org_status", rule: "ssa.org_status"},
+		{name: "org active in lower case", ssa: set("org_status", "active"), code: ""},
+		{name: "iss not software_id", req: set("iss", "someoneelse"), code: policy.InvalidClientMetadata, claim: "iss", rule: policy.RuleReqIssuer},
+		{name: "iss missing", req: del("iss"), code: policy.InvalidClientMetadata, claim: "iss", rule: policy.RuleReqIssuer},
+		{name: "aud org id accepted", req: set("aud", "0015800001041RHAAY"), code: ""},
+		{name: "aud as array accepted", req: set("aud", []string{"x", issuer}), code: ""},
+		{name: "aud wrong", req: set("aud", "https://other.bank"), code: policy.InvalidClientMetadata, claim: "aud", rule: policy.RuleReqAudience},
+		{name: "exp missing", req: del("exp"), code: policy.InvalidClientMetadata, claim: "exp", rule: policy.RuleReqLifetime},
+		{name: "expired", req: set("exp", time.Now().Add(-time.Minute).Unix()), code: policy.InvalidClientMetadata, claim: "exp", rule: policy.RuleReqLifetime},
+		{name: "iat in future", req: set("iat", time.Now().Add(10*time.Minute).Unix()), code: policy.InvalidClientMetadata, claim: "iat", rule: policy.RuleReqLifetime},
+		{name: "iat as string", req: set("iat", "yesterday"), code: policy.InvalidClientMetadata, claim: "iat", rule: policy.StepSelect},
+		{name: "jti missing", req: del("jti"), code: policy.InvalidClientMetadata, claim: "jti", rule: policy.RuleReqJTI},
+		{name: "software_id differs", req: set("software_id", "other"), code: policy.InvalidClientMetadata, claim: "software_id", rule: policy.RuleReqSoftwareID},
+		{name: "transport cert of someone else", cert: otherCert, code: policy.UnapprovedSoftwareStatement, claim: "transport certificate", rule: policy.RuleTransportCert},
+		{name: "redirect not in ssa", req: set("redirect_uris", []string{"https://evil.example/cb"}), code: policy.InvalidRedirectURI, claim: "redirect_uris", rule: policy.RuleRedirectURIs},
+		{name: "redirect http", req: set("redirect_uris", []string{"http://acme.example.com/callback"}), code: policy.InvalidRedirectURI, claim: "https", rule: policy.RuleRedirectURIs},
+		{name: "redirect localhost", ssa: set("software_redirect_uris", []string{"https://localhost/cb"}), req: set("redirect_uris", []string{"https://localhost/cb"}), code: policy.InvalidRedirectURI, claim: "localhost", rule: policy.RuleRedirectURIs},
+		{name: "redirect fragment", req: set("redirect_uris", []string{"https://acme.example.com/callback#x"}), code: policy.InvalidRedirectURI, claim: "fragment", rule: policy.RuleRedirectURIs},
+		{name: "redirect absent means ssa's", req: del("redirect_uris"), code: ""},
+		{name: "auth method missing", req: del("token_endpoint_auth_method"), code: policy.InvalidClientMetadata, claim: "token_endpoint_auth_method", rule: policy.RuleAuthMethod},
+		{name: "tls_client_auth explained", req: set("token_endpoint_auth_method", "tls_client_auth"), code: policy.InvalidClientMetadata, claim: "Hydra cannot authenticate", rule: policy.RuleAuthMethod},
+		{name: "client_secret_basic not allowed by default", req: set("token_endpoint_auth_method", "client_secret_basic"), code: policy.InvalidClientMetadata, claim: "token_endpoint_auth_method", rule: policy.RuleAuthMethod},
+		{name: "auth signing alg RS256", req: set("token_endpoint_auth_signing_alg", "RS256"), code: policy.InvalidClientMetadata, claim: "token_endpoint_auth_signing_alg", rule: policy.RuleAuthSigningAlg},
+		{name: "auth signing alg missing", req: del("token_endpoint_auth_signing_alg"), code: policy.InvalidClientMetadata, claim: "token_endpoint_auth_signing_alg", rule: policy.RuleAuthSigningAlg},
+		{name: "subject dn without tls_client_auth", req: set("tls_client_auth_subject_dn", "CN=x"), code: policy.InvalidClientMetadata, claim: "tls_client_auth_subject_dn", rule: "tls_client_auth_subject_dn"},
+		{name: "grant types missing", req: del("grant_types"), code: policy.InvalidClientMetadata, claim: "grant_types", rule: policy.RuleGrantTypes},
+		{name: "grant implicit", req: set("grant_types", []string{"implicit"}), code: policy.InvalidClientMetadata, claim: "grant_types", rule: policy.RuleGrantTypes},
+		{name: "response type token", req: set("response_types", []string{"token"}), code: policy.InvalidClientMetadata, claim: "response_types", rule: policy.RuleResponseTypes},
+		{name: "response type code allowed by default", req: set("response_types", []string{"code"}), code: ""},
+		{name: "response types without code grant", req: func(m map[string]any) { m["grant_types"] = []string{"client_credentials"} }, code: policy.InvalidClientMetadata, claim: "authorization_code", rule: policy.RuleResponseTypes},
+		{name: "scope beyond roles", req: set("scope", "openid fundsconfirmations"), code: policy.InvalidClientMetadata, claim: "scope", rule: "scope"},
+		{name: "scope absent means roles'", req: del("scope"), code: ""},
+		{name: "application_type missing", req: del("application_type"), code: policy.InvalidClientMetadata, claim: "application_type", rule: policy.RuleAppType},
+		{name: "application_type other", req: set("application_type", "desktop"), code: policy.InvalidClientMetadata, claim: "application_type", rule: policy.RuleAppType},
+		{name: "id token alg RS256", req: set("id_token_signed_response_alg", "RS256"), code: policy.InvalidClientMetadata, claim: "id_token_signed_response_alg", rule: "id_token_signed_response_alg"},
+		{name: "id token alg missing", req: del("id_token_signed_response_alg"), code: policy.InvalidClientMetadata, claim: "id_token_signed_response_alg", rule: "id_token_signed_response_alg"},
+		{name: "request object alg none", req: set("request_object_signing_alg", "none"), code: policy.InvalidClientMetadata, claim: "request_object_signing_alg", rule: "request_object_signing_alg"},
+		{name: "request object alg ES256 ok", req: set("request_object_signing_alg", "ES256"), code: ""},
+		{name: "software_statement missing", req: del("software_statement"), code: policy.InvalidSoftwareStatement, claim: "software_statement", rule: policy.StepSelect},
+		{name: "unknown claims ignored", req: set("x_vendor", map[string]any{"a": 1}), code: ""},
+		{name: "profile switched off", mutate: func(f *fixture) {
+			st, _ := f.state.State(context.Background(), "uk")
+			st.Enabled = false
+			_ = f.state.Put(context.Background(), "uk", st)
+		}, code: policy.UnapprovedSoftwareStatement, claim: "switched off", rule: policy.StepSelect},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			if c.mutate != nil {
+				c.mutate(f)
+			}
+			cert := f.cert
+			if c.cert != nil {
+				cert = c.cert(f)
+			}
+			reg, _, err := f.reg.Register(context.Background(), policy.Submission{JWT: f.request(t, c.ssa, c.req), Certificate: cert})
+			if c.code == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if f.hydra.Len() != 1 || reg.ClientID == "" {
+					t.Fatalf("no client created")
+				}
+				return
+			}
+			e, ok := policy.AsError(err)
+			if !ok {
+				t.Fatalf("want %s, got %v", c.code, err)
+			}
+			if e.Code != c.code {
+				t.Errorf("code %s, want %s (%s)", e.Code, c.code, e.Description)
+			}
+			if !strings.Contains(e.Description, c.claim) {
+				t.Errorf("description %q does not name %q", e.Description, c.claim)
+			}
+			if e.Rule != c.rule {
+				t.Errorf("rule %q, want %q", e.Rule, c.rule)
+			}
+			if f.hydra.Len() != 0 {
+				t.Errorf("a refused request left %d clients in Hydra", f.hydra.Len())
+			}
+		})
+	}
+}
+
+func TestUKRegistrationContents(t *testing.T) {
+	f := newFixture(t)
+	reg, _, err := f.reg.Register(context.Background(), policy.Submission{JWT: f.request(t, nil, func(m map[string]any) { delete(m, "scope") }), Certificate: f.cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.hydra.Clients[reg.ClientID]
+	checks := map[string][2]string{
+		"client_id":                  {c.ID, policy.ClientIDFor("uk", f.tpp.SoftwareID)},
+		"owner":                      {c.Owner, f.tpp.OrgID},
+		"jwks_uri":                   {c.JWKSURI, f.tpp.JWKSURL},
+		"token_endpoint_auth_method": {c.TokenEndpointAuthMethod, "private_key_jwt"},
+		"request_object_signing_alg": {c.RequestObjectSigningAlg, "PS256"},
+		"scope":                      {c.Scope, "openid accounts payments"},
+		"redirect":                   {strings.Join(c.RedirectURIs, " "), f.tpp.RedirectURIs[0]},
+		"client_name":                {c.Name, "Acme app"},
+	}
+	for name, v := range checks {
+		if v[0] != v[1] {
+			t.Errorf("%s = %q, want %q", name, v[0], v[1])
+		}
+	}
+	back, err := policy.FromHydra(c, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.CertThumbprint != policy.Thumbprint(f.cert) || back.SoftwareID != f.tpp.SoftwareID || back.Profile != "uk" {
+		t.Errorf("metadata record lost: %+v", back)
+	}
+	resp, _ := f.reg.Response(reg)
+	for _, k := range []string{"client_id", "client_id_issued_at", "software_statement", "software_roles", "org_name", "software_jwks_endpoint"} {
+		if _, ok := resp[k]; !ok {
+			t.Errorf("response lacks %s", k)
+		}
+	}
+	if _, ok := resp["client_secret"]; ok {
+		t.Error("a private_key_jwt client got a client_secret")
+	}
+}
+
+func TestUKReplayAndDuplicate(t *testing.T) {
+	f := newFixture(t)
+	req := f.request(t, nil, nil)
+	if _, _, err := f.reg.Register(context.Background(), policy.Submission{JWT: req, Certificate: f.cert}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err := f.reg.Register(context.Background(), policy.Submission{JWT: req, Certificate: f.cert})
+	if e, ok := policy.AsError(err); !ok || e.Code != policy.InvalidClientMetadata || !strings.Contains(e.Description, "jti") {
+		t.Fatalf("replay: %v", err)
+	}
+	_, _, err = f.reg.Register(context.Background(), policy.Submission{JWT: f.request(t, nil, nil), Certificate: f.cert})
+	if e, ok := policy.AsError(err); !ok || e.Code != policy.InvalidClientMetadata || !strings.Contains(e.Description, "software_id") || e.Rule != policy.StepCreate {
+		t.Fatalf("duplicate: %v", err)
+	}
+	if f.hydra.Len() != 1 {
+		t.Fatalf("%d clients", f.hydra.Len())
+	}
+}
+
+func TestUKJOSEHygiene(t *testing.T) {
+	f := newFixture(t)
+	ssa, _ := f.dir.SSA(f.tpp, f.now, nil)
+	claims := f.tpp.RequestClaims(ssa, issuer, f.now)
+	cases := []struct {
+		name    string
+		headers map[string]any
+		want    string
+	}{
+		{"jku", map[string]any{"jku": "https://evil.example/jwks"}, "jku"},
+		{"x5u", map[string]any{"x5u": "https://evil.example/cert"}, "x5u"},
+		{"crit", map[string]any{"crit": []string{"exp"}, "exp": 1}, "crit"},
+		{"no kid", map[string]any{"kid": ""}, "kid"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req, err := f.tpp.Signing.Sign(claims, c.headers)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _, err = f.reg.Register(context.Background(), policy.Submission{JWT: []byte(req), Certificate: f.cert})
+			e, ok := policy.AsError(err)
+			if !ok || e.Code != policy.InvalidClientMetadata || !strings.Contains(e.Description, c.want) || e.Rule != policy.RuleReqHeader {
+				t.Fatalf("got %v (rule %v)", err, e)
+			}
+		})
+	}
+	t.Run("ssa signed by the TPP", func(t *testing.T) {
+		forged, _ := f.tpp.Signing.Sign(f.dir.SSAClaims(f.tpp, f.now), nil)
+		req, _ := f.tpp.Request(forged, issuer, f.now, nil)
+		_, _, err := f.reg.Register(context.Background(), policy.Submission{JWT: []byte(req), Certificate: f.cert})
+		if e, ok := policy.AsError(err); !ok || e.Code != policy.InvalidSoftwareStatement || e.Rule != policy.RuleSSASignature {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("request signed by another key", func(t *testing.T) {
+		other, _ := sandbox.NewKey("PS256", f.tpp.Signing.KID)
+		req, _ := other.Sign(claims, nil)
+		_, _, err := f.reg.Register(context.Background(), policy.Submission{JWT: []byte(req), Certificate: f.cert})
+		if e, ok := policy.AsError(err); !ok || e.Code != policy.InvalidClientMetadata || e.Rule != policy.RuleReqSignature {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("unsecured alg none", func(t *testing.T) {
+		// header {"alg":"none","kid":"k"} with the real claims and no signature
+		req := "eyJhbGciOiJub25lIiwia2lkIjoiayJ9." + b64(t, claims) + "."
+		_, _, err := f.reg.Register(context.Background(), policy.Submission{JWT: []byte(req), Certificate: f.cert})
+		if e, ok := policy.AsError(err); !ok || e.Code != policy.InvalidClientMetadata {
+			t.Fatalf("got %v", err)
+		}
+	})
+	if f.hydra.Len() != 0 {
+		t.Fatal("hostile requests created clients")
+	}
+}
