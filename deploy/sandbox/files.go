@@ -1,0 +1,45 @@
+package sandbox
+
+import (
+	"crypto/tls"
+	"net/url"
+	"os"
+	"path/filepath"
+)
+
+// Files are the PEM files a sandbox writes for obdcr and Hydra to use.
+type Files struct {
+	CA         string // the sandbox CA: obdcr's OBDCR_TLS_CLIENT_CA_FILE, everyone's SSL_CERT_FILE
+	ObdcrCert  string // obdcr's server certificate (127.0.0.1, localhost)
+	ObdcrKey   string
+	SandboxTLS *tls.Config // the sandbox's own server certificate
+}
+
+// WriteFiles writes the CA and a server certificate for obdcr into dir, and makes
+// the sandbox's server certificate for its base URL's host.
+func WriteFiles(s *Sandbox, dir string) (*Files, error) {
+	f := &Files{CA: filepath.Join(dir, "ca.pem"), ObdcrCert: filepath.Join(dir, "obdcr-cert.pem"), ObdcrKey: filepath.Join(dir, "obdcr-key.pem")}
+	if err := os.WriteFile(f.CA, []byte(s.CACert), 0o644); err != nil {
+		return nil, err
+	}
+	obdcr, err := s.pki.Server("127.0.0.1", "localhost", "::1", "obdcr")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(f.ObdcrCert, obdcr.CertPEM, 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(f.ObdcrKey, obdcr.KeyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	host := "127.0.0.1"
+	if u, err := url.Parse(s.BaseURL); err == nil && u.Hostname() != "" {
+		host = u.Hostname()
+	}
+	own, err := s.pki.Server(host, "localhost", "127.0.0.1", "sandbox")
+	if err != nil {
+		return nil, err
+	}
+	f.SandboxTLS = &tls.Config{Certificates: []tls.Certificate{own.TLS}, MinVersion: tls.VersionTLS12}
+	return f, nil
+}

@@ -1,0 +1,5 @@
+package plugin_test
+
+import "github.com/obdcr/obdcr/plugin"
+
+type testenvConfig = plugin.Config

@@ -1,0 +1,182 @@
+package plugin
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v10"
+)
+
+// Config is all of obdcr's configuration, from the environment. The help text of
+// `obdcr serve --help` and the README's table are generated from these tags, so
+// the documentation cannot drift from the code.
+type Config struct {
+	Listen           string   `env:"OBDCR_LISTEN" envDefault:":8443" help:"TPP listener (HTTPS; asks for and verifies a client certificate)"`
+	TLSCertFile      string   `env:"OBDCR_TLS_CERT_FILE,required" help:"server certificate, PEM"`
+	TLSKeyFile       string   `env:"OBDCR_TLS_KEY_FILE,required" help:"server key, PEM"`
+	TLSClientCAFile  string   `env:"OBDCR_TLS_CLIENT_CA_FILE,required" help:"PEM bundle of the CAs that issue TPP transport certificates"`
+	ClientCertHeader string   `env:"OBDCR_CLIENT_CERT_HEADER" help:"behind a TLS-terminating proxy: header carrying the verified client certificate (PEM, URL-encoded); trusted only from OBDCR_TRUSTED_PROXIES"`
+	TrustedProxies   []string `env:"OBDCR_TRUSTED_PROXIES" envSeparator:"," help:"CIDRs allowed to set that header"`
+	Issuer           string   `env:"OBDCR_ISSUER,required" help:"this authorization server's issuer (Hydra's public issuer URL); accepted as the request JWT aud"`
+	Audiences        []string `env:"OBDCR_AUDIENCES" envSeparator:"," help:"more accepted aud values, comma separated (UK: the ASPSP's directory organisation id)"`
+	HydraAdminURL    string   `env:"HYDRA_ADMIN_URL" envDefault:"http://127.0.0.1:4445" help:"Hydra admin API"`
+	Profiles         []string `env:"OBDCR_PROFILES" envDefault:"uk,au" envSeparator:"," help:"profiles enabled on first start (later the stored state wins)"`
+	UK               UKConfig `envPrefix:"OBDCR_UK_"`
+	AU               AUConfig `envPrefix:"OBDCR_AU_"`
+	AllowPrivateJWKS bool     `env:"OBDCR_ALLOW_PRIVATE_JWKS" envDefault:"false" help:"allow JWKS and Register URLs on loopback or private addresses (sandbox and tests only)"`
+	AdminListen      string   `env:"OBDCR_ADMIN_LISTEN" envDefault:"127.0.0.1:8444" help:"admin listener, plain HTTP like Hydra's admin port: policies, audit, metrics, health"`
+	AdminToken       string   `env:"OBDCR_ADMIN_TOKEN,required" help:"bearer token for the admin API"`
+	DSN              string   `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
+	LogLevel         string   `env:"OBDCR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs on stderr"`
+}
+
+// UKConfig configures the UK Open Banking profile.
+type UKConfig struct {
+	SSAIssuer  string `env:"SSA_ISSUER" envDefault:"OpenBanking Ltd" help:"SSA iss that selects the UK profile"`
+	SSAJWKSURL string `env:"SSA_JWKS_URL" help:"directory JWKS that signs UK SSAs (required if UK is enabled)"`
+}
+
+// AUConfig configures the AU Consumer Data Right profile.
+type AUConfig struct {
+	SSAIssuer          string        `env:"SSA_ISSUER" envDefault:"cdr-register" help:"SSA iss that selects the AU profile"`
+	SSAJWKSURL         string        `env:"SSA_JWKS_URL" help:"CDR Register JWKS that signs AU SSAs (required if AU is enabled)"`
+	RegisterURL        string        `env:"REGISTER_URL" help:"CDR Register base URL for status polling, /cdr-register/v1/... appended (empty: no polling)"`
+	StatusPollInterval time.Duration `env:"STATUS_POLL_INTERVAL" envDefault:"2m" help:"how often statuses are polled"`
+}
+
+// LoadConfig reads the environment. The error is one line naming the variable.
+func LoadConfig(environ map[string]string) (Config, error) {
+	var c Config
+	opts := env.Options{}
+	if environ != nil {
+		opts.Environment = environ
+	}
+	if err := env.ParseWithOptions(&c, opts); err != nil {
+		return c, oneLine(err)
+	}
+	return c, c.validate()
+}
+
+func (c Config) profileOn(name string) bool { return slices.Contains(c.Profiles, name) }
+
+func (c Config) validate() error {
+	known := []string{"uk", "au"}
+	for _, p := range c.Profiles {
+		if !slices.Contains(known, p) {
+			return fmt.Errorf("OBDCR_PROFILES: unknown profile %q; known: %s", p, strings.Join(known, ", "))
+		}
+	}
+	if c.profileOn("uk") && c.UK.SSAJWKSURL == "" {
+		return errors.New("OBDCR_UK_SSA_JWKS_URL: required when the uk profile is enabled (OBDCR_PROFILES)")
+	}
+	if c.profileOn("au") && c.AU.SSAJWKSURL == "" {
+		return errors.New("OBDCR_AU_SSA_JWKS_URL: required when the au profile is enabled (OBDCR_PROFILES)")
+	}
+	urls := map[string]string{"OBDCR_UK_SSA_JWKS_URL": c.UK.SSAJWKSURL, "OBDCR_AU_SSA_JWKS_URL": c.AU.SSAJWKSURL, "OBDCR_AU_REGISTER_URL": c.AU.RegisterURL, "HYDRA_ADMIN_URL": c.HydraAdminURL, "OBDCR_ISSUER": c.Issuer}
+	for _, name := range []string{"OBDCR_ISSUER", "HYDRA_ADMIN_URL", "OBDCR_UK_SSA_JWKS_URL", "OBDCR_AU_SSA_JWKS_URL", "OBDCR_AU_REGISTER_URL"} {
+		v := urls[name]
+		if v == "" {
+			continue
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return fmt.Errorf("%s: %q is not an http(s) URL", name, v)
+		}
+	}
+	for _, p := range c.TrustedProxies {
+		if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {
+			return fmt.Errorf("OBDCR_TRUSTED_PROXIES: %q is not a CIDR such as 10.0.0.0/8", p)
+		}
+	}
+	if c.AU.StatusPollInterval < time.Second {
+		return fmt.Errorf("OBDCR_AU_STATUS_POLL_INTERVAL: %s is under 1s", c.AU.StatusPollInterval)
+	}
+	if len(c.AdminToken) < 16 {
+		return errors.New("OBDCR_ADMIN_TOKEN: must be at least 16 characters")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		return fmt.Errorf("OBDCR_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	if c.DSN != "memory" && !strings.HasPrefix(c.DSN, "sqlite://") && !strings.HasPrefix(c.DSN, "postgres://") && !strings.HasPrefix(c.DSN, "postgresql://") {
+		return errors.New("OBDCR_DSN: must be memory, sqlite://PATH or postgres://...")
+	}
+	return nil
+}
+
+// oneLine turns env's aggregate error into one line that names the first variable.
+func oneLine(err error) error {
+	var agg env.AggregateError
+	if errors.As(err, &agg) && len(agg.Errors) > 0 {
+		err = agg.Errors[0]
+	}
+	var notSet env.EnvVarIsNotSetError
+	var empty env.EmptyEnvVarError
+	var parse env.ParseError
+	switch {
+	case errors.As(err, &notSet):
+		return fmt.Errorf("%s: required but not set", notSet.Key)
+	case errors.As(err, &empty):
+		return fmt.Errorf("%s: required but empty", empty.Key)
+	case errors.As(err, &parse):
+		name := parse.Name
+		for _, v := range Variables() {
+			if v.Field == parse.Name {
+				name = v.Name
+			}
+		}
+		return fmt.Errorf("%s: %v", name, parse.Err)
+	}
+	return err
+}
+
+// Variable documents one environment variable.
+type Variable struct {
+	Name, Default, Help, Field string
+	Required                   bool
+}
+
+// Variables lists every variable in Config, in order, for help and docs.
+func Variables() []Variable {
+	var out []Variable
+	var walk func(t reflect.Type, prefix string)
+	walk = func(t reflect.Type, prefix string) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if p, ok := f.Tag.Lookup("envPrefix"); ok {
+				walk(f.Type, prefix+p)
+				continue
+			}
+			name, opts, _ := strings.Cut(f.Tag.Get("env"), ",")
+			if name == "" {
+				continue
+			}
+			out = append(out, Variable{Name: prefix + name, Default: f.Tag.Get("envDefault"), Help: f.Tag.Get("help"),
+				Field: f.Name, Required: strings.Contains(opts, "required")})
+		}
+	}
+	walk(reflect.TypeOf(Config{}), "")
+	return out
+}
+
+// Help renders the variables as a table for `obdcr serve --help`.
+func Help() string {
+	var b strings.Builder
+	b.WriteString("Environment (all configuration):\n")
+	for _, v := range Variables() {
+		def := v.Default
+		switch {
+		case v.Required:
+			def = "required"
+		case def == "":
+			def = "empty"
+		}
+		fmt.Fprintf(&b, "  %-32s %-24s %s\n", v.Name, def, v.Help)
+	}
+	return b.String()
+}

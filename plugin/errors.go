@@ -1,0 +1,102 @@
+package plugin
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/obdcr/obdcr/policy"
+)
+
+// errorBody is the RFC 7591 §3.2.2 error response, used for every error obdcr gives.
+type errorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// httpError is an HTTP-level failure found in the plugin (auth, media type, size).
+type httpError struct {
+	status int
+	code   string
+	desc   string
+	header map[string]string
+}
+
+func (e *httpError) Error() string { return e.code + ": " + e.desc }
+
+func newHTTPError(status int, code, desc string) *httpError {
+	return &httpError{status: status, code: code, desc: desc}
+}
+
+// errorStatus maps an error to its HTTP status and body. This is the one place
+// where errors become answers; everything else returns errors that carry their code.
+func errorStatus(err error) (int, errorBody, map[string]string) {
+	var he *httpError
+	var un *policy.Unavailable
+	var ee *echo.HTTPError
+	if e, ok := policy.AsError(err); ok {
+		return http.StatusBadRequest, errorBody{Error: string(e.Code), Description: limit(e.Description, 500)}, nil
+	}
+	switch {
+	case errors.As(err, &he):
+		return he.status, errorBody{Error: he.code, Description: he.desc}, he.header
+	case errors.As(err, &un):
+		status := http.StatusServiceUnavailable
+		switch {
+		case un.Timeout:
+			status = http.StatusGatewayTimeout
+		case un.Dependency == "hydra":
+			status = http.StatusBadGateway
+		}
+		return status, errorBody{Error: "temporarily_unavailable", Description: un.Dependency + " is unavailable; nothing was registered, try again"}, map[string]string{"Retry-After": "5"}
+	case errors.As(err, &ee):
+		msg, _ := ee.Message.(string)
+		return ee.Code, errorBody{Error: codeFor(ee.Code), Description: msg}, nil
+	}
+	return http.StatusInternalServerError, errorBody{Error: "server_error", Description: "internal error; see the server log by X-Request-Id"}, nil
+}
+
+func codeFor(status int) string {
+	switch status {
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusMethodNotAllowed:
+		return "method_not_allowed"
+	case http.StatusUnauthorized:
+		return "invalid_token"
+	case http.StatusRequestEntityTooLarge:
+		return "request_too_large"
+	case http.StatusUnsupportedMediaType:
+		return "unsupported_media_type"
+	}
+	return "invalid_request"
+}
+
+func limit(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+func (s *Server) renderError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	status, body, headers := errorStatus(err)
+	for k, v := range headers {
+		c.Response().Header().Set(k, v)
+	}
+	if status >= 500 {
+		s.log.LogAttrs(c.Request().Context(), slog.LevelError, "request failed",
+			slog.String("request_id", requestID(c)), slog.String("error", err.Error()))
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(status)
+		return
+	}
+	_ = c.JSON(status, body)
+}

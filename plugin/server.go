@@ -1,0 +1,204 @@
+// Package plugin is obdcr's front-service: the TPP listener (mutual TLS,
+// /register), the admin listener (health, policies, audit) and the wiring of
+// policy and hydra behind them.
+package plugin
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/obdcr/obdcr/hydra"
+	"github.com/obdcr/obdcr/policy"
+)
+
+// Server is a running obdcr: both listeners and what they share.
+type Server struct {
+	cfg       Config
+	log       *slog.Logger
+	registrar *policy.Registrar
+	hydra     *hydra.Admin
+	certs     certSource
+	tls       *tls.Config
+	tpp       *echo.Echo
+	admin     *echo.Echo
+}
+
+// Deps lets tests and embedders replace what New would build from Config.
+type Deps struct {
+	Logger *slog.Logger
+	// Fetch overrides the outbound fetch policy (tests pass their own CA).
+	Fetch *policy.FetchPolicy
+	// HTTPClient is used for Hydra's admin API.
+	HTTPClient *http.Client
+	Now        func() time.Time
+}
+
+// New builds a server from cfg. ctx bounds background work (JWKS refreshes).
+func New(ctx context.Context, cfg Config, d Deps) (*Server, error) {
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.NewJSONHandler(discard{}, nil))
+	}
+	tlsCfg, roots, err := serverTLS(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSClientCAFile)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := hydra.NewAdmin(cfg.HydraAdminURL, d.HTTPClient)
+	if err != nil {
+		return nil, err
+	}
+	fetch := policy.DefaultFetchPolicy()
+	if d.Fetch != nil {
+		fetch = *d.Fetch
+	}
+	fetch.AllowPrivate = fetch.AllowPrivate || cfg.AllowPrivateJWKS
+	keys := policy.NewJWKSCache(ctx, policy.JWKSCacheOptions{Fetch: fetch})
+	replay := policy.NewMemoryReplay(d.Now)
+	profiles, err := buildProfiles(cfg, profileDeps{keys: keys, replay: replay})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, log: d.Logger, hydra: admin, tls: tlsCfg,
+		certs: newCertSource(cfg.ClientCertHeader, cfg.TrustedProxies, roots),
+		registrar: &policy.Registrar{
+			Profiles: profiles, State: policy.NewMemoryState(profiles, cfg.Profiles),
+			Clients: admin, Replay: replay, Audiences: append([]string{cfg.Issuer}, cfg.Audiences...), Now: d.Now,
+		},
+	}
+	s.tpp = s.newEcho()
+	s.admin = s.newEcho()
+	s.routes()
+	return s, nil
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+func (s *Server) newEcho() *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.renderError
+	e.Use(s.requestLog)
+	return e
+}
+
+func (s *Server) routes() {
+	for _, e := range []*echo.Echo{s.tpp, s.admin} {
+		e.GET("/health/alive", s.alive)
+		e.GET("/health/ready", s.ready)
+	}
+	s.tpp.POST("/register", s.register)
+}
+
+// Serve runs both listeners until ctx ends, then drains in-flight requests.
+func (s *Server) Serve(ctx context.Context, tppLn, adminLn net.Listener) error {
+	tppSrv := &http.Server{Handler: s.tpp, TLSConfig: s.tls, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+	adminSrv := &http.Server{Handler: s.admin, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return ignoreClosed(tppSrv.Serve(tls.NewListener(tppLn, s.tls))) })
+	g.Go(func() error { return ignoreClosed(adminSrv.Serve(adminLn)) })
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		return errors.Join(tppSrv.Shutdown(sctx), adminSrv.Shutdown(sctx))
+	})
+	return g.Wait()
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// ListenAndServe opens the configured addresses and serves until ctx ends.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	tppLn, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return errors.New("OBDCR_LISTEN: " + err.Error())
+	}
+	adminLn, err := net.Listen("tcp", s.cfg.AdminListen)
+	if err != nil {
+		tppLn.Close()
+		return errors.New("OBDCR_ADMIN_LISTEN: " + err.Error())
+	}
+	s.log.Info("obdcr listening", "tpp", tppLn.Addr().String(), "admin", adminLn.Addr().String(), "profiles", s.cfg.Profiles)
+	return s.Serve(ctx, tppLn, adminLn)
+}
+
+// Registrar exposes the policy engine (tests and the admin API use it).
+func (s *Server) Registrar() *policy.Registrar { return s.registrar }
+
+func (s *Server) alive(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) ready(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
+	defer cancel()
+	if err := s.hydra.Ready(ctx); err != nil {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "errors": map[string]string{"hydra": err.Error()}})
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+const requestIDKey = "request_id"
+
+func requestID(c echo.Context) string {
+	id, _ := c.Get(requestIDKey).(string)
+	return id
+}
+
+// requestLog takes or makes X-Request-Id, returns it, and logs one line per
+// request. Nothing secret is logged: no body, no token, no certificate.
+func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		id := c.Request().Header.Get(echo.HeaderXRequestID)
+		if id == "" || len(id) > 128 {
+			id = uuid.NewString()
+		}
+		c.Set(requestIDKey, id)
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		attrs := []slog.Attr{
+			slog.String("request_id", id), slog.String("method", c.Request().Method),
+			slog.String("path", c.Request().URL.Path), slog.Int("status", c.Response().Status),
+			slog.Duration("duration", time.Since(start)),
+		}
+		for _, k := range []string{"profile", "software_id", "outcome", "error", "rule", "client_id"} {
+			if v, ok := c.Get("log." + k).(string); ok && v != "" {
+				attrs = append(attrs, slog.String(k, v))
+			}
+		}
+		s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)
+		return nil
+	}
+}
+
+func (s *Server) clientCertificate(c echo.Context) (*x509.Certificate, error) {
+	cert, err := s.certs.certificate(c.Request())
+	if err != nil {
+		he := newHTTPError(http.StatusUnauthorized, "invalid_client", err.Error()+"; register over mutual TLS with your transport certificate")
+		return nil, he
+	}
+	return cert, nil
+}
