@@ -1,0 +1,26 @@
+# obdcr: Open Banking Dynamic Client Registration for Ory Hydra.
+# `make demo` and `make test` work on a fresh clone; the scripts install what they need.
+
+.PHONY: demo test build hydra clean help
+
+help:
+	@echo "make demo   Hydra, obdcr and the sandbox on loopback; a UK and an AU registration over mTLS"
+	@echo "make test   every test, unit and integration, on a real Hydra, with -race"
+	@echo "make build  bin/obdcr and bin/obdcr-sandbox"
+	@echo "make hydra  build and cache Ory Hydra v2.3.0 under .cache/"
+
+demo:
+	@bash deploy/scripts/demo.sh
+
+test:
+	@bash deploy/scripts/test.sh
+
+build:
+	go build -o bin/obdcr ./cmd/obdcr
+	go build -o bin/obdcr-sandbox ./cmd/obdcr-sandbox
+
+hydra:
+	@bash deploy/scripts/hydra.sh
+
+clean:
+	rm -rf bin .cache/demo .cache/bin

@@ -1,0 +1,332 @@
+// Command obdcr-sandbox is a local UK Open Banking Directory, AU CDR Register and
+// TPP simulator, for demos, tests and TPP developers trying their flows.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/obdcr/obdcr/deploy/sandbox"
+)
+
+const usage = `obdcr-sandbox: a local directory (UK), CDR Register (AU) and TPP simulator
+
+Usage:
+  obdcr-sandbox init     [--dir D] [--listen ADDR]      make keys, a CA and certificates for obdcr
+  obdcr-sandbox serve    [--dir D] [--listen ADDR]      serve the directory, Register and TPP JWKS over HTTPS
+  obdcr-sandbox tpp add  [--dir D] --profile uk|au --name NAME
+  obdcr-sandbox tpp list [--dir D]
+  obdcr-sandbox register [--dir D] --tpp NAME --obdcr URL --aud AUD [--set claim=json ...] [--print-jwt]
+  obdcr-sandbox token    [--dir D] --tpp NAME --token-url URL --client-id ID [--scope S]
+  obdcr-sandbox get|delete [--dir D] --tpp NAME --obdcr URL --token-url URL --client-id ID
+  obdcr-sandbox update   [--dir D] --tpp NAME --obdcr URL --token-url URL --client-id ID --aud AUD [--set claim=json ...]
+  obdcr-sandbox status   [--dir D] --id SOFTWARE_OR_LEGAL_ENTITY_ID --status ACTIVE|INACTIVE|REMOVED|SUSPENDED|REVOKED|SURRENDERED
+  obdcr-sandbox register-down [--dir D] true|false
+  obdcr-sandbox hydra-client --client-id ID HYDRA_ADMIN_URL   show a client as Hydra has it
+
+--dir defaults to $OBDCR_SANDBOX_DIR, else .sandbox. Files in it: ca.pem (trust it, and
+give it to obdcr as OBDCR_TLS_CLIENT_CA_FILE), obdcr-cert.pem and obdcr-key.pem (obdcr's
+server certificate), sandbox.json (all keys: for local use only).
+`
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "obdcr-sandbox:", err)
+		os.Exit(1)
+	}
+}
+
+type setFlags map[string]any
+
+func (s setFlags) String() string { return "" }
+func (s setFlags) Set(v string) error {
+	k, raw, ok := strings.Cut(v, "=")
+	if !ok {
+		return errors.New("want claim=json")
+	}
+	var val any
+	if err := json.Unmarshal([]byte(raw), &val); err != nil {
+		val = raw // a bare word is a string
+	}
+	s[k] = val
+	return nil
+}
+
+func run(args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(out, usage)
+		return nil
+	}
+	cmd := args[0]
+	if cmd == "tpp" && len(args) > 1 {
+		cmd, args = "tpp "+args[1], args[1:]
+	}
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	def := os.Getenv("OBDCR_SANDBOX_DIR")
+	if def == "" {
+		def = ".sandbox"
+	}
+	dir := fs.String("dir", def, "sandbox folder")
+	listen := fs.String("listen", "127.0.0.1:8600", "address to serve on")
+	profile := fs.String("profile", "uk", "uk or au")
+	name := fs.String("name", "", "TPP name")
+	tppName := fs.String("tpp", "", "TPP name")
+	obdcrURL := fs.String("obdcr", "https://127.0.0.1:8443", "obdcr TPP listener")
+	aud := fs.String("aud", "", "request JWT aud (obdcr's OBDCR_ISSUER)")
+	tokenURL := fs.String("token-url", "http://127.0.0.1:4444/oauth2/token", "Hydra token endpoint")
+	clientID := fs.String("client-id", "", "registered client_id")
+	scope := fs.String("scope", "", "token scope")
+	id := fs.String("id", "", "software product or legal entity id")
+	status := fs.String("status", "", "new status")
+	printJWT := fs.Bool("print-jwt", false, "print the signed request instead of sending it")
+	sets := setFlags{}
+	fs.Var(sets, "set", "override a request claim: claim=json (repeatable)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+
+	switch cmd {
+	case "init":
+		sb, err := sandbox.New("https://" + *listen)
+		if err != nil {
+			return err
+		}
+		if err := sb.SaveTo(*dir); err != nil {
+			return err
+		}
+		if _, err := sandbox.WriteFiles(sb, *dir); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "sandbox made in %s, to be served at %s\n", *dir, sb.BaseURL)
+		fmt.Fprintf(out, "  UK directory JWKS:  %s/uk/directory/jwks\n  CDR Register JWKS:  %s/cdr-register/v1/jwks\n", sb.BaseURL, sb.BaseURL)
+		return nil
+	case "serve":
+		return serve(ctx, *dir, *listen, out)
+	case "tpp add":
+		sb, err := sandbox.Load(*dir)
+		if err != nil {
+			return err
+		}
+		if *name == "" {
+			return errors.New("--name is required")
+		}
+		t, err := sb.AddTPP(*profile, *name)
+		if err != nil {
+			return err
+		}
+		return printJSON(out, map[string]any{"name": t.Name, "profile": t.Profile, "org_id": t.OrgID, "software_id": t.SoftwareID, "jwks_url": t.JWKSURL, "redirect_uris": t.RedirectURIs})
+	case "tpp list":
+		sb, err := sandbox.Load(*dir)
+		if err != nil {
+			return err
+		}
+		for _, t := range sb.TPPs {
+			fmt.Fprintf(out, "%-12s %-3s org_id=%s software_id=%s\n", t.Name, t.Profile, t.OrgID, t.SoftwareID)
+		}
+		return nil
+	case "register", "update":
+		sb, t, c, err := tppClient(*dir, *tppName)
+		if err != nil {
+			return err
+		}
+		if *aud == "" {
+			return errors.New("--aud is required: obdcr's OBDCR_ISSUER")
+		}
+		now := time.Now()
+		ssa, err := sb.Authority(t.Profile).SSA(t, now, nil)
+		if err != nil {
+			return err
+		}
+		jwt, err := t.Request(ssa, *aud, now, func(m map[string]any) {
+			for k, v := range sets {
+				m[k] = v
+			}
+		})
+		if err != nil {
+			return err
+		}
+		if *printJWT {
+			fmt.Fprintln(out, jwt)
+			return nil
+		}
+		var res *sandbox.Response
+		if cmd == "register" {
+			res, err = c.Register(ctx, *obdcrURL, jwt)
+		} else {
+			tok, terr := token(ctx, c, t, *tokenURL, *clientID, *scope)
+			if terr != nil {
+				return terr
+			}
+			res, err = c.Update(ctx, *obdcrURL, *clientID, tok, jwt)
+		}
+		return show(out, res, err)
+	case "token":
+		_, t, c, err := tppClient(*dir, *tppName)
+		if err != nil {
+			return err
+		}
+		tok, err := token(ctx, c, t, *tokenURL, *clientID, *scope)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(out, tok)
+		return nil
+	case "get", "delete":
+		_, t, c, err := tppClient(*dir, *tppName)
+		if err != nil {
+			return err
+		}
+		tok, err := token(ctx, c, t, *tokenURL, *clientID, *scope)
+		if err != nil {
+			return err
+		}
+		var res *sandbox.Response
+		if cmd == "get" {
+			res, err = c.Get(ctx, *obdcrURL, *clientID, tok)
+		} else {
+			res, err = c.Delete(ctx, *obdcrURL, *clientID, tok)
+		}
+		return show(out, res, err)
+	case "status":
+		sb, err := sandbox.Load(*dir)
+		if err != nil {
+			return err
+		}
+		if err := sb.SetStatus(*id, *status); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%s is now %s at the sandbox Register\n", *id, *status)
+		return nil
+	case "hydra-client":
+		// Shows a client as Hydra's admin API has it (the demo uses it).
+		admin := fs.Arg(0)
+		if admin == "" || *clientID == "" {
+			return errors.New("usage: obdcr-sandbox hydra-client --client-id ID HYDRA_ADMIN_URL")
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(admin, "/")+"/admin/clients/"+*clientID, nil)
+		if err != nil {
+			return err
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		body, _ := io.ReadAll(res.Body)
+		return show(out, &sandbox.Response{Status: res.StatusCode, Body: body}, nil)
+	case "wait":
+		// Waits until a URL answers 200 (any certificate: readiness only).
+		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // readiness probe
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			if res, err := client.Get(fs.Arg(0)); err == nil {
+				res.Body.Close()
+				if res.StatusCode == http.StatusOK {
+					return nil
+				}
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		return fmt.Errorf("%s did not answer 200 within 60s", fs.Arg(0))
+	case "register-down":
+		sb, err := sandbox.Load(*dir)
+		if err != nil {
+			return err
+		}
+		return sb.SetRegisterDown(fs.Arg(0) == "true")
+	}
+	return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
+}
+
+func tppClient(dir, name string) (*sandbox.Sandbox, *sandbox.TPP, *sandbox.Client, error) {
+	sb, err := sandbox.Load(dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if name == "" {
+		return nil, nil, nil, errors.New("--tpp is required")
+	}
+	t, err := sb.TPP(name)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	c, err := sandbox.NewClient(t, sb.PKI().Pool())
+	return sb, t, c, err
+}
+
+func token(ctx context.Context, c *sandbox.Client, t *sandbox.TPP, tokenURL, clientID, scope string) (string, error) {
+	if clientID == "" {
+		return "", errors.New("--client-id is required")
+	}
+	if scope == "" && t.Profile == sandbox.AU {
+		scope = "cdr:registration"
+	}
+	tok, _, err := c.Token(ctx, tokenURL, clientID, scope)
+	return tok, err
+}
+
+func show(out io.Writer, res *sandbox.Response, err error) error {
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "HTTP %d\n", res.Status)
+	if len(res.Body) > 0 {
+		var v any
+		if json.Unmarshal(res.Body, &v) == nil {
+			return printJSON(out, v)
+		}
+		fmt.Fprintln(out, string(res.Body))
+	}
+	if res.Status >= 400 {
+		return fmt.Errorf("HTTP %d", res.Status)
+	}
+	return nil
+}
+
+func printJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func serve(ctx context.Context, dir, listen string, out io.Writer) error {
+	sb, err := sandbox.Load(dir)
+	if err != nil {
+		return err
+	}
+	files, err := sandbox.WriteFiles(sb, dir)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: sb.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	fmt.Fprintf(out, "sandbox serving %s on https://%s\n", dir, ln.Addr())
+	err = srv.Serve(tls.NewListener(ln, files.SandboxTLS))
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# make test: every test, unit and integration, against a real Hydra (built once and
+# cached), with the race detector. Whatever the tests need, this script installs.
+set -euo pipefail
+top="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$top"
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "test: Go is required (https://go.dev/dl); the go.mod names the version" >&2
+  exit 1
+fi
+if ! command -v gcc >/dev/null 2>&1; then
+  # cgo is needed for the race detector and for Hydra's sqlite build.
+  apt-get update -qq && apt-get install -y -qq gcc libc6-dev >/dev/null
+fi
+
+OBDCR_HYDRA_BIN="$(deploy/scripts/hydra.sh)"
+export OBDCR_HYDRA_BIN
+
+go vet ./...
+go test -race -count=1 -timeout 40m ./...
