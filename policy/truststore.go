@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,8 +35,16 @@ type FetchError struct {
 }
 
 func (e *FetchError) Error() string {
-	return fmt.Sprintf("JWKS %s could not be fetched: %v", e.URL, e.Err)
+	// jwx wraps the cause in several "failed to ..." layers; the TPP needs the cause.
+	msg := e.Err.Error()
+	if i := strings.LastIndex(msg, "failed to "); i >= 0 {
+		if j := strings.Index(msg[i:], ": "); j >= 0 {
+			msg = msg[i+j+2:]
+		}
+	}
+	return fmt.Sprintf("JWKS %s could not be fetched: %s", e.URL, msg)
 }
+
 func (e *FetchError) Unwrap() error { return e.Err }
 
 // JWKSCacheOptions tunes a JWKSCache.

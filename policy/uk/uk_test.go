@@ -2,6 +2,7 @@ package uk_test
 
 import (
 	"context"
+	"errors"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
+	"github.com/obdcr/obdcr/hydra"
 	"github.com/obdcr/obdcr/policy"
 	"github.com/obdcr/obdcr/policy/policytest"
 	"github.com/obdcr/obdcr/policy/uk"
@@ -303,5 +305,47 @@ func TestUKJOSEHygiene(t *testing.T) {
 	})
 	if f.hydra.Len() != 0 {
 		t.Fatal("hostile requests created clients")
+	}
+}
+
+func TestHydraFailures(t *testing.T) {
+	cases := []struct {
+		name       string
+		fail       error
+		before     bool // Hydra fails before it committed the client
+		seedOther  bool // another request's client already holds the id
+		wantCode   policy.Code
+		wantDown   bool
+		wantLeft   int
+		wantStatus string
+	}{
+		{name: "hydra refuses the metadata", fail: &hydra.RejectedError{Message: "bad uri"}, before: true, wantCode: policy.InvalidClientMetadata},
+		{name: "hydra 500 before commit", fail: &hydra.UnavailableError{Status: 500, Err: errors.New("boom")}, before: true, wantDown: true},
+		{name: "timeout after commit is compensated", fail: &hydra.UnavailableError{Timeout: true, Err: errors.New("timeout")}, wantDown: true},
+		{name: "compensation spares another request's client", fail: &hydra.UnavailableError{Timeout: true, Err: errors.New("timeout")}, before: true, seedOther: true, wantDown: true, wantLeft: 1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			if c.seedOther {
+				f.hydra.Clients[policy.ClientIDFor("uk", f.tpp.SoftwareID)] = hydra.Client{ID: policy.ClientIDFor("uk", f.tpp.SoftwareID), Metadata: []byte(`{"obdcr":1,"request_jti":"other"}`)}
+			}
+			f.hydra.FailCreate, f.hydra.FailBefore = c.fail, c.before
+			_, _, err := f.reg.Register(context.Background(), policy.Submission{JWT: f.request(t, nil, nil), Certificate: f.cert})
+			var down *policy.Unavailable
+			switch {
+			case c.wantDown:
+				if !errors.As(err, &down) || down.Dependency != "hydra" {
+					t.Fatalf("want hydra unavailable, got %v", err)
+				}
+			default:
+				if e, ok := policy.AsError(err); !ok || e.Code != c.wantCode || !strings.Contains(e.Description, "bad uri") {
+					t.Fatalf("want %s, got %v", c.wantCode, err)
+				}
+			}
+			if f.hydra.Len() != c.wantLeft {
+				t.Fatalf("%d clients left in Hydra, want %d", f.hydra.Len(), c.wantLeft)
+			}
+		})
 	}
 }

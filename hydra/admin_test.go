@@ -1,0 +1,75 @@
+package hydra_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/obdcr/obdcr/hydra"
+)
+
+func TestAdminErrorClassification(t *testing.T) {
+	cases := []struct {
+		name   string
+		status int
+		body   string
+		check  func(error) bool
+	}{
+		{"400 is a refusal with Hydra's words", 400, `{"error":"invalid_client_metadata","error_description":"redirect_uris are bad"}`, func(err error) bool {
+			var r *hydra.RejectedError
+			return errors.As(err, &r) && r.Message == "redirect_uris are bad"
+		}},
+		{"404 is not found", 404, `{"error":"not_found"}`, func(err error) bool { return errors.Is(err, hydra.ErrNotFound) }},
+		{"409 is a conflict", 409, `{"error":"conflict"}`, func(err error) bool { return errors.Is(err, hydra.ErrConflict) }},
+		{"500 is unavailable", 500, `{"error":"server_error"}`, func(err error) bool {
+			var u *hydra.UnavailableError
+			return errors.As(err, &u) && u.Status == 500
+		}},
+		{"201 is success", 201, `{"client_id":"abc","client_secret":"s","metadata":{"x":1}}`, func(err error) bool { return err == nil }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(c.status)
+				_, _ = w.Write([]byte(c.body))
+			}))
+			defer srv.Close()
+			a, err := hydra.NewAdmin(srv.URL, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := a.Create(context.Background(), hydra.Client{ID: "abc"})
+			if !c.check(err) {
+				t.Fatalf("got %T %v", err, err)
+			}
+			if err == nil && (got.ID != "abc" || got.Secret != "s" || string(got.Metadata) != `{"x":1}`) {
+				t.Errorf("decoded %+v", got)
+			}
+		})
+	}
+	t.Run("unreachable", func(t *testing.T) {
+		a, _ := hydra.NewAdmin("http://127.0.0.1:1", nil)
+		var u *hydra.UnavailableError
+		if _, err := a.Get(context.Background(), "x"); !errors.As(err, &u) || u.Status != 0 {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { time.Sleep(200 * time.Millisecond) }))
+		defer srv.Close()
+		a, _ := hydra.NewAdmin(srv.URL, &http.Client{Timeout: 50 * time.Millisecond})
+		var u *hydra.UnavailableError
+		if _, err := a.Get(context.Background(), "x"); !errors.As(err, &u) || !u.Timeout {
+			t.Fatalf("got %v", err)
+		}
+	})
+	t.Run("not an http URL", func(t *testing.T) {
+		if _, err := hydra.NewAdmin("ftp://x", nil); err == nil {
+			t.Fatal("accepted ftp://")
+		}
+	})
+}
