@@ -15,7 +15,7 @@ import (
 // `obdcr-sandbox serve` and the TPP commands share it across processes.
 type Sandbox struct {
 	mu        sync.Mutex
-	path      string // state file; "" keeps it in memory
+	path      string          // state file; "" keeps it in memory
 	BaseURL   string          `json:"base_url"`
 	CACert    string          `json:"ca_cert"`
 	CAKey     string          `json:"ca_key"`

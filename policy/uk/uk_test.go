@@ -2,9 +2,9 @@ package uk_test
 
 import (
 	"context"
-	"errors"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"strings"
 	"testing"
 	"time"
