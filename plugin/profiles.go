@@ -1,19 +1,44 @@
 package plugin
 
 import (
+	"context"
+	"log/slog"
+
 	"github.com/obdcr/obdcr/policy"
+	"github.com/obdcr/obdcr/policy/au"
 	"github.com/obdcr/obdcr/policy/uk"
 )
 
 type profileDeps struct {
-	keys   policy.TrustStore
-	replay policy.ReplayCache
+	keys      policy.TrustStore
+	replay    policy.ReplayCache
+	fetch     policy.FetchPolicy
+	registrar *policy.Registrar
+	log       *slog.Logger
+}
+
+// built is the catalogue's output: the profiles, and background work they need.
+type built struct {
+	profiles   []*policy.Profile
+	background []func(ctx context.Context)
+	auStatuses *au.StatusBook
 }
 
 // buildProfiles is the catalogue of profiles this build knows. Adding a
 // jurisdiction means a package under policy/ and one entry here.
-func buildProfiles(cfg Config, d profileDeps) ([]*policy.Profile, error) {
-	return []*policy.Profile{
-		uk.New(uk.Config{Issuer: cfg.UK.SSAIssuer, DirectoryJWKS: cfg.UK.SSAJWKSURL, Keys: d.keys, Replay: d.replay}),
-	}, nil
+func buildProfiles(cfg Config, d profileDeps) built {
+	var b built
+	b.profiles = append(b.profiles, uk.New(uk.Config{Issuer: cfg.UK.SSAIssuer, DirectoryJWKS: cfg.UK.SSAJWKSURL, Keys: d.keys, Replay: d.replay}))
+
+	if cfg.AU.RegisterURL != "" {
+		b.auStatuses = au.NewStatusBook(au.StatusBookConfig{
+			RegisterURL: cfg.AU.RegisterURL, Interval: cfg.AU.StatusPollInterval, Fetch: d.fetch, Log: d.log,
+			Remove: func(ctx context.Context, softwareID string) (string, error) {
+				return d.registrar.RemoveSoftware(ctx, au.Name, softwareID)
+			},
+		})
+		b.background = append(b.background, b.auStatuses.Run)
+	}
+	b.profiles = append(b.profiles, au.New(au.Config{Issuer: cfg.AU.SSAIssuer, RegisterJWKS: cfg.AU.SSAJWKSURL, Keys: d.keys, Replay: d.replay, Statuses: b.auStatuses}))
+	return b
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/obdcr/obdcr/hydra"
 	"github.com/obdcr/obdcr/policy"
+	"github.com/obdcr/obdcr/policy/au"
 )
 
 // Server is a running obdcr: both listeners and what they share.
@@ -31,6 +32,8 @@ type Server struct {
 	tls       *tls.Config
 	tpp       *echo.Echo
 	admin     *echo.Echo
+	// auStatuses is the CDR Register's view, when polling is configured.
+	auStatuses *au.StatusBook
 }
 
 // Deps lets tests and embedders replace what New would build from Config.
@@ -63,17 +66,16 @@ func New(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	fetch.AllowPrivate = fetch.AllowPrivate || cfg.AllowPrivateJWKS
 	keys := policy.NewJWKSCache(ctx, policy.JWKSCacheOptions{Fetch: fetch})
 	replay := policy.NewMemoryReplay(d.Now)
-	profiles, err := buildProfiles(cfg, profileDeps{keys: keys, replay: replay})
-	if err != nil {
-		return nil, err
-	}
+	registrar := &policy.Registrar{Clients: admin, Replay: replay, Audiences: append([]string{cfg.Issuer}, cfg.Audiences...), Now: d.Now}
+	b := buildProfiles(cfg, profileDeps{keys: keys, replay: replay, fetch: fetch, registrar: registrar, log: d.Logger})
+	registrar.Profiles = b.profiles
+	registrar.State = policy.NewMemoryState(b.profiles, cfg.Profiles)
 	s := &Server{
-		cfg: cfg, log: d.Logger, hydra: admin, tls: tlsCfg,
+		cfg: cfg, log: d.Logger, hydra: admin, tls: tlsCfg, registrar: registrar, auStatuses: b.auStatuses,
 		certs: newCertSource(cfg.ClientCertHeader, cfg.TrustedProxies, roots),
-		registrar: &policy.Registrar{
-			Profiles: profiles, State: policy.NewMemoryState(profiles, cfg.Profiles),
-			Clients: admin, Replay: replay, Audiences: append([]string{cfg.Issuer}, cfg.Audiences...), Now: d.Now,
-		},
+	}
+	for _, run := range b.background {
+		go run(ctx)
 	}
 	s.tpp = s.newEcho()
 	s.admin = s.newEcho()

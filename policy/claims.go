@@ -319,3 +319,7 @@ func checkJSON(b []byte) error {
 		}
 	}
 }
+
+// ClaimError is a decoding or validation failure of one claim; profiles use it
+// in their statement decoders so the refusal names the claim.
+func ClaimError(claim, msg string) error { return &claimError{claim: claim, msg: msg} }

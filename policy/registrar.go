@@ -20,6 +20,8 @@ type ClientStore interface {
 	Get(ctx context.Context, id string) (hydra.Client, error)
 	Replace(ctx context.Context, c hydra.Client) (hydra.Client, error)
 	Delete(ctx context.Context, id string) error
+	// RevokeTokens removes every token of the client.
+	RevokeTokens(ctx context.Context, clientID string) error
 }
 
 // Registrar decides registration requests and carries out the approved ones.
@@ -335,4 +337,32 @@ func (r *Registrar) Response(reg *Registration) (map[string]any, error) {
 		return nil, fmt.Errorf("registration %s names unknown profile %q", reg.ClientID, reg.Profile)
 	}
 	return p.Respond(reg), nil
+}
+
+// Deregister removes a client and every token it holds. Tokens go first: a
+// client deleted with tokens still live would leave them usable until expiry.
+func (r *Registrar) Deregister(ctx context.Context, clientID string) error {
+	if err := r.Clients.RevokeTokens(ctx, clientID); err != nil && !errors.Is(err, hydra.ErrNotFound) {
+		return &Unavailable{Dependency: "hydra", Err: err}
+	}
+	if err := r.Clients.Delete(ctx, clientID); err != nil {
+		if errors.Is(err, hydra.ErrNotFound) {
+			return err
+		}
+		return &Unavailable{Dependency: "hydra", Err: err}
+	}
+	return nil
+}
+
+// RemoveSoftware removes the registration of a software_id under profile, if any,
+// and returns its client_id ("" when there was none).
+func (r *Registrar) RemoveSoftware(ctx context.Context, profile, softwareID string) (string, error) {
+	id := ClientIDFor(profile, softwareID)
+	if err := r.Deregister(ctx, id); err != nil {
+		if errors.Is(err, hydra.ErrNotFound) {
+			return "", nil
+		}
+		return "", err
+	}
+	return id, nil
 }

@@ -58,6 +58,8 @@ type Limits struct {
 	GrantTypes               []string
 	ResponseTypes            []string
 	ApplicationTypes         []string
+	// MultipleRegistrations says whether the setting of that name may be switched on.
+	MultipleRegistrations bool
 }
 
 var transportProofs = []string{"any", "jwks", "subject", "none"}
@@ -98,6 +100,9 @@ func (s Settings) Validate(l Limits) error {
 		if time.Duration(d.d) < d.min || time.Duration(d.d) > d.max {
 			return fmt.Errorf("%s: %s is out of range %s to %s", d.name, time.Duration(d.d), d.min, d.max)
 		}
+	}
+	if s.MultipleRegistrations && !l.MultipleRegistrations {
+		return fmt.Errorf("multiple_registrations: this profile's specification allows one registration per software_id")
 	}
 	if !slices.Contains(transportProofs, s.TransportCertificate) {
 		return fmt.Errorf("transport_certificate: %q is not allowed; allowed: %s", s.TransportCertificate, strings.Join(transportProofs, ", "))

@@ -167,11 +167,15 @@ func (s *Sandbox) SetRegisterDown(down bool) error {
 	return s.save()
 }
 
-// reload picks up changes another process (a sandbox command) saved.
+// reload picks up changes another process (a sandbox command) saved. Reading
+// and assigning happen under one lock, so a stale read cannot undo a change this
+// process has just saved.
 func (s *Sandbox) reload() {
 	if s.path == "" {
 		return
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	b, err := os.ReadFile(s.path)
 	if err != nil {
 		return
@@ -180,7 +184,5 @@ func (s *Sandbox) reload() {
 	if json.Unmarshal(b, &fresh) != nil {
 		return
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.TPPs, s.ProductStatus, s.EntityStatus, s.RegisterDown = fresh.TPPs, fresh.ProductStatus, fresh.EntityStatus, fresh.RegisterDown
 }

@@ -55,7 +55,7 @@ func (e *Env) Config() plugin.Config {
 		"OBDCR_ISSUER":             e.Issuer(),
 		"OBDCR_AUDIENCES":          "0015800001041RHAAY",
 		"HYDRA_ADMIN_URL":          e.Hydra.AdminURL,
-		"OBDCR_PROFILES":           "uk",
+		"OBDCR_PROFILES":           "uk,au",
 		"OBDCR_UK_SSA_JWKS_URL":    e.Sandbox.BaseURL + "/uk/directory/jwks",
 		"OBDCR_AU_SSA_JWKS_URL":    e.Sandbox.BaseURL + "/cdr-register/v1/jwks",
 		"OBDCR_ALLOW_PRIVATE_JWKS": "true",

@@ -43,6 +43,7 @@ type Hydra struct {
 	Clients    map[string]hydra.Client
 	FailCreate error
 	FailBefore bool
+	Revoked    []string
 }
 
 func NewHydra() *Hydra { return &Hydra{Clients: map[string]hydra.Client{}} }
@@ -91,6 +92,14 @@ func (h *Hydra) Delete(_ context.Context, id string) error {
 		return hydra.ErrNotFound
 	}
 	delete(h.Clients, id)
+	return nil
+}
+
+// RevokeTokens records the revocation; Revoked lists the client ids.
+func (h *Hydra) RevokeTokens(_ context.Context, id string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.Revoked = append(h.Revoked, id)
 	return nil
 }
 

@@ -34,6 +34,7 @@ var Limits = policy.Limits{
 	GrantTypes:               []string{"authorization_code", "client_credentials", "refresh_token"},
 	ResponseTypes:            []string{"code id_token", "code"},
 	ApplicationTypes:         []string{"web", "mobile", "native"},
+	MultipleRegistrations:    true, // OBIE DCR allows several; obdcr's default is one
 }
 
 // Defaults follow OBIE DCR v3.3 and FAPI 1.0 Advanced.

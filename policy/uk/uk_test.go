@@ -16,67 +16,14 @@ import (
 	"github.com/obdcr/obdcr/policy/uk"
 )
 
-const (
-	issuer       = "https://as.bank.example"
-	directoryURL = "https://directory.example/openbanking.jwks"
-)
+const issuer = policytest.Issuer
 
-type fixture struct {
-	reg   *policy.Registrar
-	dir   *sandbox.Authority
-	tpp   *sandbox.TPP
-	cert  *x509.Certificate
-	pki   *sandbox.PKI
-	hydra *policytest.Hydra
-	now   time.Time
-	state *policy.MemoryState
-}
+type fixture = policytest.Fixture
 
 func newFixture(t *testing.T) *fixture {
-	t.Helper()
-	pki, err := sandbox.NewPKI("test CA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir, err := sandbox.NewAuthority(sandbox.UK)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpp, err := sandbox.NewTPP(sandbox.UK, "Acme", "https://keystore.example", pki)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tppSet, err := tpp.JWKS()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := policytest.Keys{directoryURL: dir.JWKS(), tpp.JWKSURL: tppSet}
-	replay := policy.NewMemoryReplay(nil)
-	p := uk.New(uk.Config{DirectoryJWKS: directoryURL, Keys: keys, Replay: replay})
-	state := policy.NewMemoryState([]*policy.Profile{p}, []string{"uk"})
-	h := policytest.NewHydra()
-	now := time.Now()
-	leaf, _ := tpp.Transport()
-	return &fixture{
-		reg: &policy.Registrar{
-			Profiles: []*policy.Profile{p}, State: state, Clients: h, Replay: replay,
-			Audiences: []string{issuer, "0015800001041RHAAY"}, Now: func() time.Time { return now },
-		},
-		dir: dir, tpp: tpp, cert: leaf.TLS.Leaf, pki: pki, hydra: h, now: now, state: state,
-	}
-}
-
-func (f *fixture) request(t *testing.T, ssaMut, reqMut func(map[string]any)) []byte {
-	t.Helper()
-	ssa, err := f.dir.SSA(f.tpp, f.now, ssaMut)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := f.tpp.Request(ssa, issuer, f.now, reqMut)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return []byte(req)
+	return policytest.NewFixture(t, sandbox.UK, func(keys policy.TrustStore, replay policy.ReplayCache, jwks string) *policy.Profile {
+		return uk.New(uk.Config{DirectoryJWKS: jwks, Keys: keys, Replay: replay})
+	})
 }
 
 func TestUKRules(t *testing.T) {
@@ -93,7 +40,7 @@ func TestUKRules(t *testing.T) {
 	set := func(k string, v any) func(map[string]any) { return func(m map[string]any) { m[k] = v } }
 	del := func(k string) func(map[string]any) { return func(m map[string]any) { delete(m, k) } }
 	otherCert := func(f *fixture) *x509.Certificate {
-		l, err := f.pki.Client(pkix.Name{OrganizationalUnit: []string{"someoneelse"}, CommonName: "x"}, nil)
+		l, err := f.PKI.Client(pkix.Name{OrganizationalUnit: []string{"someoneelse"}, CommonName: "x"}, nil)
 		if err != nil {
 			panic(err)
 		}
@@ -148,9 +95,9 @@ func TestUKRules(t *testing.T) {
 		{name: "software_statement missing", req: del("software_statement"), code: policy.InvalidSoftwareStatement, claim: "software_statement", rule: policy.StepSelect},
 		{name: "unknown claims ignored", req: set("x_vendor", map[string]any{"a": 1}), code: ""},
 		{name: "profile switched off", mutate: func(f *fixture) {
-			st, _ := f.state.State(context.Background(), "uk")
+			st, _ := f.State.State(context.Background(), "uk")
 			st.Enabled = false
-			_ = f.state.Put(context.Background(), "uk", st)
+			_ = f.State.Put(context.Background(), "uk", st)
 		}, code: policy.UnapprovedSoftwareStatement, claim: "switched off", rule: policy.StepSelect},
 	}
 	for _, c := range cases {
@@ -159,16 +106,16 @@ func TestUKRules(t *testing.T) {
 			if c.mutate != nil {
 				c.mutate(f)
 			}
-			cert := f.cert
+			cert := f.Cert
 			if c.cert != nil {
 				cert = c.cert(f)
 			}
-			reg, _, err := f.reg.Register(context.Background(), policy.Submission{JWT: f.request(t, c.ssa, c.req), Certificate: cert})
+			reg, _, err := f.Registrar.Register(context.Background(), policy.Submission{JWT: f.Request(t, c.ssa, c.req), Certificate: cert})
 			if c.code == "" {
 				if err != nil {
 					t.Fatalf("refused: %v", err)
 				}
-				if f.hydra.Len() != 1 || reg.ClientID == "" {
+				if f.Hydra.Len() != 1 || reg.ClientID == "" {
 					t.Fatalf("no client created")
 				}
 				return
@@ -186,8 +133,8 @@ func TestUKRules(t *testing.T) {
 			if e.Rule != c.rule {
 				t.Errorf("rule %q, want %q", e.Rule, c.rule)
 			}
-			if f.hydra.Len() != 0 {
-				t.Errorf("a refused request left %d clients in Hydra", f.hydra.Len())
+			if f.Hydra.Len() != 0 {
+				t.Errorf("a refused request left %d clients in Hydra", f.Hydra.Len())
 			}
 		})
 	}
@@ -195,19 +142,19 @@ func TestUKRules(t *testing.T) {
 
 func TestUKRegistrationContents(t *testing.T) {
 	f := newFixture(t)
-	reg, _, err := f.reg.Register(context.Background(), policy.Submission{JWT: f.request(t, nil, func(m map[string]any) { delete(m, "scope") }), Certificate: f.cert})
+	reg, _, err := f.Registrar.Register(context.Background(), policy.Submission{JWT: f.Request(t, nil, func(m map[string]any) { delete(m, "scope") }), Certificate: f.Cert})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := f.hydra.Clients[reg.ClientID]
+	c := f.Hydra.Clients[reg.ClientID]
 	checks := map[string][2]string{
-		"client_id":                  {c.ID, policy.ClientIDFor("uk", f.tpp.SoftwareID)},
-		"owner":                      {c.Owner, f.tpp.OrgID},
-		"jwks_uri":                   {c.JWKSURI, f.tpp.JWKSURL},
+		"client_id":                  {c.ID, policy.ClientIDFor("uk", f.TPP.SoftwareID)},
+		"owner":                      {c.Owner, f.TPP.OrgID},
+		"jwks_uri":                   {c.JWKSURI, f.TPP.JWKSURL},
 		"token_endpoint_auth_method": {c.TokenEndpointAuthMethod, "private_key_jwt"},
 		"request_object_signing_alg": {c.RequestObjectSigningAlg, "PS256"},
 		"scope":                      {c.Scope, "openid accounts payments"},
-		"redirect":                   {strings.Join(c.RedirectURIs, " "), f.tpp.RedirectURIs[0]},
+		"redirect":                   {strings.Join(c.RedirectURIs, " "), f.TPP.RedirectURIs[0]},
 		"client_name":                {c.Name, "Acme app"},
 	}
 	for name, v := range checks {
@@ -219,10 +166,10 @@ func TestUKRegistrationContents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if back.CertThumbprint != policy.Thumbprint(f.cert) || back.SoftwareID != f.tpp.SoftwareID || back.Profile != "uk" {
+	if back.CertThumbprint != policy.Thumbprint(f.Cert) || back.SoftwareID != f.TPP.SoftwareID || back.Profile != "uk" {
 		t.Errorf("metadata record lost: %+v", back)
 	}
-	resp, _ := f.reg.Response(reg)
+	resp, _ := f.Registrar.Response(reg)
 	for _, k := range []string{"client_id", "client_id_issued_at", "software_statement", "software_roles", "org_name", "software_jwks_endpoint"} {
 		if _, ok := resp[k]; !ok {
 			t.Errorf("response lacks %s", k)
@@ -235,27 +182,27 @@ func TestUKRegistrationContents(t *testing.T) {
 
 func TestUKReplayAndDuplicate(t *testing.T) {
 	f := newFixture(t)
-	req := f.request(t, nil, nil)
-	if _, _, err := f.reg.Register(context.Background(), policy.Submission{JWT: req, Certificate: f.cert}); err != nil {
+	req := f.Request(t, nil, nil)
+	if _, _, err := f.Registrar.Register(context.Background(), policy.Submission{JWT: req, Certificate: f.Cert}); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := f.reg.Register(context.Background(), policy.Submission{JWT: req, Certificate: f.cert})
+	_, _, err := f.Registrar.Register(context.Background(), policy.Submission{JWT: req, Certificate: f.Cert})
 	if e, ok := policy.AsError(err); !ok || e.Code != policy.InvalidClientMetadata || !strings.Contains(e.Description, "jti") {
 		t.Fatalf("replay: %v", err)
 	}
-	_, _, err = f.reg.Register(context.Background(), policy.Submission{JWT: f.request(t, nil, nil), Certificate: f.cert})
+	_, _, err = f.Registrar.Register(context.Background(), policy.Submission{JWT: f.Request(t, nil, nil), Certificate: f.Cert})
 	if e, ok := policy.AsError(err); !ok || e.Code != policy.InvalidClientMetadata || !strings.Contains(e.Description, "software_id") || e.Rule != policy.StepCreate {
 		t.Fatalf("duplicate: %v", err)
 	}
-	if f.hydra.Len() != 1 {
-		t.Fatalf("%d clients", f.hydra.Len())
+	if f.Hydra.Len() != 1 {
+		t.Fatalf("%d clients", f.Hydra.Len())
 	}
 }
 
 func TestUKJOSEHygiene(t *testing.T) {
 	f := newFixture(t)
-	ssa, _ := f.dir.SSA(f.tpp, f.now, nil)
-	claims := f.tpp.RequestClaims(ssa, issuer, f.now)
+	ssa, _ := f.Authority.SSA(f.TPP, f.Now, nil)
+	claims := f.TPP.RequestClaims(ssa, issuer, f.Now)
 	cases := []struct {
 		name    string
 		headers map[string]any
@@ -268,11 +215,11 @@ func TestUKJOSEHygiene(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			req, err := f.tpp.Signing.Sign(claims, c.headers)
+			req, err := f.TPP.Signing.Sign(claims, c.headers)
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, _, err = f.reg.Register(context.Background(), policy.Submission{JWT: []byte(req), Certificate: f.cert})
+			_, _, err = f.Registrar.Register(context.Background(), policy.Submission{JWT: []byte(req), Certificate: f.Cert})
 			e, ok := policy.AsError(err)
 			if !ok || e.Code != policy.InvalidClientMetadata || !strings.Contains(e.Description, c.want) || e.Rule != policy.RuleReqHeader {
 				t.Fatalf("got %v (rule %v)", err, e)
@@ -280,17 +227,17 @@ func TestUKJOSEHygiene(t *testing.T) {
 		})
 	}
 	t.Run("ssa signed by the TPP", func(t *testing.T) {
-		forged, _ := f.tpp.Signing.Sign(f.dir.SSAClaims(f.tpp, f.now), nil)
-		req, _ := f.tpp.Request(forged, issuer, f.now, nil)
-		_, _, err := f.reg.Register(context.Background(), policy.Submission{JWT: []byte(req), Certificate: f.cert})
+		forged, _ := f.TPP.Signing.Sign(f.Authority.SSAClaims(f.TPP, f.Now), nil)
+		req, _ := f.TPP.Request(forged, issuer, f.Now, nil)
+		_, _, err := f.Registrar.Register(context.Background(), policy.Submission{JWT: []byte(req), Certificate: f.Cert})
 		if e, ok := policy.AsError(err); !ok || e.Code != policy.InvalidSoftwareStatement || e.Rule != policy.RuleSSASignature {
 			t.Fatalf("got %v", err)
 		}
 	})
 	t.Run("request signed by another key", func(t *testing.T) {
-		other, _ := sandbox.NewKey("PS256", f.tpp.Signing.KID)
+		other, _ := sandbox.NewKey("PS256", f.TPP.Signing.KID)
 		req, _ := other.Sign(claims, nil)
-		_, _, err := f.reg.Register(context.Background(), policy.Submission{JWT: []byte(req), Certificate: f.cert})
+		_, _, err := f.Registrar.Register(context.Background(), policy.Submission{JWT: []byte(req), Certificate: f.Cert})
 		if e, ok := policy.AsError(err); !ok || e.Code != policy.InvalidClientMetadata || e.Rule != policy.RuleReqSignature {
 			t.Fatalf("got %v", err)
 		}
@@ -298,12 +245,12 @@ func TestUKJOSEHygiene(t *testing.T) {
 	t.Run("unsecured alg none", func(t *testing.T) {
 		// header {"alg":"none","kid":"k"} with the real claims and no signature
 		req := "eyJhbGciOiJub25lIiwia2lkIjoiayJ9." + b64(t, claims) + "."
-		_, _, err := f.reg.Register(context.Background(), policy.Submission{JWT: []byte(req), Certificate: f.cert})
+		_, _, err := f.Registrar.Register(context.Background(), policy.Submission{JWT: []byte(req), Certificate: f.Cert})
 		if e, ok := policy.AsError(err); !ok || e.Code != policy.InvalidClientMetadata {
 			t.Fatalf("got %v", err)
 		}
 	})
-	if f.hydra.Len() != 0 {
+	if f.Hydra.Len() != 0 {
 		t.Fatal("hostile requests created clients")
 	}
 }
@@ -328,10 +275,10 @@ func TestHydraFailures(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			f := newFixture(t)
 			if c.seedOther {
-				f.hydra.Clients[policy.ClientIDFor("uk", f.tpp.SoftwareID)] = hydra.Client{ID: policy.ClientIDFor("uk", f.tpp.SoftwareID), Metadata: []byte(`{"obdcr":1,"request_jti":"other"}`)}
+				f.Hydra.Clients[policy.ClientIDFor("uk", f.TPP.SoftwareID)] = hydra.Client{ID: policy.ClientIDFor("uk", f.TPP.SoftwareID), Metadata: []byte(`{"obdcr":1,"request_jti":"other"}`)}
 			}
-			f.hydra.FailCreate, f.hydra.FailBefore = c.fail, c.before
-			_, _, err := f.reg.Register(context.Background(), policy.Submission{JWT: f.request(t, nil, nil), Certificate: f.cert})
+			f.Hydra.FailCreate, f.Hydra.FailBefore = c.fail, c.before
+			_, _, err := f.Registrar.Register(context.Background(), policy.Submission{JWT: f.Request(t, nil, nil), Certificate: f.Cert})
 			var down *policy.Unavailable
 			switch {
 			case c.wantDown:
@@ -343,8 +290,8 @@ func TestHydraFailures(t *testing.T) {
 					t.Fatalf("want %s, got %v", c.wantCode, err)
 				}
 			}
-			if f.hydra.Len() != c.wantLeft {
-				t.Fatalf("%d clients left in Hydra, want %d", f.hydra.Len(), c.wantLeft)
+			if f.Hydra.Len() != c.wantLeft {
+				t.Fatalf("%d clients left in Hydra, want %d", f.Hydra.Len(), c.wantLeft)
 			}
 		})
 	}
