@@ -513,3 +513,16 @@ func uniq(in []string) StringList {
 	}
 	return out
 }
+
+// StatementChecks are the SSA checks every profile starts with: RFC 8725 header,
+// the directory's signature, the claims, the lifetime.
+func StatementChecks(keys TrustStore, directoryJWKS string) []Rule {
+	return []Rule{SSAHeader(), SSASignature(keys, directoryJWKS), SSAClaims(), SSALifetime()}
+}
+
+// RequestChecks are the checks of the signed request itself, in the order the
+// CDS reference server gives its errors: header, signature, iss, aud, lifetime,
+// jti, software_id.
+func RequestChecks(keys TrustStore, replay ReplayCache) []Rule {
+	return []Rule{RequestHeader(), RequestSignature(keys), RequestIssuer(), RequestAudience(), RequestLifetime(), RequestJTI(replay), RequestSoftwareID()}
+}

@@ -117,7 +117,9 @@ func TestAUErrorOrder(t *testing.T) {
 
 func TestAURegistrationContents(t *testing.T) {
 	f := newFixture(t, nil)
-	f.Settings(func(s *policy.State) { s.Settings.Scopes = []string{"openid", "bank:accounts.basic:read", "cdr:registration"} })
+	f.Settings(func(s *policy.State) {
+		s.Settings.Scopes = []string{"openid", "bank:accounts.basic:read", "cdr:registration"}
+	})
 	reg, err := f.Register(f.Request(t, nil, set("scope", "openid bank:accounts.basic:read bank:transactions:read energy:unknown")))
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +240,9 @@ func TestStatusBook(t *testing.T) {
 	}{
 		{"Register down", func(r *register) { r.down = true }},
 		{"garbage", func(r *register) { r.body = "<html>maintenance</html>" }},
-		{"version 1 shape", func(r *register) { r.body = `{"softwareProducts":[{"softwareProductId":"p1","softwareProductStatus":"REMOVED"}]}` }},
+		{"version 1 shape", func(r *register) {
+			r.body = `{"softwareProducts":[{"softwareProductId":"p1","softwareProductStatus":"REMOVED"}]}`
+		}},
 		{"entry without id", func(r *register) { r.body = `{"data":[{"status":"REMOVED"}]}` }},
 	} {
 		t.Run(fault.name+" keeps the last statuses and removes nothing", func(t *testing.T) {
