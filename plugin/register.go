@@ -48,12 +48,7 @@ func (s *Server) register(c echo.Context) error {
 		return err
 	}
 	c.Set("log.client_id", reg.ClientID)
-	resp, err := s.registrar.Response(reg)
-	if err != nil {
-		return err
-	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(http.StatusCreated, resp)
+	return s.respond(c, http.StatusCreated, reg)
 }
 
 // noteOutcome puts what is known of a decision where the request log finds it.

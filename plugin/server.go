@@ -101,7 +101,14 @@ func (s *Server) routes() {
 		e.GET("/health/ready", s.ready)
 	}
 	s.tpp.POST("/register", s.register)
+	s.tpp.GET("/register/:client_id", s.getRegistration)
+	s.tpp.PUT("/register/:client_id", s.putRegistration)
+	s.tpp.DELETE("/register/:client_id", s.deleteRegistration)
 }
+
+// requestBudget bounds the outbound calls one request makes (Hydra, JWKS). The
+// CDS sets 1000 ms for DCR at the 95th percentile; this leaves room for a cold JWKS.
+const requestBudget = 10 * time.Second
 
 // Serve runs both listeners until ctx ends, then drains in-flight requests.
 func (s *Server) Serve(ctx context.Context, tppLn, adminLn net.Listener) error {

@@ -24,6 +24,9 @@ type Profile struct {
 	// Respond shapes the RFC 7591 answer: each specification flattens a different
 	// set of SSA claims to the top level.
 	Respond func(r *Registration) map[string]any
+	// ManagementScope is the scope a token needs for GET, PUT and DELETE
+	// /register/{client_id}; "" when the specification asks for none (UK).
+	ManagementScope string
 }
 
 // Rule is one link of a profile's chain. Check refuses with an *Error, or fails

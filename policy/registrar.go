@@ -237,11 +237,15 @@ func (r *Registrar) prepare(ctx context.Context, sub Submission, current *Regist
 		return fail(Refuse(InvalidSoftwareStatement, "software_statement", "iss %q is not a directory this server trusts", peek.Issuer))
 	}
 	tr.Profile = p.Name
+	if current != nil && current.Profile != p.Name {
+		return fail(Refuse(InvalidSoftwareStatement, "software_statement", "is issued by %q, but this client is registered under the %s profile", peek.Issuer, current.Profile))
+	}
 	st, err := r.State.State(ctx, p.Name)
 	if err != nil {
 		return nil, tr, &Unavailable{Dependency: "store", Err: err}
 	}
-	if !st.Enabled {
+	// Switching a profile off stops new registrations; existing clients can still be managed.
+	if !st.Enabled && current == nil {
 		return fail(Refuse(UnapprovedSoftwareStatement, "software_statement", "registrations under the %s profile are switched off on this server", p.Name))
 	}
 	now := time.Now
@@ -347,7 +351,7 @@ func (r *Registrar) Deregister(ctx context.Context, clientID string) error {
 	}
 	if err := r.Clients.Delete(ctx, clientID); err != nil {
 		if errors.Is(err, hydra.ErrNotFound) {
-			return err
+			return ErrNoRegistration
 		}
 		return &Unavailable{Dependency: "hydra", Err: err}
 	}
@@ -359,10 +363,87 @@ func (r *Registrar) Deregister(ctx context.Context, clientID string) error {
 func (r *Registrar) RemoveSoftware(ctx context.Context, profile, softwareID string) (string, error) {
 	id := ClientIDFor(profile, softwareID)
 	if err := r.Deregister(ctx, id); err != nil {
-		if errors.Is(err, hydra.ErrNotFound) {
+		if errors.Is(err, ErrNoRegistration) {
 			return "", nil
 		}
 		return "", err
 	}
 	return id, nil
+}
+
+// ErrNoRegistration: no client obdcr registered has that id. Management calls
+// answer it exactly as a bad token, so that client ids cannot be probed.
+var ErrNoRegistration = errors.New("no such registration")
+
+// Load reads a registration back from Hydra.
+func (r *Registrar) Load(ctx context.Context, clientID string) (*Registration, error) {
+	c, err := r.Clients.Get(ctx, clientID)
+	if errors.Is(err, hydra.ErrNotFound) {
+		return nil, ErrNoRegistration
+	}
+	if err != nil {
+		return nil, &Unavailable{Dependency: "hydra", Err: err}
+	}
+	reg, err := FromHydra(c, r.decodeStored)
+	if err != nil {
+		return nil, ErrNoRegistration
+	}
+	return reg, nil
+}
+
+// decodeStored re-reads the SSA kept with a registration. It was verified when the
+// client registered; here it only supplies the claims the answer repeats.
+func (r *Registrar) decodeStored(reg *Registration) (*SoftwareStatement, error) {
+	p, ok := r.Profile(reg.Profile)
+	if !ok {
+		return nil, fmt.Errorf("unknown profile %q", reg.Profile)
+	}
+	j, err := ParseJWS([]byte(reg.SoftwareStatement))
+	if err != nil {
+		return nil, err
+	}
+	st, err := p.DecodeStatement(j.Payload)
+	if err != nil {
+		return nil, err
+	}
+	st.Raw = reg.SoftwareStatement
+	return st, nil
+}
+
+// Update replaces a registration with a new request checked by the same rules
+// (RFC 7592 §2.2). client_id and client_id_issued_at stay; on any refusal or
+// failure the registration stays exactly as it was.
+func (r *Registrar) Update(ctx context.Context, current *Registration, sub Submission) (*Registration, Trace, error) {
+	ev, tr, err := r.prepare(ctx, sub, current)
+	if err != nil {
+		return nil, tr, err
+	}
+	tr.Rules, err = ev.Profile.Evaluate(ctx, ev, false)
+	r.trace(ev, &tr)
+	if err != nil {
+		return nil, tr, err
+	}
+	if err := r.consumeJTI(ctx, ev); err != nil {
+		return nil, tr, err
+	}
+	reg := r.approved(ev)
+	reg.ClientID, reg.IssuedAt = current.ClientID, current.IssuedAt
+	hc, err := reg.ToHydra()
+	if err != nil {
+		return nil, tr, err
+	}
+	if _, err := r.Clients.Replace(ctx, hc); err != nil {
+		var rejected *hydra.RejectedError
+		switch {
+		case errors.Is(err, hydra.ErrNotFound):
+			return nil, tr, ErrNoRegistration
+		case errors.As(err, &rejected):
+			e := Refuse(InvalidClientMetadata, "", "the authorization server refused the client: %s", rejected.Message)
+			e.Rule = StepReplace
+			return nil, tr, e
+		default:
+			return nil, tr, &Unavailable{Dependency: "hydra", Err: err}
+		}
+	}
+	return reg, tr, nil
 }

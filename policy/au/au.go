@@ -73,6 +73,7 @@ func New(c Config) *policy.Profile {
 		Defaults:        Defaults(),
 		DecodeStatement: decodeStatement,
 		Respond:         respond,
+		ManagementScope: RegistrationScope,
 		Rules: slices.Concat(
 			policy.StatementChecks(c.Keys, c.RegisterJWKS),
 			[]policy.Rule{status(c.Statuses)},

@@ -324,3 +324,15 @@ func TestAUStatusRule(t *testing.T) {
 		})
 	}
 }
+
+func TestAUOneRegistrationPerSoftwareProduct(t *testing.T) {
+	f := newFixture(t, nil)
+	if _, err := f.Register(f.Request(t, nil, nil)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.Register(f.Request(t, nil, nil))
+	policytest.Refusal{Code: policy.InvalidClientMetadata, Mention: "already has a registration", Rule: policy.StepCreate}.Check(t, err)
+	if f.Hydra.Len() != 1 {
+		t.Fatalf("%d clients for one software product", f.Hydra.Len())
+	}
+}

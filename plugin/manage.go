@@ -1,0 +1,144 @@
+package plugin
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/obdcr/obdcr/policy"
+)
+
+// unauthorized is RFC 6750's 401. Every way a management call can fail to prove
+// itself gives the same status, so that a caller learns nothing about client ids
+// that are not its own; the description says what to fix.
+func unauthorized(desc string) *httpError {
+	e := newHTTPError(http.StatusUnauthorized, "invalid_token", desc)
+	e.header = map[string]string{"WWW-Authenticate": `Bearer error="invalid_token", error_description="` + strings.ReplaceAll(desc, `"`, "'") + `"`}
+	return e
+}
+
+func insufficientScope(scope string) *httpError {
+	e := newHTTPError(http.StatusForbidden, "insufficient_scope", "the token lacks the scope "+scope)
+	e.header = map[string]string{"WWW-Authenticate": `Bearer error="insufficient_scope", scope="` + scope + `"`}
+	return e
+}
+
+// authorize proves a management call (OBIE DCR v3.3, CDS): a client_credentials
+// access token Hydra issued to exactly this client, presented over the TLS
+// certificate the client registered with. Hydra cannot bind tokens to
+// certificates (RFC 8705), so obdcr checks the binding here.
+func (s *Server) authorize(c echo.Context) (*policy.Registration, error) {
+	clientID := c.Param("client_id")
+	cert, err := s.certs.certificate(c.Request())
+	if err != nil {
+		return nil, unauthorized(err.Error())
+	}
+	auth := c.Request().Header.Get(echo.HeaderAuthorization)
+	scheme, token, ok := strings.Cut(auth, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
+		e := newHTTPError(http.StatusUnauthorized, "invalid_token", "send the client's access token as Authorization: Bearer")
+		e.header = map[string]string{"WWW-Authenticate": `Bearer realm="obdcr"`}
+		return nil, e
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), requestBudget)
+	defer cancel()
+	it, err := s.hydra.Introspect(ctx, strings.TrimSpace(token))
+	if err != nil {
+		return nil, &policy.Unavailable{Dependency: "hydra", Err: err}
+	}
+	switch {
+	case !it.Active:
+		return nil, unauthorized("the access token is not active: expired, revoked or unknown")
+	case it.ClientID != clientID || it.Subject != clientID:
+		// sub = client_id only for client_credentials tokens: a token a user
+		// granted (CDR data) must not manage the registration.
+		return nil, unauthorized("the access token was not issued to this client by the client_credentials grant")
+	case it.TokenUse != "" && it.TokenUse != "access_token":
+		return nil, unauthorized("the token is not an access token")
+	}
+	reg, err := s.registrar.Load(ctx, clientID)
+	if errors.Is(err, policy.ErrNoRegistration) {
+		return nil, unauthorized("the access token was not issued to this client by the client_credentials grant")
+	}
+	if err != nil {
+		return nil, err
+	}
+	if subtle.ConstantTimeCompare([]byte(policy.Thumbprint(cert)), []byte(reg.CertThumbprint)) != 1 {
+		return nil, unauthorized("the TLS client certificate is not the one this client registered with")
+	}
+	if p, ok := s.registrar.Profile(reg.Profile); ok && p.ManagementScope != "" && !slices.Contains(it.Scope, p.ManagementScope) {
+		return nil, insufficientScope(p.ManagementScope)
+	}
+	c.Set("log.profile", reg.Profile)
+	c.Set("log.software_id", reg.SoftwareID)
+	c.Set("log.client_id", reg.ClientID)
+	return reg, nil
+}
+
+// getRegistration is GET /register/{client_id} (RFC 7592 §2.1).
+func (s *Server) getRegistration(c echo.Context) error {
+	reg, err := s.authorize(c)
+	if err != nil {
+		return err
+	}
+	return s.respond(c, http.StatusOK, reg)
+}
+
+// putRegistration is PUT /register/{client_id} (RFC 7592 §2.2): a new signed
+// request, checked by the same rules, replaces the registration.
+func (s *Server) putRegistration(c echo.Context) error {
+	current, err := s.authorize(c)
+	if err != nil {
+		return err
+	}
+	body, err := readJWT(c)
+	if err != nil {
+		return err
+	}
+	cert, _ := s.certs.certificate(c.Request())
+	reg, tr, err := s.registrar.Update(c.Request().Context(), current, policy.Submission{JWT: body, Certificate: cert})
+	s.noteOutcome(c, tr, err)
+	if errors.Is(err, policy.ErrNoRegistration) {
+		return unauthorized("the client no longer exists")
+	}
+	if err != nil {
+		return err
+	}
+	return s.respond(c, http.StatusOK, reg)
+}
+
+// deleteRegistration is DELETE /register/{client_id} (RFC 7592 §2.3): the client
+// and every token it holds go.
+func (s *Server) deleteRegistration(c echo.Context) error {
+	reg, err := s.authorize(c)
+	if err != nil {
+		return err
+	}
+	st, err := s.registrar.State.State(c.Request().Context(), reg.Profile)
+	if err != nil {
+		return &policy.Unavailable{Dependency: "store", Err: err}
+	}
+	if !st.Settings.AllowDelete {
+		c.Response().Header().Set("Allow", "GET, PUT")
+		return newHTTPError(http.StatusMethodNotAllowed, "method_not_allowed", "this server does not let "+reg.Profile+" clients delete their registration; ask the bank")
+	}
+	if err := s.registrar.Deregister(c.Request().Context(), reg.ClientID); err != nil && !errors.Is(err, policy.ErrNoRegistration) {
+		return err
+	}
+	c.Set("log.outcome", "deleted")
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (s *Server) respond(c echo.Context, status int, reg *policy.Registration) error {
+	resp, err := s.registrar.Response(reg)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(status, resp)
+}

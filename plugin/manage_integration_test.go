@@ -1,0 +1,191 @@
+package plugin_test
+
+import (
+	"context"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/obdcr/obdcr/deploy/sandbox"
+	"github.com/obdcr/obdcr/deploy/testenv"
+	"github.com/obdcr/obdcr/hydra"
+	"github.com/obdcr/obdcr/policy"
+	"github.com/obdcr/obdcr/policy/policytest"
+)
+
+// registered is a TPP with a registration and a management token.
+type registered struct {
+	tpp      *sandbox.TPP
+	client   *sandbox.Client
+	clientID string
+	token    string
+	created  map[string]any
+}
+
+func registerTPP(t *testing.T, o *testenv.Obdcr, profile string) registered {
+	t.Helper()
+	tpp, c := newTPP(t, profile)
+	ctx := context.Background()
+	res, err := c.Register(ctx, o.URL, request(t, tpp, nil, nil))
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("register: %v %v", err, res)
+	}
+	id := res.JSON()["client_id"].(string)
+	scope := ""
+	if profile == sandbox.AU {
+		scope = "cdr:registration"
+	}
+	tok, tres, err := c.Token(ctx, env.Hydra.TokenURL(), id, scope)
+	if err != nil {
+		t.Fatalf("token: %v %v", err, tres)
+	}
+	return registered{tpp: tpp, client: c, clientID: id, token: tok, created: res.JSON()}
+}
+
+func wantUnauthorized(t *testing.T, res *sandbox.Response, err error, mention string) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != http.StatusUnauthorized || !strings.Contains(res.Header.Get("WWW-Authenticate"), `error="invalid_token"`) {
+		t.Fatalf("want 401 invalid_token, got %d %q %s", res.Status, res.Header.Get("WWW-Authenticate"), res.Body)
+	}
+	if !strings.Contains(string(res.Body), mention) {
+		t.Errorf("body %s does not mention %q", res.Body, mention)
+	}
+}
+
+func TestManagementGetPutDelete(t *testing.T) {
+	o := startObdcr(t, nil)
+	ctx := context.Background()
+	for _, profile := range []string{sandbox.UK, sandbox.AU} {
+		t.Run(profile, func(t *testing.T) {
+			r := registerTPP(t, o, profile)
+			res, err := r.client.Get(ctx, o.URL, r.clientID, r.token)
+			if err != nil || res.Status != http.StatusOK {
+				t.Fatalf("GET: %v %d %s", err, res.Status, res.Body)
+			}
+			if got := res.JSON(); !reflect.DeepEqual(got, r.created) {
+				a, _ := json.Marshal(r.created)
+				b, _ := json.Marshal(got)
+				t.Fatalf("GET differs from the POST answer:\nPOST %s\nGET  %s", a, b)
+			}
+
+			// PUT: move to the SSA's second redirect URI
+			now := time.Now()
+			ssa, _ := env.Sandbox.Authority(profile).SSA(r.tpp, now, nil)
+			jwt, _ := r.tpp.Request(ssa, env.Issuer(), now, func(m map[string]any) { m["redirect_uris"] = []string{r.tpp.RedirectURIs[1]} })
+			res, err = r.client.Update(ctx, o.URL, r.clientID, r.token, jwt)
+			if err != nil || res.Status != http.StatusOK {
+				t.Fatalf("PUT: %v %d %s", err, res.Status, res.Body)
+			}
+			hc, _ := hydraAdmin(t).Get(ctx, r.clientID)
+			if strings.Join(hc.RedirectURIs, " ") != r.tpp.RedirectURIs[1] {
+				t.Errorf("Hydra redirect_uris after PUT: %v", hc.RedirectURIs)
+			}
+			if res.JSON()["client_id_issued_at"] != r.created["client_id_issued_at"] {
+				t.Errorf("client_id_issued_at changed on PUT")
+			}
+
+			// DELETE, then the client and its token are gone
+			res, err = r.client.Delete(ctx, o.URL, r.clientID, r.token)
+			if err != nil || res.Status != http.StatusNoContent {
+				t.Fatalf("DELETE: %v %d %s", err, res.Status, res.Body)
+			}
+			if _, err := hydraAdmin(t).Get(ctx, r.clientID); err != hydra.ErrNotFound {
+				t.Errorf("Hydra still has the client: %v", err)
+			}
+			res, err = r.client.Get(ctx, o.URL, r.clientID, r.token)
+			wantUnauthorized(t, res, err, "not active")
+		})
+	}
+}
+
+func TestManagementRefusals(t *testing.T) {
+	o := startObdcr(t, nil)
+	ctx := context.Background()
+	a := registerTPP(t, o, sandbox.UK)
+	b := registerTPP(t, o, sandbox.UK)
+
+	t.Run("another client's token", func(t *testing.T) {
+		res, err := a.client.Get(ctx, o.URL, a.clientID, b.token)
+		wantUnauthorized(t, res, err, "not issued to this client")
+	})
+	t.Run("a client_id that does not exist", func(t *testing.T) {
+		res, err := a.client.Get(ctx, o.URL, "00000000-0000-0000-0000-000000000000", a.token)
+		wantUnauthorized(t, res, err, "not issued to this client")
+	})
+	t.Run("a made-up token", func(t *testing.T) {
+		res, err := a.client.Get(ctx, o.URL, a.clientID, "ory_at_madeup.token")
+		wantUnauthorized(t, res, err, "not active")
+	})
+	t.Run("no token", func(t *testing.T) {
+		res, err := a.client.Get(ctx, o.URL, a.clientID, "")
+		if err != nil || res.Status != http.StatusUnauthorized || !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Fatalf("%v %d %v", err, res.Status, res.Header)
+		}
+	})
+	t.Run("the right token over another certificate", func(t *testing.T) {
+		other, _ := env.Sandbox.PKI().Client(pkix.Name{OrganizationalUnit: []string{a.tpp.OrgID}, CommonName: a.tpp.SoftwareID}, nil)
+		c := sandbox.NewClientWithCert(a.tpp, env.Sandbox.PKI().Pool(), &other.TLS)
+		res, err := c.Get(ctx, o.URL, a.clientID, a.token)
+		wantUnauthorized(t, res, err, "certificate")
+	})
+	t.Run("a revoked token", func(t *testing.T) {
+		c := registerTPP(t, o, sandbox.UK)
+		if err := hydraAdmin(t).RevokeTokens(ctx, c.clientID); err != nil {
+			t.Fatal(err)
+		}
+		res, err := c.client.Get(ctx, o.URL, c.clientID, c.token)
+		wantUnauthorized(t, res, err, "not active")
+	})
+	t.Run("PUT with a bad redirect URI leaves the registration intact", func(t *testing.T) {
+		before, _ := hydraAdmin(t).Get(ctx, a.clientID)
+		jwt := request(t, a.tpp, nil, policytest.Set("redirect_uris", []string{"https://evil.example/cb"}))
+		res, err := a.client.Update(ctx, o.URL, a.clientID, a.token, jwt)
+		if err != nil || res.Status != http.StatusBadRequest || res.JSON()["error"] != "invalid_redirect_uri" {
+			t.Fatalf("%v %d %s", err, res.Status, res.Body)
+		}
+		after, _ := hydraAdmin(t).Get(ctx, a.clientID)
+		if !reflect.DeepEqual(before.RedirectURIs, after.RedirectURIs) || string(before.Metadata) != string(after.Metadata) {
+			t.Fatalf("the registration changed: %v -> %v", before.RedirectURIs, after.RedirectURIs)
+		}
+	})
+	t.Run("PUT with another software's SSA", func(t *testing.T) {
+		jwt := request(t, b.tpp, nil, nil)
+		res, err := a.client.Update(ctx, o.URL, a.clientID, a.token, jwt)
+		if err != nil || res.Status != http.StatusBadRequest || !strings.Contains(string(res.Body), "software") {
+			t.Fatalf("%v %d %s", err, res.Status, res.Body)
+		}
+	})
+	t.Run("AU token without cdr:registration", func(t *testing.T) {
+		r := registerTPP(t, o, sandbox.AU)
+		tok, tres, err := r.client.Token(ctx, env.Hydra.TokenURL(), r.clientID, "bank:accounts.basic:read")
+		if err != nil {
+			t.Fatalf("%v %v", err, tres)
+		}
+		res, err := r.client.Get(ctx, o.URL, r.clientID, tok)
+		if err != nil || res.Status != http.StatusForbidden || res.JSON()["error"] != "insufficient_scope" ||
+			!strings.Contains(res.Header.Get("WWW-Authenticate"), "insufficient_scope") {
+			t.Fatalf("%v %d %s %v", err, res.Status, res.Body, res.Header)
+		}
+	})
+	t.Run("DELETE switched off", func(t *testing.T) {
+		state := o.Server.Registrar().State.(*policy.MemoryState)
+		st, _ := state.State(ctx, "uk")
+		st.Settings.AllowDelete = false
+		_ = state.Put(ctx, "uk", st)
+		res, err := a.client.Delete(ctx, o.URL, a.clientID, a.token)
+		if err != nil || res.Status != http.StatusMethodNotAllowed {
+			t.Fatalf("%v %d %s", err, res.Status, res.Body)
+		}
+		if _, err := hydraAdmin(t).Get(ctx, a.clientID); err != nil {
+			t.Fatalf("the client went: %v", err)
+		}
+	})
+}
+
