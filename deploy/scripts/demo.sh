@@ -92,6 +92,12 @@ say "UK: TPP Acme registers over mutual TLS (POST /register, application/jwt)"
 $sb register --tpp Acme --obdcr "https://127.0.0.1:$OBDCR_PORT" --aud "http://127.0.0.1:$HYDRA_PUBLIC_PORT" | tee "$work/uk-201.json"
 show_client "$work/uk-201.json"
 
+say "UK: Acme reads its registration back: GET /register/{client_id} with a client_credentials token Hydra issued by private_key_jwt"
+uk_id="$(sed -n 's/^  "client_id": "\(.*\)",$/\1/p' "$work/uk-201.json")"
+$sb get --tpp Acme --obdcr "https://127.0.0.1:$OBDCR_PORT" --token-url "http://127.0.0.1:$HYDRA_PUBLIC_PORT/oauth2/token" --client-id "$uk_id" >"$work/uk-get.json"
+head -n 12 "$work/uk-get.json"
+echo "  ..."
+
 if [[ ",$OBDCR_PROFILES," == *",au,"* ]]; then
   say "AU: data recipient Koala registers over mutual TLS"
   $sb register --tpp Koala --obdcr "https://127.0.0.1:$OBDCR_PORT" --aud "http://127.0.0.1:$HYDRA_PUBLIC_PORT" | tee "$work/au-201.json"
