@@ -1,0 +1,180 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/obdcr/obdcr/policy"
+)
+
+// PolicyPoll is how often a replica checks the shared policy version. A change
+// made on one replica reaches the others within it (the contract says 5 s).
+const PolicyPoll = time.Second
+
+// SharedState is policy.PolicyState over a Store. Reads come from memory, so the
+// registration path never waits on the database for it; a one-row version check
+// every PolicyPoll brings changes made elsewhere.
+type SharedState struct {
+	store    Store
+	profiles map[string]*policy.Profile
+	log      *slog.Logger
+
+	mu      sync.RWMutex
+	states  map[string]policy.State
+	version int64
+}
+
+// ErrUnknownProfile: no profile of that name is built in.
+var ErrUnknownProfile = fmt.Errorf("unknown profile")
+
+// NewSharedState seeds each profile's first state (its defaults, enabled if
+// listed; a stored state wins) and loads them all.
+func NewSharedState(ctx context.Context, st Store, profiles []*policy.Profile, enabled []string, log *slog.Logger) (*SharedState, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &SharedState{store: st, profiles: map[string]*policy.Profile{}, log: log}
+	for _, p := range profiles {
+		s.profiles[p.Name] = p
+		on := false
+		for _, e := range enabled {
+			on = on || e == p.Name
+		}
+		settings, _ := json.Marshal(p.Defaults)
+		if err := st.Seed(ctx, p.Name, StoredState{Enabled: on, Settings: settings}); err != nil {
+			return nil, fmt.Errorf("store: seeding profile %s: %w", p.Name, err)
+		}
+	}
+	if err := s.reload(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *SharedState) reload(ctx context.Context) error {
+	stored, version, err := s.store.States(ctx)
+	if err != nil {
+		return err
+	}
+	states := make(map[string]policy.State, len(s.profiles))
+	for name, p := range s.profiles {
+		st, err := s.decode(p, stored[name])
+		if err != nil {
+			return err
+		}
+		states[name] = st
+	}
+	s.mu.Lock()
+	s.states, s.version = states, version
+	s.mu.Unlock()
+	return nil
+}
+
+// decode lays stored settings over the profile's defaults, so settings added
+// since the row was written take their default.
+func (s *SharedState) decode(p *policy.Profile, st StoredState) (policy.State, error) {
+	settings := p.Defaults
+	if len(st.Settings) > 0 {
+		merged, err := p.Defaults.Merge(st.Settings)
+		if err != nil {
+			return policy.State{}, fmt.Errorf("store: stored settings of %s: %w", p.Name, err)
+		}
+		settings = merged
+	}
+	return policy.State{Enabled: st.Enabled, Settings: settings}, nil
+}
+
+// State implements policy.PolicyState.
+func (s *SharedState) State(_ context.Context, profile string) (policy.State, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st, ok := s.states[profile]
+	if !ok {
+		return policy.State{}, ErrUnknownProfile
+	}
+	return st, nil
+}
+
+// Change is a policy admin's edit of one profile.
+type Change struct {
+	Enabled  *bool
+	Settings json.RawMessage // a partial settings object
+	Actor    string
+	// RequestID ties the audit entry to the admin request's log line.
+	RequestID string
+}
+
+// SettingsError is a change refused because a setting is out of bounds.
+type SettingsError struct{ Err error }
+
+func (e *SettingsError) Error() string { return e.Err.Error() }
+
+// Apply validates a change, stores it with its audit entry in one transaction,
+// and returns the profile's new state.
+func (s *SharedState) Apply(ctx context.Context, profile string, c Change) (policy.State, error) {
+	p, ok := s.profiles[profile]
+	if !ok {
+		return policy.State{}, ErrUnknownProfile
+	}
+	// Start from the stored state, not the cache, so that two admins editing
+	// different settings on two replicas do not undo each other.
+	if err := s.reload(ctx); err != nil {
+		return policy.State{}, err
+	}
+	before, _ := s.State(ctx, profile)
+	after := before
+	if c.Enabled != nil {
+		after.Enabled = *c.Enabled
+	}
+	if len(c.Settings) > 0 {
+		merged, err := before.Settings.Merge(c.Settings)
+		if err != nil {
+			return policy.State{}, &SettingsError{err}
+		}
+		after.Settings = merged
+	}
+	if err := after.Settings.Validate(p.Limits); err != nil {
+		return policy.State{}, &SettingsError{err}
+	}
+	b, _ := json.Marshal(before)
+	a, _ := json.Marshal(after)
+	settings, _ := json.Marshal(after.Settings)
+	entry := AuditEntry{Kind: KindPolicy, Profile: profile, Outcome: "changed", Actor: c.Actor, RequestID: c.RequestID, Before: b, After: a}
+	if err := s.store.PutState(ctx, profile, StoredState{Enabled: after.Enabled, Settings: settings}, entry); err != nil {
+		return policy.State{}, err
+	}
+	return after, s.reload(ctx)
+}
+
+// Run keeps the cache current until ctx ends.
+func (s *SharedState) Run(ctx context.Context) {
+	t := time.NewTicker(PolicyPoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		v, err := s.store.Version(ctx)
+		if err != nil {
+			s.log.Warn("policy version check failed; keeping the current policy", "error", err.Error())
+			continue
+		}
+		s.mu.RLock()
+		same := v == s.version
+		s.mu.RUnlock()
+		if same {
+			continue
+		}
+		if err := s.reload(ctx); err != nil {
+			s.log.Warn("policy reload failed; keeping the current policy", "error", err.Error())
+			continue
+		}
+		s.log.Info("policy changed elsewhere; reloaded", "version", v)
+	}
+}

@@ -1,0 +1,103 @@
+// Package store keeps obdcr's shared state: profile switches and settings, the
+// jti replay cache and the audit log. Replicas that share a database share it
+// all, the way Hydra's own replicas share theirs.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/obdcr/obdcr/policy"
+)
+
+// Store is one backend: memory, SQLite or PostgreSQL.
+type Store interface {
+	policy.ReplayCache
+	// States returns every stored profile state and the policy version.
+	States(ctx context.Context) (map[string]StoredState, int64, error)
+	// Version changes whenever any profile's state changes; replicas poll it.
+	Version(ctx context.Context) (int64, error)
+	// Seed stores a profile's first state; an existing state is left alone.
+	Seed(ctx context.Context, profile string, st StoredState) error
+	// PutState replaces a profile's state and appends its audit entry, in one transaction.
+	PutState(ctx context.Context, profile string, st StoredState, entry AuditEntry) error
+	// Append adds an audit entry; once it returns nil the entry is durable.
+	Append(ctx context.Context, e AuditEntry) error
+	// Audit lists entries, newest first.
+	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// StoredState is a profile's state as stored. Settings stay raw JSON so that a
+// setting added in a later release takes its default on old rows.
+type StoredState struct {
+	Enabled  bool
+	Settings json.RawMessage
+}
+
+// Audit kinds.
+const (
+	KindRegistration = "registration"
+	KindManagement   = "management"
+	KindPolicy       = "policy"
+	KindDryRun       = "dry_run"
+)
+
+// AuditEntry is one decision or change. It never holds a JWT, key or token.
+type AuditEntry struct {
+	ID             int64           `json:"id"`
+	Time           time.Time       `json:"time"`
+	Kind           string          `json:"kind"`
+	Profile        string          `json:"profile,omitempty"`
+	SoftwareID     string          `json:"software_id,omitempty"`
+	OrgID          string          `json:"org_id,omitempty"`
+	ClientID       string          `json:"client_id,omitempty"`
+	Outcome        string          `json:"outcome"`
+	Error          string          `json:"error,omitempty"`
+	Rule           string          `json:"rule,omitempty"`
+	Description    string          `json:"description,omitempty"`
+	RequestID      string          `json:"request_id,omitempty"`
+	Actor          string          `json:"actor,omitempty"`
+	CertThumbprint string          `json:"cert_thumbprint,omitempty"`
+	Before         json.RawMessage `json:"before,omitempty"`
+	After          json.RawMessage `json:"after,omitempty"`
+}
+
+// AuditQuery filters the audit log.
+type AuditQuery struct {
+	Limit      int
+	SoftwareID string
+	Profile    string
+	Kind       string
+}
+
+// MaxAuditLimit bounds one audit query.
+const MaxAuditLimit = 1000
+
+func (q AuditQuery) limit() int {
+	if q.Limit <= 0 {
+		return 100
+	}
+	if q.Limit > MaxAuditLimit {
+		return MaxAuditLimit
+	}
+	return q.Limit
+}
+
+// Open opens the store a DSN names: memory, sqlite://PATH or postgres://...
+// SQL stores are migrated to the newest schema first.
+func Open(ctx context.Context, dsn string) (Store, error) {
+	switch {
+	case dsn == "memory":
+		return NewMemory(), nil
+	case strings.HasPrefix(dsn, "sqlite://"):
+		return openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"))
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return openPostgres(ctx, dsn)
+	}
+	return nil, fmt.Errorf("OBDCR_DSN: must be memory, sqlite://PATH or postgres://...")
+}
