@@ -31,7 +31,7 @@ type Config struct {
 	AU               AUConfig `envPrefix:"OBDCR_AU_"`
 	AllowPrivateJWKS bool     `env:"OBDCR_ALLOW_PRIVATE_JWKS" envDefault:"false" help:"allow JWKS and Register URLs on loopback or private addresses (sandbox and tests only)"`
 	AdminListen      string   `env:"OBDCR_ADMIN_LISTEN" envDefault:"127.0.0.1:8444" help:"admin listener, plain HTTP like Hydra's admin port: policies, audit, metrics, health"`
-	AdminToken       string   `env:"OBDCR_ADMIN_TOKEN,required" help:"bearer token for the admin API"`
+	AdminToken       string   `env:"OBDCR_ADMIN_TOKEN,required" help:"bearer token for the admin API; several as name:token,name:token (the audit records the name)"`
 	DSN              string   `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
 	LogLevel         string   `env:"OBDCR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs on stderr"`
 }
@@ -97,8 +97,8 @@ func (c Config) validate() error {
 	if c.AU.StatusPollInterval < time.Second {
 		return fmt.Errorf("OBDCR_AU_STATUS_POLL_INTERVAL: %s is under 1s", c.AU.StatusPollInterval)
 	}
-	if len(c.AdminToken) < 16 {
-		return errors.New("OBDCR_ADMIN_TOKEN: must be at least 16 characters")
+	if _, err := parseAdminTokens(c.AdminToken); err != nil {
+		return err
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
 		return fmt.Errorf("OBDCR_LOG_LEVEL: %q is not one of debug, info, warn, error", c.LogLevel)

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/obdcr/obdcr/policy"
+	"github.com/obdcr/obdcr/policy/store"
 )
 
 // unauthorized is RFC 6750's 401. Every way a management call can fail to prove
@@ -84,9 +85,34 @@ func (s *Server) authorize(c echo.Context) (*policy.Registration, error) {
 func (s *Server) getRegistration(c echo.Context) error {
 	reg, err := s.authorize(c)
 	if err != nil {
+		return s.auditRefusedCall(c, "read", err)
+	}
+	if err := s.auditCall(c, reg, "read"); err != nil {
 		return err
 	}
 	return s.respond(c, http.StatusOK, reg)
+}
+
+// auditCall records a management call that was let in.
+func (s *Server) auditCall(c echo.Context, reg *policy.Registration, outcome string) error {
+	return s.audit(c, store.AuditEntry{Kind: store.KindManagement, Profile: reg.Profile, SoftwareID: reg.SoftwareID,
+		OrgID: reg.OrgID, ClientID: reg.ClientID, Outcome: outcome, CertThumbprint: reg.CertThumbprint})
+}
+
+// auditRefusedCall records a management call that could not prove itself; the
+// call's own error is what the caller gets, unless the audit fails.
+func (s *Server) auditRefusedCall(c echo.Context, op string, err error) error {
+	desc := err.Error()
+	var he *httpError
+	code := ""
+	if errors.As(err, &he) {
+		code, desc = he.code, he.desc
+	}
+	e := store.AuditEntry{Kind: store.KindManagement, ClientID: c.Param("client_id"), Outcome: "refused", Error: code, Description: op + ": " + desc}
+	if aerr := s.audit(c, e); aerr != nil {
+		return aerr
+	}
+	return err
 }
 
 // putRegistration is PUT /register/{client_id} (RFC 7592 §2.2): a new signed
@@ -94,7 +120,7 @@ func (s *Server) getRegistration(c echo.Context) error {
 func (s *Server) putRegistration(c echo.Context) error {
 	current, err := s.authorize(c)
 	if err != nil {
-		return err
+		return s.auditRefusedCall(c, "update", err)
 	}
 	body, err := readJWT(c)
 	if err != nil {
@@ -103,6 +129,13 @@ func (s *Server) putRegistration(c echo.Context) error {
 	cert, _ := s.certs.certificate(c.Request())
 	reg, tr, err := s.registrar.Update(c.Request().Context(), current, policy.Submission{JWT: body, Certificate: cert})
 	s.noteOutcome(c, tr, err)
+	e := decisionEntry(store.KindManagement, tr, current, cert, err)
+	if err == nil {
+		e.Outcome = "updated"
+	}
+	if aerr := s.audit(c, e); aerr != nil {
+		return aerr
+	}
 	if errors.Is(err, policy.ErrNoRegistration) {
 		return unauthorized("the client no longer exists")
 	}
@@ -117,7 +150,7 @@ func (s *Server) putRegistration(c echo.Context) error {
 func (s *Server) deleteRegistration(c echo.Context) error {
 	reg, err := s.authorize(c)
 	if err != nil {
-		return err
+		return s.auditRefusedCall(c, "delete", err)
 	}
 	st, err := s.registrar.State.State(c.Request().Context(), reg.Profile)
 	if err != nil {
@@ -128,6 +161,9 @@ func (s *Server) deleteRegistration(c echo.Context) error {
 		return newHTTPError(http.StatusMethodNotAllowed, "method_not_allowed", "this server does not let "+reg.Profile+" clients delete their registration; ask the bank")
 	}
 	if err := s.registrar.Deregister(c.Request().Context(), reg.ClientID); err != nil && !errors.Is(err, policy.ErrNoRegistration) {
+		return err
+	}
+	if err := s.auditCall(c, reg, "deleted"); err != nil {
 		return err
 	}
 	c.Set("log.outcome", "deleted")

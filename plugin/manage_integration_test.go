@@ -13,7 +13,6 @@ import (
 	"github.com/obdcr/obdcr/deploy/sandbox"
 	"github.com/obdcr/obdcr/deploy/testenv"
 	"github.com/obdcr/obdcr/hydra"
-	"github.com/obdcr/obdcr/policy"
 	"github.com/obdcr/obdcr/policy/policytest"
 )
 
@@ -175,10 +174,9 @@ func TestManagementRefusals(t *testing.T) {
 		}
 	})
 	t.Run("DELETE switched off", func(t *testing.T) {
-		state := o.Server.Registrar().State.(*policy.MemoryState)
-		st, _ := state.State(ctx, "uk")
-		st.Settings.AllowDelete = false
-		_ = state.Put(ctx, "uk", st)
+		if status, body := adminCall(t, o, http.MethodPut, "/admin/policies/uk", `{"settings":{"allow_delete":false}}`); status != http.StatusOK {
+			t.Fatalf("switching DELETE off: %d %s", status, body)
+		}
 		res, err := a.client.Delete(ctx, o.URL, a.clientID, a.token)
 		if err != nil || res.Status != http.StatusMethodNotAllowed {
 			t.Fatalf("%v %d %s", err, res.Status, res.Body)

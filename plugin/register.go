@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"errors"
 	"io"
 	"mime"
@@ -9,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/obdcr/obdcr/policy"
+	"github.com/obdcr/obdcr/policy/store"
 )
 
 // maxBody is the largest request JWT accepted: an SSA and metadata fit in a few KiB.
@@ -44,6 +46,15 @@ func (s *Server) register(c echo.Context) error {
 	}
 	reg, tr, err := s.registrar.Register(c.Request().Context(), policy.Submission{JWT: body, Certificate: cert})
 	s.noteOutcome(c, tr, err)
+	if aerr := s.audit(c, decisionEntry(store.KindRegistration, tr, reg, cert, err)); aerr != nil {
+		if reg != nil {
+			// Approved but not audited: take the client back rather than keep one the audit does not know.
+			_ = s.registrar.Deregister(context.WithoutCancel(c.Request().Context()), reg.ClientID)
+		}
+		if err == nil || policy.IsRefusal(err) {
+			return aerr
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/obdcr/obdcr/hydra"
 	"github.com/obdcr/obdcr/policy"
 	"github.com/obdcr/obdcr/policy/au"
+	"github.com/obdcr/obdcr/policy/store"
 )
 
 // Server is a running obdcr: both listeners and what they share.
@@ -33,7 +35,10 @@ type Server struct {
 	tpp       *echo.Echo
 	admin     *echo.Echo
 	// auStatuses is the CDR Register's view, when polling is configured.
-	auStatuses *au.StatusBook
+	auStatuses  *au.StatusBook
+	store       store.Store
+	state       *store.SharedState
+	adminTokens []adminToken
 }
 
 // Deps lets tests and embedders replace what New would build from Config.
@@ -64,16 +69,30 @@ func New(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 		fetch = *d.Fetch
 	}
 	fetch.AllowPrivate = fetch.AllowPrivate || cfg.AllowPrivateJWKS
+	tokens, err := parseAdminTokens(cfg.AdminToken)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(ctx, cfg.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("OBDCR_DSN: %w", err)
+	}
 	keys := policy.NewJWKSCache(ctx, policy.JWKSCacheOptions{Fetch: fetch})
-	replay := policy.NewMemoryReplay(d.Now)
-	registrar := &policy.Registrar{Clients: admin, Replay: replay, Audiences: append([]string{cfg.Issuer}, cfg.Audiences...), Now: d.Now}
-	b := buildProfiles(cfg, profileDeps{keys: keys, replay: replay, fetch: fetch, registrar: registrar, log: d.Logger})
+	registrar := &policy.Registrar{Clients: admin, Replay: st, Audiences: append([]string{cfg.Issuer}, cfg.Audiences...), Now: d.Now}
+	b := buildProfiles(cfg, profileDeps{keys: keys, replay: st, fetch: fetch, registrar: registrar, log: d.Logger})
 	registrar.Profiles = b.profiles
-	registrar.State = policy.NewMemoryState(b.profiles, cfg.Profiles)
+	state, err := store.NewSharedState(ctx, st, b.profiles, cfg.Profiles, d.Logger)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	registrar.State = state
 	s := &Server{
 		cfg: cfg, log: d.Logger, hydra: admin, tls: tlsCfg, registrar: registrar, auStatuses: b.auStatuses,
 		certs: newCertSource(cfg.ClientCertHeader, cfg.TrustedProxies, roots),
+		store: st, state: state, adminTokens: tokens,
 	}
+	go state.Run(ctx)
 	for _, run := range b.background {
 		go run(ctx)
 	}
@@ -104,6 +123,13 @@ func (s *Server) routes() {
 	s.tpp.GET("/register/:client_id", s.getRegistration)
 	s.tpp.PUT("/register/:client_id", s.putRegistration)
 	s.tpp.DELETE("/register/:client_id", s.deleteRegistration)
+
+	admin := s.admin.Group("/admin", s.adminAuth)
+	admin.GET("/policies", s.listPolicies)
+	admin.PUT("/policies/:profile", s.putPolicy)
+	admin.GET("/audit", s.listAudit)
+	admin.GET("/registrations", s.listRegistrations)
+	admin.DELETE("/registrations/:client_id", s.deleteRegistrationAdmin)
 }
 
 // requestBudget bounds the outbound calls one request makes (Hydra, JWKS). The
@@ -125,7 +151,8 @@ func (s *Server) Serve(ctx context.Context, tppLn, adminLn net.Listener) error {
 		defer cancel()
 		return errors.Join(tppSrv.Shutdown(sctx), adminSrv.Shutdown(sctx))
 	})
-	return g.Wait()
+	err := g.Wait()
+	return errors.Join(err, s.store.Close())
 }
 
 func ignoreClosed(err error) error {
@@ -160,8 +187,15 @@ func (s *Server) alive(c echo.Context) error {
 func (s *Server) ready(c echo.Context) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 	defer cancel()
+	problems := map[string]string{}
 	if err := s.hydra.Ready(ctx); err != nil {
-		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "errors": map[string]string{"hydra": err.Error()}})
+		problems["hydra"] = err.Error()
+	}
+	if err := s.store.Ping(ctx); err != nil {
+		problems["store"] = err.Error()
+	}
+	if len(problems) > 0 {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "errors": problems})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }

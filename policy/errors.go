@@ -45,6 +45,12 @@ func AsError(err error) (*Error, bool) {
 	return e, ok
 }
 
+// IsRefusal reports whether err is a refusal of the request (not a failure).
+func IsRefusal(err error) bool {
+	_, ok := AsError(err)
+	return ok
+}
+
 // Unavailable says a dependency (Hydra, a JWKS host, the store) failed, not the
 // request. The service answers 5xx and the TPP may retry the same request.
 type Unavailable struct {

@@ -2,7 +2,9 @@ package policy
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +24,8 @@ type ClientStore interface {
 	Delete(ctx context.Context, id string) error
 	// RevokeTokens removes every token of the client.
 	RevokeTokens(ctx context.Context, clientID string) error
+	// ListByOwner lists the clients of an organisation (obdcr sets owner to org_id).
+	ListByOwner(ctx context.Context, owner string) ([]hydra.Client, error)
 }
 
 // Registrar decides registration requests and carries out the approved ones.
@@ -222,7 +226,9 @@ func (r *Registrar) prepare(ctx context.Context, sub Submission, current *Regist
 		return fail(Refuse(InvalidSoftwareStatement, "software_statement", "%v", err))
 	}
 	var peek struct {
-		Issuer string `json:"iss"`
+		Issuer     string `json:"iss"`
+		SoftwareID string `json:"software_id"`
+		OrgID      string `json:"org_id"`
 	}
 	if json.Unmarshal(ssa.Payload, &peek) != nil {
 		return fail(Refuse(InvalidSoftwareStatement, "software_statement", "payload is not a JSON object"))
@@ -236,7 +242,8 @@ func (r *Registrar) prepare(ctx context.Context, sub Submission, current *Regist
 	if p == nil {
 		return fail(Refuse(InvalidSoftwareStatement, "software_statement", "iss %q is not a directory this server trusts", peek.Issuer))
 	}
-	tr.Profile = p.Name
+	// Claimed, not yet verified: the audit of an early refusal still says whose it was.
+	tr.Profile, tr.SoftwareID, tr.OrgID = p.Name, peek.SoftwareID, peek.OrgID
 	if current != nil && current.Profile != p.Name {
 		return fail(Refuse(InvalidSoftwareStatement, "software_statement", "is issued by %q, but this client is registered under the %s profile", peek.Issuer, current.Profile))
 	}
@@ -274,8 +281,13 @@ func (r *Registrar) trace(ev *Evaluation, tr *Trace) {
 	}
 }
 
-// ReplayKey is the replay-cache key of a request: jti is unique per issuer.
-func ReplayKey(profile, iss, jti string) string { return profile + "\x00" + iss + "\x00" + jti }
+// ReplayKey is the replay-cache key of a request: jti is unique per issuer. It is
+// hashed so that any jti, however long or odd, makes a fixed-size key every
+// store can hold.
+func ReplayKey(profile, iss, jti string) string {
+	sum := sha256.Sum256([]byte(profile + "\x00" + iss + "\x00" + jti))
+	return hex.EncodeToString(sum[:])
+}
 
 func (r *Registrar) consumeJTI(ctx context.Context, ev *Evaluation) error {
 	until := ev.Now.Add(time.Duration(ev.Settings.ClockSkew))
@@ -446,4 +458,36 @@ func (r *Registrar) Update(ctx context.Context, current *Registration, sub Submi
 		}
 	}
 	return reg, tr, nil
+}
+
+// Find lists registrations for admins: those of a software_id (its single
+// registration under each profile), or all of an organisation's. With both, an
+// organisation's registrations of that software (as when several are allowed).
+func (r *Registrar) Find(ctx context.Context, softwareID, orgID string) ([]*Registration, error) {
+	var out []*Registration
+	if orgID != "" {
+		clients, err := r.Clients.ListByOwner(ctx, orgID)
+		if err != nil {
+			return nil, &Unavailable{Dependency: "hydra", Err: err}
+		}
+		for _, c := range clients {
+			reg, err := FromHydra(c, r.decodeStored)
+			if err != nil || (softwareID != "" && reg.SoftwareID != softwareID) {
+				continue
+			}
+			out = append(out, reg)
+		}
+		return out, nil
+	}
+	for _, p := range r.Profiles {
+		reg, err := r.Load(ctx, ClientIDFor(p.Name, softwareID))
+		if errors.Is(err, ErrNoRegistration) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, reg)
+	}
+	return out, nil
 }

@@ -14,6 +14,12 @@ if ! command -v gcc >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq gcc libc6-dev >/dev/null
 fi
 
+# The store tests start their own PostgreSQL cluster (initdb in a temp folder).
+if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "test: installing Debian's postgresql for the store tests" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
+
 OBDCR_HYDRA_BIN="$(deploy/scripts/hydra.sh)"
 export OBDCR_HYDRA_BIN
 

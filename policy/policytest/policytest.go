@@ -103,6 +103,19 @@ func (h *Hydra) RevokeTokens(_ context.Context, id string) error {
 	return nil
 }
 
+// ListByOwner lists the clients whose owner is owner.
+func (h *Hydra) ListByOwner(_ context.Context, owner string) ([]hydra.Client, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []hydra.Client
+	for _, c := range h.Clients {
+		if c.Owner == owner {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
 // Len is how many clients exist.
 func (h *Hydra) Len() int {
 	h.mu.Lock()

@@ -1,0 +1,194 @@
+package plugin
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/obdcr/obdcr/policy"
+	"github.com/obdcr/obdcr/policy/store"
+)
+
+// adminToken is one accepted admin bearer token. OBDCR_ADMIN_TOKEN is one token
+// (named "admin"), or several as name:token pairs separated by commas, so that
+// the audit can say who changed a policy.
+type adminToken struct {
+	name string
+	hash [32]byte
+}
+
+var tokenName = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
+
+func parseAdminTokens(v string) ([]adminToken, error) {
+	var out []adminToken
+	for _, item := range strings.Split(v, ",") {
+		item = strings.TrimSpace(item)
+		name, tok := "admin", item
+		if n, t, ok := strings.Cut(item, ":"); ok && tokenName.MatchString(n) {
+			name, tok = n, t
+		}
+		if len(tok) < 16 {
+			return nil, errors.New("OBDCR_ADMIN_TOKEN: every token must be at least 16 characters")
+		}
+		out = append(out, adminToken{name: name, hash: sha256.Sum256([]byte(tok))})
+	}
+	return out, nil
+}
+
+// adminAuth checks the bearer token in constant time. Comparing hashes of equal
+// length means neither the token's content nor its length leaks through timing.
+func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		scheme, tok, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
+		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		match := ""
+		for _, t := range s.adminTokens {
+			if subtle.ConstantTimeCompare(sum[:], t.hash[:]) == 1 && strings.EqualFold(scheme, "Bearer") {
+				match = t.name
+			}
+		}
+		if match == "" {
+			e := newHTTPError(http.StatusUnauthorized, "invalid_token", "the admin API needs Authorization: Bearer with OBDCR_ADMIN_TOKEN")
+			e.header = map[string]string{"WWW-Authenticate": `Bearer realm="obdcr-admin"`}
+			return e
+		}
+		c.Set("actor", match)
+		return next(c)
+	}
+}
+
+func actor(c echo.Context) string {
+	a, _ := c.Get("actor").(string)
+	return a
+}
+
+// policyView is one profile as GET /admin/policies shows it.
+type policyView struct {
+	Profile  string          `json:"profile"`
+	Enabled  bool            `json:"enabled"`
+	Issuer   string          `json:"issuer"`
+	Settings policy.Settings `json:"settings"`
+	Rules    []string        `json:"rules"`
+}
+
+func (s *Server) policyView(p *policy.Profile, st policy.State) policyView {
+	return policyView{Profile: p.Name, Enabled: st.Enabled, Issuer: p.Issuer, Settings: st.Settings, Rules: p.RuleNames()}
+}
+
+func (s *Server) listPolicies(c echo.Context) error {
+	out := []policyView{}
+	for _, p := range s.registrar.Profiles {
+		st, err := s.state.State(c.Request().Context(), p.Name)
+		if err != nil {
+			return &policy.Unavailable{Dependency: "store", Err: err}
+		}
+		out = append(out, s.policyView(p, st))
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) putPolicy(c echo.Context) error {
+	name := c.Param("profile")
+	p, ok := s.registrar.Profile(name)
+	if !ok {
+		return newHTTPError(http.StatusNotFound, "not_found", "no profile "+strconv.Quote(name)+"; see GET /admin/policies")
+	}
+	var body struct {
+		Enabled  *bool           `json:"enabled"`
+		Settings json.RawMessage `json:"settings"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&body); err != nil {
+		return newHTTPError(http.StatusBadRequest, "invalid_request", `the body must be {"enabled": true|false} and/or {"settings": {...}}: `+err.Error())
+	}
+	if body.Enabled == nil && len(body.Settings) == 0 {
+		return newHTTPError(http.StatusBadRequest, "invalid_request", `nothing to change: send "enabled" and/or "settings"`)
+	}
+	st, err := s.state.Apply(c.Request().Context(), name, store.Change{Enabled: body.Enabled, Settings: body.Settings, Actor: actor(c), RequestID: requestID(c)})
+	var se *store.SettingsError
+	switch {
+	case errors.As(err, &se):
+		return newHTTPError(http.StatusBadRequest, "invalid_request", se.Error())
+	case err != nil:
+		return &policy.Unavailable{Dependency: "store", Err: err}
+	}
+	s.log.Info("policy changed", "profile", name, "actor", actor(c), "enabled", st.Enabled, "request_id", requestID(c))
+	return c.JSON(http.StatusOK, s.policyView(p, st))
+}
+
+func (s *Server) listAudit(c echo.Context) error {
+	q := store.AuditQuery{SoftwareID: c.QueryParam("software_id"), Profile: c.QueryParam("profile"), Kind: c.QueryParam("kind")}
+	if l := c.QueryParam("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > store.MaxAuditLimit {
+			return newHTTPError(http.StatusBadRequest, "invalid_request", "limit must be a number from 1 to "+strconv.Itoa(store.MaxAuditLimit))
+		}
+		q.Limit = n
+	}
+	entries, err := s.store.Audit(c.Request().Context(), q)
+	if err != nil {
+		return &policy.Unavailable{Dependency: "store", Err: err}
+	}
+	return c.JSON(http.StatusOK, entries)
+}
+
+// registrationView is a registration as admins see it.
+type registrationView struct {
+	ClientID       string    `json:"client_id"`
+	Profile        string    `json:"profile"`
+	SoftwareID     string    `json:"software_id"`
+	OrgID          string    `json:"org_id"`
+	ClientName     string    `json:"client_name,omitempty"`
+	IssuedAt       time.Time `json:"client_id_issued_at"`
+	RedirectURIs   []string  `json:"redirect_uris"`
+	Scope          string    `json:"scope,omitempty"`
+	CertThumbprint string    `json:"cert_thumbprint"`
+}
+
+func (s *Server) listRegistrations(c echo.Context) error {
+	sw, org := c.QueryParam("software_id"), c.QueryParam("org_id")
+	if sw == "" && org == "" {
+		return newHTTPError(http.StatusBadRequest, "invalid_request", "give software_id and/or org_id")
+	}
+	regs, err := s.registrar.Find(c.Request().Context(), sw, org)
+	if err != nil {
+		return err
+	}
+	out := []registrationView{}
+	for _, r := range regs {
+		out = append(out, registrationView{ClientID: r.ClientID, Profile: r.Profile, SoftwareID: r.SoftwareID, OrgID: r.OrgID,
+			ClientName: r.Metadata.ClientName, IssuedAt: r.IssuedAt, RedirectURIs: r.Metadata.RedirectURIs, Scope: r.Metadata.Scope,
+			CertThumbprint: r.CertThumbprint})
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// deleteRegistrationAdmin removes a registration for an admin, such as when a
+// TPP lost its client_id and cannot re-register while one per software_id holds.
+func (s *Server) deleteRegistrationAdmin(c echo.Context) error {
+	ctx := c.Request().Context()
+	reg, err := s.registrar.Load(ctx, c.Param("client_id"))
+	if errors.Is(err, policy.ErrNoRegistration) {
+		return newHTTPError(http.StatusNotFound, "not_found", "no registration with that client_id")
+	}
+	if err != nil {
+		return err
+	}
+	if err := s.registrar.Deregister(ctx, reg.ClientID); err != nil && !errors.Is(err, policy.ErrNoRegistration) {
+		return err
+	}
+	if err := s.audit(c, store.AuditEntry{Kind: store.KindManagement, Profile: reg.Profile, SoftwareID: reg.SoftwareID, OrgID: reg.OrgID,
+		ClientID: reg.ClientID, Outcome: "deleted", Actor: actor(c), Description: "removed by an admin"}); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}

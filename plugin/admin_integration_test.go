@@ -1,0 +1,229 @@
+package plugin_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/obdcr/obdcr/deploy/sandbox"
+	"github.com/obdcr/obdcr/deploy/testenv"
+	"github.com/obdcr/obdcr/policy"
+)
+
+// adminCall sends a request to the admin API with the admin token.
+func adminCall(t *testing.T, o *testenv.Obdcr, method, path, body string) (int, []byte) {
+	t.Helper()
+	return adminCallAs(t, o, testenv.AdminToken, method, path, body)
+}
+
+func adminCallAs(t *testing.T, o *testenv.Obdcr, token, method, path, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, o.AdminURL+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, b
+}
+
+func TestAdminAPI(t *testing.T) {
+	o := startObdcr(t, nil)
+	t.Run("auth", func(t *testing.T) {
+		for _, tok := range []string{"", "wrong-token-0123456789", testenv.AdminToken + "x"} {
+			if status, _ := adminCallAs(t, o, tok, http.MethodGet, "/admin/policies", ""); status != http.StatusUnauthorized {
+				t.Errorf("token %q: %d", tok, status)
+			}
+		}
+	})
+	t.Run("list", func(t *testing.T) {
+		status, body := adminCall(t, o, http.MethodGet, "/admin/policies", "")
+		var got []map[string]any
+		_ = json.Unmarshal(body, &got)
+		if status != http.StatusOK || len(got) != 2 || got[0]["profile"] != "uk" || got[0]["enabled"] != true || got[0]["settings"] == nil {
+			t.Fatalf("%d %s", status, body)
+		}
+	})
+	cases := []struct {
+		name, path, body string
+		status           int
+		mention          string
+	}{
+		{"unknown profile", "/admin/policies/br", `{"enabled":false}`, 404, "br"},
+		{"bad setting", "/admin/policies/uk", `{"settings":{"signing_algs":["RS256"]}}`, 400, "signing_algs"},
+		{"unknown setting", "/admin/policies/uk", `{"settings":{"colour":"blue"}}`, 400, "colour"},
+		{"unknown field", "/admin/policies/uk", `{"enable":false}`, 400, "enable"},
+		{"empty change", "/admin/policies/uk", `{}`, 400, "nothing to change"},
+		{"AU multiple registrations", "/admin/policies/au", `{"settings":{"multiple_registrations":true}}`, 400, "multiple_registrations"},
+		{"good setting", "/admin/policies/uk", `{"settings":{"clock_skew":"45s"}}`, 200, `"clock_skew":"45s"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			status, body := adminCall(t, o, http.MethodPut, c.path, c.body)
+			if status != c.status || !strings.Contains(string(body), c.mention) {
+				t.Fatalf("%d %s, want %d mentioning %s", status, body, c.status, c.mention)
+			}
+		})
+	}
+	t.Run("audit of policy changes", func(t *testing.T) {
+		status, body := adminCall(t, o, http.MethodGet, "/admin/audit?kind=policy&profile=uk", "")
+		var got []map[string]any
+		_ = json.Unmarshal(body, &got)
+		if status != 200 || len(got) != 1 || got[0]["actor"] != "admin" || got[0]["before"] == nil || got[0]["after"] == nil {
+			t.Fatalf("%d %s", status, body)
+		}
+	})
+	t.Run("bad limit", func(t *testing.T) {
+		if status, _ := adminCall(t, o, http.MethodGet, "/admin/audit?limit=x", ""); status != 400 {
+			t.Fatalf("%d", status)
+		}
+	})
+}
+
+// A switched-off profile refuses registrations, and says so; the other goes on;
+// existing clients can still be managed; the audit tells why.
+func TestProfileSwitchedOff(t *testing.T) {
+	o := startObdcr(t, nil)
+	ctx := context.Background()
+	existing := registerTPP(t, o, sandbox.AU)
+	if status, body := adminCall(t, o, http.MethodPut, "/admin/policies/au", `{"enabled":false}`); status != 200 {
+		t.Fatalf("%d %s", status, body)
+	}
+	tpp, c := newTPP(t, sandbox.AU)
+	res, _ := c.Register(ctx, o.URL, request(t, tpp, nil, nil))
+	if res.Status != 400 || res.JSON()["error"] != "unapproved_software_statement" || !strings.Contains(string(res.Body), "switched off") {
+		t.Fatalf("AU while off: %d %s", res.Status, res.Body)
+	}
+	uk, uc := newTPP(t, sandbox.UK)
+	if res, _ := uc.Register(ctx, o.URL, request(t, uk, nil, nil)); res.Status != 201 {
+		t.Fatalf("UK while AU off: %d %s", res.Status, res.Body)
+	}
+	if res, _ := existing.client.Get(ctx, o.URL, existing.clientID, existing.token); res.Status != 200 {
+		t.Fatalf("managing an existing AU client while AU is off: %d %s", res.Status, res.Body)
+	}
+	status, body := adminCall(t, o, http.MethodGet, "/admin/audit?profile=au&software_id="+tpp.SoftwareID, "")
+	var got []map[string]any
+	_ = json.Unmarshal(body, &got)
+	if status != 200 || len(got) != 1 || got[0]["outcome"] != "refused" || got[0]["rule"] != policy.StepSelect || got[0]["error"] != "unapproved_software_statement" {
+		t.Fatalf("audit: %s", body)
+	}
+	if strings.Contains(string(body), "eyJ") {
+		t.Fatalf("the audit holds a JWT: %s", body)
+	}
+}
+
+func TestAdminRegistrations(t *testing.T) {
+	o := startObdcr(t, nil)
+	r := registerTPP(t, o, sandbox.UK)
+	for _, q := range []string{"software_id=" + r.tpp.SoftwareID, "org_id=" + r.tpp.OrgID} {
+		status, body := adminCall(t, o, http.MethodGet, "/admin/registrations?"+q, "")
+		var got []map[string]any
+		_ = json.Unmarshal(body, &got)
+		if status != 200 || len(got) != 1 || got[0]["client_id"] != r.clientID {
+			t.Fatalf("%s: %d %s", q, status, body)
+		}
+	}
+	if status, _ := adminCall(t, o, http.MethodDelete, "/admin/registrations/"+r.clientID, ""); status != 204 {
+		t.Fatalf("admin delete: %d", status)
+	}
+	if status, _ := adminCall(t, o, http.MethodDelete, "/admin/registrations/"+r.clientID, ""); status != 404 {
+		t.Fatalf("second admin delete: %d", status)
+	}
+	// the TPP can register again
+	if res, _ := r.client.Register(context.Background(), o.URL, request(t, r.tpp, nil, nil)); res.Status != 201 {
+		t.Fatalf("re-register after admin delete: %d %s", res.Status, res.Body)
+	}
+}
+
+// Two replicas on one database: 20 parallel registrations of one software_id
+// across both give exactly one client, a replayed jti is refused by the other,
+// and a policy change on one reaches the other within 5 s.
+func TestTwoReplicasOneDatabase(t *testing.T) {
+	pg, err := testenv.StartPostgres()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	pgDSN, err := pg.NewDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dsn := range []string{"sqlite://" + t.TempDir() + "/obdcr.db", pgDSN} {
+		name := strings.SplitN(dsn, ":", 2)[0]
+		t.Run(name, func(t *testing.T) {
+			a := startObdcr(t, func(c *testenvConfig) { c.DSN = dsn })
+			b := startObdcr(t, func(c *testenvConfig) { c.DSN = dsn })
+			ctx := context.Background()
+			tpp, client := newTPP(t, sandbox.UK)
+
+			jwt := request(t, tpp, nil, nil)
+			if res, _ := client.Register(ctx, a.URL, jwt); res.Status != 201 {
+				t.Fatalf("A: %d %s", res.Status, res.Body)
+			}
+			if res, _ := client.Register(ctx, b.URL, jwt); res.Status != 400 || !strings.Contains(string(res.Body), "jti") {
+				t.Fatalf("replay on B: %d %s", res.Status, res.Body)
+			}
+
+			race, rc := newTPP(t, sandbox.UK)
+			var mu sync.Mutex
+			created := 0
+			var wg sync.WaitGroup
+			for i := 0; i < 20; i++ {
+				wg.Add(1)
+				target := []*testenv.Obdcr{a, b}[i%2]
+				go func() {
+					defer wg.Done()
+					res, err := rc.Register(ctx, target.URL, request(t, race, nil, nil))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					switch res.Status {
+					case 201:
+						created++
+					case 400:
+					default:
+						t.Errorf("unexpected %d %s", res.Status, res.Body)
+					}
+				}()
+			}
+			wg.Wait()
+			if created != 1 {
+				t.Fatalf("%d registrations of one software_id succeeded across two replicas", created)
+			}
+
+			start := time.Now()
+			if status, body := adminCall(t, a, http.MethodPut, "/admin/policies/uk", `{"enabled":false}`); status != 200 {
+				t.Fatalf("%d %s", status, body)
+			}
+			other, oc := newTPP(t, sandbox.UK)
+			for {
+				res, _ := oc.Register(ctx, b.URL, request(t, other, nil, nil))
+				if res.Status == 400 && strings.Contains(string(res.Body), "switched off") {
+					break
+				}
+				if time.Since(start) > 5*time.Second {
+					t.Fatalf("replica B still registers UK %s after the switch on A: %d", time.Since(start), res.Status)
+				}
+				// A 201 here is B not having seen the change yet: allowed within the 5 s.
+				other, oc = newTPP(t, sandbox.UK)
+				time.Sleep(100 * time.Millisecond)
+			}
+			t.Logf("%s: B refused UK %s after A switched it off", name, time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
