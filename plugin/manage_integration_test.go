@@ -186,4 +186,3 @@ func TestManagementRefusals(t *testing.T) {
 		}
 	})
 }
-

@@ -1,0 +1,276 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// adminClient calls the admin API for the CLI (OBDCR_ADMIN_URL, OBDCR_ADMIN_TOKEN).
+type adminClient struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+func newAdminClient(getenv func(string) string) (*adminClient, error) {
+	base := getenv("OBDCR_ADMIN_URL")
+	if base == "" {
+		base = "http://127.0.0.1:8444"
+	}
+	tok := getenv("OBDCR_ADMIN_TOKEN")
+	if tok == "" {
+		return nil, errors.New("OBDCR_ADMIN_TOKEN: required but not set")
+	}
+	// With several name:token pairs configured, the first one speaks.
+	first := strings.TrimSpace(strings.Split(tok, ",")[0])
+	if _, t, ok := strings.Cut(first, ":"); ok {
+		first = t
+	}
+	return &adminClient{base: strings.TrimRight(base, "/"), token: first, http: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+// call sends a request and decodes a JSON answer into out; an error answer
+// becomes an error carrying the server's description.
+func (a *adminClient) call(method, path, contentType string, body []byte, out any) error {
+	req, err := http.NewRequest(method, a.base+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	res, err := a.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("admin API at %s: %w (set OBDCR_ADMIN_URL)", a.base, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	if res.StatusCode >= 300 {
+		var e struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		if json.Unmarshal(b, &e) == nil && e.Error != "" {
+			return fmt.Errorf("HTTP %d %s: %s", res.StatusCode, e.Error, e.Description)
+		}
+		return fmt.Errorf("HTTP %d: %s", res.StatusCode, strings.TrimSpace(string(b)))
+	}
+	if out != nil && len(b) > 0 {
+		return json.Unmarshal(b, out)
+	}
+	return nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+type policyRow struct {
+	Profile  string         `json:"profile"`
+	Enabled  bool           `json:"enabled"`
+	Issuer   string         `json:"issuer"`
+	Settings map[string]any `json:"settings"`
+	Rules    []string       `json:"rules"`
+}
+
+func policyCmd(a *adminClient, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("policy", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if len(args) == 0 {
+		return errors.New("usage: obdcr policy list|enable PROFILE|disable PROFILE|set PROFILE FILE [--json]")
+	}
+	verb := args[0]
+	if err := fs.Parse(reorder(args[1:])); err != nil {
+		return err
+	}
+	var row policyRow
+	switch verb {
+	case "list":
+		var rows []policyRow
+		if err := a.call(http.MethodGet, "/admin/policies", "", nil, &rows); err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, rows)
+		}
+		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PROFILE\tENABLED\tSSA ISSUER\tRULES\tSETTINGS")
+		for _, r := range rows {
+			s, _ := json.Marshal(r.Settings)
+			fmt.Fprintf(tw, "%s\t%v\t%s\t%d\t%s\n", r.Profile, r.Enabled, r.Issuer, len(r.Rules), s)
+		}
+		return tw.Flush()
+	case "enable", "disable":
+		if fs.NArg() != 1 {
+			return fmt.Errorf("usage: obdcr policy %s PROFILE", verb)
+		}
+		body := fmt.Sprintf(`{"enabled":%v}`, verb == "enable")
+		if err := a.call(http.MethodPut, "/admin/policies/"+url.PathEscape(fs.Arg(0)), "application/json", []byte(body), &row); err != nil {
+			return err
+		}
+	case "set":
+		if fs.NArg() != 2 {
+			return errors.New("usage: obdcr policy set PROFILE FILE (a JSON object of settings; - reads stdin)")
+		}
+		settings, err := readArg(fs.Arg(1))
+		if err != nil {
+			return err
+		}
+		body, _ := json.Marshal(map[string]json.RawMessage{"settings": bytes.TrimSpace(settings)})
+		if err := a.call(http.MethodPut, "/admin/policies/"+url.PathEscape(fs.Arg(0)), "application/json", body, &row); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("obdcr policy: unknown verb %q (list, enable, disable, set)", verb)
+	}
+	if *asJSON {
+		return printJSON(stdout, row)
+	}
+	s, _ := json.Marshal(row.Settings)
+	fmt.Fprintf(stdout, "%s: enabled=%v settings=%s\n", row.Profile, row.Enabled, s)
+	return nil
+}
+
+func readArg(name string) ([]byte, error) {
+	if name == "-" {
+		return io.ReadAll(os.Stdin)
+	}
+	return os.ReadFile(name)
+}
+
+// reorder moves flags before positional arguments, so that `obdcr policy list
+// --json` and `obdcr policy --json list` both work with the flag package.
+func reorder(args []string) []string {
+	var flags, rest []string
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") && a != "-" {
+			flags = append(flags, a)
+		} else {
+			rest = append(rest, a)
+		}
+	}
+	return append(flags, rest...)
+}
+
+type registrationRow struct {
+	ClientID     string    `json:"client_id"`
+	Profile      string    `json:"profile"`
+	SoftwareID   string    `json:"software_id"`
+	OrgID        string    `json:"org_id"`
+	ClientName   string    `json:"client_name"`
+	IssuedAt     time.Time `json:"client_id_issued_at"`
+	RedirectURIs []string  `json:"redirect_uris"`
+}
+
+func registrationsCmd(a *adminClient, args []string, stdout io.Writer) error {
+	if len(args) > 0 && args[0] == "delete" {
+		if len(args) != 2 {
+			return errors.New("usage: obdcr registrations delete CLIENT_ID")
+		}
+		if err := a.call(http.MethodDelete, "/admin/registrations/"+url.PathEscape(args[1]), "", nil, nil); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "deleted %s and its tokens\n", args[1])
+		return nil
+	}
+	fs := flag.NewFlagSet("registrations", flag.ContinueOnError)
+	sw := fs.String("software-id", "", "software_id")
+	org := fs.String("org-id", "", "organisation id")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	q := url.Values{}
+	if *sw != "" {
+		q.Set("software_id", *sw)
+	}
+	if *org != "" {
+		q.Set("org_id", *org)
+	}
+	var rows []registrationRow
+	if err := a.call(http.MethodGet, "/admin/registrations?"+q.Encode(), "", nil, &rows); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, rows)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CLIENT_ID\tPROFILE\tSOFTWARE_ID\tORG_ID\tNAME\tISSUED\tREDIRECT_URIS")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ClientID, r.Profile, r.SoftwareID, r.OrgID, r.ClientName,
+			r.IssuedAt.Format(time.RFC3339), strings.Join(r.RedirectURIs, " "))
+	}
+	return tw.Flush()
+}
+
+type auditRow struct {
+	Time        time.Time `json:"time"`
+	Kind        string    `json:"kind"`
+	Profile     string    `json:"profile"`
+	SoftwareID  string    `json:"software_id"`
+	ClientID    string    `json:"client_id"`
+	Outcome     string    `json:"outcome"`
+	Error       string    `json:"error"`
+	Rule        string    `json:"rule"`
+	Description string    `json:"description"`
+	Actor       string    `json:"actor"`
+	RequestID   string    `json:"request_id"`
+}
+
+func auditCmd(a *adminClient, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	limit := fs.Int("limit", 50, "entries, newest first")
+	sw := fs.String("software-id", "", "only this software_id")
+	profile := fs.String("profile", "", "only this profile")
+	kind := fs.String("kind", "", "registration, management, policy or dry_run")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	q := url.Values{"limit": {fmt.Sprint(*limit)}}
+	for k, v := range map[string]string{"software_id": *sw, "profile": *profile, "kind": *kind} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	var raw []json.RawMessage
+	if err := a.call(http.MethodGet, "/admin/audit?"+q.Encode(), "", nil, &raw); err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, raw)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tKIND\tPROFILE\tSOFTWARE_ID\tOUTCOME\tERROR\tRULE\tWHO\tDETAIL")
+	for _, r := range raw {
+		var e auditRow
+		_ = json.Unmarshal(r, &e)
+		who := e.Actor
+		if who == "" {
+			who = e.ClientID
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Kind, e.Profile, e.SoftwareID,
+			e.Outcome, e.Error, e.Rule, who, truncate(e.Description, 100))
+	}
+	return tw.Flush()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/obdcr/obdcr/deploy/sandbox"
+	"github.com/obdcr/obdcr/deploy/testenv"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	dir, _ := os.MkdirTemp("", "obdcr-cli-")
+	var err error
+	env, err = testenv.Start(dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	env.Stop()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func cli(t *testing.T, admin string, args ...string) (string, int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	getenv := func(k string) string {
+		return map[string]string{"OBDCR_ADMIN_URL": admin, "OBDCR_ADMIN_TOKEN": testenv.AdminToken}[k]
+	}
+	code := run(args, getenv, &out, &errOut)
+	return out.String() + errOut.String(), code
+}
+
+func register(t *testing.T, o *testenv.Obdcr, profile string) *sandbox.Response {
+	t.Helper()
+	tpp, err := env.Sandbox.AddTPP(profile, fmt.Sprintf("C%d", time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := sandbox.NewClient(tpp, env.Sandbox.PKI().Pool())
+	now := time.Now()
+	ssa, _ := env.Sandbox.Authority(profile).SSA(tpp, now, nil)
+	jwt, _ := tpp.Request(ssa, env.Issuer(), now, nil)
+	res, err := c.Register(context.Background(), o.URL, jwt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// The issue's acceptance: an admin switches AU off from the CLI and sees UK still
+// registering and AU refused on both replicas, then reads why in the audit, all
+// on PostgreSQL.
+func TestCLISwitchesAUOffOnBothReplicas(t *testing.T) {
+	pg, err := testenv.StartPostgres()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	dsn, _ := pg.NewDatabase()
+	var replicas []*testenv.Obdcr
+	for i := 0; i < 2; i++ {
+		cfg := env.Config()
+		cfg.DSN = dsn
+		o, err := env.StartObdcr(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Stop()
+		replicas = append(replicas, o)
+	}
+	a, b := replicas[0], replicas[1]
+
+	out, code := cli(t, a.AdminURL, "policy", "disable", "au")
+	if code != 0 || !strings.Contains(out, "au: enabled=false") {
+		t.Fatalf("policy disable au: %d %s", code, out)
+	}
+	time.Sleep(1500 * time.Millisecond) // B polls the shared version every second
+	for i, o := range replicas {
+		if res := register(t, o, sandbox.UK); res.Status != 201 {
+			t.Errorf("replica %d: UK %d %s", i, res.Status, res.Body)
+		}
+		res := register(t, o, sandbox.AU)
+		if res.Status != 400 || !strings.Contains(string(res.Body), "switched off") {
+			t.Errorf("replica %d: AU %d %s", i, res.Status, res.Body)
+		}
+	}
+	out, code = cli(t, b.AdminURL, "audit", "--profile", "au")
+	if code != 0 || strings.Count(out, "unapproved_software_statement") != 2 || !strings.Contains(out, "switched off") || !strings.Contains(out, "policy") {
+		t.Fatalf("audit on replica B:\n%s", out)
+	}
+	out, _ = cli(t, b.AdminURL, "policy", "list", "--json")
+	var rows []struct {
+		Profile string `json:"profile"`
+		Enabled bool   `json:"enabled"`
+	}
+	if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 2 || rows[0].Enabled != true || rows[1].Profile != "au" || rows[1].Enabled {
+		t.Fatalf("policy list on replica B: %s", out)
+	}
+}
+
+func TestCLICommands(t *testing.T) {
+	o, err := env.StartObdcr(env.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Stop()
+	res := register(t, o, sandbox.UK)
+	var created map[string]any
+	_ = json.Unmarshal(res.Body, &created)
+	clientID, _ := created["client_id"].(string)
+	softwareID, _ := created["software_id"].(string)
+
+	settings := filepath.Join(t.TempDir(), "uk.json")
+	_ = os.WriteFile(settings, []byte(`{"clock_skew":"20s","allow_delete":false}`), 0o600)
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	_ = os.WriteFile(bad, []byte(`{"signing_algs":["none"]}`), 0o600)
+
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"policy", "list"}, 0, "PROFILE"},
+		{[]string{"policy", "list", "--json"}, 0, `"profile": "uk"`},
+		{[]string{"policy", "set", "uk", settings}, 0, `"clock_skew":"20s"`},
+		{[]string{"policy", "set", "uk", bad}, 1, "signing_algs"},
+		{[]string{"policy", "enable", "br"}, 1, "404"},
+		{[]string{"registrations", "--software-id", softwareID}, 0, clientID},
+		{[]string{"registrations", "--software-id", softwareID, "--json"}, 0, `"client_id": "` + clientID},
+		{[]string{"audit", "--kind", "policy"}, 0, "admin"},
+		{[]string{"audit", "--software-id", softwareID, "--json"}, 0, `"outcome": "approved"`},
+		{[]string{"registrations", "delete", clientID}, 0, "deleted"},
+		{[]string{"registrations", "--software-id", softwareID, "--json"}, 0, "[]"},
+		{[]string{"nonsense"}, 2, "unknown command"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			out, code := cli(t, o.AdminURL, c.args...)
+			if code != c.code || !strings.Contains(out, c.want) {
+				t.Fatalf("exit %d (want %d), output:\n%s\nwant it to contain %q", code, c.code, out, c.want)
+			}
+		})
+	}
+	t.Run("no token", func(t *testing.T) {
+		var out bytes.Buffer
+		code := run([]string{"policy", "list"}, func(string) string { return "" }, &out, &out)
+		if code != 1 || !strings.Contains(out.String(), "OBDCR_ADMIN_TOKEN") {
+			t.Fatalf("%d %s", code, out.String())
+		}
+	})
+}
