@@ -100,6 +100,18 @@ func TestManagementGetPutDelete(t *testing.T) {
 			}
 			res, err = r.client.Get(ctx, o.URL, r.clientID, r.token)
 			wantUnauthorized(t, res, err, "not active")
+
+			// every call is in the audit, newest first
+			_, body := adminCall(t, o, http.MethodGet, "/admin/audit?kind=management&software_id="+r.tpp.SoftwareID, "")
+			var entries []map[string]any
+			_ = json.Unmarshal(body, &entries)
+			var outcomes []string
+			for _, e := range entries {
+				outcomes = append(outcomes, e["outcome"].(string))
+			}
+			if strings.Join(outcomes, ",") != "deleted,updated,read" {
+				t.Errorf("management audit outcomes %v, want deleted, updated, read", outcomes)
+			}
 		})
 	}
 }
