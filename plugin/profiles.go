@@ -42,3 +42,25 @@ func buildProfiles(cfg Config, d profileDeps) built {
 	b.profiles = append(b.profiles, au.New(au.Config{Issuer: cfg.AU.SSAIssuer, RegisterJWKS: cfg.AU.SSAJWKSURL, Keys: d.keys, Replay: d.replay, Statuses: b.auStatuses}))
 	return b
 }
+
+// OfflineDirectoryJWKS is the JWKS URL offline dry runs give every profile's
+// directory; the caller's TrustStore answers it from a local file.
+const OfflineDirectoryJWKS = "offline:directory"
+
+// OfflineRegistrar is a registrar for dry runs without a server (obdcr check
+// --offline): every profile of the catalogue, enabled with its defaults, keys
+// from keys, no Hydra and no Register.
+func OfflineRegistrar(issuer string, keys policy.TrustStore) *policy.Registrar {
+	cfg := Config{UK: UKConfig{SSAIssuer: uk.DefaultIssuer, SSAJWKSURL: OfflineDirectoryJWKS},
+		AU: AUConfig{SSAIssuer: au.DefaultIssuer, SSAJWKSURL: OfflineDirectoryJWKS}}
+	replay := policy.NewMemoryReplay(nil)
+	r := &policy.Registrar{Replay: replay, Audiences: []string{issuer}}
+	b := buildProfiles(cfg, profileDeps{keys: keys, replay: replay, registrar: r})
+	r.Profiles = b.profiles
+	names := make([]string, len(b.profiles))
+	for i, p := range b.profiles {
+		names[i] = p.Name
+	}
+	r.State = policy.NewMemoryState(b.profiles, names)
+	return r
+}

@@ -130,6 +130,7 @@ func (s *Server) routes() {
 	admin.GET("/audit", s.listAudit)
 	admin.GET("/registrations", s.listRegistrations)
 	admin.DELETE("/registrations/:client_id", s.deleteRegistrationAdmin)
+	admin.POST("/dry-run", s.dryRun)
 }
 
 // requestBudget bounds the outbound calls one request makes (Hydra, JWKS). The

@@ -59,6 +59,12 @@ type Evaluation struct {
 	Granted      ClientMetadata
 }
 
+// Skip is returned by a rule that cannot be judged with what a dry run was given
+// (the TPP's certificate, say); the report shows it skipped, with the reason.
+type Skip struct{ Reason string }
+
+func (s *Skip) Error() string { return "skipped: " + s.Reason }
+
 // Verdict is a rule's result in a dry run.
 type Verdict string
 
@@ -91,6 +97,11 @@ func (p *Profile) Evaluate(ctx context.Context, ev *Evaluation, all bool) ([]Rul
 		if err == nil {
 			passed[r.Name] = true
 			results = append(results, RuleResult{Rule: r.Name, Verdict: Pass})
+			continue
+		}
+		var skip *Skip
+		if errors.As(err, &skip) {
+			results = append(results, RuleResult{Rule: r.Name, Verdict: Skipped, Message: skip.Error()})
 			continue
 		}
 		var refusal *Error

@@ -198,8 +198,34 @@ func (r *Registrar) DryRun(ctx context.Context, sub Submission) (DryRunReport, T
 		rep.Error = e
 		return rep, tr, nil
 	}
+	// The last thing a real registration can meet: the software's registration
+	// already exists. Looking is read-only.
+	step, e := r.duplicateStep(ctx, ev)
+	rep.Rules = append(rep.Rules, step)
+	tr.Rules = rep.Rules
+	if e != nil {
+		rep.Error = e
+		return rep, tr, nil
+	}
 	rep.Outcome = "approved"
 	return rep, tr, nil
+}
+
+func (r *Registrar) duplicateStep(ctx context.Context, ev *Evaluation) (RuleResult, *Error) {
+	if ev.Settings.MultipleRegistrations {
+		return RuleResult{Rule: StepCreate, Verdict: Pass, Message: "several registrations per software_id are allowed"}, nil
+	}
+	if r.Clients == nil {
+		return RuleResult{Rule: StepCreate, Verdict: Skipped, Message: "skipped: offline, Hydra not asked whether the software is registered already"}, nil
+	}
+	id := ClientIDFor(ev.Profile.Name, ev.Statement.SoftwareID)
+	if _, err := r.Clients.Get(ctx, id); err == nil {
+		e := Refuse(InvalidClientMetadata, "software_id", "software %s already has a registration (client_id %s); update it with PUT /register/%s, or delete it first",
+			ev.Statement.SoftwareID, id, id)
+		e.Rule = StepCreate
+		return RuleResult{Rule: StepCreate, Verdict: Fail, Message: e.Description}, e
+	}
+	return RuleResult{Rule: StepCreate, Verdict: Pass}, nil
 }
 
 // prepare parses the request far enough to pick the profile: the SSA's iss decides,

@@ -242,6 +242,9 @@ func TransportCertificate() Rule {
 			return nil
 		}
 		cert := ev.Certificate
+		if cert == nil && ev.DryRun {
+			return &Skip{Reason: "no transport certificate was given to the dry run"}
+		}
 		if cert == nil {
 			return Refuse(UnapprovedSoftwareStatement, "", "no TLS client certificate was presented")
 		}

@@ -29,6 +29,7 @@ Usage:
   obdcr-sandbox tpp add  [--dir D] --profile uk|au --name NAME
   obdcr-sandbox tpp list [--dir D]
   obdcr-sandbox register [--dir D] --tpp NAME --obdcr URL --aud AUD [--set claim=json ...] [--print-jwt]
+                         [--dry-run --admin-url URL]   every rule's verdict, nothing registered (OBDCR_ADMIN_TOKEN)
   obdcr-sandbox token    [--dir D] --tpp NAME --token-url URL --client-id ID [--scope S]
   obdcr-sandbox get|delete [--dir D] --tpp NAME --obdcr URL --token-url URL --client-id ID
   obdcr-sandbox update   [--dir D] --tpp NAME --obdcr URL --token-url URL --client-id ID --aud AUD [--set claim=json ...]
@@ -91,6 +92,8 @@ func run(args []string, out io.Writer) error {
 	id := fs.String("id", "", "software product or legal entity id")
 	status := fs.String("status", "", "new status")
 	printJWT := fs.Bool("print-jwt", false, "print the signed request instead of sending it")
+	dryRun := fs.Bool("dry-run", false, "register: ask obdcr's dry run for every rule's verdict instead (needs --admin-url and OBDCR_ADMIN_TOKEN)")
+	adminURL := fs.String("admin-url", "http://127.0.0.1:8444", "obdcr admin listener, for --dry-run")
 	sets := setFlags{}
 	fs.Var(sets, "set", "override a request claim: claim=json (repeatable)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -164,6 +167,10 @@ func run(args []string, out io.Writer) error {
 			return nil
 		}
 		var res *sandbox.Response
+		if cmd == "register" && *dryRun {
+			res, err = c.DryRun(ctx, *adminURL, os.Getenv("OBDCR_ADMIN_TOKEN"), jwt)
+			return show(out, res, err)
+		}
 		if cmd == "register" {
 			res, err = c.Register(ctx, *obdcrURL, jwt)
 		} else {

@@ -93,7 +93,7 @@ func policyCmd(a *adminClient, args []string, stdout io.Writer) error {
 		return errors.New("usage: obdcr policy list|enable PROFILE|disable PROFILE|set PROFILE FILE [--json]")
 	}
 	verb := args[0]
-	if err := fs.Parse(reorder(args[1:])); err != nil {
+	if err := fs.Parse(reorder(fs, args[1:])); err != nil {
 		return err
 	}
 	var row policyRow
@@ -152,14 +152,26 @@ func readArg(name string) ([]byte, error) {
 }
 
 // reorder moves flags before positional arguments, so that `obdcr policy list
-// --json` and `obdcr policy --json list` both work with the flag package.
-func reorder(args []string) []string {
+// --json` and `obdcr policy --json list` both work with the flag package. A flag
+// that takes a value keeps its value with it.
+func reorder(fs *flag.FlagSet, args []string) []string {
 	var flags, rest []string
-	for _, a := range args {
-		if strings.HasPrefix(a, "-") && a != "-" {
-			flags = append(flags, a)
-		} else {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") || a == "-" {
 			rest = append(rest, a)
+			continue
+		}
+		flags = append(flags, a)
+		name := strings.TrimLeft(a, "-")
+		if strings.Contains(name, "=") {
+			continue
+		}
+		if f := fs.Lookup(name); f != nil && i+1 < len(args) {
+			if b, ok := f.Value.(interface{ IsBoolFlag() bool }); !ok || !b.IsBoolFlag() {
+				flags = append(flags, args[i+1])
+				i++
+			}
 		}
 	}
 	return append(flags, rest...)

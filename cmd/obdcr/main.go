@@ -28,6 +28,8 @@ Usage:
   obdcr registrations --software-id ID | --org-id ID
   obdcr registrations delete CLIENT_ID       remove a registration and its tokens
   obdcr audit [--limit N] [--software-id ID] [--profile P] [--kind K]
+  obdcr check FILE                           every rule's verdict for a request JWT, nothing created
+  obdcr check --offline --directory-jwks F --software-jwks F --issuer AUD FILE   the same without a server
   obdcr version                              print the version
   obdcr --help                               this text; obdcr serve --help lists every variable
 
@@ -60,6 +62,12 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return serve(stderr)
 	case "migrate":
 		return migrate(getenv, stdout, stderr)
+	case "check":
+		if err := checkCmd(getenv, args[1:], stdout); err != nil {
+			fmt.Fprintln(stderr, "obdcr check: "+err.Error())
+			return 1
+		}
+		return 0
 	case "policy", "registrations", "audit":
 		a, err := newAdminClient(getenv)
 		if err == nil {

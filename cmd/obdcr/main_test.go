@@ -160,3 +160,70 @@ func TestCLICommands(t *testing.T) {
 		}
 	})
 }
+
+func TestCLICheck(t *testing.T) {
+	o, err := env.StartObdcr(env.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Stop()
+	tpp, _ := env.Sandbox.AddTPP(sandbox.UK, fmt.Sprintf("K%d", time.Now().UnixNano()))
+	now := time.Now()
+	ssa, _ := env.Sandbox.Directory.SSA(tpp, now, nil)
+	bad, _ := tpp.Request(ssa, env.Issuer(), now, func(m map[string]any) {
+		m["redirect_uris"] = []string{"https://evil.example/cb"}
+		m["token_endpoint_auth_method"] = "tls_client_auth"
+	})
+	good, _ := tpp.Request(ssa, env.Issuer(), now, nil)
+	dir := t.TempDir()
+	write := func(name string, v any) string {
+		p := filepath.Join(dir, name)
+		b, _ := json.Marshal(v)
+		_ = os.WriteFile(p, b, 0o600)
+		return p
+	}
+	badFile, goodFile := filepath.Join(dir, "bad.jwt"), filepath.Join(dir, "good.jwt")
+	_ = os.WriteFile(badFile, []byte(bad), 0o600)
+	_ = os.WriteFile(goodFile, []byte(good), 0o600)
+	tppSet, _ := tpp.JWKS()
+	dirJWKS, swJWKS := write("dir.jwks", env.Sandbox.Directory.JWKS()), write("sw.jwks", tppSet)
+	offline := []string{"--offline", "--directory-jwks", dirJWKS, "--software-jwks", swJWKS, "--issuer", env.Issuer()}
+
+	cases := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"online, faulty", []string{"check", badFile}, []string{"redirect_uris", "fail", "token_endpoint_auth_method", "refused (profile uk): invalid_redirect_uri"}},
+		{"online, good", []string{"check", goodFile}, []string{"approved (profile uk)", "hydra.create"}},
+		{"offline, faulty", append(append([]string{"check"}, offline...), badFile), []string{"refused (profile uk): invalid_redirect_uri", "Hydra cannot"}},
+		{"offline, good, json", append(append([]string{"check", "--json"}, offline...), goodFile), []string{`"outcome": "approved"`, `"verdict": "skipped"`}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			out, code := cli(t, o.AdminURL, c.args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, out)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+	// The good request was only checked: it still registers.
+	if res := registerJWT(t, o, tpp, good); res.Status != 201 {
+		t.Fatalf("after the checks: %d %s", res.Status, res.Body)
+	}
+}
+
+func registerJWT(t *testing.T, o *testenv.Obdcr, tpp *sandbox.TPP, jwt string) *sandbox.Response {
+	t.Helper()
+	c, _ := sandbox.NewClient(tpp, env.Sandbox.PKI().Pool())
+	res, err := c.Register(context.Background(), o.URL, jwt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}

@@ -128,3 +128,27 @@ func (c *Client) Token(ctx context.Context, tokenURL, clientID, scope string) (s
 	}
 	return tok, res, nil
 }
+
+// DryRun asks obdcr's admin dry run for every rule's verdict on a request. It
+// sends the TPP's transport certificate along, so the certificate rule is judged
+// as it would be over mutual TLS.
+func (c *Client) DryRun(ctx context.Context, adminURL, adminToken, requestJWT string) (*Response, error) {
+	leaf, err := c.TPP.Transport()
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(adminURL, "/")+"/admin/dry-run", strings.NewReader(requestJWT))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/jwt")
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("X-Obdcr-Client-Certificate", url.QueryEscape(string(leaf.CertPEM)))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	return &Response{Status: res.StatusCode, Header: res.Header, Body: b}, err
+}

@@ -108,6 +108,12 @@ say "A refused request: a redirect URI outside the SSA"
 $sb register --tpp Acme --obdcr "https://127.0.0.1:$OBDCR_PORT" --aud "http://127.0.0.1:$HYDRA_PUBLIC_PORT" \
   --set 'redirect_uris=["https://evil.example/cb"]' || true
 
+say "An admin checks a request with several faults: obdcr check lists every one, and registers nothing"
+$sb register --tpp Acme --aud "http://127.0.0.1:$HYDRA_PUBLIC_PORT" --print-jwt \
+  --set 'redirect_uris=["https://evil.example/cb"]' --set token_endpoint_auth_method=tls_client_auth \
+  --set id_token_signed_response_alg=RS256 >"$work/faulty.jwt"
+OBDCR_ADMIN_URL="http://127.0.0.1:$OBDCR_ADMIN_PORT" .cache/bin/obdcr check "$work/faulty.jwt" | grep -v ' pass '
+
 if [ "${DEMO_ONCE:-}" = "1" ]; then
   say "Done (DEMO_ONCE=1). Logs are in $work."
   exit 0

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"text/tabwriter"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/obdcr/obdcr/plugin"
+	"github.com/obdcr/obdcr/policy"
+)
+
+// dryRun is what POST /admin/dry-run and the offline check both produce.
+type dryRun struct {
+	Profile string `json:"profile,omitempty"`
+	Outcome string `json:"outcome"`
+	Error   *struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	} `json:"error,omitempty"`
+	Rules []policy.RuleResult `json:"rules"`
+}
+
+const checkUsage = `usage: obdcr check [--json] FILE
+       obdcr check --offline --directory-jwks FILE --software-jwks FILE --issuer AUD [--json] FILE
+FILE is a registration request JWT (- reads stdin). Every rule's verdict is shown;
+nothing is registered and the jti stays unused.`
+
+func checkCmd(getenv func(string) string, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	asJSON := fs.Bool("json", false, "print JSON")
+	offline := fs.Bool("offline", false, "check here, with local JWKS files, not through the admin API")
+	dirJWKS := fs.String("directory-jwks", "", "offline: the directory's (or CDR Register's) JWKS file")
+	swJWKS := fs.String("software-jwks", "", "offline: the software's JWKS file")
+	issuer := fs.String("issuer", getenv("OBDCR_ISSUER"), "offline: the aud this server accepts (OBDCR_ISSUER)")
+	if err := fs.Parse(reorder(fs, args)); err != nil || fs.NArg() != 1 {
+		return errors.New(checkUsage)
+	}
+	jwt, err := readArg(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	var rep dryRun
+	if *offline {
+		rep, err = checkOffline(jwt, *dirJWKS, *swJWKS, *issuer)
+	} else {
+		var a *adminClient
+		if a, err = newAdminClient(getenv); err == nil {
+			err = a.call(http.MethodPost, "/admin/dry-run", "application/jwt", jwt, &rep)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(stdout, rep)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tVERDICT\tMESSAGE")
+	for _, r := range rep.Rules {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Rule, r.Verdict, r.Message)
+	}
+	_ = tw.Flush()
+	if rep.Error != nil {
+		fmt.Fprintf(stdout, "\nrefused (profile %s): %s: %s\n", orNone(rep.Profile), rep.Error.Error, rep.Error.Description)
+	} else {
+		fmt.Fprintf(stdout, "\napproved (profile %s)\n", rep.Profile)
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// fileKeys answers the directory's JWKS URL from one file and any other (the
+// software's, as its SSA names it) from another.
+type fileKeys struct{ directory, software jwk.Set }
+
+func (f fileKeys) Set(_ context.Context, u string) (jwk.Set, error) {
+	if u == plugin.OfflineDirectoryJWKS {
+		return f.directory, nil
+	}
+	return f.software, nil
+}
+
+func (f fileKeys) Key(ctx context.Context, u, kid string) (jwk.Key, error) {
+	set, _ := f.Set(ctx, u)
+	if k, ok := set.LookupKeyID(kid); ok {
+		return k, nil
+	}
+	return nil, policy.ErrUnknownKey
+}
+
+func checkOffline(jwt []byte, dirFile, swFile, issuer string) (dryRun, error) {
+	if dirFile == "" || swFile == "" || issuer == "" {
+		return dryRun{}, errors.New("--offline needs --directory-jwks, --software-jwks and --issuer\n" + checkUsage)
+	}
+	var sets [2]jwk.Set
+	for i, f := range []string{dirFile, swFile} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return dryRun{}, err
+		}
+		if sets[i], err = jwk.Parse(b); err != nil {
+			return dryRun{}, fmt.Errorf("%s is not a JWKS: %v", f, err)
+		}
+	}
+	reg := plugin.OfflineRegistrar(issuer, fileKeys{directory: sets[0], software: sets[1]})
+	rep, _, err := reg.DryRun(context.Background(), policy.Submission{JWT: jwt})
+	if err != nil {
+		return dryRun{}, err
+	}
+	out := dryRun{Profile: rep.Profile, Outcome: rep.Outcome, Rules: rep.Rules}
+	if rep.Error != nil {
+		out.Error = &struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}{string(rep.Error.Code), rep.Error.Description}
+	}
+	return out, nil
+}
