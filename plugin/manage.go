@@ -85,7 +85,7 @@ func (s *Server) authorize(c echo.Context) (*policy.Registration, error) {
 func (s *Server) getRegistration(c echo.Context) error {
 	reg, err := s.authorize(c)
 	if err != nil {
-		return s.auditRefusedCall(c, "read", err)
+		return s.auditRefusedCall(c, "get", err)
 	}
 	if err := s.auditCall(c, reg, "read"); err != nil {
 		return err
@@ -95,6 +95,7 @@ func (s *Server) getRegistration(c echo.Context) error {
 
 // auditCall records a management call that was let in.
 func (s *Server) auditCall(c echo.Context, reg *policy.Registration, outcome string) error {
+	s.metrics.management.WithLabelValues(reg.Profile, map[string]string{"read": "get", "deleted": "delete"}[outcome], "approved").Inc()
 	return s.audit(c, store.AuditEntry{Kind: store.KindManagement, Profile: reg.Profile, SoftwareID: reg.SoftwareID,
 		OrgID: reg.OrgID, ClientID: reg.ClientID, Outcome: outcome, CertThumbprint: reg.CertThumbprint})
 }
@@ -108,6 +109,7 @@ func (s *Server) auditRefusedCall(c echo.Context, op string, err error) error {
 	if errors.As(err, &he) {
 		code, desc = he.code, he.desc
 	}
+	s.metrics.management.WithLabelValues("", op, "refused").Inc()
 	e := store.AuditEntry{Kind: store.KindManagement, ClientID: c.Param("client_id"), Outcome: "refused", Error: code, Description: op + ": " + desc}
 	if aerr := s.audit(c, e); aerr != nil {
 		return aerr
@@ -128,7 +130,8 @@ func (s *Server) putRegistration(c echo.Context) error {
 	}
 	cert, _ := s.certs.certificate(c.Request())
 	reg, tr, err := s.registrar.Update(c.Request().Context(), current, policy.Submission{JWT: body, Certificate: cert})
-	s.noteOutcome(c, tr, err)
+	outcome, _ := s.noteOutcome(c, tr, err)
+	s.metrics.management.WithLabelValues(current.Profile, "update", outcome).Inc()
 	e := decisionEntry(store.KindManagement, tr, current, cert, err)
 	if err == nil {
 		e.Outcome = "updated"

@@ -15,6 +15,7 @@ type profileDeps struct {
 	fetch     policy.FetchPolicy
 	registrar *policy.Registrar
 	log       *slog.Logger
+	metrics   *metrics // nil offline
 }
 
 // built is the catalogue's output: the profiles, and background work they need.
@@ -34,7 +35,21 @@ func buildProfiles(cfg Config, d profileDeps) built {
 		b.auStatuses = au.NewStatusBook(au.StatusBookConfig{
 			RegisterURL: cfg.AU.RegisterURL, Interval: cfg.AU.StatusPollInterval, Fetch: d.fetch, Log: d.log,
 			Remove: func(ctx context.Context, softwareID string) (string, error) {
-				return d.registrar.RemoveSoftware(ctx, au.Name, softwareID)
+				id, err := d.registrar.RemoveSoftware(ctx, au.Name, softwareID)
+				if id != "" && d.metrics != nil {
+					d.metrics.auRemovals.Inc()
+				}
+				return id, err
+			},
+			OnPoll: func(err error) {
+				if d.metrics == nil {
+					return
+				}
+				result := "ok"
+				if err != nil {
+					result = "error"
+				}
+				d.metrics.registerPolls.WithLabelValues(result).Inc()
 			},
 		})
 		b.background = append(b.background, b.auStatuses.Run)

@@ -45,7 +45,8 @@ func (s *Server) register(c echo.Context) error {
 		return err
 	}
 	reg, tr, err := s.registrar.Register(c.Request().Context(), policy.Submission{JWT: body, Certificate: cert})
-	s.noteOutcome(c, tr, err)
+	outcome, code := s.noteOutcome(c, tr, err)
+	s.metrics.registrations.WithLabelValues(tr.Profile, outcome, code).Inc()
 	if aerr := s.audit(c, decisionEntry(store.KindRegistration, tr, reg, cert, err)); aerr != nil {
 		if reg != nil {
 			// Approved but not audited: take the client back rather than keep one the audit does not know.
@@ -62,19 +63,22 @@ func (s *Server) register(c echo.Context) error {
 	return s.respond(c, http.StatusCreated, reg)
 }
 
-// noteOutcome puts what is known of a decision where the request log finds it.
-func (s *Server) noteOutcome(c echo.Context, tr policy.Trace, err error) {
+// noteOutcome puts what is known of a decision where the request log finds it,
+// and returns the outcome and error code for metrics.
+func (s *Server) noteOutcome(c echo.Context, tr policy.Trace, err error) (outcome, code string) {
 	c.Set("log.profile", tr.Profile)
 	c.Set("log.software_id", tr.SoftwareID)
-	outcome := "approved"
+	outcome = "approved"
 	if err != nil {
 		outcome = "refused"
 		if e, ok := policy.AsError(err); ok {
-			c.Set("log.error", string(e.Code))
+			code = string(e.Code)
+			c.Set("log.error", code)
 			c.Set("log.rule", e.Rule)
 		} else {
 			outcome = "failed"
 		}
 	}
 	c.Set("log.outcome", outcome)
+	return outcome, code
 }

@@ -39,6 +39,7 @@ type Server struct {
 	store       store.Store
 	state       *store.SharedState
 	adminTokens []adminToken
+	metrics     *metrics
 }
 
 // Deps lets tests and embedders replace what New would build from Config.
@@ -60,7 +61,12 @@ func New(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	admin, err := hydra.NewAdmin(cfg.HydraAdminURL, d.HTTPClient)
+	m := newMetrics()
+	hc := d.HTTPClient
+	if hc == nil {
+		hc = &http.Client{Timeout: 10 * time.Second, Transport: hydraTransport{rt: http.DefaultTransport, m: m}}
+	}
+	admin, err := hydra.NewAdmin(cfg.HydraAdminURL, hc)
 	if err != nil {
 		return nil, err
 	}
@@ -77,9 +83,30 @@ func New(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("OBDCR_DSN: %w", err)
 	}
-	keys := policy.NewJWKSCache(ctx, policy.JWKSCacheOptions{Fetch: fetch})
+	source := func(u string) string {
+		if u == cfg.UK.SSAJWKSURL || u == cfg.AU.SSAJWKSURL {
+			return "directory"
+		}
+		return "software"
+	}
+	keys := policy.NewJWKSCache(ctx, policy.JWKSCacheOptions{Fetch: fetch,
+		OnFetch: func(u string, err error) {
+			result := "ok"
+			if err != nil {
+				result = "error"
+			}
+			m.jwksFetches.WithLabelValues(source(u), result).Inc()
+		},
+		OnLookup: func(u string, hit bool) {
+			result := "miss"
+			if hit {
+				result = "hit"
+			}
+			m.jwksLookups.WithLabelValues(source(u), result).Inc()
+		},
+	})
 	registrar := &policy.Registrar{Clients: admin, Replay: st, Audiences: append([]string{cfg.Issuer}, cfg.Audiences...), Now: d.Now}
-	b := buildProfiles(cfg, profileDeps{keys: keys, replay: st, fetch: fetch, registrar: registrar, log: d.Logger})
+	b := buildProfiles(cfg, profileDeps{keys: keys, replay: st, fetch: fetch, registrar: registrar, log: d.Logger, metrics: m})
 	registrar.Profiles = b.profiles
 	state, err := store.NewSharedState(ctx, st, b.profiles, cfg.Profiles, d.Logger)
 	if err != nil {
@@ -90,14 +117,14 @@ func New(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: d.Logger, hydra: admin, tls: tlsCfg, registrar: registrar, auStatuses: b.auStatuses,
 		certs: newCertSource(cfg.ClientCertHeader, cfg.TrustedProxies, roots),
-		store: st, state: state, adminTokens: tokens,
+		store: st, state: state, adminTokens: tokens, metrics: m,
 	}
 	go state.Run(ctx)
 	for _, run := range b.background {
 		go run(ctx)
 	}
-	s.tpp = s.newEcho()
-	s.admin = s.newEcho()
+	s.tpp = s.newEcho("tpp")
+	s.admin = s.newEcho("admin")
 	s.routes()
 	return s, nil
 }
@@ -106,11 +133,11 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
-func (s *Server) newEcho() *echo.Echo {
+func (s *Server) newEcho(listener string) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.renderError
-	e.Use(s.requestLog)
+	e.Use(s.requestLog, s.metrics.middleware(listener))
 	return e
 }
 
@@ -123,6 +150,8 @@ func (s *Server) routes() {
 	s.tpp.GET("/register/:client_id", s.getRegistration)
 	s.tpp.PUT("/register/:client_id", s.putRegistration)
 	s.tpp.DELETE("/register/:client_id", s.deleteRegistration)
+
+	s.admin.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
 
 	admin := s.admin.Group("/admin", s.adminAuth)
 	admin.GET("/policies", s.listPolicies)

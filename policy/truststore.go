@@ -59,6 +59,7 @@ type JWKSCacheOptions struct {
 	RefetchBudget float64
 	MaxKeys       int                         // a JWKS with more keys is refused
 	OnFetch       func(url string, err error) // every network fetch, for metrics
+	OnLookup      func(url string, hit bool)  // every key lookup: answered from the cache, or not
 }
 
 // JWKSCache is the TrustStore in production: jwx's cache fetches each JWKS once,
@@ -162,8 +163,10 @@ func (c *JWKSCache) Key(ctx context.Context, u, kid string) (jwk.Key, error) {
 		return nil, err
 	}
 	if k, ok := set.LookupKeyID(kid); ok {
+		c.lookedUp(u, true)
 		return k, nil
 	}
+	c.lookedUp(u, false)
 	if !c.mayRefetch(u) {
 		return nil, ErrUnknownKey
 	}
@@ -176,6 +179,12 @@ func (c *JWKSCache) Key(ctx context.Context, u, kid string) (jwk.Key, error) {
 		return k, nil
 	}
 	return nil, ErrUnknownKey
+}
+
+func (c *JWKSCache) lookedUp(u string, hit bool) {
+	if c.opts.OnLookup != nil {
+		c.opts.OnLookup(u, hit)
+	}
 }
 
 func (c *JWKSCache) mayRefetch(u string) bool {

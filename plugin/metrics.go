@@ -1,0 +1,124 @@
+package plugin
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics is obdcr's instrumentation, on a registry of the server's own.
+type metrics struct {
+	registry      *prometheus.Registry
+	registrations *prometheus.CounterVec
+	management    *prometheus.CounterVec
+	requests      *prometheus.HistogramVec
+	jwksFetches   *prometheus.CounterVec
+	jwksLookups   *prometheus.CounterVec
+	hydraCalls    *prometheus.HistogramVec
+	registerPolls *prometheus.CounterVec
+	auRemovals    prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "obdcr_registrations_total", Help: "Registration decisions (POST /register) by profile, outcome and RFC 7591 error.",
+		}, []string{"profile", "outcome", "error"}),
+		management: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "obdcr_management_total", Help: "GET, PUT and DELETE /register/{client_id} by profile, operation and outcome.",
+		}, []string{"profile", "operation", "outcome"}),
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "obdcr_http_request_duration_seconds", Help: "HTTP request latency by listener, route and status.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+		}, []string{"listener", "route", "method", "status"}),
+		jwksFetches: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "obdcr_jwks_fetches_total", Help: "JWKS fetched over the network, by source (directory or software) and result.",
+		}, []string{"source", "result"}),
+		jwksLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "obdcr_jwks_lookups_total", Help: "Key lookups by source and whether the cache answered (hit) or a fetch was needed (miss).",
+		}, []string{"source", "result"}),
+		hydraCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "obdcr_hydra_request_duration_seconds", Help: "Hydra admin API calls by operation and result (ok, client_error, server_error, unreachable).",
+			Buckets: []float64{.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"operation", "result"}),
+		registerPolls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "obdcr_cdr_register_polls_total", Help: "CDR Register status polls by result.",
+		}, []string{"result"}),
+		auRemovals: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "obdcr_cdr_removed_registrations_total", Help: "Registrations removed because the CDR Register lists their software product as REMOVED.",
+		}),
+	}
+	m.registry.MustRegister(m.registrations, m.management, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.auRemovals,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}
+
+// middleware times every request by its route pattern, never its raw path, so
+// client ids do not become label values.
+func (m *metrics) middleware(listener string) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			m.requests.WithLabelValues(listener, route, c.Request().Method, strconv.Itoa(c.Response().Status)).Observe(time.Since(start).Seconds())
+			return err
+		}
+	}
+}
+
+// hydraTransport times Hydra admin calls by operation.
+type hydraTransport struct {
+	rt http.RoundTripper
+	m  *metrics
+}
+
+func (t hydraTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	res, err := t.rt.RoundTrip(req)
+	result := "ok"
+	switch {
+	case err != nil:
+		result = "unreachable"
+	case res.StatusCode >= 500:
+		result = "server_error"
+	case res.StatusCode >= 400:
+		result = "client_error"
+	}
+	t.m.hydraCalls.WithLabelValues(hydraOperation(req), result).Observe(time.Since(start).Seconds())
+	return res, err
+}
+
+func hydraOperation(req *http.Request) string {
+	p := req.URL.Path
+	switch {
+	case strings.HasSuffix(p, "/oauth2/introspect"):
+		return "introspect"
+	case strings.HasSuffix(p, "/oauth2/tokens"):
+		return "revoke_tokens"
+	case strings.HasSuffix(p, "/health/ready"):
+		return "ready"
+	case strings.HasSuffix(p, "/admin/clients"):
+		if req.Method == http.MethodPost {
+			return "create"
+		}
+		return "list"
+	case strings.Contains(p, "/admin/clients/"):
+		return map[string]string{http.MethodGet: "get", http.MethodPut: "replace", http.MethodPatch: "patch", http.MethodDelete: "delete"}[req.Method]
+	}
+	return "other"
+}
