@@ -145,6 +145,7 @@ func (s *Server) routes() {
 	for _, e := range []*echo.Echo{s.tpp, s.admin} {
 		e.GET("/health/alive", s.alive)
 		e.GET("/health/ready", s.ready)
+		e.GET("/openapi.yaml", serveOpenAPI)
 	}
 	s.tpp.POST("/register", s.register)
 	s.tpp.GET("/register/:client_id", s.getRegistration)
