@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/obdcr/obdcr/plugin"
@@ -76,15 +78,22 @@ type Obdcr struct {
 	AdminURL string // admin listener, http
 	cancel   context.CancelFunc
 	done     chan error
+	stopOnce sync.Once
+	stopErr  error
 }
 
 // StartObdcr runs obdcr with cfg; logs go to stderr when OBDCR_TEST_LOG is set.
 func (e *Env) StartObdcr(cfg plugin.Config) (*Obdcr, error) {
-	ctx, cancel := context.WithCancel(context.Background())
-	logOut := os.Stderr
-	if os.Getenv("OBDCR_TEST_LOG") == "" {
-		logOut, _ = os.Open(os.DevNull)
+	var logOut io.Writer = io.Discard
+	if os.Getenv("OBDCR_TEST_LOG") != "" {
+		logOut = os.Stderr
 	}
+	return e.StartObdcrLogging(cfg, logOut)
+}
+
+// StartObdcrLogging runs obdcr with its JSON log going to logOut.
+func (e *Env) StartObdcrLogging(cfg plugin.Config, logOut io.Writer) (*Obdcr, error) {
+	ctx, cancel := context.WithCancel(context.Background())
 	fetch := policy.DefaultFetchPolicy()
 	fetch.AllowPrivate = true
 	fetch.TLS = &tls.Config{RootCAs: e.Sandbox.PKI().Pool(), MinVersion: tls.VersionTLS12}
@@ -114,8 +123,11 @@ func (e *Env) StartObdcr(cfg plugin.Config) (*Obdcr, error) {
 	return o, nil
 }
 
-// Stop shuts obdcr down and waits for it.
+// Stop shuts obdcr down and waits for it; calling it again is harmless.
 func (o *Obdcr) Stop() error {
-	o.cancel()
-	return <-o.done
+	o.stopOnce.Do(func() {
+		o.cancel()
+		o.stopErr = <-o.done
+	})
+	return o.stopErr
 }
