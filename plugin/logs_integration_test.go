@@ -90,4 +90,3 @@ func TestLogsFollowARequestAndHoldNoSecrets(t *testing.T) {
 		}
 	}
 }
-
