@@ -40,6 +40,8 @@ type Server struct {
 	state       *store.SharedState
 	adminTokens []adminToken
 	metrics     *metrics
+	// stopBackground ends the background work once the listeners have drained.
+	stopBackground context.CancelFunc
 }
 
 // Deps lets tests and embedders replace what New would build from Config.
@@ -52,8 +54,21 @@ type Deps struct {
 	Now        func() time.Time
 }
 
-// New builds a server from cfg. ctx bounds background work (JWKS refreshes).
+// New builds a server from cfg. Its background work (JWKS refreshes, policy and
+// Register polls) runs until Serve has drained the listeners, or Close is called:
+// a request in flight at shutdown still has its JWKS cache and its store.
 func New(ctx context.Context, cfg Config, d Deps) (*Server, error) {
+	ctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s, err := newServer(ctx, cfg, d)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	s.stopBackground = stop
+	return s, nil
+}
+
+func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.NewJSONHandler(discard{}, nil))
 	}
@@ -183,7 +198,13 @@ func (s *Server) Serve(ctx context.Context, tppLn, adminLn net.Listener) error {
 		return errors.Join(tppSrv.Shutdown(sctx), adminSrv.Shutdown(sctx))
 	})
 	err := g.Wait()
-	return errors.Join(err, s.store.Close())
+	return errors.Join(err, s.Close())
+}
+
+// Close ends background work and closes the store; Serve calls it after draining.
+func (s *Server) Close() error {
+	s.stopBackground()
+	return s.store.Close()
 }
 
 func ignoreClosed(err error) error {

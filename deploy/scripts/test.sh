@@ -20,6 +20,12 @@ if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb 
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
 fi
 
+# The deploy tests check docker-compose.yml with `docker-compose config` (no engine needed).
+if ! command -v docker-compose >/dev/null 2>&1; then
+  echo "test: installing Debian's docker-compose for the compose check" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
+fi
+
 OBDCR_HYDRA_BIN="$(deploy/scripts/hydra.sh)"
 export OBDCR_HYDRA_BIN
 

@@ -1,0 +1,225 @@
+// Package deploy_test checks what platform teams deploy from: docker-compose.yml,
+// the Kubernetes manifests and the Hydra configuration.
+package deploy_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/obdcr/obdcr/plugin"
+)
+
+type doc = map[string]any
+
+// get walks a decoded YAML document by keys and list indexes.
+func get(v any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, ok := v.(doc)
+			if !ok {
+				return nil
+			}
+			v = m[k]
+		case int:
+			l, ok := v.([]any)
+			if !ok || k >= len(l) {
+				return nil
+			}
+			v = l[k]
+		}
+	}
+	return v
+}
+
+func decodeAll(t *testing.T, b []byte) []doc {
+	t.Helper()
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	var out []doc
+	for {
+		var d doc
+		err := dec.Decode(&d)
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d != nil {
+			out = append(out, d)
+		}
+	}
+}
+
+func knownVariables() map[string]bool {
+	known := map[string]bool{}
+	for _, v := range plugin.Variables() {
+		known[v.Name] = true
+	}
+	return known
+}
+
+func TestDockerComposeConfig(t *testing.T) {
+	bin, err := exec.LookPath("docker-compose")
+	if err != nil {
+		t.Fatal("docker-compose is not installed; deploy/scripts/test.sh installs Debian's docker-compose")
+	}
+	cmd := exec.Command(bin, "-f", "../docker-compose.yml", "config")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("docker-compose config: %v\n%s", err, stderr.String())
+	}
+	cfg := decodeAll(t, out)[0]
+	services, _ := get(cfg, "services").(doc)
+	for _, name := range []string{"postgres", "hydra-migrate", "hydra", "sandbox", "obdcr-1", "obdcr-2"} {
+		if services[name] == nil {
+			t.Errorf("no service %s", name)
+		}
+	}
+	if get(services, "hydra", "image") != "oryd/hydra:v2.3.0" {
+		t.Errorf("hydra image %v", get(services, "hydra", "image"))
+	}
+	if get(services, "hydra", "depends_on", "hydra-migrate", "condition") != "service_completed_successfully" {
+		t.Error("Hydra does not wait for its migrations")
+	}
+	dsn1, dsn2 := get(services, "obdcr-1", "environment", "OBDCR_DSN"), get(services, "obdcr-2", "environment", "OBDCR_DSN")
+	if dsn1 == nil || dsn1 != dsn2 || !strings.HasPrefix(dsn1.(string), "postgres://") {
+		t.Errorf("the replicas do not share one PostgreSQL DSN: %v %v", dsn1, dsn2)
+	}
+	known := knownVariables()
+	for _, svc := range []string{"obdcr-1", "obdcr-2"} {
+		env, _ := get(services, svc, "environment").(doc)
+		for k := range env {
+			if !known[k] && k != "SSL_CERT_FILE" {
+				t.Errorf("%s sets %s, which obdcr does not read", svc, k)
+			}
+		}
+		if get(services, svc, "read_only") != true {
+			t.Errorf("%s: root filesystem is not read-only", svc)
+		}
+	}
+}
+
+func TestKubernetesManifests(t *testing.T) {
+	files, _ := filepath.Glob("k8s/*.yaml")
+	var docs []doc
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, decodeAll(t, b)...)
+	}
+	byKind := map[string][]doc{}
+	for _, d := range docs {
+		k, _ := d["kind"].(string)
+		byKind[k] = append(byKind[k], d)
+	}
+	if len(byKind["Deployment"]) != 1 {
+		t.Fatalf("%d Deployments", len(byKind["Deployment"]))
+	}
+	dep := byKind["Deployment"][0]
+	if r, _ := get(dep, "spec", "replicas").(int); r < 2 {
+		t.Errorf("replicas %v, want 2 or more", get(dep, "spec", "replicas"))
+	}
+	pod := get(dep, "spec", "template", "spec")
+	if get(pod, "securityContext", "runAsNonRoot") != true {
+		t.Error("the pod may run as root")
+	}
+	containers, _ := get(pod, "containers").([]any)
+	if len(containers) == 0 {
+		t.Fatal("no containers")
+	}
+	for _, c := range containers {
+		checks := map[string]bool{
+			"readiness probe on /health/ready": get(c, "readinessProbe", "httpGet", "path") == "/health/ready",
+			"liveness probe on /health/alive":  get(c, "livenessProbe", "httpGet", "path") == "/health/alive",
+			"cpu and memory requests":          get(c, "resources", "requests", "cpu") != nil && get(c, "resources", "requests", "memory") != nil,
+			"cpu and memory limits":            get(c, "resources", "limits", "cpu") != nil && get(c, "resources", "limits", "memory") != nil,
+			"read-only root filesystem":        get(c, "securityContext", "readOnlyRootFilesystem") == true,
+			"no privilege escalation":          get(c, "securityContext", "allowPrivilegeEscalation") == false,
+			"all capabilities dropped":         get(c, "securityContext", "capabilities", "drop", 0) == "ALL",
+			"non-root":                         get(c, "securityContext", "runAsNonRoot") == true,
+		}
+		for what, ok := range checks {
+			if !ok {
+				t.Errorf("container %v: no %s", get(c, "name"), what)
+			}
+		}
+	}
+	labels, _ := get(dep, "spec", "template", "metadata", "labels").(doc)
+	matches := func(sel any) bool {
+		m, _ := sel.(doc)
+		if len(m) == 0 {
+			return false
+		}
+		for k, v := range m {
+			if labels[k] != v {
+				return false
+			}
+		}
+		return true
+	}
+	if len(byKind["PodDisruptionBudget"]) != 1 || !matches(get(byKind["PodDisruptionBudget"][0], "spec", "selector", "matchLabels")) {
+		t.Error("no PodDisruptionBudget selecting the obdcr pods")
+	}
+	if v, _ := get(byKind["PodDisruptionBudget"][0], "spec", "minAvailable").(int); v < 1 {
+		t.Error("the PodDisruptionBudget keeps no replica available")
+	}
+	services := byKind["Service"]
+	if len(services) == 0 {
+		t.Error("no Service")
+	}
+	for _, s := range services {
+		if !matches(get(s, "spec", "selector")) {
+			t.Errorf("Service %v does not select the obdcr pods", get(s, "metadata", "name"))
+		}
+	}
+	known := knownVariables()
+	for _, kind := range []string{"ConfigMap", "Secret"} {
+		for _, d := range byKind[kind] {
+			name := get(d, "metadata", "name")
+			if name != "obdcr" {
+				continue
+			}
+			data, _ := get(d, "data").(doc)
+			if data == nil {
+				data, _ = get(d, "stringData").(doc)
+			}
+			for k := range data {
+				if !known[k] {
+					t.Errorf("%s %v sets %s, which obdcr does not read", kind, name, k)
+				}
+			}
+		}
+	}
+}
+
+func TestHydraConfig(t *testing.T) {
+	b, err := os.ReadFile("hydra/hydra.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgs := []doc{decodeAll(t, b)[0]}
+	k8s, _ := os.ReadFile("k8s/hydra-config.yaml")
+	inner, _ := get(decodeAll(t, k8s)[0], "data", "hydra.yml").(string)
+	cfgs = append(cfgs, decodeAll(t, []byte(inner))[0])
+	for i, c := range cfgs {
+		if get(c, "oidc", "dynamic_client_registration", "enabled") != false {
+			t.Errorf("config %d: Hydra's own registration endpoint is not off", i)
+		}
+		if u, _ := get(c, "webfinger", "oidc_discovery", "client_registration_url").(string); !strings.HasSuffix(u, "/register") {
+			t.Errorf("config %d: discovery's registration_endpoint does not point at obdcr: %q", i, u)
+		}
+	}
+}
