@@ -7,6 +7,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/obdcr/obdcr/hydra"
 	"github.com/obdcr/obdcr/policy"
 )
 
@@ -43,11 +44,14 @@ func errorStatus(err error) (int, errorBody, map[string]string) {
 	case errors.As(err, &he):
 		return he.status, errorBody{Error: he.code, Description: he.desc}, he.header
 	case errors.As(err, &un):
+		// 503: the dependency cannot be reached; 502: it answered with a failure;
+		// 504: it did not answer in time. The TPP may retry the same request.
 		status := http.StatusServiceUnavailable
+		var hu *hydra.UnavailableError
 		switch {
-		case un.Timeout:
+		case un.Timeout || (errors.As(err, &hu) && hu.Timeout):
 			status = http.StatusGatewayTimeout
-		case un.Dependency == "hydra":
+		case errors.As(err, &hu) && hu.Status != 0:
 			status = http.StatusBadGateway
 		}
 		return status, errorBody{Error: "temporarily_unavailable", Description: un.Dependency + " is unavailable; nothing was registered, try again"}, map[string]string{"Retry-After": "5"}

@@ -313,7 +313,7 @@ func TestHydraUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Status < 502 || res.Status > 504 || res.JSON()["error"] != "temporarily_unavailable" {
+	if res.Status != http.StatusServiceUnavailable || res.JSON()["error"] != "temporarily_unavailable" {
 		t.Fatalf("Hydra down: %d %s", res.Status, res.Body)
 	}
 	if _, err := hydraAdmin(t).Get(context.Background(), policy.ClientIDFor("uk", tpp.SoftwareID)); err != hydra.ErrNotFound {

@@ -74,10 +74,9 @@ func StartPostgres() (*Postgres, error) {
 	if p.port, err = FreePort(); err != nil {
 		return nil, err
 	}
-	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", p.port, dir)
-	if out, err := p.run("pg_ctl", "-D", filepath.Join(dir, "data"), "-o", opts, "-l", filepath.Join(dir, "log"), "-w", "-t", "60", "start"); err != nil {
+	if err := p.Resume(); err != nil {
 		log, _ := os.ReadFile(filepath.Join(dir, "log"))
-		return nil, fmt.Errorf("pg_ctl start: %v\n%s\n%s", err, out, log)
+		return nil, fmt.Errorf("%v\n%s", err, log)
 	}
 	p.DSN = p.dsn("postgres")
 	return p, nil
@@ -118,6 +117,24 @@ func (p *Postgres) NewDatabase() (string, error) {
 		return "", err
 	}
 	return p.dsn(name), nil
+}
+
+// Pause stops the server, keeping its data; Resume starts it again on the same port.
+func (p *Postgres) Pause() error {
+	out, err := p.run("pg_ctl", "-D", filepath.Join(p.dir, "data"), "-m", "fast", "-w", "stop")
+	if err != nil {
+		return fmt.Errorf("pg_ctl stop: %v\n%s", err, out)
+	}
+	return nil
+}
+
+// Resume starts the server (again), on its port.
+func (p *Postgres) Resume() error {
+	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200", p.port, p.dir)
+	if out, err := p.run("pg_ctl", "-D", filepath.Join(p.dir, "data"), "-o", opts, "-l", filepath.Join(p.dir, "log"), "-w", "-t", "60", "start"); err != nil {
+		return fmt.Errorf("pg_ctl start: %v\n%s", err, out)
+	}
+	return nil
 }
 
 // Stop shuts the server down and removes its folder.

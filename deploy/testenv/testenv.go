@@ -88,6 +88,8 @@ type Hydra struct {
 	cmd       *exec.Cmd
 	log       *bytes.Buffer
 	done      chan struct{}
+	bin       string
+	env       []string
 }
 
 // TokenURL is Hydra's token endpoint.
@@ -114,10 +116,10 @@ func StartHydra(caFile string) (*Hydra, error) {
 	h := &Hydra{
 		AdminURL:  fmt.Sprintf("http://127.0.0.1:%d", adm),
 		PublicURL: fmt.Sprintf("http://127.0.0.1:%d", pub),
-		log:       &bytes.Buffer{}, done: make(chan struct{}),
+		log:       &bytes.Buffer{},
 	}
-	cmd := exec.Command(bin, "serve", "all", "--dev", "--sqa-opt-out")
-	cmd.Env = append(os.Environ(),
+	h.bin = bin
+	h.env = append(os.Environ(),
 		"DSN=memory",
 		"SECRETS_SYSTEM=obdcr-integration-tests-secret-0123456789",
 		"URLS_SELF_ISSUER="+h.PublicURL,
@@ -128,19 +130,35 @@ func StartHydra(caFile string) (*Hydra, error) {
 		"LOG_LEVEL=warn",
 	)
 	if caFile != "" {
-		cmd.Env = append(cmd.Env, "SSL_CERT_FILE="+caFile)
+		h.env = append(h.env, "SSL_CERT_FILE="+caFile)
 	}
-	cmd.Stdout, cmd.Stderr = h.log, h.log
-	if err := cmd.Start(); err != nil {
+	if err := h.start(); err != nil {
 		return nil, err
 	}
-	h.cmd = cmd
-	go func() { _ = cmd.Wait(); close(h.done) }()
+	return h, nil
+}
+
+func (h *Hydra) start() error {
+	cmd := exec.Command(h.bin, "serve", "all", "--dev", "--sqa-opt-out")
+	cmd.Env = h.env
+	cmd.Stdout, cmd.Stderr = h.log, h.log
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	h.cmd, h.done = cmd, make(chan struct{})
+	done := h.done
+	go func() { _ = cmd.Wait(); close(done) }()
 	if err := WaitReady(h.AdminURL+"/health/ready", 60*time.Second, h.done); err != nil {
 		h.Stop()
-		return nil, fmt.Errorf("hydra did not become ready: %v\n%s", err, h.Log())
+		return fmt.Errorf("hydra did not become ready: %v\n%s", err, h.Log())
 	}
-	return h, nil
+	return nil
+}
+
+// Restart starts a stopped Hydra again on the same ports (its memory database starts empty).
+func (h *Hydra) Restart() error {
+	h.Stop()
+	return h.start()
 }
 
 // Stop ends Hydra.

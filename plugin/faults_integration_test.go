@@ -1,0 +1,158 @@
+package plugin_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"testing"
+
+	"github.com/obdcr/obdcr/deploy/sandbox"
+	"github.com/obdcr/obdcr/deploy/testenv"
+)
+
+// Hydra going away gives 503 and no client; Hydra back, registrations work
+// again without restarting obdcr.
+func TestHydraGoesAwayAndComesBack(t *testing.T) {
+	h, err := testenv.StartHydra(env.Sandbox.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Stop()
+	o := startObdcr(t, func(c *testenvConfig) { c.HydraAdminURL = h.AdminURL })
+	ctx := context.Background()
+	reg := func() *sandbox.Response {
+		tpp, c := newTPP(t, sandbox.UK)
+		res, err := c.Register(ctx, o.URL, request(t, tpp, nil, nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := reg(); res.Status != http.StatusCreated {
+		t.Fatalf("before: %d %s", res.Status, res.Body)
+	}
+	h.Stop()
+	res := reg()
+	if res.Status != http.StatusServiceUnavailable || res.JSON()["error"] != "temporarily_unavailable" || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("Hydra down: %d %s", res.Status, res.Body)
+	}
+	if ready, _ := http.Get(o.AdminURL + "/health/ready"); ready.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("ready while Hydra is down: %d", ready.StatusCode)
+	}
+	if err := h.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if res := reg(); res.Status != http.StatusCreated {
+		t.Fatalf("Hydra back: %d %s", res.Status, res.Body)
+	}
+}
+
+// The store down: refuse with 503; an audit entry that was acknowledged is not lost.
+func TestStoreGoesAwayAndComesBack(t *testing.T) {
+	pg, err := testenv.StartPostgres()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Stop()
+	dsn, _ := pg.NewDatabase()
+	o := startObdcr(t, func(c *testenvConfig) { c.DSN = dsn })
+	ctx := context.Background()
+	first, c1 := newTPP(t, sandbox.UK)
+	if res, _ := c1.Register(ctx, o.URL, request(t, first, nil, nil)); res.Status != http.StatusCreated {
+		t.Fatalf("%d %s", res.Status, res.Body)
+	}
+	if err := pg.Pause(); err != nil {
+		t.Fatal(err)
+	}
+	second, c2 := newTPP(t, sandbox.UK)
+	res, _ := c2.Register(ctx, o.URL, request(t, second, nil, nil))
+	if res.Status != http.StatusServiceUnavailable {
+		t.Fatalf("store down: %d %s", res.Status, res.Body)
+	}
+	if _, err := hydraAdmin(t).Get(ctx, clientIDOf(second)); err == nil {
+		t.Fatal("a client was created while the store was down")
+	}
+	if ready, _ := http.Get(o.AdminURL + "/health/ready"); ready.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("ready while the store is down: %d", ready.StatusCode)
+	}
+	if err := pg.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	if res, _ := c2.Register(ctx, o.URL, request(t, second, nil, nil)); res.Status != http.StatusCreated {
+		t.Fatalf("store back: %d %s", res.Status, res.Body)
+	}
+	_, body := adminCall(t, o, http.MethodGet, "/admin/audit?kind=registration&software_id="+first.SoftwareID, "")
+	var entries []map[string]any
+	_ = json.Unmarshal(body, &entries)
+	if len(entries) != 1 || entries[0]["outcome"] != "approved" {
+		t.Fatalf("the acknowledged audit entry of the first registration: %s", body)
+	}
+}
+
+func TestConcurrentRegistrations(t *testing.T) {
+	o := startObdcr(t, nil)
+	ctx := context.Background()
+	t.Run("50 of one software_id give one client", func(t *testing.T) {
+		tpp, c := newTPP(t, sandbox.UK)
+		jwts := make([]string, 50)
+		for i := range jwts {
+			jwts[i] = request(t, tpp, nil, nil)
+		}
+		statuses := parallel(t, len(jwts), func(i int) int {
+			res, err := c.Register(ctx, o.URL, jwts[i])
+			if err != nil {
+				t.Error(err)
+				return 0
+			}
+			return res.Status
+		})
+		if statuses[201] != 1 || statuses[400] != 49 {
+			t.Fatalf("statuses %v, want one 201 and 49 400", statuses)
+		}
+	})
+	t.Run("50 distinct all succeed", func(t *testing.T) {
+		type tc struct {
+			c   *sandbox.Client
+			jwt string
+		}
+		all := make([]tc, 50)
+		for i := range all {
+			tpp, c := newTPP(t, sandbox.UK)
+			all[i] = tc{c, request(t, tpp, nil, nil)}
+		}
+		statuses := parallel(t, len(all), func(i int) int {
+			res, err := all[i].c.Register(ctx, o.URL, all[i].jwt)
+			if err != nil {
+				t.Error(err)
+				return 0
+			}
+			return res.Status
+		})
+		if statuses[201] != 50 {
+			t.Fatalf("statuses %v, want 50 201", statuses)
+		}
+	})
+}
+
+// parallel runs f(0..n-1) at once and counts the statuses.
+func parallel(t *testing.T, n int, f func(i int) int) map[int]int {
+	t.Helper()
+	var mu sync.Mutex
+	counts := map[int]int{}
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := f(i)
+			mu.Lock()
+			counts[s]++
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return counts
+}
+
+func clientIDOf(tpp *sandbox.TPP) string { return clientIDFor(tpp.Profile, tpp.SoftwareID) }
