@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -346,8 +347,12 @@ func checkRedirectURI(raw string, maxLen int) error {
 	case u.User != nil:
 		return errors.New("must not carry credentials")
 	}
-	h := strings.ToLower(u.Hostname())
-	if h == "localhost" || strings.HasSuffix(h, ".localhost") || h == "127.0.0.1" || h == "::1" {
+	// A trailing dot names the same host, and any loopback address is localhost.
+	h := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return errors.New("must not point at localhost")
+	}
+	if ip, err := netip.ParseAddr(h); err == nil && ip.Unmap().IsLoopback() {
 		return errors.New("must not point at localhost")
 	}
 	return nil

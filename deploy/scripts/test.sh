@@ -31,3 +31,16 @@ export OBDCR_HYDRA_BIN
 
 go vet ./...
 go test -race -count=1 -timeout 40m ./...
+
+# Each fuzz target for a short time; a crash it finds is saved under
+# policy/testdata/fuzz and becomes a regression test of the run above.
+for target in FuzzParseJWS FuzzDecodeClaims FuzzRedirectURIs FuzzRegister; do
+  log="$(mktemp)"
+  if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="${OBDCR_FUZZTIME:-10s}" ./policy >"$log" 2>&1; then
+    cat "$log"
+    echo "test: $target failed; see above" >&2
+    exit 1
+  fi
+  echo "fuzz: $target: $(grep -o 'execs: [0-9]*' "$log" | tail -1) in ${OBDCR_FUZZTIME:-10s}"
+  rm -f "$log"
+done
