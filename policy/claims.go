@@ -5,9 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -17,8 +17,8 @@ import (
 type NumericDate struct{ time.Time }
 
 func (d *NumericDate) UnmarshalJSON(b []byte) error {
-	var f float64
-	if err := json.Unmarshal(b, &f); err != nil {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
 		return errors.New("must be a number of seconds since 1970")
 	}
 	if math.IsNaN(f) || math.IsInf(f, 0) || f < 0 || f > 1e11 {
@@ -147,7 +147,7 @@ type SoftwareStatement struct {
 	RedirectURIs  []string
 	Roles         []string
 	Scope         []string // AU: the scopes the Register granted
-	Claims        map[string]any
+	Claims        RawClaims
 }
 
 // StatementBase holds the registered JWT claims every SSA has; profiles embed it.
@@ -173,56 +173,177 @@ func (b StatementBase) Fill(st *SoftwareStatement) {
 // and a deep document is a way to burn CPU in every later step.
 const maxJSONDepth = 16
 
-// DecodeClaims decodes a JWT payload into the struct v, claim by claim so that an
-// error always names its claim, and returns every claim as a generic map too. It
-// refuses what encoding/json would let through silently: duplicate claims (which
-// copy would a later check see?), invalid UTF-8 and absurd nesting. Unknown
-// claims are ignored, as RFC 7591 asks.
-func DecodeClaims(payload []byte, v any) (map[string]any, error) {
-	if err := checkJSON(payload); err != nil {
-		return nil, err
+// RawClaims are a JWT payload's claims, checked and kept undecoded.
+type RawClaims map[string]json.RawMessage
+
+// ParseClaims checks a JWT payload and splits it into its claims. It refuses what
+// encoding/json would let through silently: duplicate claims, names that differ
+// only in case (which copy would a later check see?), invalid UTF-8 and absurd
+// nesting.
+func ParseClaims(payload []byte) (RawClaims, error) {
+	if !utf8.Valid(payload) {
+		return nil, errors.New("payload is not valid UTF-8")
 	}
-	var raw map[string]json.RawMessage
+	depth, keys := scan(payload)
+	if depth > maxJSONDepth {
+		return nil, fmt.Errorf("payload nests deeper than %d levels", maxJSONDepth)
+	}
+	var raw RawClaims
 	if err := json.Unmarshal(payload, &raw); err != nil || raw == nil {
 		return nil, errors.New("payload is not a JSON object")
 	}
-	all := make(map[string]any, len(raw))
-	for name, r := range raw {
-		var x any
-		dec := json.NewDecoder(bytes.NewReader(r))
-		dec.UseNumber()
-		_ = dec.Decode(&x) // checkJSON has already proved r well-formed
-		all[name] = x
+	if keys != len(raw) {
+		return nil, duplicateClaim(payload)
 	}
-	if err := decodeFields(reflect.ValueOf(v).Elem(), raw); err != nil {
-		return nil, err
+	folded := make(map[string]string, len(raw))
+	for name := range raw {
+		lower := strings.ToLower(name)
+		if first, dup := folded[lower]; dup {
+			if first > name {
+				first, name = name, first
+			}
+			return nil, &claimError{claim: name, msg: "differs from claim " + first + " only in case"}
+		}
+		folded[lower] = name
 	}
-	return all, nil
+	return raw, nil
 }
 
-func decodeFields(sv reflect.Value, raw map[string]json.RawMessage) error {
-	st := sv.Type()
-	for i := 0; i < st.NumField(); i++ {
-		f := st.Field(i)
-		if f.Anonymous && f.Type.Kind() == reflect.Struct {
-			if err := decodeFields(sv.Field(i), raw); err != nil {
-				return err
+// String returns a string claim, or "" if it is absent or not a string.
+func (r RawClaims) String(name string) string {
+	var s string
+	if v, ok := r[name]; ok && json.Unmarshal(v, &s) == nil {
+		return s
+	}
+	return ""
+}
+
+// scan walks the payload's bytes once: the deepest nesting of objects and arrays,
+// and how many members the top-level object has (strings skipped).
+func scan(b []byte) (maxDepth, topKeys int) {
+	d, inString, escaped, afterTopString := 0, false, false, false
+	for _, c := range b {
+		switch {
+		case escaped:
+			escaped = false
+		case inString:
+			switch c {
+			case '\\':
+				escaped = true
+			case '"':
+				inString = false
+				afterTopString = d == 1
 			}
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+		case afterTopString && c == ':':
+			topKeys++
+			afterTopString = false
+		default:
+			afterTopString = false
+			switch c {
+			case '"':
+				inString = true
+			case '{', '[':
+				d++
+				if d > maxDepth {
+					maxDepth = d
+				}
+			case '}', ']':
+				d--
+			}
+		}
+	}
+	return maxDepth, topKeys
+}
+
+// duplicateClaim finds which claim appears twice; only refused payloads pay for it.
+func duplicateClaim(payload []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	_, _ = dec.Token()
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		name, _ := tok.(string)
+		if seen[name] {
+			return &claimError{claim: name, msg: "appears more than once"}
+		}
+		seen[name] = true
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			break
+		}
+	}
+	return errors.New("payload has a claim more than once")
+}
+
+// ClaimSet decodes claims into T by exact claim name (JSON names are case-sensitive,
+// though encoding/json's struct matching is not). Build it once per type.
+type ClaimSet[T any] struct {
+	fields map[string][]int
+}
+
+// NewClaimSet indexes T's json tags, embedded structs included.
+func NewClaimSet[T any]() ClaimSet[T] {
+	fields := map[string][]int{}
+	var walk func(t reflect.Type, prefix []int)
+	walk = func(t reflect.Type, prefix []int) {
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			idx := append(append([]int{}, prefix...), i)
+			if f.Anonymous && f.Type.Kind() == reflect.Struct {
+				walk(f.Type, idx)
+				continue
+			}
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name != "" && name != "-" && f.IsExported() {
+				fields[name] = idx
+			}
+		}
+	}
+	walk(reflect.TypeOf((*T)(nil)).Elem(), nil)
+	return ClaimSet[T]{fields: fields}
+}
+
+// Decode fills into from raw. Unknown claims are ignored, as RFC 7591 asks; an
+// error names the claim at fault.
+func (c ClaimSet[T]) Decode(raw RawClaims, into *T) error {
+	v := reflect.ValueOf(into).Elem()
+	for name, r := range raw {
+		idx, ok := c.fields[name]
+		if !ok {
 			continue
 		}
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if name == "" || name == "-" || !f.IsExported() {
-			continue
-		}
-		r, ok := raw[name]
-		if !ok || bytes.Equal(bytes.TrimSpace(r), []byte("null")) {
-			continue
-		}
-		if err := json.Unmarshal(r, sv.Field(i).Addr().Interface()); err != nil {
-			return &claimError{claim: name, msg: typeMessage(err, f.Type)}
+		f := v.FieldByIndex(idx)
+		if err := decodeField(r, f); err != nil {
+			return &claimError{claim: name, msg: typeMessage(err, f.Type())}
 		}
 	}
 	return nil
+}
+
+// DecodeClaims is ParseClaims and a ClaimSet's Decode in one, for one-off use.
+func DecodeClaims[T any](payload []byte, into *T) (RawClaims, error) {
+	raw, err := ParseClaims(payload)
+	if err != nil {
+		return nil, err
+	}
+	return raw, NewClaimSet[T]().Decode(raw, into)
+}
+
+// decodeField decodes one claim. Plain strings without escapes, the common case,
+// skip encoding/json: the payload has already been checked as valid JSON.
+func decodeField(r json.RawMessage, f reflect.Value) error {
+	if bytes.Equal(r, []byte("null")) {
+		return nil
+	}
+	if f.Kind() == reflect.String && len(r) >= 2 && r[0] == '"' && bytes.IndexByte(r, '\\') < 0 {
+		f.SetString(string(r[1 : len(r)-1]))
+		return nil
+	}
+	return json.Unmarshal(r, f.Addr().Interface())
 }
 
 func typeMessage(err error, t reflect.Type) string {
@@ -262,61 +383,6 @@ func jsonKind(t reflect.Type) string {
 		return "an object"
 	default:
 		return "a number"
-	}
-}
-
-// checkJSON walks the tokens once to find duplicate keys, bad UTF-8 and depth.
-func checkJSON(b []byte) error {
-	if !utf8.Valid(b) {
-		return errors.New("payload is not valid UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	type frame struct {
-		obj  bool
-		keys map[string]struct{}
-		key  bool // next string token in an object is a key
-	}
-	var stack []*frame
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return errors.New("payload is not valid JSON")
-		}
-		var top *frame
-		if len(stack) > 0 {
-			top = stack[len(stack)-1]
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			switch t {
-			case '{', '[':
-				if len(stack) >= maxJSONDepth {
-					return fmt.Errorf("payload nests deeper than %d levels", maxJSONDepth)
-				}
-				if top != nil && top.obj {
-					top.key = true
-				}
-				stack = append(stack, &frame{obj: t == '{', keys: map[string]struct{}{}, key: t == '{'})
-			default:
-				stack = stack[:len(stack)-1]
-			}
-			continue
-		case string:
-			if top != nil && top.obj && top.key {
-				if _, dup := top.keys[t]; dup {
-					return &claimError{claim: t, msg: "appears more than once"}
-				}
-				top.keys[t] = struct{}{}
-				top.key = false
-				continue
-			}
-		}
-		if top != nil && top.obj {
-			top.key = true
-		}
 	}
 }
 

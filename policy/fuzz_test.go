@@ -70,7 +70,7 @@ func FuzzDecodeClaims(f *testing.F) {
 	f.Add(auJWS.Payload)
 	f.Add([]byte(`{"aud":["a",""],"iat":1.5,"redirect_uris":"https://x","software_roles":"r"}`))
 	f.Add([]byte(`{"iss":"a","iss":"b"}`))
-	decoders := []func([]byte) (*policy.SoftwareStatement, error){
+	decoders := []func(policy.RawClaims) (*policy.SoftwareStatement, error){
 		uk.New(uk.Config{}).DecodeStatement, au.New(au.Config{}).DecodeStatement,
 	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
@@ -80,8 +80,12 @@ func FuzzDecodeClaims(f *testing.F) {
 				t.Fatalf("decoded claims do not marshal: %v", err)
 			}
 		}
+		raw, err := policy.ParseClaims(payload)
+		if err != nil {
+			return
+		}
 		for _, decode := range decoders {
-			st, err := decode(payload)
+			st, err := decode(raw)
 			if err == nil && st == nil {
 				t.Fatal("no statement and no error")
 			}

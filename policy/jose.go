@@ -22,6 +22,10 @@ type JWS struct {
 	KeyID   string
 	Payload []byte
 	headers jws.Headers
+	// signingInput and signature are kept from the one parse, so that verifying
+	// does not parse the token again.
+	signingInput []byte
+	signature    []byte
 }
 
 // ParseJWS accepts only the compact serialization with exactly one signature:
@@ -51,7 +55,9 @@ func ParseJWS(raw []byte) (*JWS, error) {
 		return nil, errors.New("must carry exactly one signature")
 	}
 	h := sigs[0].ProtectedHeaders()
-	return &JWS{Raw: raw, Alg: h.Algorithm(), KeyID: h.KeyID(), Payload: msg.Payload(), headers: h}, nil
+	dot := bytes.LastIndexByte(raw, '.')
+	return &JWS{Raw: raw, Alg: h.Algorithm(), KeyID: h.KeyID(), Payload: msg.Payload(), headers: h,
+		signingInput: raw[:dot], signature: sigs[0].Signature()}, nil
 }
 
 // CheckHeader applies RFC 8725 before any key is looked up: the algorithm must be on
@@ -111,7 +117,11 @@ func (j *JWS) Verify(key jwk.Key) error {
 	default:
 		return fmt.Errorf("key %q is a %T, not a public RSA or EC key", j.KeyID, raw)
 	}
-	if _, err := jws.Verify(j.Raw, jws.WithKey(j.Alg, raw)); err != nil {
+	v, err := jws.NewVerifier(j.Alg)
+	if err != nil {
+		return fmt.Errorf("alg %s cannot be verified", j.Alg)
+	}
+	if err := v.Verify(j.signingInput, j.signature, raw); err != nil {
 		return fmt.Errorf("signature does not verify with key %q", j.KeyID)
 	}
 	return nil

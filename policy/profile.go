@@ -19,8 +19,8 @@ type Profile struct {
 	Limits   Limits
 	Defaults Settings
 	Rules    []Rule
-	// DecodeStatement turns a verified SSA payload into a SoftwareStatement.
-	DecodeStatement func(payload []byte) (*SoftwareStatement, error)
+	// DecodeStatement turns a verified SSA's claims into a SoftwareStatement.
+	DecodeStatement func(claims RawClaims) (*SoftwareStatement, error)
 	// Respond shapes the RFC 7591 answer: each specification flattens a different
 	// set of SSA claims to the top level.
 	Respond func(r *Registration) map[string]any
@@ -54,6 +54,8 @@ type Evaluation struct {
 	Request      *JWS
 	Claims       *RequestClaims
 	StatementJWS *JWS
+	// StatementClaims are the SSA's claims as parsed, not yet verified or decoded.
+	StatementClaims RawClaims
 	Statement    *SoftwareStatement // set by the statement rule once verified
 	TPPKeys      jwk.Set            // set once the request signature verified
 	Granted      ClientMetadata

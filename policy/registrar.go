@@ -15,6 +15,9 @@ import (
 	"github.com/obdcr/obdcr/hydra"
 )
 
+// requestClaims decodes registration requests; built once, never changed.
+var requestClaims = NewClaimSet[RequestClaims]()
+
 // ClientStore is what the registrar needs of Hydra; *hydra.Admin implements it and
 // unit tests fake it.
 type ClientStore interface {
@@ -241,7 +244,11 @@ func (r *Registrar) prepare(ctx context.Context, sub Submission, current *Regist
 		return fail(Refuse(InvalidClientMetadata, "", "the request JWT %v", err))
 	}
 	var claims RequestClaims
-	if _, err := DecodeClaims(req.Payload, &claims); err != nil {
+	rawReq, err := ParseClaims(req.Payload)
+	if err == nil {
+		err = requestClaims.Decode(rawReq, &claims)
+	}
+	if err != nil {
 		return fail(Refuse(InvalidClientMetadata, ClaimOf(err), "the request JWT %v", trimClaim(err)))
 	}
 	if claims.SoftwareStatement == "" {
@@ -251,14 +258,15 @@ func (r *Registrar) prepare(ctx context.Context, sub Submission, current *Regist
 	if err != nil {
 		return fail(Refuse(InvalidSoftwareStatement, "software_statement", "%v", err))
 	}
-	var peek struct {
-		Issuer     string `json:"iss"`
-		SoftwareID string `json:"software_id"`
-		OrgID      string `json:"org_id"`
+	ssaClaims, err := ParseClaims(ssa.Payload)
+	if err != nil {
+		claim := "software_statement"
+		if c := ClaimOf(err); c != "" {
+			claim += "." + c
+		}
+		return fail(Refuse(InvalidSoftwareStatement, claim, "%v", trimClaim(err)))
 	}
-	if json.Unmarshal(ssa.Payload, &peek) != nil {
-		return fail(Refuse(InvalidSoftwareStatement, "software_statement", "payload is not a JSON object"))
-	}
+	peek := struct{ Issuer, SoftwareID, OrgID string }{ssaClaims.String("iss"), ssaClaims.String("software_id"), ssaClaims.String("org_id")}
 	var p *Profile
 	for _, cand := range r.Profiles {
 		if cand.Issuer == peek.Issuer {
@@ -288,7 +296,7 @@ func (r *Registrar) prepare(ctx context.Context, sub Submission, current *Regist
 	ev := &Evaluation{
 		Now: now(), Profile: p, Settings: st.Settings, Audiences: r.Audiences,
 		Certificate: sub.Certificate, Current: current,
-		Request: req, Claims: &claims, StatementJWS: ssa, Granted: claims.ClientMetadata,
+		Request: req, Claims: &claims, StatementJWS: ssa, StatementClaims: ssaClaims, Granted: claims.ClientMetadata,
 	}
 	return ev, tr, nil
 }
@@ -440,7 +448,11 @@ func (r *Registrar) decodeStored(reg *Registration) (*SoftwareStatement, error) 
 	if err != nil {
 		return nil, err
 	}
-	st, err := p.DecodeStatement(j.Payload)
+	raw, err := ParseClaims(j.Payload)
+	if err != nil {
+		return nil, err
+	}
+	st, err := p.DecodeStatement(raw)
 	if err != nil {
 		return nil, err
 	}

@@ -35,15 +35,15 @@ func Thumbprint(cert *x509.Certificate) string {
 // record is what obdcr keeps in the Hydra client's admin-only metadata: what
 // Hydra has no field for, and what a later GET must answer with.
 type record struct {
-	Schema            int            `json:"obdcr"`
-	Profile           string         `json:"profile"`
-	SoftwareID        string         `json:"software_id"`
-	OrgID             string         `json:"org_id"`
-	CertThumbprint    string         `json:"cert_thumbprint"`
-	IssuedAt          int64          `json:"client_id_issued_at"`
-	SoftwareStatement string         `json:"software_statement"`
-	SSAClaims         map[string]any `json:"ssa_claims,omitempty"`
-	Registered        ClientMetadata `json:"registered"`
+	Schema            int                        `json:"obdcr"`
+	Profile           string                     `json:"profile"`
+	SoftwareID        string                     `json:"software_id"`
+	OrgID             string                     `json:"org_id"`
+	CertThumbprint    string                     `json:"cert_thumbprint"`
+	IssuedAt          int64                      `json:"client_id_issued_at"`
+	SoftwareStatement string                     `json:"software_statement"`
+	SSAClaims         map[string]json.RawMessage `json:"ssa_claims,omitempty"`
+	Registered        ClientMetadata             `json:"registered"`
 }
 
 const recordSchema = 1
@@ -121,7 +121,7 @@ func ResponseBase(r *Registration) map[string]any {
 
 // FlattenClaims copies SSA claims to the top level of the answer without
 // overwriting registered metadata, which is what the TPP was granted.
-func FlattenClaims(out map[string]any, claims map[string]any, names ...string) {
+func FlattenClaims(out map[string]any, claims map[string]json.RawMessage, names ...string) {
 	for _, name := range names {
 		if v, ok := claims[name]; ok {
 			if _, taken := out[name]; !taken {

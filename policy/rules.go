@@ -73,7 +73,7 @@ func SSASignature(keys TrustStore, jwksURL string) Rule {
 // claims every later rule depends on.
 func SSAClaims() Rule {
 	return Rule{Name: RuleSSAClaims, Needs: []string{RuleSSASignature}, Check: func(_ context.Context, ev *Evaluation) error {
-		st, err := ev.Profile.DecodeStatement(ev.StatementJWS.Payload)
+		st, err := ev.Profile.DecodeStatement(ev.StatementClaims)
 		if err != nil {
 			claim := ClaimOf(err)
 			if claim == "" {

@@ -119,10 +119,12 @@ type statement struct {
 	SectorIdentifierURI string            `json:"sector_identifier_uri"`
 }
 
-func decodeStatement(payload []byte) (*policy.SoftwareStatement, error) {
+// statements decodes this directory's SSAs; built once, never changed.
+var statements = policy.NewClaimSet[statement]()
+
+func decodeStatement(claims policy.RawClaims) (*policy.SoftwareStatement, error) {
 	var s statement
-	claims, err := policy.DecodeClaims(payload, &s)
-	if err != nil {
+	if err := statements.Decode(claims, &s); err != nil {
 		return nil, err
 	}
 	if s.ExpiresAt == nil {

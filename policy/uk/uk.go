@@ -117,10 +117,12 @@ type statement struct {
 	SoftwareJWKSRevokedURL string             `json:"software_jwks_revoked_endpoint"`
 }
 
-func decodeStatement(payload []byte) (*policy.SoftwareStatement, error) {
+// statements decodes this directory's SSAs; built once, never changed.
+var statements = policy.NewClaimSet[statement]()
+
+func decodeStatement(claims policy.RawClaims) (*policy.SoftwareStatement, error) {
 	var s statement
-	claims, err := policy.DecodeClaims(payload, &s)
-	if err != nil {
+	if err := statements.Decode(claims, &s); err != nil {
 		return nil, err
 	}
 	st := &policy.SoftwareStatement{

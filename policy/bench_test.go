@@ -1,0 +1,63 @@
+package policy_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+
+	"github.com/obdcr/obdcr/deploy/sandbox"
+	"github.com/obdcr/obdcr/policy"
+	"github.com/obdcr/obdcr/policy/au"
+	"github.com/obdcr/obdcr/policy/policytest"
+)
+
+func auFixture(t testing.TB) *policytest.Fixture {
+	return policytest.NewFixture(t, sandbox.AU, func(keys policy.TrustStore, replay policy.ReplayCache, jwks string) *policy.Profile {
+		return au.New(au.Config{RegisterJWKS: jwks, Keys: keys, Replay: replay})
+	})
+}
+
+// benchValidation runs the whole validation path of one request: parse, both
+// signature checks and every rule. A dry run is exactly that and nothing more: no
+// jti consumed, no client created, so one request can be checked b.N times.
+func benchValidation(b *testing.B, fx *policytest.Fixture) {
+	req := fx.Request(b, nil, nil)
+	sub := policy.Submission{JWT: req, Certificate: fx.Cert}
+	ctx := context.Background()
+	if rep, _, err := fx.Registrar.DryRun(ctx, sub); err != nil || rep.Outcome != "approved" {
+		b.Fatalf("the benchmark request is not approved: %v %+v", err, rep)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := fx.Registrar.DryRun(ctx, sub); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// benchBareVerify is the floor: the SSA's and the request's PS256 signatures,
+// verified with the keys already in hand.
+func benchBareVerify(b *testing.B, fx *policytest.Fixture) {
+	req := fx.Request(b, nil, nil)
+	ssa, _ := fx.Authority.SSA(fx.TPP, fx.Now, nil)
+	var dirKey, tppKey any
+	_ = fx.Authority.Key.Public().Raw(&dirKey)
+	_ = fx.TPP.Signing.Public().Raw(&tppKey)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := jws.Verify([]byte(ssa), jws.WithKey(jwa.PS256, dirKey)); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := jws.Verify(req, jws.WithKey(jwa.PS256, tppKey)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkValidationUK(b *testing.B)       { benchValidation(b, ukFixture(b)) }
+func BenchmarkValidationAU(b *testing.B)       { benchValidation(b, auFixture(b)) }
+func BenchmarkBareVerifyTwoPS256(b *testing.B) { benchBareVerify(b, ukFixture(b)) }
