@@ -56,9 +56,9 @@ type Evaluation struct {
 	StatementJWS *JWS
 	// StatementClaims are the SSA's claims as parsed, not yet verified or decoded.
 	StatementClaims RawClaims
-	Statement    *SoftwareStatement // set by the statement rule once verified
-	TPPKeys      jwk.Set            // set once the request signature verified
-	Granted      ClientMetadata
+	Statement       *SoftwareStatement // set by the statement rule once verified
+	TPPKeys         jwk.Set            // set once the request signature verified
+	Granted         ClientMetadata
 }
 
 // Skip is returned by a rule that cannot be judged with what a dry run was given
