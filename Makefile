@@ -1,11 +1,12 @@
 # obdcr: Open Banking Dynamic Client Registration for Ory Hydra.
 # `make demo` and `make test` work on a fresh clone; the scripts install what they need.
 
-.PHONY: demo test build hydra clean help
+.PHONY: demo test bench build hydra clean help
 
 help:
 	@echo "make demo   Hydra, obdcr and the sandbox on loopback; a UK and an AU registration over mTLS"
 	@echo "make test   every test, unit and integration, on a real Hydra, with -race"
+	@echo "make bench  benchmarks and the load tool against a real Hydra; ends with one JSON line"
 	@echo "make build  bin/obdcr and bin/obdcr-sandbox"
 	@echo "make hydra  build and cache Ory Hydra v2.3.0 under .cache/"
 
@@ -14,6 +15,9 @@ demo:
 
 test:
 	@bash deploy/scripts/test.sh
+
+bench:
+	@bash deploy/scripts/bench.sh
 
 build:
 	go build -o bin/obdcr ./cmd/obdcr

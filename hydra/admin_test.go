@@ -42,12 +42,18 @@ func TestAdminErrorClassification(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := a.Create(context.Background(), hydra.Client{ID: "abc"})
+			got, err := a.Create(context.Background(), hydra.Client{ID: "abc", Metadata: []byte(`{"x":1}`)})
 			if !c.check(err) {
 				t.Fatalf("got %T %v", err, err)
 			}
 			if err == nil && (got.ID != "abc" || got.Secret != "s" || string(got.Metadata) != `{"x":1}`) {
 				t.Errorf("decoded %+v", got)
+			}
+			if err == nil {
+				g, err := a.Get(context.Background(), "abc")
+				if err != nil || g.ID != "abc" || string(g.Metadata) != `{"x":1}` {
+					t.Errorf("Get decoded %+v %v", g, err)
+				}
 			}
 		})
 	}

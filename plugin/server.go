@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/google/uuid"
@@ -176,6 +177,10 @@ func (s *Server) routes() {
 	admin.GET("/registrations", s.listRegistrations)
 	admin.DELETE("/registrations/:client_id", s.deleteRegistrationAdmin)
 	admin.POST("/dry-run", s.dryRun)
+	// Go's profiler, for what the metrics cannot say; behind the admin token.
+	admin.GET("/debug/pprof/*", echo.WrapHandler(http.StripPrefix("/admin", http.HandlerFunc(pprof.Index))))
+	admin.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
+	admin.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
 }
 
 // requestBudget bounds the outbound calls one request makes (Hydra, JWKS). The

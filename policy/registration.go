@@ -33,7 +33,9 @@ func Thumbprint(cert *x509.Certificate) string {
 }
 
 // record is what obdcr keeps in the Hydra client's admin-only metadata: what
-// Hydra has no field for, and what a later GET must answer with.
+// Hydra has no field for, and what a later GET must answer with. The SSA is kept
+// whole and its claims are read back from it, not stored twice: Hydra writes and
+// returns this on every call.
 type record struct {
 	Schema            int                        `json:"obdcr"`
 	Profile           string                     `json:"profile"`
@@ -42,7 +44,6 @@ type record struct {
 	CertThumbprint    string                     `json:"cert_thumbprint"`
 	IssuedAt          int64                      `json:"client_id_issued_at"`
 	SoftwareStatement string                     `json:"software_statement"`
-	SSAClaims         map[string]json.RawMessage `json:"ssa_claims,omitempty"`
 	Registered        ClientMetadata             `json:"registered"`
 }
 
@@ -57,9 +58,6 @@ func (r *Registration) ToHydra() (hydra.Client, error) {
 		Schema: recordSchema, Profile: r.Profile, SoftwareID: r.SoftwareID, OrgID: r.OrgID,
 		CertThumbprint: r.CertThumbprint, IssuedAt: r.IssuedAt.Unix(),
 		SoftwareStatement: r.SoftwareStatement, Registered: m,
-	}
-	if r.Statement != nil {
-		rec.SSAClaims = r.Statement.Claims
 	}
 	meta, err := json.Marshal(rec)
 	if err != nil {

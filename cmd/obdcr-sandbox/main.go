@@ -35,6 +35,8 @@ Usage:
   obdcr-sandbox update   [--dir D] --tpp NAME --obdcr URL --token-url URL --client-id ID --aud AUD [--set claim=json ...]
   obdcr-sandbox status   [--dir D] --id SOFTWARE_OR_LEGAL_ENTITY_ID --status ACTIVE|INACTIVE|REMOVED|SUSPENDED|REVOKED|SURRENDERED
   obdcr-sandbox register-down [--dir D] true|false
+  obdcr-sandbox load     [--dir D] --obdcr URL --aud AUD [--admin-url URL] [--hydra-admin URL] [--concurrency 16] [--count 1000]
+                         registrations through obdcr, then Hydra creates alone, compared (OBDCR_ADMIN_TOKEN)
   obdcr-sandbox hydra-client --client-id ID HYDRA_ADMIN_URL   show a client as Hydra has it
 
 --dir defaults to $OBDCR_SANDBOX_DIR, else .sandbox. Files in it: ca.pem (trust it, and
@@ -93,7 +95,11 @@ func run(args []string, out io.Writer) error {
 	status := fs.String("status", "", "new status")
 	printJWT := fs.Bool("print-jwt", false, "print the signed request instead of sending it")
 	dryRun := fs.Bool("dry-run", false, "register: ask obdcr's dry run for every rule's verdict instead (needs --admin-url and OBDCR_ADMIN_TOKEN)")
-	adminURL := fs.String("admin-url", "http://127.0.0.1:8444", "obdcr admin listener, for --dry-run")
+	adminURL := fs.String("admin-url", "http://127.0.0.1:8444", "obdcr admin listener, for --dry-run and load")
+	hydraAdmin := fs.String("hydra-admin", "http://127.0.0.1:4445", "load: Hydra's admin API, driven alone for comparison")
+	concurrency := fs.Int("concurrency", 16, "load: requests in flight")
+	count := fs.Int("count", 1000, "load: registrations, and as many Hydra creates")
+	tppCount := fs.Int("tpps", 8, "load: distinct TPPs")
 	sets := setFlags{}
 	fs.Var(sets, "set", "override a request claim: claim=json (repeatable)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -249,6 +255,28 @@ func run(args []string, out io.Writer) error {
 			time.Sleep(200 * time.Millisecond)
 		}
 		return fmt.Errorf("%s did not answer 200 within 60s", fs.Arg(0))
+	case "load":
+		sb, err := sandbox.Load(*dir)
+		if err != nil {
+			return err
+		}
+		res, err := sandbox.RunLoad(ctx, sb, sandbox.LoadConfig{
+			ObdcrURL: *obdcrURL, AdminURL: *adminURL, AdminToken: os.Getenv("OBDCR_ADMIN_TOKEN"), HydraAdmin: *hydraAdmin,
+			Audience: *aud, Concurrency: *concurrency, Count: *count, TPPs: *tppCount,
+		}, os.Stderr)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "concurrency %d, %d each:\n", res.Concurrency, res.Obdcr.Count)
+		fmt.Fprintf(out, "  obdcr + Hydra  %8.1f registrations/s  p50 %6.1f ms  p99 %6.1f ms  errors %d\n", res.Obdcr.PerSecond, res.Obdcr.P50ms, res.Obdcr.P99ms, res.Obdcr.Errors)
+		fmt.Fprintf(out, "  Hydra alone    %8.1f creates/s        p50 %6.1f ms  p99 %6.1f ms  errors %d\n", res.Hydra.PerSecond, res.Hydra.P50ms, res.Hydra.P99ms, res.Hydra.Errors)
+		fmt.Fprintf(out, "  ratio %.2f; JWKS fetches per registration %.3f\n", res.ObdcrOverHydra, res.JWKSFetchesPerRegistration)
+		b, _ := json.Marshal(res)
+		fmt.Fprintln(out, string(b))
+		if res.Obdcr.Errors > 0 || res.Hydra.Errors > 0 {
+			return fmt.Errorf("%d registrations and %d creates failed", res.Obdcr.Errors, res.Hydra.Errors)
+		}
+		return nil
 	case "register-down":
 		sb, err := sandbox.Load(*dir)
 		if err != nil {

@@ -1,0 +1,268 @@
+package sandbox
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/obdcr/obdcr/hydra"
+)
+
+// LoadConfig says what a load run drives.
+type LoadConfig struct {
+	ObdcrURL    string // TPP listener
+	AdminURL    string // obdcr admin listener: settings and metrics
+	AdminToken  string
+	HydraAdmin  string // Hydra's admin API, driven alone for comparison
+	Audience    string
+	Concurrency int
+	Count       int
+	TPPs        int // distinct TPPs; each registers Count/TPPs times
+}
+
+// Phase is one side's figures.
+type Phase struct {
+	Count     int           `json:"count"`
+	Errors    int           `json:"errors"`
+	Elapsed   time.Duration `json:"-"`
+	PerSecond float64       `json:"per_second"`
+	P50       time.Duration `json:"-"`
+	P99       time.Duration `json:"-"`
+	P50ms     float64       `json:"p50_ms"`
+	P99ms     float64       `json:"p99_ms"`
+}
+
+// LoadResult is a whole run.
+type LoadResult struct {
+	Concurrency                int     `json:"concurrency"`
+	Obdcr                      Phase   `json:"obdcr_and_hydra"`
+	Hydra                      Phase   `json:"hydra_alone"`
+	ObdcrOverHydra             float64 `json:"obdcr_over_hydra"`
+	JWKSFetchesPerRegistration float64 `json:"jwks_fetches_per_registration"`
+}
+
+// RunLoad runs registrations through obdcr, then the same number of client creates
+// against Hydra alone, at the same concurrency, and compares them. The requests
+// are signed before the clock starts: the run measures obdcr, not the simulator.
+func RunLoad(ctx context.Context, sb *Sandbox, cfg LoadConfig, progress io.Writer) (*LoadResult, error) {
+	if cfg.TPPs <= 0 {
+		cfg.TPPs = 8
+	}
+	admin := adminAPI{base: strings.TrimRight(cfg.AdminURL, "/"), token: cfg.AdminToken}
+	// Several registrations per software_id let a few TPPs stand for many, with
+	// their JWKS warm: the steady state of a running bank.
+	restore, err := admin.allowMultiple()
+	if err != nil {
+		return nil, err
+	}
+	defer restore()
+
+	fmt.Fprintf(progress, "load: %d TPPs, signing %d requests...\n", cfg.TPPs, cfg.Count)
+	var tpps []*TPP
+	var clients []*Client
+	for i := 0; i < cfg.TPPs; i++ {
+		name := fmt.Sprintf("load-%d", i)
+		t, err := sb.TPP(name)
+		if err != nil {
+			if t, err = sb.AddTPP(UK, name); err != nil {
+				return nil, err
+			}
+		}
+		c, err := NewClient(t, sb.PKI().Pool())
+		if err != nil {
+			return nil, err
+		}
+		c.HTTP.Transport.(*http.Transport).MaxIdleConnsPerHost = cfg.Concurrency
+		tpps, clients = append(tpps, t), append(clients, c)
+	}
+	now := time.Now()
+	ssas := make([]string, len(tpps))
+	for i, t := range tpps {
+		if ssas[i], err = sb.Directory.SSA(t, now, nil); err != nil {
+			return nil, err
+		}
+	}
+	sign := func(i int) (string, error) {
+		return tpps[i%len(tpps)].Request(ssas[i%len(tpps)], cfg.Audience, now, nil)
+	}
+	warmID := ""
+	for i := range tpps { // warm-up: each TPP's JWKS fetched once
+		jwt, err := sign(i)
+		if err != nil {
+			return nil, err
+		}
+		res, err := clients[i].Register(ctx, cfg.ObdcrURL, jwt)
+		if err != nil || res.Status != http.StatusCreated {
+			return nil, fmt.Errorf("warm-up registration failed: %v %v", err, res)
+		}
+		warmID, _ = res.JSON()["client_id"].(string)
+	}
+	jwts := make([]string, cfg.Count)
+	for i := range jwts {
+		if jwts[i], err = sign(i); err != nil {
+			return nil, err
+		}
+	}
+	fetchesBefore, err := admin.jwksFetches()
+	if err != nil {
+		return nil, err
+	}
+
+	res := &LoadResult{Concurrency: cfg.Concurrency}
+	fmt.Fprintf(progress, "load: %d registrations through obdcr at concurrency %d...\n", cfg.Count, cfg.Concurrency)
+	res.Obdcr = run(cfg.Count, cfg.Concurrency, func(i int) error {
+		r, err := clients[i%len(clients)].Register(ctx, cfg.ObdcrURL, jwts[i])
+		if err != nil {
+			return err
+		}
+		if r.Status != http.StatusCreated {
+			return fmt.Errorf("HTTP %d: %s", r.Status, r.Body)
+		}
+		return nil
+	})
+	fetchesAfter, err := admin.jwksFetches()
+	if err != nil {
+		return nil, err
+	}
+	res.JWKSFetchesPerRegistration = (fetchesAfter - fetchesBefore) / float64(cfg.Count)
+
+	// Hydra alone, creating exactly the client obdcr made (a new id each time), so
+	// that the difference is what obdcr adds.
+	h, err := hydra.NewAdmin(cfg.HydraAdmin, &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency}})
+	if err != nil {
+		return nil, err
+	}
+	template, err := h.Get(ctx, warmID)
+	if err != nil {
+		return nil, fmt.Errorf("reading a client obdcr made: %w", err)
+	}
+	template.Secret = ""
+	fmt.Fprintf(progress, "load: %d client creates against Hydra alone at concurrency %d...\n", cfg.Count, cfg.Concurrency)
+	res.Hydra = run(cfg.Count, cfg.Concurrency, func(int) error {
+		c := template
+		c.ID = uuid.NewString()
+		_, err := h.Create(ctx, c)
+		return err
+	})
+	if res.Hydra.PerSecond > 0 {
+		res.ObdcrOverHydra = res.Obdcr.PerSecond / res.Hydra.PerSecond
+	}
+	return res, nil
+}
+
+// run calls f(0..n-1) from c workers and times each call.
+func run(n, c int, f func(i int) error) Phase {
+	lat := make([]time.Duration, n)
+	errs := make([]error, n)
+	next := make(chan int)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < c; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				t := time.Now()
+				errs[i] = f(i)
+				lat[i] = time.Since(t)
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	p := Phase{Count: n, Elapsed: time.Since(start)}
+	for _, e := range errs {
+		if e != nil {
+			p.Errors++
+		}
+	}
+	slices.Sort(lat)
+	p.PerSecond = float64(n-p.Errors) / p.Elapsed.Seconds()
+	p.P50, p.P99 = lat[n*50/100], lat[min(n-1, n*99/100)]
+	p.P50ms, p.P99ms = float64(p.P50.Microseconds())/1000, float64(p.P99.Microseconds())/1000
+	return p
+}
+
+// adminAPI is the little of obdcr's admin API a load run needs.
+type adminAPI struct{ base, token string }
+
+func (a adminAPI) do(method, path, body string) ([]byte, error) {
+	req, err := http.NewRequest(method, a.base+path, strings.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+a.token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode >= 300 {
+		return nil, fmt.Errorf("%s %s: HTTP %d %s", method, path, res.StatusCode, b)
+	}
+	return b, nil
+}
+
+// allowMultiple switches UK's multiple_registrations on, and returns what puts it back.
+func (a adminAPI) allowMultiple() (func(), error) {
+	b, err := a.do(http.MethodGet, "/admin/policies", "")
+	if err != nil {
+		return nil, fmt.Errorf("load needs obdcr's admin API (--admin-url, OBDCR_ADMIN_TOKEN): %w", err)
+	}
+	var policies []struct {
+		Profile  string `json:"profile"`
+		Settings struct {
+			Multiple bool `json:"multiple_registrations"`
+		} `json:"settings"`
+	}
+	_ = json.Unmarshal(b, &policies)
+	was := false
+	for _, p := range policies {
+		if p.Profile == UK {
+			was = p.Settings.Multiple
+		}
+	}
+	if _, err := a.do(http.MethodPut, "/admin/policies/uk", `{"settings":{"multiple_registrations":true}}`); err != nil {
+		return nil, err
+	}
+	return func() {
+		_, _ = a.do(http.MethodPut, "/admin/policies/uk", fmt.Sprintf(`{"settings":{"multiple_registrations":%v}}`, was))
+	}, nil
+}
+
+// jwksFetches reads obdcr's own count of JWKS fetched over the network.
+func (a adminAPI) jwksFetches() (float64, error) {
+	res, err := http.Get(a.base + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	var total float64
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if !bytes.HasPrefix(line, []byte("obdcr_jwks_fetches_total{")) {
+			continue
+		}
+		f := strings.Fields(string(line))
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		total += v
+	}
+	return total, sc.Err()
+}

@@ -1,0 +1,74 @@
+# Shared by demo.sh and bench.sh: build, then start the sandbox, Hydra and obdcr
+# on loopback. Source it from the repository's top folder; set the *_PORT
+# variables and `work` (a scratch folder) first.
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+
+ports_free() {
+  for port in "$@"; do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "port $port is in use on 127.0.0.1; stop what uses it or set the *_PORT variables" >&2
+      return 1
+    fi
+  done
+}
+
+build_all() {
+  hydra="$(deploy/scripts/hydra.sh)"
+  mkdir -p .cache/bin
+  go build -o .cache/bin/obdcr ./cmd/obdcr
+  go build -o .cache/bin/obdcr-sandbox ./cmd/obdcr-sandbox
+  sb=.cache/bin/obdcr-sandbox
+}
+
+wait_ready() { # url name logfile
+  if ! $sb wait "$1"; then
+    echo "$2 did not become ready; its log:" >&2
+    tail -n 40 "$3" >&2
+    exit 1
+  fi
+}
+
+start_sandbox() { # then: TPPs may be added
+  export OBDCR_SANDBOX_DIR="$work/sandbox"
+  $sb init --listen "127.0.0.1:$SANDBOX_PORT" >/dev/null
+  $sb serve --listen "127.0.0.1:$SANDBOX_PORT" >"$work/sandbox.log" 2>&1 &
+  pids+=($!)
+  wait_ready "https://127.0.0.1:$SANDBOX_PORT/uk/directory/jwks" sandbox "$work/sandbox.log"
+}
+
+start_hydra() {
+  DSN=memory SECRETS_SYSTEM=obdcr-local-system-secret-0123456789 \
+    URLS_SELF_ISSUER="http://127.0.0.1:$HYDRA_PUBLIC_PORT" \
+    SERVE_PUBLIC_PORT="$HYDRA_PUBLIC_PORT" SERVE_ADMIN_PORT="$HYDRA_ADMIN_PORT" \
+    SERVE_PUBLIC_HOST=127.0.0.1 SERVE_ADMIN_HOST=127.0.0.1 \
+    OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED=false \
+    WEBFINGER_OIDC_DISCOVERY_CLIENT_REGISTRATION_URL="https://127.0.0.1:$OBDCR_PORT/register" \
+    SSL_CERT_FILE="$OBDCR_SANDBOX_DIR/ca.pem" LOG_LEVEL=warn \
+    "$hydra" serve all --dev --sqa-opt-out >"$work/hydra.log" 2>&1 &
+  pids+=($!)
+  wait_ready "http://127.0.0.1:$HYDRA_ADMIN_PORT/health/ready" hydra "$work/hydra.log"
+}
+
+start_obdcr() { # [DSN]; sets obdcr_pid
+  export OBDCR_LISTEN="127.0.0.1:$OBDCR_PORT" OBDCR_ADMIN_LISTEN="127.0.0.1:$OBDCR_ADMIN_PORT" \
+    OBDCR_TLS_CERT_FILE="$OBDCR_SANDBOX_DIR/obdcr-cert.pem" OBDCR_TLS_KEY_FILE="$OBDCR_SANDBOX_DIR/obdcr-key.pem" \
+    OBDCR_TLS_CLIENT_CA_FILE="$OBDCR_SANDBOX_DIR/ca.pem" \
+    OBDCR_ISSUER="http://127.0.0.1:$HYDRA_PUBLIC_PORT" HYDRA_ADMIN_URL="http://127.0.0.1:$HYDRA_ADMIN_PORT" \
+    OBDCR_UK_SSA_JWKS_URL="https://127.0.0.1:$SANDBOX_PORT/uk/directory/jwks" \
+    OBDCR_AU_SSA_JWKS_URL="https://127.0.0.1:$SANDBOX_PORT/cdr-register/v1/jwks" \
+    OBDCR_AU_REGISTER_URL="https://127.0.0.1:$SANDBOX_PORT" \
+    OBDCR_ALLOW_PRIVATE_JWKS=true OBDCR_ADMIN_TOKEN="local-admin-token-0123456789" \
+    SSL_CERT_FILE="$OBDCR_SANDBOX_DIR/ca.pem" OBDCR_DSN="${1:-memory}"
+  export OBDCR_PROFILES="${OBDCR_PROFILES:-uk,au}"
+  .cache/bin/obdcr serve 2>>"$work/obdcr.log" &
+  obdcr_pid=$!
+  pids+=($obdcr_pid)
+  wait_ready "http://127.0.0.1:$OBDCR_ADMIN_PORT/health/ready" obdcr "$work/obdcr.log"
+}
