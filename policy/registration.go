@@ -37,14 +37,14 @@ func Thumbprint(cert *x509.Certificate) string {
 // whole and its claims are read back from it, not stored twice: Hydra writes and
 // returns this on every call.
 type record struct {
-	Schema            int                        `json:"obdcr"`
-	Profile           string                     `json:"profile"`
-	SoftwareID        string                     `json:"software_id"`
-	OrgID             string                     `json:"org_id"`
-	CertThumbprint    string                     `json:"cert_thumbprint"`
-	IssuedAt          int64                      `json:"client_id_issued_at"`
-	SoftwareStatement string                     `json:"software_statement"`
-	Registered        ClientMetadata             `json:"registered"`
+	Schema            int            `json:"obdcr"`
+	Profile           string         `json:"profile"`
+	SoftwareID        string         `json:"software_id"`
+	OrgID             string         `json:"org_id"`
+	CertThumbprint    string         `json:"cert_thumbprint"`
+	IssuedAt          int64          `json:"client_id_issued_at"`
+	SoftwareStatement string         `json:"software_statement"`
+	Registered        ClientMetadata `json:"registered"`
 }
 
 const recordSchema = 1
