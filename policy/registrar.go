@@ -65,19 +65,10 @@ const (
 
 // Register decides a request and, if every rule passes, creates the Hydra client.
 func (r *Registrar) Register(ctx context.Context, sub Submission) (*Registration, Trace, error) {
-	ev, tr, err := r.prepare(ctx, sub, nil)
+	ev, reg, tr, err := r.decide(ctx, sub, nil)
 	if err != nil {
 		return nil, tr, err
 	}
-	tr.Rules, err = ev.Profile.Evaluate(ctx, ev, false)
-	r.trace(ev, &tr)
-	if err != nil {
-		return nil, tr, err
-	}
-	if err := r.consumeJTI(ctx, ev); err != nil {
-		return nil, tr, err
-	}
-	reg := r.approved(ev)
 	if ev.Settings.MultipleRegistrations {
 		reg.ClientID = uuid.NewString()
 	} else {
@@ -96,6 +87,24 @@ func (r *Registrar) Register(ctx context.Context, sub Submission) (*Registration
 		reg.ClientSecret = created.Secret
 	}
 	return reg, tr, nil
+}
+
+// decide runs a request through its profile's chain, stopping at the first
+// refusal, and consumes its jti once every rule has passed. POST and PUT share it.
+func (r *Registrar) decide(ctx context.Context, sub Submission, current *Registration) (*Evaluation, *Registration, Trace, error) {
+	ev, tr, err := r.prepare(ctx, sub, current)
+	if err != nil {
+		return nil, nil, tr, err
+	}
+	tr.Rules, err = ev.Profile.Evaluate(ctx, ev, false)
+	r.trace(ev, &tr)
+	if err != nil {
+		return nil, nil, tr, err
+	}
+	if err := r.consumeJTI(ctx, ev); err != nil {
+		return nil, nil, tr, err
+	}
+	return ev, r.approved(ev), tr, nil
 }
 
 // ClientIDFor is the client_id of a software_id's single registration. Making it a
@@ -464,19 +473,10 @@ func (r *Registrar) decodeStored(reg *Registration) (*SoftwareStatement, error) 
 // (RFC 7592 §2.2). client_id and client_id_issued_at stay; on any refusal or
 // failure the registration stays exactly as it was.
 func (r *Registrar) Update(ctx context.Context, current *Registration, sub Submission) (*Registration, Trace, error) {
-	ev, tr, err := r.prepare(ctx, sub, current)
+	_, reg, tr, err := r.decide(ctx, sub, current)
 	if err != nil {
 		return nil, tr, err
 	}
-	tr.Rules, err = ev.Profile.Evaluate(ctx, ev, false)
-	r.trace(ev, &tr)
-	if err != nil {
-		return nil, tr, err
-	}
-	if err := r.consumeJTI(ctx, ev); err != nil {
-		return nil, tr, err
-	}
-	reg := r.approved(ev)
 	reg.ClientID, reg.IssuedAt = current.ClientID, current.IssuedAt
 	hc, err := reg.ToHydra()
 	if err != nil {
