@@ -41,6 +41,8 @@ for target in FuzzParseJWS FuzzDecodeClaims FuzzRedirectURIs FuzzRegister; do
     echo "test: $target failed; see above" >&2
     exit 1
   fi
-  echo "fuzz: $target: $(grep -o 'execs: [0-9]*' "$log" | tail -1) in ${OBDCR_FUZZTIME:-10s}"
+  # Go's coordinator counts a worker's executions only when its batch returns, so
+  # the count it prints can lag far behind; what matters is that nothing failed.
+  echo "fuzz: $target ran ${OBDCR_FUZZTIME:-10s} with no failure"
   rm -f "$log"
 done

@@ -47,20 +47,21 @@ const (
 	KindDryRun       = "dry_run"
 )
 
-// AuditEntry is one decision or change. It never holds a JWT, key or token.
+// AuditEntry is one decision or change. It never holds a JWT, key or token. The
+// fields the interface lists are always present, empty or not, for scripts.
 type AuditEntry struct {
 	ID             int64           `json:"id"`
 	Time           time.Time       `json:"time"`
 	Kind           string          `json:"kind"`
-	Profile        string          `json:"profile,omitempty"`
-	SoftwareID     string          `json:"software_id,omitempty"`
-	OrgID          string          `json:"org_id,omitempty"`
-	ClientID       string          `json:"client_id,omitempty"`
+	Profile        string          `json:"profile"`
+	SoftwareID     string          `json:"software_id"`
+	OrgID          string          `json:"org_id"`
+	ClientID       string          `json:"client_id"`
 	Outcome        string          `json:"outcome"`
-	Error          string          `json:"error,omitempty"`
-	Rule           string          `json:"rule,omitempty"`
+	Error          string          `json:"error"`
+	Rule           string          `json:"rule"`
 	Description    string          `json:"description,omitempty"`
-	RequestID      string          `json:"request_id,omitempty"`
+	RequestID      string          `json:"request_id"`
 	Actor          string          `json:"actor,omitempty"`
 	CertThumbprint string          `json:"cert_thumbprint,omitempty"`
 	Before         json.RawMessage `json:"before,omitempty"`
