@@ -389,3 +389,34 @@ func jsonKind(t reflect.Type) string {
 // ClaimError is a decoding or validation failure of one claim; profiles use it
 // in their statement decoders so the refusal names the claim.
 func ClaimError(claim, msg string) error { return &claimError{claim: claim, msg: msg} }
+
+// Statement is what a directory's SSA claims type implements: how its claim names
+// map onto SoftwareStatement, and whatever its specification requires of them.
+type Statement interface {
+	Statement() (*SoftwareStatement, error)
+	base() *StatementBase
+}
+
+func (b *StatementBase) base() *StatementBase { return b }
+
+// StatementDecoder is a profile's DecodeStatement for the SSA claims type T: it
+// decodes by exact claim name, maps, and fills the registered claims and Claims.
+func StatementDecoder[T any, P interface {
+	*T
+	Statement
+}]() func(RawClaims) (*SoftwareStatement, error) {
+	set := NewClaimSet[T]()
+	return func(claims RawClaims) (*SoftwareStatement, error) {
+		var s T
+		if err := set.Decode(claims, &s); err != nil {
+			return nil, err
+		}
+		st, err := P(&s).Statement()
+		if err != nil {
+			return nil, err
+		}
+		P(&s).base().Fill(st)
+		st.Claims = claims
+		return st, nil
+	}
+}

@@ -71,7 +71,7 @@ func New(c Config) *policy.Profile {
 		Issuer:          c.Issuer,
 		Limits:          Limits,
 		Defaults:        Defaults(),
-		DecodeStatement: decodeStatement,
+		DecodeStatement: policy.StatementDecoder[statement](),
 		Respond:         respond,
 		ManagementScope: RegistrationScope,
 		Rules: slices.Concat(
@@ -119,25 +119,16 @@ type statement struct {
 	SectorIdentifierURI string            `json:"sector_identifier_uri"`
 }
 
-// statements decodes this directory's SSAs; built once, never changed.
-var statements = policy.NewClaimSet[statement]()
-
-func decodeStatement(claims policy.RawClaims) (*policy.SoftwareStatement, error) {
-	var s statement
-	if err := statements.Decode(claims, &s); err != nil {
-		return nil, err
-	}
+// Statement maps the CDR Register's claim names; its SSAs must carry exp.
+func (s *statement) Statement() (*policy.SoftwareStatement, error) {
 	if s.ExpiresAt == nil {
 		return nil, policy.ClaimError("exp", "is required: CDR Register SSAs live 10 minutes")
 	}
-	st := &policy.SoftwareStatement{
+	return &policy.SoftwareStatement{
 		SoftwareID: s.SoftwareID, OrgID: s.OrgID, OrgName: s.OrgName, LegalEntityID: s.LegalEntityID,
 		ClientName: s.ClientName, ClientURI: s.ClientURI, LogoURI: s.LogoURI, PolicyURI: s.PolicyURI, TosURI: s.TosURI,
 		JWKSURI: s.JWKSURI, RedirectURIs: s.RedirectURIs, Roles: s.SoftwareRoles, Scope: strings.Fields(s.Scope),
-		Claims: claims,
-	}
-	s.StatementBase.Fill(st)
-	return st, nil
+	}, nil
 }
 
 // status refuses a software product or legal entity the Register does not list as ACTIVE.

@@ -71,7 +71,7 @@ func New(c Config) *policy.Profile {
 		Issuer:          c.Issuer,
 		Limits:          Limits,
 		Defaults:        Defaults(),
-		DecodeStatement: decodeStatement,
+		DecodeStatement: policy.StatementDecoder[statement](),
 		Respond:         respond,
 		Rules: slices.Concat(
 			policy.StatementChecks(c.Keys, c.DirectoryJWKS),
@@ -117,23 +117,14 @@ type statement struct {
 	SoftwareJWKSRevokedURL string             `json:"software_jwks_revoked_endpoint"`
 }
 
-// statements decodes this directory's SSAs; built once, never changed.
-var statements = policy.NewClaimSet[statement]()
-
-func decodeStatement(claims policy.RawClaims) (*policy.SoftwareStatement, error) {
-	var s statement
-	if err := statements.Decode(claims, &s); err != nil {
-		return nil, err
-	}
-	st := &policy.SoftwareStatement{
+// Statement maps the Open Banking Directory's claim names.
+func (s *statement) Statement() (*policy.SoftwareStatement, error) {
+	return &policy.SoftwareStatement{
 		SoftwareID: s.SoftwareID, OrgID: s.OrgID, OrgName: s.OrgName, OrgStatus: s.OrgStatus,
 		ClientName: s.SoftwareClientName, ClientURI: s.SoftwareClientURI, LogoURI: s.SoftwareLogoURI,
 		PolicyURI: s.SoftwarePolicyURI, TosURI: s.SoftwareTosURI,
 		JWKSURI: s.SoftwareJWKSEndpoint, RedirectURIs: s.SoftwareRedirectURIs, Roles: s.SoftwareRoles,
-		Claims: claims,
-	}
-	s.StatementBase.Fill(st)
-	return st, nil
+	}, nil
 }
 
 // orgStatus: only an Active organisation may register (OB Directory org_status).
