@@ -183,12 +183,25 @@ func (s *Server) deleteRegistrationAdmin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.registrar.Deregister(ctx, reg.ClientID); err != nil && !errors.Is(err, policy.ErrNoRegistration) {
-		return err
-	}
+	// Audited before it happens: a deletion must never be without its entry.
 	if err := s.audit(c, store.AuditEntry{Kind: store.KindManagement, Profile: reg.Profile, SoftwareID: reg.SoftwareID, OrgID: reg.OrgID,
 		ClientID: reg.ClientID, Outcome: "deleted", Actor: actor(c), Description: "removed by an admin"}); err != nil {
 		return err
 	}
+	if err := s.deregisterAudited(c, reg); err != nil {
+		return err
+	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// deregisterAudited removes a client whose deletion is already in the audit; if
+// the removal then fails, a second entry says so.
+func (s *Server) deregisterAudited(c echo.Context, reg *policy.Registration) error {
+	err := s.registrar.Deregister(c.Request().Context(), reg.ClientID)
+	if err == nil || errors.Is(err, policy.ErrNoRegistration) {
+		return nil
+	}
+	_ = s.audit(c, store.AuditEntry{Kind: store.KindManagement, Profile: reg.Profile, SoftwareID: reg.SoftwareID, OrgID: reg.OrgID,
+		ClientID: reg.ClientID, Outcome: "failed", Actor: actor(c), Description: "deletion failed: " + err.Error()})
+	return err
 }

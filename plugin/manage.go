@@ -163,10 +163,11 @@ func (s *Server) deleteRegistration(c echo.Context) error {
 		c.Response().Header().Set("Allow", "GET, PUT")
 		return newHTTPError(http.StatusMethodNotAllowed, "method_not_allowed", "this server does not let "+reg.Profile+" clients delete their registration; ask the bank")
 	}
-	if err := s.registrar.Deregister(c.Request().Context(), reg.ClientID); err != nil && !errors.Is(err, policy.ErrNoRegistration) {
+	// Audited before it happens: a deletion must never be without its entry.
+	if err := s.auditCall(c, reg, "deleted"); err != nil {
 		return err
 	}
-	if err := s.auditCall(c, reg, "deleted"); err != nil {
+	if err := s.deregisterAudited(c, reg); err != nil {
 		return err
 	}
 	c.Set("log.outcome", "deleted")
