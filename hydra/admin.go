@@ -66,11 +66,6 @@ func NewAdmin(baseURL string, client *http.Client) (*Admin, error) {
 	return &Admin{oauth2: api.OAuth2API, meta: api.MetadataAPI}, nil
 }
 
-// NewAdminWith wraps given API implementations: unit tests fake them.
-func NewAdminWith(oauth2 hc.OAuth2API, meta hc.MetadataAPI) *Admin {
-	return &Admin{oauth2: oauth2, meta: meta}
-}
-
 // Create creates c with the id c.ID chosen by the caller. It returns c as sent,
 // with what only Hydra knows (the secret it made, the creation time): re-reading
 // the metadata Hydra echoes back would only cost time on the registration path.

@@ -163,8 +163,8 @@ func TestTwoReplicasOneDatabase(t *testing.T) {
 	for _, dsn := range []string{"sqlite://" + t.TempDir() + "/obdcr.db", pgDSN} {
 		name := strings.SplitN(dsn, ":", 2)[0]
 		t.Run(name, func(t *testing.T) {
-			a := startObdcr(t, func(c *testenvConfig) { c.DSN = dsn })
-			b := startObdcr(t, func(c *testenvConfig) { c.DSN = dsn })
+			a := startObdcr(t, func(c *serverConfig) { c.DSN = dsn })
+			b := startObdcr(t, func(c *serverConfig) { c.DSN = dsn })
 			ctx := context.Background()
 			tpp, client := newTPP(t, sandbox.UK)
 

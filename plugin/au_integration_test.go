@@ -12,7 +12,7 @@ import (
 	"github.com/obdcr/obdcr/policy"
 )
 
-func withRegister(c *testenvConfig) {
+func withRegister(c *serverConfig) {
 	c.AU.RegisterURL = env.Sandbox.BaseURL
 	c.AU.StatusPollInterval = time.Second
 }

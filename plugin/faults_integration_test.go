@@ -19,7 +19,7 @@ func TestHydraGoesAwayAndComesBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer h.Stop()
-	o := startObdcr(t, func(c *testenvConfig) { c.HydraAdminURL = h.AdminURL })
+	o := startObdcr(t, func(c *serverConfig) { c.HydraAdminURL = h.AdminURL })
 	ctx := context.Background()
 	reg := func() *sandbox.Response {
 		tpp, c := newTPP(t, sandbox.UK)
@@ -56,7 +56,7 @@ func TestStoreGoesAwayAndComesBack(t *testing.T) {
 	}
 	defer pg.Stop()
 	dsn, _ := pg.NewDatabase()
-	o := startObdcr(t, func(c *testenvConfig) { c.DSN = dsn })
+	o := startObdcr(t, func(c *serverConfig) { c.DSN = dsn })
 	ctx := context.Background()
 	first, c1 := newTPP(t, sandbox.UK)
 	if res, _ := c1.Register(ctx, o.URL, request(t, first, nil, nil)); res.Status != http.StatusCreated {

@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func startObdcr(t *testing.T, mutate func(*testenvConfig)) *testenv.Obdcr {
+func startObdcr(t *testing.T, mutate func(*serverConfig)) *testenv.Obdcr {
 	t.Helper()
 	cfg := env.Config()
 	if mutate != nil {
@@ -307,7 +307,7 @@ func TestRegisterTransportErrors(t *testing.T) {
 
 func TestHydraUnreachable(t *testing.T) {
 	port, _ := testenv.FreePort()
-	o := startObdcr(t, func(c *testenvConfig) { c.HydraAdminURL = fmt.Sprintf("http://127.0.0.1:%d", port) })
+	o := startObdcr(t, func(c *serverConfig) { c.HydraAdminURL = fmt.Sprintf("http://127.0.0.1:%d", port) })
 	tpp, c := newTPP(t, sandbox.UK)
 	res, err := c.Register(context.Background(), o.URL, request(t, tpp, nil, nil))
 	if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
-	"slices"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -146,15 +145,4 @@ func (p *Profile) RuleNames() []string {
 		names[i] = r.Name
 	}
 	return names
-}
-
-// granted returns the values from want that are also in allowed, keeping order.
-func intersect(want, allowed []string) []string {
-	var out []string
-	for _, w := range want {
-		if slices.Contains(allowed, w) {
-			out = append(out, w)
-		}
-	}
-	return out
 }

@@ -169,16 +169,6 @@ func (h *Hydra) Stop() {
 	}
 }
 
-// Running reports whether the Hydra process is still up.
-func (h *Hydra) Running() bool {
-	select {
-	case <-h.done:
-		return false
-	default:
-		return true
-	}
-}
-
 // WaitReady polls url until it answers 200, the deadline passes, or died closes.
 func WaitReady(url string, within time.Duration, died <-chan struct{}) error {
 	deadline := time.Now().Add(within)

@@ -2,4 +2,4 @@ package plugin_test
 
 import "github.com/obdcr/obdcr/plugin"
 
-type testenvConfig = plugin.Config
+type serverConfig = plugin.Config
