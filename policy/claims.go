@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // NumericDate is a JWT time (RFC 7519 §2): seconds since the epoch, integer or not.
@@ -173,28 +176,77 @@ func (b StatementBase) Fill(st *SoftwareStatement) {
 // and a deep document is a way to burn CPU in every later step.
 const maxJSONDepth = 16
 
-// RawClaims are a JWT payload's claims, checked and kept undecoded.
+// RawClaims are a JWT payload's claims, checked and kept undecoded. Each value
+// aliases the payload it was split from.
 type RawClaims map[string]json.RawMessage
 
-// ParseClaims checks a JWT payload and splits it into its claims. It refuses what
-// encoding/json would let through silently: duplicate claims, names that differ
-// only in case (which copy would a later check see?), invalid UTF-8 and absurd
-// nesting.
+// ParseClaims checks a JWT payload and splits it into its claims in one pass. It
+// refuses what encoding/json would let through silently: duplicate claims (escaped
+// names included), names that differ only in case (which copy would a later check
+// see?), invalid UTF-8 and absurd nesting. jsontext validates strictly and reads
+// the payload in place, which is most of what a registration costs beyond its two
+// signatures.
 func ParseClaims(payload []byte) (RawClaims, error) {
-	if !utf8.Valid(payload) {
-		return nil, errors.New("payload is not valid UTF-8")
-	}
-	depth, keys := scan(payload)
-	if depth > maxJSONDepth {
-		return nil, fmt.Errorf("payload nests deeper than %d levels", maxJSONDepth)
-	}
-	var raw RawClaims
-	if err := json.Unmarshal(payload, &raw); err != nil || raw == nil {
+	dec := jsontext.NewDecoder(bytes.NewBuffer(payload))
+	if dec.PeekKind() != '{' {
 		return nil, errors.New("payload is not a JSON object")
 	}
-	if keys != len(raw) {
-		return nil, duplicateClaim(payload)
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, errors.New("payload is not a JSON object")
 	}
+	raw := make(RawClaims, 32)
+	for dec.PeekKind() != '}' {
+		name, err := dec.ReadToken()
+		if err != nil {
+			return nil, syntaxError(payload, err)
+		}
+		claim := name.String()
+		value, err := dec.ReadValue()
+		if err != nil {
+			return nil, syntaxError(payload, err)
+		}
+		if k := value.Kind(); (k == '{' || k == '[') && depth(value) > maxJSONDepth-1 {
+			return nil, fmt.Errorf("payload nests deeper than %d levels", maxJSONDepth)
+		}
+		raw[claim] = json.RawMessage(value)
+	}
+	if _, err := dec.ReadToken(); err != nil {
+		return nil, syntaxError(payload, err)
+	}
+	if _, err := dec.ReadToken(); err != io.EOF {
+		return nil, errors.New("payload has data after its JSON object")
+	}
+	return raw, foldedDuplicate(raw)
+}
+
+// syntaxError turns jsontext's error into one that names the claim at fault when
+// there is one, without echoing the offending bytes. Only refused payloads pay for
+// the UTF-8 check.
+func syntaxError(payload []byte, err error) error {
+	var se *jsontext.SyntacticError
+	if !errors.As(err, &se) {
+		return errors.New("payload is not valid JSON")
+	}
+	claim := ""
+	if tokens := strings.SplitN(string(se.JSONPointer), "/", 3); len(tokens) > 1 {
+		claim = strings.NewReplacer("~1", "/", "~0", "~").Replace(tokens[1])
+	}
+	switch {
+	case errors.Is(se.Err, jsontext.ErrDuplicateName):
+		return &claimError{claim: se.JSONPointer.LastToken(), msg: "appears more than once"}
+	case !utf8.Valid(payload):
+		if claim != "" {
+			return &claimError{claim: claim, msg: "is not valid UTF-8"}
+		}
+		return errors.New("payload is not valid UTF-8")
+	case claim != "":
+		return &claimError{claim: claim, msg: "is not valid JSON"}
+	}
+	return errors.New("payload is not valid JSON")
+}
+
+// foldedDuplicate refuses two claim names that differ only in case.
+func foldedDuplicate(raw RawClaims) error {
 	folded := make(map[string]string, len(raw))
 	for name := range raw {
 		lower := strings.ToLower(name)
@@ -202,11 +254,11 @@ func ParseClaims(payload []byte) (RawClaims, error) {
 			if first > name {
 				first, name = name, first
 			}
-			return nil, &claimError{claim: name, msg: "differs from claim " + first + " only in case"}
+			return &claimError{claim: name, msg: "differs from claim " + first + " only in case"}
 		}
 		folded[lower] = name
 	}
-	return raw, nil
+	return nil
 }
 
 // String returns a string claim, or "" if it is absent or not a string.
@@ -218,10 +270,9 @@ func (r RawClaims) String(name string) string {
 	return ""
 }
 
-// scan walks the payload's bytes once: the deepest nesting of objects and arrays,
-// and how many members the top-level object has (strings skipped).
-func scan(b []byte) (maxDepth, topKeys int) {
-	d, inString, escaped, afterTopString := 0, false, false, false
+// depth is how deeply a valid JSON value nests objects and arrays (strings skipped).
+func depth(b []byte) int {
+	d, deepest, inString, escaped := 0, 0, false, false
 	for _, c := range b {
 		switch {
 		case escaped:
@@ -232,51 +283,17 @@ func scan(b []byte) (maxDepth, topKeys int) {
 				escaped = true
 			case '"':
 				inString = false
-				afterTopString = d == 1
 			}
-		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
-		case afterTopString && c == ':':
-			topKeys++
-			afterTopString = false
-		default:
-			afterTopString = false
-			switch c {
-			case '"':
-				inString = true
-			case '{', '[':
-				d++
-				if d > maxDepth {
-					maxDepth = d
-				}
-			case '}', ']':
-				d--
-			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			d++
+			deepest = max(deepest, d)
+		case c == '}' || c == ']':
+			d--
 		}
 	}
-	return maxDepth, topKeys
-}
-
-// duplicateClaim finds which claim appears twice; only refused payloads pay for it.
-func duplicateClaim(payload []byte) error {
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	_, _ = dec.Token()
-	seen := map[string]bool{}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			break
-		}
-		name, _ := tok.(string)
-		if seen[name] {
-			return &claimError{claim: name, msg: "appears more than once"}
-		}
-		seen[name] = true
-		var skip json.RawMessage
-		if dec.Decode(&skip) != nil {
-			break
-		}
-	}
-	return errors.New("payload has a claim more than once")
+	return deepest
 }
 
 // ClaimSet decodes claims into T by exact claim name (JSON names are case-sensitive,

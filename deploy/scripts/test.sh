@@ -34,7 +34,7 @@ go test -race -count=1 -timeout 40m ./...
 
 # Each fuzz target for a short time; a crash it finds is saved under
 # policy/testdata/fuzz and becomes a regression test of the run above.
-for target in FuzzParseJWS FuzzDecodeClaims FuzzRedirectURIs FuzzRegister; do
+for target in FuzzParseJWS FuzzDecodeClaims FuzzParseClaimsAgreesWithEncodingJSON FuzzRedirectURIs FuzzRegister; do
   log="$(mktemp)"
   if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="${OBDCR_FUZZTIME:-10s}" ./policy >"$log" 2>&1; then
     cat "$log"

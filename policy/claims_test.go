@@ -1,0 +1,102 @@
+package policy_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/obdcr/obdcr/policy"
+)
+
+func TestParseClaims(t *testing.T) {
+	deep := func(n int) string { return strings.Repeat(`[`, n) + strings.Repeat(`]`, n) }
+	cases := []struct {
+		name    string
+		payload string
+		claims  map[string]string // claim → raw JSON value
+		claim   string            // the claim a refusal names
+		err     string            // part of the refusal's text
+	}{
+		{name: "claims kept raw", payload: ` {"iss":"a", "aud":["x","y"],"n":1.5,"o":{"k":null}} `,
+			claims: map[string]string{"iss": `"a"`, "aud": `["x","y"]`, "n": `1.5`, "o": `{"k":null}`}},
+		{name: "escaped name", payload: `{"\u0069ss":"a"}`, claims: map[string]string{"iss": `"a"`}},
+		{name: "empty object", payload: `{}`, claims: map[string]string{}},
+		{name: "nesting at the limit", payload: `{"x":` + deep(15) + `}`, claims: map[string]string{"x": deep(15)}},
+		{name: "brackets inside strings do not nest", payload: `{"x":["` + strings.Repeat("[", 40) + `"]}`,
+			claims: map[string]string{"x": `["` + strings.Repeat("[", 40) + `"]`}},
+
+		{name: "duplicate claim", payload: `{"iss":"a","jti":"j","iss":"b"}`, claim: "iss", err: "more than once"},
+		{name: "duplicate hidden by an escape", payload: `{"iss":"a","\u0069ss":"b"}`, claim: "iss", err: "more than once"},
+		{name: "names differing only in case", payload: `{"iss":"a","ISS":"b"}`, claim: "iss", err: "only in case"},
+		{name: "invalid UTF-8 in a value", payload: "{\"iss\":\"\xff\xfe\"}", claim: "iss", err: "UTF-8"},
+		{name: "invalid UTF-8 in a name", payload: "{\"\xff\":1}", err: "UTF-8"},
+		{name: "nesting past the limit", payload: `{"x":` + deep(16) + `}`, err: "nests deeper"},
+		{name: "an array", payload: `[1,2]`, err: "not a JSON object"},
+		{name: "a string", payload: `"x"`, err: "not a JSON object"},
+		{name: "empty", payload: ``, err: "not a JSON object"},
+		{name: "whitespace", payload: `   `, err: "not a JSON object"},
+		{name: "data after the object", payload: `{"a":1}{"b":2}`, err: "after its JSON object"},
+		{name: "truncated", payload: `{"a":1,"b":`, claim: "b", err: "not valid JSON"},
+		{name: "bad value names its claim", payload: `{"a":1,"b":tru}`, claim: "b", err: "not valid JSON"},
+		{name: "control character in a string", payload: "{\"a\":\"x\ny\"}", claim: "a", err: "not valid JSON"},
+		{name: "trailing comma", payload: `{"a":1,}`, err: "not valid JSON"},
+		{name: "number name", payload: `{1:2}`, err: "not valid JSON"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			raw, err := policy.ParseClaims([]byte(tc.payload))
+			if tc.err != "" {
+				if err == nil {
+					t.Fatalf("accepted: %v", raw)
+				}
+				if !strings.Contains(err.Error(), tc.err) || policy.ClaimOf(err) != tc.claim {
+					t.Fatalf("got %q naming %q, want %q naming %q", err, policy.ClaimOf(err), tc.err, tc.claim)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(raw) != len(tc.claims) {
+				t.Fatalf("got %d claims, want %d: %v", len(raw), len(tc.claims), raw)
+			}
+			for name, want := range tc.claims {
+				if string(raw[name]) != want {
+					t.Errorf("%s = %s, want %s", name, raw[name], want)
+				}
+			}
+		})
+	}
+}
+
+// FuzzParseClaimsAgreesWithEncodingJSON: whatever ParseClaims accepts,
+// encoding/json reads as the same object, claim by claim.
+func FuzzParseClaimsAgreesWithEncodingJSON(f *testing.F) {
+	for _, s := range []string{`{"iss":"a","aud":["x"]}`, `{"a":{"b":[1,2,{"c":"\u00e9\n"}]}}`, `{"a":1,"A":2}`,
+		`{"\u0061":1,"a":2}`, "{\"a\":\"\xff\"}", `{"a":1e400}`, `{"a":-0.0,"b":true,"c":false,"d":null}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		raw, err := policy.ParseClaims(payload)
+		if err != nil {
+			return
+		}
+		var std map[string]json.RawMessage
+		if err := json.Unmarshal(payload, &std); err != nil {
+			t.Fatalf("accepted what encoding/json refuses (%v): %q", err, payload)
+		}
+		if len(std) != len(raw) {
+			t.Fatalf("%d claims, encoding/json sees %d", len(raw), len(std))
+		}
+		for name, v := range std {
+			var a, b any
+			_ = json.Unmarshal(v, &a)
+			_ = json.Unmarshal(raw[name], &b)
+			ja, _ := json.Marshal(a)
+			jb, _ := json.Marshal(b)
+			if string(ja) != string(jb) {
+				t.Fatalf("claim %q: %s, encoding/json reads %s", name, raw[name], v)
+			}
+		}
+	})
+}
