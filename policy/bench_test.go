@@ -3,6 +3,7 @@ package policy_test
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwa"
 	"github.com/lestrrat-go/jwx/v2/jws"
@@ -58,6 +59,70 @@ func benchBareVerify(b *testing.B, fx *policytest.Fixture) {
 	}
 }
 
+// BenchmarkValidationOverVerify times the UK validation path and the two bare
+// verifications in alternating blocks within one loop, so that a noisy
+// neighbour slows both alike and their ratio stays meaningful.
+func BenchmarkValidationOverVerify(b *testing.B) {
+	fx := ukFixture(b)
+	req := fx.Request(b, nil, nil)
+	sub := policy.Submission{JWT: req, Certificate: fx.Cert}
+	ssa, _ := fx.Authority.SSA(fx.TPP, fx.Now, nil)
+	var dirKey, tppKey any
+	_ = fx.Authority.Key.Public().Raw(&dirKey)
+	_ = fx.TPP.Signing.Public().Raw(&tppKey)
+	ctx := context.Background()
+	validate := func() {
+		if rep, _, err := fx.Registrar.DryRun(ctx, sub); err != nil || rep.Outcome != "approved" {
+			b.Fatalf("the benchmark request is not approved: %v %+v", err, rep)
+		}
+	}
+	verify := func() {
+		if _, err := jws.Verify([]byte(ssa), jws.WithKey(jwa.PS256, dirKey)); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := jws.Verify(req, jws.WithKey(jwa.PS256, tppKey)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	const block = 8
+	var inValidation, inVerify time.Duration
+	b.ResetTimer()
+	for done := 0; done < b.N; done += block {
+		start := time.Now()
+		for i := 0; i < block; i++ {
+			validate()
+		}
+		mid := time.Now()
+		for i := 0; i < block; i++ {
+			verify()
+		}
+		inValidation += mid.Sub(start)
+		inVerify += time.Since(mid)
+	}
+	n := float64((b.N + block - 1) / block * block)
+	b.ReportMetric(float64(inValidation.Nanoseconds())/n, "validation-ns/op")
+	b.ReportMetric(float64(inVerify.Nanoseconds())/n, "verify-ns/op")
+	b.ReportMetric(float64(inValidation)/float64(inVerify), "ratio")
+}
+
 func BenchmarkValidationUK(b *testing.B)       { benchValidation(b, ukFixture(b)) }
 func BenchmarkValidationAU(b *testing.B)       { benchValidation(b, auFixture(b)) }
 func BenchmarkBareVerifyTwoPS256(b *testing.B) { benchBareVerify(b, ukFixture(b)) }
+
+// BenchmarkParseClaims splits the UK request's claims: the biggest JSON obdcr
+// reads, since the request carries the SSA inside it.
+func BenchmarkParseClaims(b *testing.B) {
+	fx := ukFixture(b)
+	req, err := policy.ParseJWS(fx.Request(b, nil, nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(req.Payload)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := policy.ParseClaims(req.Payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -40,35 +40,42 @@ func (d NumericDate) MarshalJSON() ([]byte, error) { return json.Marshal(d.Unix(
 type StringList []string
 
 func (l *StringList) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if bytes.Equal(b, []byte("null")) {
-		*l = nil
-		return nil
+	dec := jsontext.NewDecoder(bytes.NewBuffer(b))
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return err
 	}
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		*l = nil
-		if s != "" {
+	*l = nil
+	switch tok.Kind() {
+	case 'n':
+		return nil
+	case '"':
+		if s := tok.String(); s != "" {
 			*l = StringList{s}
 		}
 		return nil
+	case '[':
+	default:
+		return errNotStrings
 	}
-	var ss []string
-	if err := json.Unmarshal(b, &ss); err != nil {
-		return errors.New("must be a string or an array of strings")
-	}
-	out := ss[:0]
-	for _, s := range ss {
-		if s != "" {
+	var out StringList
+	for dec.PeekKind() != ']' {
+		tok, err := dec.ReadToken()
+		if err != nil || tok.Kind() != '"' {
+			return errNotStrings
+		}
+		if s := tok.String(); s != "" {
 			out = append(out, s)
 		}
 	}
-	*l = StringList(out)
+	if out == nil {
+		out = StringList{}
+	}
+	*l = out
 	return nil
 }
+
+var errNotStrings = errors.New("must be a string or an array of strings")
 
 // LooseString accepts a string or a number: real OB SSAs send software_version as 1.5.
 type LooseString string
@@ -194,7 +201,7 @@ func ParseClaims(payload []byte) (RawClaims, error) {
 	if _, err := dec.ReadToken(); err != nil {
 		return nil, errors.New("payload is not a JSON object")
 	}
-	raw := make(RawClaims, 32)
+	raw := make(RawClaims, 24)
 	for dec.PeekKind() != '}' {
 		name, err := dec.ReadToken()
 		if err != nil {
@@ -350,8 +357,10 @@ func DecodeClaims[T any](payload []byte, into *T) (RawClaims, error) {
 	return raw, NewClaimSet[T]().Decode(raw, into)
 }
 
-// decodeField decodes one claim. Plain strings without escapes, the common case,
-// skip encoding/json: the payload has already been checked as valid JSON.
+// decodeField decodes one claim whose bytes ParseClaims has already checked as
+// JSON. Plain strings without escapes, the common case, are taken as they are, and
+// a type with its own UnmarshalJSON gets the bytes directly: encoding/json would
+// only check them again.
 func decodeField(r json.RawMessage, f reflect.Value) error {
 	if bytes.Equal(r, []byte("null")) {
 		return nil
@@ -360,7 +369,17 @@ func decodeField(r json.RawMessage, f reflect.Value) error {
 		f.SetString(string(r[1 : len(r)-1]))
 		return nil
 	}
-	return json.Unmarshal(r, f.Addr().Interface())
+	target := f.Addr()
+	if f.Kind() == reflect.Pointer {
+		if f.IsNil() {
+			f.Set(reflect.New(f.Type().Elem()))
+		}
+		target = f
+	}
+	if u, ok := target.Interface().(json.Unmarshaler); ok {
+		return u.UnmarshalJSON(r)
+	}
+	return json.Unmarshal(r, target.Interface())
 }
 
 func typeMessage(err error, t reflect.Type) string {

@@ -100,3 +100,55 @@ func FuzzParseClaimsAgreesWithEncodingJSON(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeClaims(t *testing.T) {
+	type claims struct {
+		Aud     policy.StringList   `json:"aud"`
+		Exp     *policy.NumericDate `json:"exp"`
+		Version policy.LooseString  `json:"software_version"`
+		Name    string              `json:"client_name"`
+		Flag    bool                `json:"flag"`
+	}
+	cases := []struct {
+		name    string
+		payload string
+		check   func(c claims) bool
+		claim   string // the claim a refusal names
+	}{
+		{"aud as a string", `{"aud":"a"}`, func(c claims) bool { return len(c.Aud) == 1 && c.Aud[0] == "a" }, ""},
+		{"aud as an array, empty strings dropped", `{"aud":["a","","b"]}`, func(c claims) bool { return len(c.Aud) == 2 && c.Aud[1] == "b" }, ""},
+		{"aud empty array", `{"aud":[]}`, func(c claims) bool { return c.Aud != nil && len(c.Aud) == 0 }, ""},
+		{"aud empty string", `{"aud":""}`, func(c claims) bool { return c.Aud == nil }, ""},
+		{"aud null", `{"aud":null}`, func(c claims) bool { return c.Aud == nil }, ""},
+		{"escaped strings", `{"aud":["\u0061\n"],"client_name":"a\"b"}`, func(c claims) bool { return c.Aud[0] == "a\n" && c.Name == `a"b` }, ""},
+		{"exp with a fraction", `{"exp":1700000000.5}`, func(c claims) bool { return c.Exp != nil && c.Exp.UnixMilli() == 1700000000500 }, ""},
+		{"version as a number", `{"software_version":1.50}`, func(c claims) bool { return c.Version == "1.50" }, ""},
+		{"version as a string", `{"software_version":"2"}`, func(c claims) bool { return c.Version == "2" }, ""},
+		{"bool", `{"flag":true}`, func(c claims) bool { return c.Flag }, ""},
+		{"unknown claims ignored", `{"other":{"x":[1]},"CLIENT_NAME":"x"}`, func(c claims) bool { return c.Name == "" }, ""},
+
+		{"aud a number", `{"aud":1}`, nil, "aud"},
+		{"aud nested arrays", `{"aud":[["a"]]}`, nil, "aud"},
+		{"aud array of numbers", `{"aud":["a",2]}`, nil, "aud"},
+		{"exp a string", `{"exp":"soon"}`, nil, "exp"},
+		{"exp negative", `{"exp":-1}`, nil, "exp"},
+		{"version an object", `{"software_version":{}}`, nil, "software_version"},
+		{"name a number", `{"client_name":5}`, nil, "client_name"},
+		{"flag a string", `{"flag":"yes"}`, nil, "flag"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var c claims
+			_, err := policy.DecodeClaims([]byte(tc.payload), &c)
+			if tc.check == nil {
+				if err == nil || policy.ClaimOf(err) != tc.claim {
+					t.Fatalf("got %v, want a refusal naming %s", err, tc.claim)
+				}
+				return
+			}
+			if err != nil || !tc.check(c) {
+				t.Fatalf("got %+v, %v", c, err)
+			}
+		})
+	}
+}
