@@ -40,19 +40,21 @@ func (d NumericDate) MarshalJSON() ([]byte, error) { return json.Marshal(d.Unix(
 type StringList []string
 
 func (l *StringList) UnmarshalJSON(b []byte) error {
+	*l = nil
+	if len(b) > 0 && b[0] == '"' {
+		s, err := jsonString(b)
+		if s != "" {
+			*l = StringList{s}
+		}
+		return err
+	}
 	dec := jsontext.NewDecoder(bytes.NewBuffer(b))
 	tok, err := dec.ReadToken()
 	if err != nil {
 		return err
 	}
-	*l = nil
 	switch tok.Kind() {
 	case 'n':
-		return nil
-	case '"':
-		if s := tok.String(); s != "" {
-			*l = StringList{s}
-		}
 		return nil
 	case '[':
 	default:
@@ -83,8 +85,7 @@ type LooseString string
 func (s *LooseString) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
 	if len(b) > 0 && b[0] == '"' {
-		var v string
-		err := json.Unmarshal(b, &v)
+		v, err := jsonString(b)
 		*s = LooseString(v)
 		return err
 	}
@@ -94,6 +95,19 @@ func (s *LooseString) UnmarshalJSON(b []byte) error {
 	}
 	*s = LooseString(n.String())
 	return nil
+}
+
+// jsonString reads a JSON string literal that has already been checked as JSON.
+// Most claims have no escapes and are taken as they are.
+func jsonString(b []byte) (string, error) {
+	if len(b) < 2 || b[0] != '"' || b[len(b)-1] != '"' {
+		return "", errors.New("must be a string")
+	}
+	if bytes.IndexByte(b, '\\') < 0 {
+		return string(b[1 : len(b)-1]), nil
+	}
+	u, err := jsontext.AppendUnquote(nil, b)
+	return string(u), err
 }
 
 // ClientMetadata is the RFC 7591 / OIDC client metadata a profile may register.
@@ -252,29 +266,37 @@ func syntaxError(payload []byte, err error) error {
 	return errors.New("payload is not valid JSON")
 }
 
-// foldedDuplicate refuses two claim names that differ only in case.
+// foldedDuplicate refuses two claim names that differ only in case. Names in
+// lower-case ASCII, which is all of them in practice, cannot collide with each
+// other, so only the others are compared, and nothing is allocated.
 func foldedDuplicate(raw RawClaims) error {
-	folded := make(map[string]string, len(raw))
 	for name := range raw {
-		lower := strings.ToLower(name)
-		if first, dup := folded[lower]; dup {
-			if first > name {
-				first, name = name, first
-			}
-			return &claimError{claim: name, msg: "differs from claim " + first + " only in case"}
+		if isLowerASCII(name) {
+			continue
 		}
-		folded[lower] = name
+		for other := range raw {
+			if other != name && strings.EqualFold(other, name) {
+				first, second := min(name, other), max(name, other)
+				return &claimError{claim: second, msg: "differs from claim " + first + " only in case"}
+			}
+		}
 	}
 	return nil
 }
 
+func isLowerASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' || c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
 // String returns a string claim, or "" if it is absent or not a string.
 func (r RawClaims) String(name string) string {
-	var s string
-	if v, ok := r[name]; ok && json.Unmarshal(v, &s) == nil {
-		return s
-	}
-	return ""
+	s, _ := jsonString(r[name])
+	return s
 }
 
 // depth is how deeply a valid JSON value nests objects and arrays (strings skipped).
@@ -358,16 +380,16 @@ func DecodeClaims[T any](payload []byte, into *T) (RawClaims, error) {
 }
 
 // decodeField decodes one claim whose bytes ParseClaims has already checked as
-// JSON. Plain strings without escapes, the common case, are taken as they are, and
-// a type with its own UnmarshalJSON gets the bytes directly: encoding/json would
-// only check them again.
+// JSON. Strings, and types with their own UnmarshalJSON, take the bytes directly:
+// encoding/json would only check them again.
 func decodeField(r json.RawMessage, f reflect.Value) error {
 	if bytes.Equal(r, []byte("null")) {
 		return nil
 	}
-	if f.Kind() == reflect.String && len(r) >= 2 && r[0] == '"' && bytes.IndexByte(r, '\\') < 0 {
-		f.SetString(string(r[1 : len(r)-1]))
-		return nil
+	if f.Kind() == reflect.String && len(r) > 0 && r[0] == '"' {
+		s, err := jsonString(r)
+		f.SetString(s)
+		return err
 	}
 	target := f.Addr()
 	if f.Kind() == reflect.Pointer {

@@ -28,6 +28,7 @@ func TestParseClaims(t *testing.T) {
 		{name: "duplicate claim", payload: `{"iss":"a","jti":"j","iss":"b"}`, claim: "iss", err: "more than once"},
 		{name: "duplicate hidden by an escape", payload: `{"iss":"a","\u0069ss":"b"}`, claim: "iss", err: "more than once"},
 		{name: "names differing only in case", payload: `{"iss":"a","ISS":"b"}`, claim: "iss", err: "only in case"},
+		{name: "names folding alike", payload: `{"kid":"a","\u212Aid":"b"}`, claim: "\u212Aid", err: "only in case"},
 		{name: "invalid UTF-8 in a value", payload: "{\"iss\":\"\xff\xfe\"}", claim: "iss", err: "UTF-8"},
 		{name: "invalid UTF-8 in a name", payload: "{\"\xff\":1}", err: "UTF-8"},
 		{name: "nesting past the limit", payload: `{"x":` + deep(16) + `}`, err: "nests deeper"},

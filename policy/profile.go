@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -87,7 +88,7 @@ type RuleResult struct {
 // problem at once. It returns the first refusal, or the first other failure.
 func (p *Profile) Evaluate(ctx context.Context, ev *Evaluation, all bool) ([]RuleResult, error) {
 	results := make([]RuleResult, 0, len(p.Rules))
-	passed := make(map[string]bool, len(p.Rules))
+	passed := make([]string, 0, len(p.Rules))
 	var first *Error
 	for i, r := range p.Rules {
 		if missing := firstMissing(r.Needs, passed); missing != "" {
@@ -96,7 +97,7 @@ func (p *Profile) Evaluate(ctx context.Context, ev *Evaluation, all bool) ([]Rul
 		}
 		err := r.Check(ctx, ev)
 		if err == nil {
-			passed[r.Name] = true
+			passed = append(passed, r.Name)
 			results = append(results, RuleResult{Rule: r.Name, Verdict: Pass})
 			continue
 		}
@@ -129,9 +130,9 @@ func (p *Profile) Evaluate(ctx context.Context, ev *Evaluation, all bool) ([]Rul
 	return results, nil
 }
 
-func firstMissing(needs []string, passed map[string]bool) string {
+func firstMissing(needs []string, passed []string) string {
 	for _, n := range needs {
-		if !passed[n] {
+		if !slices.Contains(passed, n) {
 			return n
 		}
 	}

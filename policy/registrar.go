@@ -263,7 +263,7 @@ func (r *Registrar) prepare(ctx context.Context, sub Submission, current *Regist
 	if claims.SoftwareStatement == "" {
 		return fail(Refuse(InvalidSoftwareStatement, "software_statement", "is required"))
 	}
-	ssa, err := ParseJWS([]byte(claims.SoftwareStatement))
+	ssa, err := ParseJWS(stringBytes(rawReq["software_statement"], claims.SoftwareStatement))
 	if err != nil {
 		return fail(Refuse(InvalidSoftwareStatement, "software_statement", "%v", err))
 	}
@@ -308,6 +308,15 @@ func (r *Registrar) prepare(ctx context.Context, sub Submission, current *Regist
 		Request: req, Claims: &claims, StatementJWS: ssa, StatementClaims: ssaClaims, Granted: claims.ClientMetadata,
 	}
 	return ev, tr, nil
+}
+
+// stringBytes is a string claim's bytes without a copy when its JSON form has no
+// escapes (a JWT never has), or else the decoded string's.
+func stringBytes(raw json.RawMessage, decoded string) []byte {
+	if len(raw) == len(decoded)+2 {
+		return raw[1 : len(raw)-1]
+	}
+	return []byte(decoded)
 }
 
 func trimClaim(err error) string {
