@@ -59,11 +59,15 @@ func benchBareVerify(b *testing.B, fx *policytest.Fixture) {
 	}
 }
 
-// BenchmarkValidationOverVerify times the UK validation path and the two bare
+// BenchmarkValidationOverVerify times each profile's validation path and the two bare
 // verifications in alternating blocks within one loop, so that a noisy
 // neighbour slows both alike and their ratio stays meaningful.
 func BenchmarkValidationOverVerify(b *testing.B) {
-	fx := ukFixture(b)
+	b.Run("uk", func(b *testing.B) { benchOverVerify(b, ukFixture(b)) })
+	b.Run("au", func(b *testing.B) { benchOverVerify(b, auFixture(b)) })
+}
+
+func benchOverVerify(b *testing.B, fx *policytest.Fixture) {
 	req := fx.Request(b, nil, nil)
 	sub := policy.Submission{JWT: req, Certificate: fx.Cert}
 	ssa, _ := fx.Authority.SSA(fx.TPP, fx.Now, nil)
