@@ -3,8 +3,11 @@ package hydra_test
 import (
 	"context"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,4 +81,58 @@ func TestAdminErrorClassification(t *testing.T) {
 			t.Fatal("accepted ftp://")
 		}
 	})
+}
+
+// Concurrent calls reuse their connections to Hydra: with Go's default transport
+// (2 idle connections per host) most of 16 concurrent calls would open a new one.
+func TestAdminReusesConnections(t *testing.T) {
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(2 * time.Millisecond) // keep calls overlapping
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"client_id":"abc","metadata":{}}`))
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	for _, tc := range []struct {
+		name   string
+		client *http.Client
+		most   int64 // connections opened at most, for 20 rounds of 16 calls
+	}{
+		{"obdcr's transport", nil, 16},
+		{"Go's default transport, for contrast", &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}, -1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			opened.Store(0)
+			a, err := hydra.NewAdmin(srv.URL, tc.client)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for round := 0; round < 20; round++ {
+				var wg sync.WaitGroup
+				for i := 0; i < 16; i++ {
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						if _, err := a.Get(context.Background(), "abc"); err != nil {
+							t.Error(err)
+						}
+					}()
+				}
+				wg.Wait()
+			}
+			got := opened.Load()
+			if tc.most >= 0 && got > tc.most {
+				t.Fatalf("opened %d connections for 320 calls, want at most %d", got, tc.most)
+			}
+			if tc.most < 0 && got <= 16 {
+				t.Fatalf("the default transport opened only %d connections; the contrast no longer holds", got)
+			}
+		})
+	}
 }

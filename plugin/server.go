@@ -80,7 +80,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	m := newMetrics()
 	hc := d.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second, Transport: hydraTransport{rt: http.DefaultTransport, m: m}}
+		hc = &http.Client{Timeout: 10 * time.Second, Transport: hydraTransport{rt: hydra.NewTransport(), m: m}}
 	}
 	admin, err := hydra.NewAdmin(cfg.HydraAdminURL, hc)
 	if err != nil {

@@ -74,11 +74,11 @@ func (r *Registrar) Register(ctx context.Context, sub Submission) (*Registration
 	} else {
 		reg.ClientID = ClientIDFor(ev.Profile.Name, reg.SoftwareID)
 	}
+	reg.RequestJTI = ev.Claims.ID
 	hc, err := reg.ToHydra()
 	if err != nil {
 		return nil, tr, err
 	}
-	hc.Metadata = withNonce(hc.Metadata, ev.Claims.ID)
 	created, err := r.Clients.Create(ctx, hc)
 	if err != nil {
 		return nil, tr, r.createFailed(ctx, reg, ev.Claims.ID, err)
@@ -149,18 +149,6 @@ func (r *Registrar) compensate(ctx context.Context, clientID, nonce string) {
 		return
 	}
 	_ = r.Clients.Delete(cctx, clientID)
-}
-
-// withNonce marks the client with the request's jti, so that compensation removes
-// only a client that this request created, never a concurrent one.
-func withNonce(meta json.RawMessage, nonce string) json.RawMessage {
-	var m map[string]any
-	if json.Unmarshal(meta, &m) != nil {
-		return meta
-	}
-	m["request_jti"] = nonce
-	out, _ := json.Marshal(m)
-	return out
 }
 
 func nonceOf(meta json.RawMessage) string {

@@ -24,6 +24,9 @@ type Registration struct {
 	Statement         *SoftwareStatement
 	Metadata          ClientMetadata
 	ClientSecret      string // only in the answer to a create, only for secret-based auth
+	// RequestJTI marks a client with the request that created it, so that
+	// compensation after an unknown outcome removes only that request's client.
+	RequestJTI string
 }
 
 // Thumbprint is the RFC 8705 x5t#S256 of a certificate.
@@ -45,6 +48,7 @@ type record struct {
 	IssuedAt          int64          `json:"client_id_issued_at"`
 	SoftwareStatement string         `json:"software_statement"`
 	Registered        ClientMetadata `json:"registered"`
+	RequestJTI        string         `json:"request_jti,omitempty"`
 }
 
 const recordSchema = 1
@@ -57,7 +61,7 @@ func (r *Registration) ToHydra() (hydra.Client, error) {
 	rec := record{
 		Schema: recordSchema, Profile: r.Profile, SoftwareID: r.SoftwareID, OrgID: r.OrgID,
 		CertThumbprint: r.CertThumbprint, IssuedAt: r.IssuedAt.Unix(),
-		SoftwareStatement: r.SoftwareStatement, Registered: m,
+		SoftwareStatement: r.SoftwareStatement, Registered: m, RequestJTI: r.RequestJTI,
 	}
 	meta, err := json.Marshal(rec)
 	if err != nil {
@@ -89,7 +93,7 @@ func FromHydra(c hydra.Client, decode func(*Registration) (*SoftwareStatement, e
 	r := &Registration{
 		ClientID: c.ID, IssuedAt: time.Unix(rec.IssuedAt, 0).UTC(), Profile: rec.Profile,
 		SoftwareID: rec.SoftwareID, OrgID: rec.OrgID, CertThumbprint: rec.CertThumbprint,
-		SoftwareStatement: rec.SoftwareStatement, Metadata: rec.Registered,
+		SoftwareStatement: rec.SoftwareStatement, Metadata: rec.Registered, RequestJTI: rec.RequestJTI,
 	}
 	if decode != nil {
 		st, err := decode(r)
