@@ -1,9 +1,9 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 
@@ -23,7 +23,11 @@ func readJWT(c echo.Context) ([]byte, error) {
 		return nil, newHTTPError(http.StatusUnsupportedMediaType, "invalid_request",
 			"the body must be a signed JWT sent as application/jwt (application/jose is accepted too)")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.Response(), c.Request().Body, maxBody))
+	// Sized from Content-Length where there is one, so the body is read into one
+	// buffer rather than a doubling series.
+	buf := bytes.NewBuffer(make([]byte, 0, min(max(c.Request().ContentLength, 0), maxBody)+bytes.MinRead))
+	_, err = buf.ReadFrom(http.MaxBytesReader(c.Response(), c.Request().Body, maxBody))
+	body := buf.Bytes()
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
 		return nil, newHTTPError(http.StatusRequestEntityTooLarge, "invalid_request", "the body is over 64 KiB")

@@ -363,6 +363,19 @@ func (c ClaimSet[T]) Decode(raw RawClaims, into *T) error {
 	return nil
 }
 
+// each calls f with every claim of from that encoding/json would write under
+// omitempty: the answer to a TPP is built from it without a JSON round trip.
+func (c ClaimSet[T]) each(from *T, f func(name string, v any)) {
+	v := reflect.ValueOf(from).Elem()
+	for name, idx := range c.fields {
+		field := v.FieldByIndex(idx)
+		if field.IsZero() || (field.Kind() == reflect.Slice && field.Len() == 0) {
+			continue
+		}
+		f(name, field.Interface())
+	}
+}
+
 // DecodeClaims is ParseClaims and a ClaimSet's Decode in one, for one-off use.
 func DecodeClaims[T any](payload []byte, into *T) (RawClaims, error) {
 	raw, err := ParseClaims(payload)

@@ -153,3 +153,25 @@ func TestDecodeClaims(t *testing.T) {
 		})
 	}
 }
+
+// The answer's metadata is what encoding/json makes of ClientMetadata, field for
+// field, without the round trip through JSON.
+func TestResponseBaseMatchesJSON(t *testing.T) {
+	cases := []policy.ClientMetadata{
+		{},
+		{RedirectURIs: policy.StringList{"https://a.example/cb"}, Scope: "openid accounts", ClientName: "Acme"},
+		{GrantTypes: policy.StringList{}, ResponseTypes: policy.StringList{"code", "code id_token"}, TokenEndpointAuthMethod: "private_key_jwt",
+			TokenEndpointAuthSigningAlg: "PS256", Contacts: policy.StringList{"a@b.example"}, SoftwareID: "s1", TLSClientAuthSubjectDN: "CN=x"},
+	}
+	for i, m := range cases {
+		got, _ := json.Marshal(policy.ResponseBase(&policy.Registration{Metadata: m}))
+		want := map[string]any{}
+		b, _ := json.Marshal(m)
+		_ = json.Unmarshal(b, &want)
+		want["client_id"], want["client_id_issued_at"], want["software_statement"] = "", int64(-62135596800), ""
+		wantJSON, _ := json.Marshal(want)
+		if string(got) != string(wantJSON) {
+			t.Errorf("case %d:\n got %s\nwant %s", i, got, wantJSON)
+		}
+	}
+}

@@ -108,9 +108,8 @@ func FromHydra(c hydra.Client, decode func(*Registration) (*SoftwareStatement, e
 // ResponseBase is the RFC 7591 §3.2.1 answer every profile starts from: the
 // registered metadata, client_id, client_id_issued_at and the SSA unchanged.
 func ResponseBase(r *Registration) map[string]any {
-	out := map[string]any{}
-	b, _ := json.Marshal(r.Metadata)
-	_ = json.Unmarshal(b, &out)
+	out := make(map[string]any, 32)
+	metadataClaims.each(&r.Metadata, func(name string, v any) { out[name] = v })
 	out["client_id"] = r.ClientID
 	out["client_id_issued_at"] = r.IssuedAt.Unix()
 	out["software_statement"] = r.SoftwareStatement
@@ -120,6 +119,8 @@ func ResponseBase(r *Registration) map[string]any {
 	}
 	return out
 }
+
+var metadataClaims = NewClaimSet[ClientMetadata]()
 
 // FlattenClaims copies SSA claims to the top level of the answer without
 // overwriting registered metadata, which is what the TPP was granted.

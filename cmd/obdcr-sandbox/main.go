@@ -271,6 +271,8 @@ func run(args []string, out io.Writer) error {
 		fmt.Fprintf(out, "  obdcr + Hydra  %8.1f registrations/s  p50 %6.1f ms  p99 %6.1f ms  errors %d\n", res.Obdcr.PerSecond, res.Obdcr.P50ms, res.Obdcr.P99ms, res.Obdcr.Errors)
 		fmt.Fprintf(out, "  Hydra alone    %8.1f creates/s        p50 %6.1f ms  p99 %6.1f ms  errors %d\n", res.Hydra.PerSecond, res.Hydra.P50ms, res.Hydra.P99ms, res.Hydra.Errors)
 		fmt.Fprintf(out, "  ratio %.2f; JWKS fetches per registration %.3f\n", res.ObdcrOverHydra, res.JWKSFetchesPerRegistration)
+		fmt.Fprintf(out, "  CPU ms per operation  obdcr %.2f  Hydra %.2f  load tool %.2f  (obdcr + Hydra)\n", res.Obdcr.CPU.Obdcr, res.Obdcr.CPU.Hydra, res.Obdcr.CPU.Load)
+		fmt.Fprintf(out, "                        obdcr %.2f  Hydra %.2f  load tool %.2f  (Hydra alone)\n", res.Hydra.CPU.Obdcr, res.Hydra.CPU.Hydra, res.Hydra.CPU.Load)
 		b, _ := json.Marshal(res)
 		fmt.Fprintln(out, string(b))
 		if res.Obdcr.Errors > 0 || res.Hydra.Errors > 0 {

@@ -1,20 +1,21 @@
 package sandbox
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/obdcr/obdcr/hydra"
 )
@@ -41,6 +42,56 @@ type Phase struct {
 	P99       time.Duration `json:"-"`
 	P50ms     float64       `json:"p50_ms"`
 	P99ms     float64       `json:"p99_ms"`
+	CPU       CPUPerOp      `json:"cpu_ms_per_op"`
+}
+
+// CPUPerOp is the CPU time (user and system) each process spent per operation
+// of a phase. On a machine the processes share, throughput follows the sum, so
+// this says where a difference in rates comes from, and it is far steadier
+// than the rates themselves.
+type CPUPerOp struct {
+	Obdcr float64 `json:"obdcr"`
+	Hydra float64 `json:"hydra"`
+	Load  float64 `json:"load_tool"`
+}
+
+// cpuClock reads the CPU seconds obdcr and Hydra report on their metrics
+// endpoints (process_cpu_seconds_total), and this process's own.
+type cpuClock struct{ obdcr, hydra string }
+
+type cpuReading struct{ obdcr, hydra, load float64 }
+
+func (c cpuClock) read() (cpuReading, error) {
+	var r cpuReading
+	var err error
+	if r.obdcr, err = metricSum(c.obdcr, "process_cpu_seconds_total"); err != nil {
+		return r, err
+	}
+	if r.hydra, err = metricSum(c.hydra, "process_cpu_seconds_total"); err != nil {
+		return r, err
+	}
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return r, err
+	}
+	r.load = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	return r, nil
+}
+
+// timed runs a phase between two CPU readings.
+func (c cpuClock) timed(n, concurrency int, f func(i int) error) (Phase, error) {
+	before, err := c.read()
+	if err != nil {
+		return Phase{}, fmt.Errorf("reading CPU time: %w", err)
+	}
+	p := run(n, concurrency, f)
+	after, err := c.read()
+	if err != nil {
+		return Phase{}, fmt.Errorf("reading CPU time: %w", err)
+	}
+	ms := func(a, b float64) float64 { return (b - a) * 1000 / float64(n) }
+	p.CPU = CPUPerOp{Obdcr: ms(before.obdcr, after.obdcr), Hydra: ms(before.hydra, after.hydra), Load: ms(before.load, after.load)}
+	return p, nil
 }
 
 // LoadResult is a whole run.
@@ -118,10 +169,11 @@ func RunLoad(ctx context.Context, sb *Sandbox, cfg LoadConfig, progress io.Write
 	if err != nil {
 		return nil, err
 	}
+	clock := cpuClock{obdcr: admin.base + "/metrics", hydra: strings.TrimRight(cfg.HydraAdmin, "/") + "/admin/metrics/prometheus"}
 
 	res := &LoadResult{Concurrency: cfg.Concurrency}
 	fmt.Fprintf(progress, "load: %d registrations through obdcr at concurrency %d...\n", cfg.Count, cfg.Concurrency)
-	res.Obdcr = run(cfg.Count, cfg.Concurrency, func(i int) error {
+	res.Obdcr, err = clock.timed(cfg.Count, cfg.Concurrency, func(i int) error {
 		r, err := clients[i%len(clients)].Register(ctx, cfg.ObdcrURL, jwts[i])
 		if err != nil {
 			return err
@@ -131,6 +183,9 @@ func RunLoad(ctx context.Context, sb *Sandbox, cfg LoadConfig, progress io.Write
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, err
+	}
 	fetchesAfter, err := admin.jwksFetches()
 	if err != nil {
 		return nil, err
@@ -149,12 +204,15 @@ func RunLoad(ctx context.Context, sb *Sandbox, cfg LoadConfig, progress io.Write
 	}
 	template.Secret = ""
 	fmt.Fprintf(progress, "load: %d client creates against Hydra alone at concurrency %d...\n", cfg.Count, cfg.Concurrency)
-	res.Hydra = run(cfg.Count, cfg.Concurrency, func(int) error {
+	res.Hydra, err = clock.timed(cfg.Count, cfg.Concurrency, func(int) error {
 		c := template
 		c.ID = uuid.NewString()
 		_, err := h.Create(ctx, c)
 		return err
 	})
+	if err != nil {
+		return nil, err
+	}
 	if res.Hydra.PerSecond > 0 {
 		res.ObdcrOverHydra = res.Obdcr.PerSecond / res.Hydra.PerSecond
 	}
@@ -247,22 +305,39 @@ func (a adminAPI) allowMultiple() (func(), error) {
 }
 
 // jwksFetches reads obdcr's own count of JWKS fetched over the network.
+// Before any fetch the counter has no samples at all.
 func (a adminAPI) jwksFetches() (float64, error) {
-	res, err := http.Get(a.base + "/metrics")
+	n, err := metricSum(a.base+"/metrics", "obdcr_jwks_fetches_total")
+	if errors.Is(err, errNoMetric) {
+		return 0, nil
+	}
+	return n, err
+}
+
+var errNoMetric = errors.New("no such metric")
+
+// metricSum adds up every sample of a counter or gauge on a Prometheus endpoint.
+func metricSum(url, name string) (float64, error) {
+	res, err := http.Get(url)
 	if err != nil {
 		return 0, err
 	}
 	defer res.Body.Close()
-	var total float64
-	sc := bufio.NewScanner(res.Body)
-	for sc.Scan() {
-		line := sc.Bytes()
-		if !bytes.HasPrefix(line, []byte("obdcr_jwks_fetches_total{")) {
-			continue
-		}
-		f := strings.Fields(string(line))
-		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-		total += v
+	if res.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("%s: HTTP %d", url, res.StatusCode)
 	}
-	return total, sc.Err()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(res.Body)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", url, err)
+	}
+	f, ok := families[name]
+	if !ok {
+		return 0, fmt.Errorf("%s: %s: %w", url, name, errNoMetric)
+	}
+	var total float64
+	for _, m := range f.GetMetric() {
+		total += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
+	}
+	return total, nil
 }
