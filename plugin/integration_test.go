@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"strconv"
 	"testing"
 	"time"
 
@@ -98,6 +99,11 @@ func TestUKRegistrationEndToEnd(t *testing.T) {
 	}
 	if res.Status != http.StatusCreated {
 		t.Fatalf("status %d: %s", res.Status, res.Body)
+	}
+	// Sent whole, with its length, never cached (RFC 7591 §3.2.1).
+	if res.Header.Get("Content-Length") != strconv.Itoa(len(res.Body)) || res.Header.Get("Cache-Control") != "no-store" ||
+		res.Header.Get("Content-Type") != "application/json" {
+		t.Errorf("headers %v for a %d-byte answer", res.Header, len(res.Body))
 	}
 	body := res.JSON()
 	clientID, _ := body["client_id"].(string)

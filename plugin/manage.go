@@ -3,9 +3,11 @@ package plugin
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -179,6 +181,14 @@ func (s *Server) respond(c echo.Context, status int, reg *policy.Registration) e
 	if err != nil {
 		return err
 	}
-	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(status, resp)
+	body, err := json.Marshal(resp)
+	if err != nil {
+		return err
+	}
+	// With its length known the answer goes out in one piece; a streamed answer
+	// over 2 KiB (every registration is) would be sent chunked.
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
+	return c.Blob(status, echo.MIMEApplicationJSON, body)
 }
