@@ -20,36 +20,25 @@ func auFixture(t testing.TB) *policytest.Fixture {
 	})
 }
 
-// benchValidation runs the whole validation path of one request: parse, both
-// signature checks and every rule. A dry run is exactly that and nothing more: no
-// jti consumed, no client created, so one request can be checked b.N times.
-func benchValidation(b *testing.B, fx *policytest.Fixture) {
+// benchPaths returns the two things the benchmarks time for one request.
+// validate is the whole validation path: parse, both signature checks and every
+// rule. A dry run is exactly that and nothing more: no jti consumed, no client
+// created, so one request can be checked b.N times. verify is the floor: the
+// SSA's and the request's PS256 signatures, verified with the keys already in hand.
+func benchPaths(b *testing.B, fx *policytest.Fixture) (validate, verify func()) {
 	req := fx.Request(b, nil, nil)
 	sub := policy.Submission{JWT: req, Certificate: fx.Cert}
-	ctx := context.Background()
-	if rep, _, err := fx.Registrar.DryRun(ctx, sub); err != nil || rep.Outcome != "approved" {
-		b.Fatalf("the benchmark request is not approved: %v %+v", err, rep)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, _, err := fx.Registrar.DryRun(ctx, sub); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// benchBareVerify is the floor: the SSA's and the request's PS256 signatures,
-// verified with the keys already in hand.
-func benchBareVerify(b *testing.B, fx *policytest.Fixture) {
-	req := fx.Request(b, nil, nil)
 	ssa, _ := fx.Authority.SSA(fx.TPP, fx.Now, nil)
 	var dirKey, tppKey any
 	_ = fx.Authority.Key.Public().Raw(&dirKey)
 	_ = fx.TPP.Signing.Public().Raw(&tppKey)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
+	ctx := context.Background()
+	validate = func() {
+		if rep, _, err := fx.Registrar.DryRun(ctx, sub); err != nil || rep.Outcome != "approved" {
+			b.Fatalf("the benchmark request is not approved: %v %+v", err, rep)
+		}
+	}
+	verify = func() {
 		if _, err := jws.Verify([]byte(ssa), jws.WithKey(jwa.PS256, dirKey)); err != nil {
 			b.Fatal(err)
 		}
@@ -57,6 +46,27 @@ func benchBareVerify(b *testing.B, fx *policytest.Fixture) {
 			b.Fatal(err)
 		}
 	}
+	return validate, verify
+}
+
+// benchLoop times f alone, with its allocations.
+func benchLoop(b *testing.B, f func()) {
+	f()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		f()
+	}
+}
+
+func benchValidation(b *testing.B, fx *policytest.Fixture) {
+	validate, _ := benchPaths(b, fx)
+	benchLoop(b, validate)
+}
+
+func benchBareVerify(b *testing.B, fx *policytest.Fixture) {
+	_, verify := benchPaths(b, fx)
+	benchLoop(b, verify)
 }
 
 // BenchmarkValidationOverVerify times each profile's validation path and the two bare
@@ -68,26 +78,7 @@ func BenchmarkValidationOverVerify(b *testing.B) {
 }
 
 func benchOverVerify(b *testing.B, fx *policytest.Fixture) {
-	req := fx.Request(b, nil, nil)
-	sub := policy.Submission{JWT: req, Certificate: fx.Cert}
-	ssa, _ := fx.Authority.SSA(fx.TPP, fx.Now, nil)
-	var dirKey, tppKey any
-	_ = fx.Authority.Key.Public().Raw(&dirKey)
-	_ = fx.TPP.Signing.Public().Raw(&tppKey)
-	ctx := context.Background()
-	validate := func() {
-		if rep, _, err := fx.Registrar.DryRun(ctx, sub); err != nil || rep.Outcome != "approved" {
-			b.Fatalf("the benchmark request is not approved: %v %+v", err, rep)
-		}
-	}
-	verify := func() {
-		if _, err := jws.Verify([]byte(ssa), jws.WithKey(jwa.PS256, dirKey)); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := jws.Verify(req, jws.WithKey(jwa.PS256, tppKey)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	validate, verify := benchPaths(b, fx)
 	const block = 8
 	var inValidation, inVerify time.Duration
 	b.ResetTimer()

@@ -244,8 +244,9 @@ func syntaxError(payload []byte, err error) error {
 		return errors.New("payload is not valid JSON")
 	}
 	claim := ""
-	if tokens := strings.SplitN(string(se.JSONPointer), "/", 3); len(tokens) > 1 {
-		claim = strings.NewReplacer("~1", "/", "~0", "~").Replace(tokens[1])
+	for first := range se.JSONPointer.Tokens() { // the top-level claim the error is in
+		claim = first
+		break
 	}
 	switch {
 	case !utf8.Valid(payload):

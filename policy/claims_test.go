@@ -39,6 +39,7 @@ func TestParseClaims(t *testing.T) {
 		{name: "data after the object", payload: `{"a":1}{"b":2}`, err: "after its JSON object"},
 		{name: "truncated", payload: `{"a":1,"b":`, claim: "b", err: "not valid JSON"},
 		{name: "bad value names its claim", payload: `{"a":1,"b":tru}`, claim: "b", err: "not valid JSON"},
+		{name: "bad value under a name with a slash", payload: `{"a/b~c":[1,}`, claim: "a/b~c", err: "not valid JSON"},
 		{name: "control character in a string", payload: "{\"a\":\"x\ny\"}", claim: "a", err: "not valid JSON"},
 		{name: "trailing comma", payload: `{"a":1,}`, err: "not valid JSON"},
 		{name: "number name", payload: `{1:2}`, err: "not valid JSON"},
