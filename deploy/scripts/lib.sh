@@ -1,6 +1,7 @@
 # Shared by demo.sh and bench.sh: build, then start the sandbox, Hydra and obdcr
 # on loopback. Source it from the repository's top folder; set the *_PORT
-# variables and `work` (a scratch folder) first.
+# variables and `work` (a scratch folder) first. HYDRA_CPUS and OBDCR_CPUS, when
+# set, pin that process to those CPUs (a taskset list; Go sizes GOMAXPROCS from it).
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -8,6 +9,12 @@ pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+}
+
+# on_cpus VAR: the command prefix that pins to the CPUs listed in $VAR, if any.
+on_cpus() {
+  local cpus="${!1:-}"
+  if [ -n "$cpus" ]; then echo "taskset -c $cpus"; fi
 }
 
 ports_free() {
@@ -43,7 +50,7 @@ start_sandbox() { # then: TPPs may be added
   wait_ready "https://127.0.0.1:$SANDBOX_PORT/uk/directory/jwks" sandbox "$work/sandbox.log"
 }
 
-start_hydra() {
+start_hydra() { # sets hydra_pid
   DSN=memory SECRETS_SYSTEM=obdcr-local-system-secret-0123456789 \
     URLS_SELF_ISSUER="http://127.0.0.1:$HYDRA_PUBLIC_PORT" \
     SERVE_PUBLIC_PORT="$HYDRA_PUBLIC_PORT" SERVE_ADMIN_PORT="$HYDRA_ADMIN_PORT" \
@@ -51,8 +58,9 @@ start_hydra() {
     OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED=false \
     WEBFINGER_OIDC_DISCOVERY_CLIENT_REGISTRATION_URL="https://127.0.0.1:$OBDCR_PORT/register" \
     SSL_CERT_FILE="$OBDCR_SANDBOX_DIR/ca.pem" LOG_LEVEL=warn \
-    "$hydra" serve all --dev --sqa-opt-out >"$work/hydra.log" 2>&1 &
-  pids+=($!)
+    $(on_cpus HYDRA_CPUS) "$hydra" serve all --dev --sqa-opt-out >>"$work/hydra.log" 2>&1 &
+  hydra_pid=$!
+  pids+=($hydra_pid)
   wait_ready "http://127.0.0.1:$HYDRA_ADMIN_PORT/health/ready" hydra "$work/hydra.log"
 }
 
@@ -67,7 +75,7 @@ start_obdcr() { # [DSN]; sets obdcr_pid
     OBDCR_ALLOW_PRIVATE_JWKS=true OBDCR_ADMIN_TOKEN="local-admin-token-0123456789" \
     SSL_CERT_FILE="$OBDCR_SANDBOX_DIR/ca.pem" OBDCR_DSN="${1:-memory}"
   export OBDCR_PROFILES="${OBDCR_PROFILES:-uk,au}"
-  .cache/bin/obdcr serve 2>>"$work/obdcr.log" &
+  $(on_cpus OBDCR_CPUS) .cache/bin/obdcr serve 2>>"$work/obdcr.log" &
   obdcr_pid=$!
   pids+=($obdcr_pid)
   wait_ready "http://127.0.0.1:$OBDCR_ADMIN_PORT/health/ready" obdcr "$work/obdcr.log"
