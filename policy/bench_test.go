@@ -121,3 +121,65 @@ func BenchmarkParseClaims(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkValidationStages times each step of the UK validation path on its own,
+// to say where the time above the two verifications goes: what is left of
+// ValidationUK once these are taken out is the rules and their bookkeeping.
+func BenchmarkValidationStages(b *testing.B) {
+	fx := ukFixture(b)
+	jwt := fx.Request(b, nil, nil)
+	ssaJWT, err := fx.Authority.SSA(fx.TPP, fx.Now, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req, err := policy.ParseJWS(jwt)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ssa, err := policy.ParseJWS([]byte(ssaJWT))
+	if err != nil {
+		b.Fatal(err)
+	}
+	reqClaims, err := policy.ParseClaims(req.Payload)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ssaClaims, err := policy.ParseClaims(ssa.Payload)
+	if err != nil {
+		b.Fatal(err)
+	}
+	requestSet := policy.NewClaimSet[policy.RequestClaims]()
+	dirKey, tppKey := fx.Authority.Key.Public(), fx.TPP.Signing.Public()
+	stages := []struct {
+		name string
+		run  func() error
+	}{
+		{"parse-jws-request", func() error { _, err := policy.ParseJWS(jwt); return err }},
+		{"parse-jws-ssa", func() error { _, err := policy.ParseJWS([]byte(ssaJWT)); return err }},
+		{"parse-claims-request", func() error { _, err := policy.ParseClaims(req.Payload); return err }},
+		{"parse-claims-ssa", func() error { _, err := policy.ParseClaims(ssa.Payload); return err }},
+		{"decode-request", func() error { var c policy.RequestClaims; return requestSet.Decode(reqClaims, &c) }},
+		{"decode-ssa", func() error { _, err := fx.Profile.DecodeStatement(ssaClaims); return err }},
+		{"verify-both", func() error {
+			if err := ssa.Verify(dirKey); err != nil {
+				return err
+			}
+			return req.Verify(tppKey)
+		}},
+	}
+	for _, s := range stages {
+		b.Run(s.name, func(b *testing.B) {
+			if err := s.run(); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				_ = s.run()
+			}
+		})
+	}
+	validate, verify := benchPaths(b, fx)
+	b.Run("whole-path", func(b *testing.B) { benchLoop(b, validate) })
+	b.Run("bare-verify", func(b *testing.B) { benchLoop(b, verify) })
+}

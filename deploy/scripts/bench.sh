@@ -57,7 +57,7 @@ stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 # process free to run anywhere, the three share the machine's CPUs and the ratio
 # becomes one of total CPU per registration: that is the "shared" figure.
 ncpu="$(nproc)"
-if [ "$ncpu" -ge 2 ]; then
+if [ "$ncpu" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
   half=$((ncpu / 2))
   cpu_range() { if [ "$1" -eq "$2" ]; then echo "$1"; else echo "$1-$2"; fi; }
   HYDRA_CPUS="$(cpu_range 0 $((half - 1)))"; OBDCR_CPUS="$(cpu_range "$half" $((ncpu - 1)))"
@@ -77,7 +77,7 @@ if [ "$ncpu" -ge 2 ]; then
   pinned_ratio="$(echo "$mem16" | field obdcr_over_hydra)"
   sqlite_ratio="$(echo "$sqlite16" | field obdcr_over_hydra)"
 else
-  echo "bench: $ncpu CPU: no room to run obdcr apart from Hydra; only the shared figures follow" >&2
+  echo "bench: $ncpu CPU(s) or no taskset: obdcr cannot run apart from Hydra; only the shared figures follow" >&2
   pinned_ratio=null; sqlite_ratio=null
 fi
 
@@ -85,7 +85,7 @@ say "Load, all processes on all CPUs: obdcr (DSN=memory) + Hydra beside Hydra al
 start_hydra
 start_obdcr memory
 shared16="$(load 16 "$COUNT" | tail -n 1)"
-[ "$ncpu" -ge 2 ] || mem16="$shared16"
+[ "$pinned_ratio" != null ] || mem16="$shared16"
 
 say "Load: concurrency 64, for obdcr's peak memory"
 load 64 "$((COUNT / 2))" >/dev/null
