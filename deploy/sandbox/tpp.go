@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -41,7 +42,9 @@ type TPP struct {
 	Signing       *Key     `json:"signing_key"`
 	CertPEM       string   `json:"transport_cert"`
 	KeyPEM        string   `json:"transport_key"`
-	transport     *Leaf
+
+	mu        sync.Mutex // the sandbox serves one TPP's JWKS to many fetchers at once
+	transport *Leaf
 }
 
 // NewTPP makes a TPP with a PS256 signing key and a transport certificate from
@@ -81,6 +84,8 @@ func NewTPP(profile, name, baseURL string, pki *PKI) (*TPP, error) {
 
 // Transport is the TPP's mTLS certificate.
 func (t *TPP) Transport() (*Leaf, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.transport == nil {
 		l, err := LoadLeaf([]byte(t.CertPEM), []byte(t.KeyPEM))
 		if err != nil {
