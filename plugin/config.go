@@ -17,23 +17,24 @@ import (
 // `obdcr serve --help` and the README's table are generated from these tags, so
 // the documentation cannot drift from the code.
 type Config struct {
-	Listen           string   `env:"OBDCR_LISTEN" envDefault:":8443" help:"TPP listener (HTTPS; asks for and verifies a client certificate)"`
-	TLSCertFile      string   `env:"OBDCR_TLS_CERT_FILE,required" help:"server certificate, PEM"`
-	TLSKeyFile       string   `env:"OBDCR_TLS_KEY_FILE,required" help:"server key, PEM"`
-	TLSClientCAFile  string   `env:"OBDCR_TLS_CLIENT_CA_FILE,required" help:"PEM bundle of the CAs that issue TPP transport certificates"`
-	ClientCertHeader string   `env:"OBDCR_CLIENT_CERT_HEADER" help:"behind a TLS-terminating proxy: header carrying the verified client certificate (PEM, URL-encoded); trusted only from OBDCR_TRUSTED_PROXIES"`
-	TrustedProxies   []string `env:"OBDCR_TRUSTED_PROXIES" envSeparator:"," help:"CIDRs allowed to set that header"`
-	Issuer           string   `env:"OBDCR_ISSUER,required" help:"this authorization server's issuer (Hydra's public issuer URL); accepted as the request JWT aud"`
-	Audiences        []string `env:"OBDCR_AUDIENCES" envSeparator:"," help:"more accepted aud values, comma separated (UK: the ASPSP's directory organisation id)"`
-	HydraAdminURL    string   `env:"HYDRA_ADMIN_URL" envDefault:"http://127.0.0.1:4445" help:"Hydra admin API"`
-	Profiles         []string `env:"OBDCR_PROFILES" envDefault:"uk,au" envSeparator:"," help:"profiles enabled on first start (later the stored state wins)"`
-	UK               UKConfig `envPrefix:"OBDCR_UK_"`
-	AU               AUConfig `envPrefix:"OBDCR_AU_"`
-	AllowPrivateJWKS bool     `env:"OBDCR_ALLOW_PRIVATE_JWKS" envDefault:"false" help:"allow JWKS and Register URLs on loopback or private addresses (sandbox and tests only)"`
-	AdminListen      string   `env:"OBDCR_ADMIN_LISTEN" envDefault:"127.0.0.1:8444" help:"admin listener, plain HTTP like Hydra's admin port: policies, audit, metrics, health"`
-	AdminToken       string   `env:"OBDCR_ADMIN_TOKEN,required" help:"bearer token for the admin API; several as name:token,name:token (the audit records the name)"`
-	DSN              string   `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
-	LogLevel         string   `env:"OBDCR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs on stderr"`
+	Listen           string        `env:"OBDCR_LISTEN" envDefault:":8443" help:"TPP listener (HTTPS; asks for and verifies a client certificate)"`
+	TLSCertFile      string        `env:"OBDCR_TLS_CERT_FILE,required" help:"server certificate, PEM"`
+	TLSKeyFile       string        `env:"OBDCR_TLS_KEY_FILE,required" help:"server key, PEM"`
+	TLSClientCAFile  string        `env:"OBDCR_TLS_CLIENT_CA_FILE,required" help:"PEM bundle of the CAs that issue TPP transport certificates"`
+	ClientCertHeader string        `env:"OBDCR_CLIENT_CERT_HEADER" help:"behind a TLS-terminating proxy: header carrying the verified client certificate (PEM, URL-encoded); trusted only from OBDCR_TRUSTED_PROXIES"`
+	TrustedProxies   []string      `env:"OBDCR_TRUSTED_PROXIES" envSeparator:"," help:"CIDRs allowed to set that header"`
+	Issuer           string        `env:"OBDCR_ISSUER,required" help:"this authorization server's issuer (Hydra's public issuer URL); accepted as the request JWT aud"`
+	Audiences        []string      `env:"OBDCR_AUDIENCES" envSeparator:"," help:"more accepted aud values, comma separated (UK: the ASPSP's directory organisation id)"`
+	HydraAdminURL    string        `env:"HYDRA_ADMIN_URL" envDefault:"http://127.0.0.1:4445" help:"Hydra admin API"`
+	Profiles         []string      `env:"OBDCR_PROFILES" envDefault:"uk,au" envSeparator:"," help:"profiles enabled on first start (later the stored state wins)"`
+	UK               UKConfig      `envPrefix:"OBDCR_UK_"`
+	AU               AUConfig      `envPrefix:"OBDCR_AU_"`
+	AllowPrivateJWKS bool          `env:"OBDCR_ALLOW_PRIVATE_JWKS" envDefault:"false" help:"allow JWKS and Register URLs on loopback or private addresses (sandbox and tests only)"`
+	JWKSIdleAfter    time.Duration `env:"OBDCR_JWKS_IDLE_AFTER" envDefault:"24h" help:"a software JWKS unused this long stops being refreshed and is fetched again when next needed (0: keep every one); directory JWKS are always kept"`
+	AdminListen      string        `env:"OBDCR_ADMIN_LISTEN" envDefault:"127.0.0.1:8444" help:"admin listener, plain HTTP like Hydra's admin port: policies, audit, metrics, health"`
+	AdminToken       string        `env:"OBDCR_ADMIN_TOKEN,required" help:"bearer token for the admin API; several as name:token,name:token (the audit records the name)"`
+	DSN              string        `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
+	LogLevel         string        `env:"OBDCR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs on stderr"`
 }
 
 // UKConfig configures the UK Open Banking profile.

@@ -60,6 +60,13 @@ func newMetrics() *metrics {
 	return m
 }
 
+// countJWKS reports how many JWKS the trust store holds, read at each scrape.
+func (m *metrics) countJWKS(held func() int) {
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "obdcr_jwks_cached", Help: "JWKS URLs held and refreshed: the directories', and those of software used within OBDCR_JWKS_IDLE_AFTER.",
+	}, func() float64 { return float64(held()) }))
+}
+
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
 }

@@ -38,6 +38,7 @@ func TestMetrics(t *testing.T) {
 		`obdcr_jwks_fetches_total{result="ok",source="directory"} 1`,
 		`obdcr_jwks_fetches_total{result="ok",source="software"} 2`,
 		`obdcr_jwks_lookups_total{result="hit",source="directory"} 2`, // the refused request verified its SSA too
+		"obdcr_jwks_cached 3", // the directory's and the two TPPs'
 		`obdcr_hydra_request_duration_seconds_count{operation="create",result="ok"} 1`,
 		`obdcr_hydra_request_duration_seconds_count{operation="introspect",result="ok"} 1`,
 		`obdcr_http_request_duration_seconds_count{listener="tpp",method="POST",route="/register",status="201"} 1`,

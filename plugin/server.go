@@ -106,6 +106,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 		return "software"
 	}
 	keys := policy.NewJWKSCache(ctx, policy.JWKSCacheOptions{Fetch: fetch,
+		IdleAfter: cfg.JWKSIdleAfter, Keep: []string{cfg.UK.SSAJWKSURL, cfg.AU.SSAJWKSURL},
 		OnFetch: func(u string, err error) {
 			result := "ok"
 			if err != nil {
@@ -121,6 +122,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 			m.jwksLookups.WithLabelValues(source(u), result).Inc()
 		},
 	})
+	m.countJWKS(keys.Len)
 	registrar := &policy.Registrar{Clients: admin, Replay: st, Audiences: append([]string{cfg.Issuer}, cfg.Audiences...), Now: d.Now}
 	b := buildProfiles(cfg, profileDeps{keys: keys, replay: st, fetch: fetch, registrar: registrar, log: d.Logger, metrics: m})
 	registrar.Profiles = b.profiles

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +61,14 @@ type JWKSCacheOptions struct {
 	MaxKeys       int                         // a JWKS with more keys is refused
 	OnFetch       func(url string, err error) // every network fetch, for metrics
 	OnLookup      func(url string, hit bool)  // every key lookup: answered from the cache, or not
+	// IdleAfter drops a JWKS that no lookup has asked for in that long, so that the
+	// background refresh follows the software that is active rather than every TPP
+	// ever seen; its next lookup fetches it again. Zero keeps every JWKS for good.
+	IdleAfter time.Duration
+	// Keep lists JWKS URLs never dropped, however idle: the directories', whose
+	// last good copy is what carries registrations through a directory outage.
+	Keep []string
+	Now  func() time.Time // the clock idleness is measured by; time.Now if nil
 }
 
 // JWKSCache is the TrustStore in production: jwx's cache fetches each JWKS once,
@@ -70,8 +79,17 @@ type JWKSCache struct {
 	client jwk.HTTPClient
 	global *rate.Limiter
 
-	mu       sync.Mutex
-	limiters map[string]*rate.Limiter
+	// mu guards known: every URL a lookup has used, with its refetch limiter,
+	// when it was last used and how many lookups are using it now. A URL with a
+	// lookup in flight is never dropped, so no lookup sees its JWKS vanish.
+	mu    sync.Mutex
+	known map[string]*jwksUse
+}
+
+type jwksUse struct {
+	refetch  *rate.Limiter
+	lastUsed time.Time
+	inFlight int
 }
 
 // NewJWKSCache starts a cache whose background work ends with ctx.
@@ -88,14 +106,85 @@ func NewJWKSCache(ctx context.Context, o JWKSCacheOptions) *JWKSCache {
 	if o.MaxKeys <= 0 {
 		o.MaxKeys = 100
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	c := &JWKSCache{
-		cache:    jwk.NewCache(ctx),
-		opts:     o,
-		global:   rate.NewLimiter(rate.Limit(o.RefetchBudget), int(o.RefetchBudget)+1),
-		limiters: map[string]*rate.Limiter{},
+		cache:  jwk.NewCache(ctx),
+		opts:   o,
+		global: rate.NewLimiter(rate.Limit(o.RefetchBudget), int(o.RefetchBudget)+1),
+		known:  map[string]*jwksUse{},
 	}
 	c.client = observedClient{c: o.Fetch.Client(), on: o.OnFetch}
+	if o.IdleAfter > 0 {
+		go c.dropIdleEvery(ctx, min(o.IdleAfter/4, time.Hour))
+	}
 	return c
+}
+
+func (c *JWKSCache) dropIdleEvery(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.DropIdle()
+		}
+	}
+}
+
+// DropIdle forgets every JWKS unused for IdleAfter, except those in Keep and those
+// a lookup is using, and returns their URLs. A background sweep calls it every
+// quarter of IdleAfter (at most hourly); tests call it with their own clock.
+func (c *JWKSCache) DropIdle() []string {
+	if c.opts.IdleAfter <= 0 {
+		return nil
+	}
+	cutoff := c.opts.Now().Add(-c.opts.IdleAfter)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var dropped []string
+	for u, use := range c.known {
+		if use.inFlight > 0 || !use.lastUsed.Before(cutoff) || slices.Contains(c.opts.Keep, u) {
+			continue
+		}
+		// Under mu, so a lookup that starts now registers the URL afresh. jwx skips
+		// the refresh already scheduled for it, unless the URL is back by then: it
+		// is then refreshed twice as often until it next goes idle.
+		_ = c.cache.Unregister(u)
+		delete(c.known, u)
+		dropped = append(dropped, u)
+	}
+	return dropped
+}
+
+// Len is the number of JWKS URLs the cache holds.
+func (c *JWKSCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.known)
+}
+
+// acquire marks u in use until release; DropIdle leaves it alone meanwhile.
+func (c *JWKSCache) acquire(u string) *jwksUse {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.known[u]
+	if e == nil {
+		e = &jwksUse{refetch: rate.NewLimiter(rate.Every(c.opts.RefetchEvery), 1)}
+		c.known[u] = e
+	}
+	e.lastUsed = c.opts.Now()
+	e.inFlight++
+	return e
+}
+
+func (c *JWKSCache) release(e *jwksUse) {
+	c.mu.Lock()
+	e.inFlight--
+	c.mu.Unlock()
 }
 
 type observedClient struct {
@@ -141,11 +230,17 @@ func (c *JWKSCache) register(u string) error {
 
 // Set implements TrustStore.
 func (c *JWKSCache) Set(ctx context.Context, u string) (jwk.Set, error) {
+	e := c.acquire(u)
+	defer c.release(e)
+	return c.set(ctx, u, e)
+}
+
+func (c *JWKSCache) set(ctx context.Context, u string, e *jwksUse) (jwk.Set, error) {
 	if err := c.register(u); err != nil {
 		return nil, &FetchError{URL: u, Err: err}
 	}
 	set, err := c.cache.Get(ctx, u)
-	if err != nil && c.mayRefetch(u) {
+	if err != nil && c.mayRefetch(e) {
 		// jwx marks a URL fetched even when its first fetch failed, and would
 		// wait for the next refresh; a host that is back should work at once.
 		set, err = c.cache.Refresh(ctx, u)
@@ -158,7 +253,9 @@ func (c *JWKSCache) Set(ctx context.Context, u string) (jwk.Set, error) {
 
 // Key implements TrustStore.
 func (c *JWKSCache) Key(ctx context.Context, u, kid string) (jwk.Key, error) {
-	set, err := c.Set(ctx, u)
+	e := c.acquire(u)
+	defer c.release(e)
+	set, err := c.set(ctx, u, e)
 	if err != nil {
 		return nil, err
 	}
@@ -167,7 +264,7 @@ func (c *JWKSCache) Key(ctx context.Context, u, kid string) (jwk.Key, error) {
 		return k, nil
 	}
 	c.lookedUp(u, false)
-	if !c.mayRefetch(u) {
+	if !c.mayRefetch(e) {
 		return nil, ErrUnknownKey
 	}
 	set, err = c.cache.Refresh(ctx, u)
@@ -187,13 +284,6 @@ func (c *JWKSCache) lookedUp(u string, hit bool) {
 	}
 }
 
-func (c *JWKSCache) mayRefetch(u string) bool {
-	c.mu.Lock()
-	l, ok := c.limiters[u]
-	if !ok {
-		l = rate.NewLimiter(rate.Every(c.opts.RefetchEvery), 1)
-		c.limiters[u] = l
-	}
-	c.mu.Unlock()
-	return l.Allow() && c.global.Allow()
+func (c *JWKSCache) mayRefetch(e *jwksUse) bool {
+	return e.refetch.Allow() && c.global.Allow()
 }

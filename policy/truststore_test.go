@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,6 +28,8 @@ type jwksServer struct {
 	body    []byte // when set, served instead of set
 	down    bool
 	fetches atomic.Int32
+	// When gate is set, each fetch says so on arrived, then waits for gate.
+	gate, arrived chan struct{}
 }
 
 func newJWKSServer(t *testing.T, keys ...*sandbox.Key) *jwksServer {
@@ -36,6 +39,10 @@ func newJWKSServer(t *testing.T, keys ...*sandbox.Key) *jwksServer {
 	}
 	s.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fetches.Add(1)
+		if s.gate != nil {
+			s.arrived <- struct{}{}
+			<-s.gate
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.down {
@@ -188,4 +195,91 @@ func TestJWKSLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+func TestJWKSCacheDropsIdle(t *testing.T) {
+	ctx := context.Background()
+	k1, _ := sandbox.NewKey("ES256", "k1")
+	tpp, other, directory := newJWKSServer(t, k1), newJWKSServer(t, k1), newJWKSServer(t, k1)
+	p := tpp.policy()
+	p.TLS.RootCAs.AddCert(other.Certificate())
+	p.TLS.RootCAs.AddCert(directory.Certificate())
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	cctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	c := policy.NewJWKSCache(cctx, policy.JWKSCacheOptions{Fetch: p, IdleAfter: 24 * time.Hour,
+		Keep: []string{directory.URL}, Now: clock.Now})
+
+	lookup := func(s *jwksServer) {
+		t.Helper()
+		if _, err := c.Key(ctx, s.URL, "k1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lookup(tpp)
+	lookup(directory)
+	lookup(other)
+	steps := []struct {
+		name    string
+		advance time.Duration
+		use     []*jwksServer
+		dropped []string
+		held    int
+	}{
+		{name: "nothing is idle yet", advance: 23 * time.Hour, use: []*jwksServer{other}, held: 3},
+		{name: "idle a day: dropped, the directory's kept", advance: 2 * time.Hour, dropped: []string{tpp.URL}, held: 2},
+		{name: "the other one goes idle in its turn", advance: 23 * time.Hour, dropped: []string{other.URL}, held: 1},
+	}
+	for _, s := range steps {
+		clock.Add(s.advance)
+		for _, u := range s.use {
+			lookup(u)
+		}
+		if got := c.DropIdle(); !slices.Equal(got, s.dropped) {
+			t.Fatalf("%s: dropped %v, want %v", s.name, got, s.dropped)
+		}
+		if c.Len() != s.held {
+			t.Fatalf("%s: %d JWKS held, want %d", s.name, c.Len(), s.held)
+		}
+	}
+	if n := tpp.fetches.Load(); n != 1 {
+		t.Fatalf("TPP JWKS fetched %d times before it was dropped, want 1", n)
+	}
+	lookup(tpp)
+	if n := tpp.fetches.Load(); n != 2 {
+		t.Fatalf("a dropped JWKS used again: %d fetches, want 2 (fetched afresh)", n)
+	}
+	if n := directory.fetches.Load(); n != 1 {
+		t.Fatalf("the kept directory JWKS was fetched %d times, want 1", n)
+	}
+
+	t.Run("a JWKS a lookup is using is never dropped", func(t *testing.T) {
+		slow := newJWKSServer(t, k1)
+		slow.gate, slow.arrived = make(chan struct{}), make(chan struct{})
+		p.TLS.RootCAs.AddCert(slow.Certificate())
+		errc := make(chan error, 1)
+		go func() { _, err := c.Key(ctx, slow.URL, "k1"); errc <- err }()
+		<-slow.arrived // the lookup is fetching
+		clock.Add(48 * time.Hour)
+		if got := c.DropIdle(); slices.Contains(got, slow.URL) {
+			t.Fatal("dropped a JWKS while a lookup was fetching it")
+		}
+		close(slow.gate)
+		if err := <-errc; err != nil {
+			t.Fatalf("the lookup in flight: %v", err)
+		}
+	})
 }
