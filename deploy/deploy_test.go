@@ -1,5 +1,5 @@
 // Package deploy_test checks what platform teams deploy from: docker-compose.yml,
-// the Kubernetes manifests and the Hydra configuration.
+// the Kubernetes manifests, the Hydra configuration and the scripts.
 package deploy_test
 
 import (
