@@ -160,11 +160,18 @@ func (c *JWKSCache) DropIdle() []string {
 	return dropped
 }
 
-// Len is the number of JWKS URLs the cache holds.
+// Len is the number of JWKS the cache holds and refreshes; a URL the fetch
+// policy refused was looked up but is not held.
 func (c *JWKSCache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.known)
+	n := 0
+	for u := range c.known {
+		if c.cache.IsRegistered(u) {
+			n++
+		}
+	}
+	return n
 }
 
 // acquire marks u in use until release; DropIdle leaves it alone meanwhile.

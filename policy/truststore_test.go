@@ -266,6 +266,15 @@ func TestJWKSCacheDropsIdle(t *testing.T) {
 		t.Fatalf("the kept directory JWKS was fetched %d times, want 1", n)
 	}
 
+	t.Run("a URL the fetch policy refuses is not counted as held", func(t *testing.T) {
+		before := c.Len()
+		if _, err := c.Key(ctx, strings.Replace(tpp.URL, "https", "http", 1), "k1"); err == nil {
+			t.Fatal("a plain-http JWKS was used")
+		}
+		if c.Len() != before {
+			t.Fatalf("%d JWKS held after a refused URL, want %d", c.Len(), before)
+		}
+	})
 	t.Run("a JWKS a lookup is using is never dropped", func(t *testing.T) {
 		slow := newJWKSServer(t, k1)
 		slow.gate, slow.arrived = make(chan struct{}), make(chan struct{})
