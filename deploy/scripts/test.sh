@@ -31,15 +31,22 @@ export OBDCR_HYDRA_BIN
 
 go vet ./...
 go test -race -count=1 -timeout 40m ./...
+# quietly WHAT COMMAND...: runs COMMAND, showing its output only if it fails.
+quietly() {
+  local what="$1" log
+  shift
+  log="$(mktemp)"
+  if ! "$@" >"$log" 2>&1; then
+    cat "$log"
+    echo "test: $what failed; see above" >&2
+    exit 1
+  fi
+  rm -f "$log"
+}
+
 # Each benchmark once, so that make bench cannot rot unseen: they fail if the
 # request they time is not approved.
-log="$(mktemp)"
-if ! go test -run='^$' -bench=. -benchtime=1x ./policy >"$log" 2>&1; then
-  cat "$log"
-  echo "test: a benchmark failed; see above" >&2
-  exit 1
-fi
-rm -f "$log"
+quietly "a benchmark" go test -run='^$' -bench=. -benchtime=1x ./policy
 echo "bench: every benchmark ran once with no failure"
 
 # Each fuzz target for a fixed number of executions; a crash it finds is saved
@@ -49,12 +56,6 @@ echo "bench: every benchmark ran once with no failure"
 # loaded machine keeps a worker from answering in time; a count sets no deadline.
 fuzz_budget="${OBDCR_FUZZTIME:-100000x}"
 for target in FuzzParseJWS FuzzDecodeClaims FuzzParseClaimsAgreesWithEncodingJSON FuzzRedirectURIs FuzzRegister; do
-  log="$(mktemp)"
-  if ! go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzz_budget" ./policy >"$log" 2>&1; then
-    cat "$log"
-    echo "test: $target failed; see above" >&2
-    exit 1
-  fi
+  quietly "$target" go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzz_budget" ./policy
   echo "fuzz: $target ran $fuzz_budget with no failure"
-  rm -f "$log"
 done
