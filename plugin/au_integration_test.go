@@ -2,12 +2,15 @@ package plugin_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
+	"github.com/obdcr/obdcr/deploy/testenv"
 	"github.com/obdcr/obdcr/hydra"
 	"github.com/obdcr/obdcr/policy"
 )
@@ -96,7 +99,7 @@ func TestAURegisterDownKeepsStatuses(t *testing.T) {
 	if err := env.Sandbox.SetStatus(inactive.SoftwareID, "INACTIVE"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond) // one poll sees both
+	waitForPolls(t, o, "ok", 2) // a whole poll has seen both
 	if err := env.Sandbox.SetRegisterDown(true); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +107,7 @@ func TestAURegisterDownKeepsStatuses(t *testing.T) {
 	if err := env.Sandbox.SetStatus(inactive.SoftwareID, "ACTIVE"); err != nil { // unseen while down
 		t.Fatal(err)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	waitForPolls(t, o, "error", 2) // and a whole poll has failed since
 	if res, _ := ca.Register(ctx, o.URL, request(t, active, nil, nil)); res.Status != http.StatusCreated {
 		t.Fatalf("an ACTIVE product was refused while the Register is down: %d %s", res.Status, res.Body)
 	}
@@ -114,5 +117,30 @@ func TestAURegisterDownKeepsStatuses(t *testing.T) {
 	}
 	if _, err := hydraAdmin(t).Get(ctx, policy.ClientIDFor("au", active.SoftwareID)); err != nil {
 		t.Fatalf("a Register outage removed a client: %v", err)
+	}
+}
+
+// waitForPolls waits until obdcr has finished n more CDR Register polls with
+// result than it had when called; with n = 2, one of them began after the call.
+// A fixed sleep would race the poll interval on a loaded machine.
+func waitForPolls(t *testing.T, o *testenv.Obdcr, result string, n int) {
+	t.Helper()
+	series := fmt.Sprintf("obdcr_cdr_register_polls_total{result=%q} ", result)
+	count := func() float64 {
+		for _, line := range strings.Split(scrape(t, o.AdminURL), "\n") {
+			if v, ok := strings.CutPrefix(line, series); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				return f
+			}
+		}
+		return 0
+	}
+	want := count() + float64(n)
+	deadline := time.Now().Add(20 * time.Second)
+	for count() < want {
+		if time.Now().After(deadline) {
+			t.Fatalf("obdcr did not finish %d more %s polls of the CDR Register in 20 s", n, result)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

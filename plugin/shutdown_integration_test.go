@@ -62,10 +62,18 @@ func TestGracefulShutdown(t *testing.T) {
 	stopped := make(chan error, 1)
 	go func() { stopped <- o.Stop() }()
 
-	time.Sleep(200 * time.Millisecond)
-	if conn, err := net.DialTimeout("tcp", o.URL[len("https://"):], time.Second); err == nil {
+	// The listener must close while the registration is still in flight (its JWKS
+	// host answers a second after it arrived): poll for that, rather than sleep.
+	for closeBy := time.Now().Add(800 * time.Millisecond); ; time.Sleep(20 * time.Millisecond) {
+		conn, err := net.DialTimeout("tcp", o.URL[len("https://"):], 100*time.Millisecond)
+		if err != nil {
+			break
+		}
 		conn.Close()
-		t.Error("obdcr still accepts connections after the shutdown began")
+		if time.Now().After(closeBy) {
+			t.Error("obdcr still accepts connections after the shutdown began")
+			break
+		}
 	}
 	r := <-done
 	if r.err != nil || r.status != http.StatusCreated {
