@@ -2,9 +2,8 @@ package plugin_test
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -125,15 +124,12 @@ func TestAURegisterDownKeepsStatuses(t *testing.T) {
 // A fixed sleep would race the poll interval on a loaded machine.
 func waitForPolls(t *testing.T, o *testenv.Obdcr, result string, n int) {
 	t.Helper()
-	series := fmt.Sprintf("obdcr_cdr_register_polls_total{result=%q} ", result)
 	count := func() float64 {
-		for _, line := range strings.Split(scrape(t, o.AdminURL), "\n") {
-			if v, ok := strings.CutPrefix(line, series); ok {
-				f, _ := strconv.ParseFloat(v, 64)
-				return f
-			}
+		v, err := sandbox.MetricSum(o.AdminURL+"/metrics", "obdcr_cdr_register_polls_total", map[string]string{"result": result})
+		if err != nil && !errors.Is(err, sandbox.ErrNoMetric) {
+			t.Fatal(err)
 		}
-		return 0
+		return v
 	}
 	want := count() + float64(n)
 	deadline := time.Now().Add(20 * time.Second)

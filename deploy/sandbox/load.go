@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -64,10 +65,10 @@ type cpuReading struct{ obdcr, hydra, load float64 }
 func (c cpuClock) read() (cpuReading, error) {
 	var r cpuReading
 	var err error
-	if r.obdcr, err = metricSum(c.obdcr, "process_cpu_seconds_total"); err != nil {
+	if r.obdcr, err = MetricSum(c.obdcr, "process_cpu_seconds_total", nil); err != nil {
 		return r, err
 	}
-	if r.hydra, err = metricSum(c.hydra, "process_cpu_seconds_total"); err != nil {
+	if r.hydra, err = MetricSum(c.hydra, "process_cpu_seconds_total", nil); err != nil {
 		return r, err
 	}
 	var ru syscall.Rusage
@@ -307,17 +308,19 @@ func (a adminAPI) allowMultiple() (func(), error) {
 // jwksFetches reads obdcr's own count of JWKS fetched over the network.
 // Before any fetch the counter has no samples at all.
 func (a adminAPI) jwksFetches() (float64, error) {
-	n, err := metricSum(a.base+"/metrics", "obdcr_jwks_fetches_total")
-	if errors.Is(err, errNoMetric) {
+	n, err := MetricSum(a.base+"/metrics", "obdcr_jwks_fetches_total", nil)
+	if errors.Is(err, ErrNoMetric) {
 		return 0, nil
 	}
 	return n, err
 }
 
-var errNoMetric = errors.New("no such metric")
+// ErrNoMetric: the endpoint has no metric of that name (a counter not yet counted).
+var ErrNoMetric = errors.New("no such metric")
 
-// metricSum adds up every sample of a counter or gauge on a Prometheus endpoint.
-func metricSum(url, name string) (float64, error) {
+// MetricSum adds up the samples of a counter or gauge on a Prometheus endpoint
+// whose labels include every pair of match (nil: every sample).
+func MetricSum(url, name string, match map[string]string) (float64, error) {
 	res, err := http.Get(url)
 	if err != nil {
 		return 0, err
@@ -333,11 +336,23 @@ func metricSum(url, name string) (float64, error) {
 	}
 	f, ok := families[name]
 	if !ok {
-		return 0, fmt.Errorf("%s: %s: %w", url, name, errNoMetric)
+		return 0, fmt.Errorf("%s: %s: %w", url, name, ErrNoMetric)
 	}
 	var total float64
 	for _, m := range f.GetMetric() {
-		total += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
+		if labelsMatch(m.GetLabel(), match) {
+			total += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
+		}
 	}
 	return total, nil
+}
+
+func labelsMatch(labels []*dto.LabelPair, match map[string]string) bool {
+	found := 0
+	for _, l := range labels {
+		if v, ok := match[l.GetName()]; ok && v == l.GetValue() {
+			found++
+		}
+	}
+	return found == len(match)
 }
