@@ -141,8 +141,9 @@ func (s *Server) listAudit(c echo.Context) error {
 	return c.JSON(http.StatusOK, entries)
 }
 
-// registrationView is a registration as admins see it.
-type registrationView struct {
+// RegistrationView is a registration as admins see it: GET /admin/registrations
+// answers a list of them, and the CLI reads them back with this same type.
+type RegistrationView struct {
 	ClientID       string    `json:"client_id"`
 	Profile        string    `json:"profile"`
 	SoftwareID     string    `json:"software_id"`
@@ -163,9 +164,9 @@ func (s *Server) listRegistrations(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := []registrationView{}
+	out := []RegistrationView{}
 	for _, r := range regs {
-		out = append(out, registrationView{ClientID: r.ClientID, Profile: r.Profile, SoftwareID: r.SoftwareID, OrgID: r.OrgID,
+		out = append(out, RegistrationView{ClientID: r.ClientID, Profile: r.Profile, SoftwareID: r.SoftwareID, OrgID: r.OrgID,
 			ClientName: r.Metadata.ClientName, IssuedAt: r.IssuedAt, RedirectURIs: r.Metadata.RedirectURIs, Scope: r.Metadata.Scope,
 			CertThumbprint: r.CertThumbprint})
 	}

@@ -13,6 +13,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/obdcr/obdcr/plugin"
+	"github.com/obdcr/obdcr/policy/store"
 )
 
 // adminClient calls the admin API for the CLI (OBDCR_ADMIN_URL, OBDCR_ADMIN_TOKEN).
@@ -177,16 +180,6 @@ func reorder(fs *flag.FlagSet, args []string) []string {
 	return append(flags, rest...)
 }
 
-type registrationRow struct {
-	ClientID     string    `json:"client_id"`
-	Profile      string    `json:"profile"`
-	SoftwareID   string    `json:"software_id"`
-	OrgID        string    `json:"org_id"`
-	ClientName   string    `json:"client_name"`
-	IssuedAt     time.Time `json:"client_id_issued_at"`
-	RedirectURIs []string  `json:"redirect_uris"`
-}
-
 func registrationsCmd(a *adminClient, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "delete" {
 		if len(args) != 2 {
@@ -212,7 +205,7 @@ func registrationsCmd(a *adminClient, args []string, stdout io.Writer) error {
 	if *org != "" {
 		q.Set("org_id", *org)
 	}
-	var rows []registrationRow
+	var rows []plugin.RegistrationView
 	if err := a.call(http.MethodGet, "/admin/registrations?"+q.Encode(), "", nil, &rows); err != nil {
 		return err
 	}
@@ -226,20 +219,6 @@ func registrationsCmd(a *adminClient, args []string, stdout io.Writer) error {
 			r.IssuedAt.Format(time.RFC3339), strings.Join(r.RedirectURIs, " "))
 	}
 	return tw.Flush()
-}
-
-type auditRow struct {
-	Time        time.Time `json:"time"`
-	Kind        string    `json:"kind"`
-	Profile     string    `json:"profile"`
-	SoftwareID  string    `json:"software_id"`
-	ClientID    string    `json:"client_id"`
-	Outcome     string    `json:"outcome"`
-	Error       string    `json:"error"`
-	Rule        string    `json:"rule"`
-	Description string    `json:"description"`
-	Actor       string    `json:"actor"`
-	RequestID   string    `json:"request_id"`
 }
 
 func auditCmd(a *adminClient, args []string, stdout io.Writer) error {
@@ -268,7 +247,7 @@ func auditCmd(a *adminClient, args []string, stdout io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tKIND\tPROFILE\tSOFTWARE_ID\tOUTCOME\tERROR\tRULE\tWHO\tDETAIL")
 	for _, r := range raw {
-		var e auditRow
+		var e store.AuditEntry
 		_ = json.Unmarshal(r, &e)
 		who := e.Actor
 		if who == "" {

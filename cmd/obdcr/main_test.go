@@ -138,6 +138,7 @@ func TestCLICommands(t *testing.T) {
 		{[]string{"policy", "enable", "br"}, 1, "404"},
 		{[]string{"registrations", "--software-id", softwareID}, 0, clientID},
 		{[]string{"registrations", "--software-id", softwareID, "--json"}, 0, `"client_id": "` + clientID},
+		{[]string{"registrations", "--software-id", softwareID, "--json"}, 0, `"cert_thumbprint": "`},
 		{[]string{"audit", "--kind", "policy"}, 0, "admin"},
 		{[]string{"audit", "--software-id", softwareID, "--json"}, 0, `"outcome": "approved"`},
 		{[]string{"registrations", "delete", clientID}, 0, "deleted"},
