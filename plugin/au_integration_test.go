@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,6 +120,22 @@ func TestAURegisterDownKeepsStatuses(t *testing.T) {
 	}
 }
 
+// waitForFirstPoll waits until obdcr has finished its start-up poll of the Register.
+func waitForFirstPoll(t *testing.T, o *testenv.Obdcr) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v, err := sandbox.MetricSum(o.AdminURL+"/metrics", "obdcr_cdr_register_polls_total", map[string]string{"result": "ok"})
+		if err == nil && v >= 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("obdcr did not finish its first CDR Register poll in 20 s: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // waitForPolls waits until obdcr has finished n more CDR Register polls with
 // result than it had when called; with n = 2, one of them began after the call.
 // A fixed sleep would race the poll interval on a loaded machine.
@@ -139,4 +156,144 @@ func waitForPolls(t *testing.T, o *testenv.Obdcr, result string, n int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// withOnDemandLookups: background polls far apart, so that the polls a test
+// counts are the ones its registrations caused.
+func withOnDemandLookups(c *serverConfig) {
+	withRegister(c)
+	c.AU.StatusPollInterval = time.Hour
+	c.AU.StatusWait = 10 * time.Second
+	c.AU.StatusMinGap = time.Second
+}
+
+// newProducts makes n AU software products, ACTIVE at the Register, that obdcr
+// has not seen listed yet.
+func newProducts(t *testing.T, n int) ([]*sandbox.TPP, []*sandbox.Client) {
+	t.Helper()
+	tpps, clients := make([]*sandbox.TPP, n), make([]*sandbox.Client, n)
+	for i := range n {
+		tpps[i], clients[i] = newTPP(t, sandbox.AU)
+	}
+	return tpps, clients
+}
+
+// registerAll registers every product at once and returns the answers.
+func registerAll(t *testing.T, o *testenv.Obdcr, tpps []*sandbox.TPP, clients []*sandbox.Client) []*sandbox.Response {
+	t.Helper()
+	jwts := make([]string, len(tpps))
+	for i, tpp := range tpps {
+		jwts[i] = request(t, tpp, nil, nil)
+	}
+	out := make([]*sandbox.Response, len(tpps))
+	var wg sync.WaitGroup
+	for i := range tpps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := clients[i].Register(context.Background(), o.URL, jwts[i])
+			if err != nil {
+				t.Error(err)
+				res = &sandbox.Response{}
+			}
+			out[i] = res
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// A batch of newly accredited products registers at once: none is refused
+// because the Register was asked recently, and they share a few polls.
+func TestAUNewProductsRegisterTogether(t *testing.T) {
+	o := startObdcr(t, withOnDemandLookups)
+	waitForFirstPoll(t, o) // before the products exist
+	tpps, clients := newProducts(t, 50)
+	polls := env.Sandbox.ProductStatusPolls()
+	start := time.Now()
+	for i, res := range registerAll(t, o, tpps, clients) {
+		if res.Status != http.StatusCreated {
+			t.Errorf("product %d: %d %s", i, res.Status, res.Body)
+		}
+	}
+	n := env.Sandbox.ProductStatusPolls() - polls
+	t.Logf("50 new products registered in %s with %d Register polls", time.Since(start).Round(time.Millisecond), n)
+	if n < 1 || n > 4 {
+		t.Errorf("%d Register polls for 50 new products; want 1 to 4", n)
+	}
+	found, err := sandbox.MetricSum(o.AdminURL+"/metrics", "obdcr_cdr_register_lookups_total", map[string]string{"result": "found"})
+	if err != nil || found != 50 {
+		t.Errorf("obdcr_cdr_register_lookups_total{result=found} = %v %v; want 50", found, err)
+	}
+}
+
+func TestAUNotYetKnownProducts(t *testing.T) {
+	ctx := context.Background()
+	t.Run("not listed at the Register: refused after one fresh poll", func(t *testing.T) {
+		o := startObdcr(t, withOnDemandLookups)
+		waitForFirstPoll(t, o)
+		tpp, c := newTPP(t, sandbox.AU)
+		unlisted := "unlisted-" + tpp.SoftwareID
+		polls := env.Sandbox.ProductStatusPolls()
+		res, _ := c.Register(ctx, o.URL, request(t, tpp, func(m map[string]any) { m["software_id"] = unlisted }, nil))
+		if res.Status != http.StatusBadRequest || res.JSON()["error"] != "unapproved_software_statement" || !strings.Contains(string(res.Body), "not known") {
+			t.Fatalf("%d %s", res.Status, res.Body)
+		}
+		if n := env.Sandbox.ProductStatusPolls() - polls; n != 1 {
+			t.Errorf("%d polls before saying not known; want 1", n)
+		}
+	})
+	t.Run("INACTIVE: refused at once, without a poll", func(t *testing.T) {
+		tpp, c := newTPP(t, sandbox.AU)
+		if err := env.Sandbox.SetStatus(tpp.SoftwareID, "INACTIVE"); err != nil {
+			t.Fatal(err)
+		}
+		o := startObdcr(t, withOnDemandLookups)
+		waitForFirstPoll(t, o) // it has seen the product INACTIVE
+		polls := env.Sandbox.ProductStatusPolls()
+		res, _ := c.Register(ctx, o.URL, request(t, tpp, nil, nil))
+		if res.Status != http.StatusBadRequest || !strings.Contains(string(res.Body), "INACTIVE") {
+			t.Fatalf("%d %s", res.Status, res.Body)
+		}
+		if n := env.Sandbox.ProductStatusPolls() - polls; n != 0 {
+			t.Errorf("%d polls for a product known INACTIVE; want 0", n)
+		}
+	})
+	t.Run("Register down: unknown products get 503, known ones still register", func(t *testing.T) {
+		known, kc := newTPP(t, sandbox.AU)
+		o := startObdcr(t, func(c *serverConfig) {
+			withOnDemandLookups(c)
+			c.AU.StatusWait = 2 * time.Second
+		})
+		waitForFirstPoll(t, o) // it knows the first product
+		if err := env.Sandbox.SetRegisterDown(true); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = env.Sandbox.SetRegisterDown(false) })
+		tpps, clients := newProducts(t, 5)
+		for i, res := range registerAll(t, o, tpps, clients) {
+			if res.Status != http.StatusServiceUnavailable || res.JSON()["error"] != "temporarily_unavailable" || res.Header.Get("Retry-After") == "" {
+				t.Errorf("product %d while the Register is down: %d %v %s", i, res.Status, res.Header, res.Body)
+			}
+			if _, err := hydraAdmin(t).Get(ctx, policy.ClientIDFor("au", tpps[i].SoftwareID)); !errors.Is(err, hydra.ErrNotFound) {
+				t.Errorf("product %d: a client was created: %v", i, err)
+			}
+		}
+		if res, _ := kc.Register(ctx, o.URL, request(t, known, nil, nil)); res.Status != http.StatusCreated {
+			t.Fatalf("a known ACTIVE product while the Register is down: %d %s", res.Status, res.Body)
+		}
+		unavailable, _ := sandbox.MetricSum(o.AdminURL+"/metrics", "obdcr_cdr_register_lookups_total", map[string]string{"result": "unavailable"})
+		if unavailable != 5 {
+			t.Errorf("obdcr_cdr_register_lookups_total{result=unavailable} = %v; want 5", unavailable)
+		}
+		// Once the Register is back, the same products register.
+		if err := env.Sandbox.SetRegisterDown(false); err != nil {
+			t.Fatal(err)
+		}
+		for i, res := range registerAll(t, o, tpps, clients) {
+			if res.Status != http.StatusCreated {
+				t.Errorf("product %d after the Register came back: %d %s", i, res.Status, res.Body)
+			}
+		}
+	})
 }

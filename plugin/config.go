@@ -49,6 +49,8 @@ type AUConfig struct {
 	SSAJWKSURL         string        `env:"SSA_JWKS_URL" help:"CDR Register JWKS that signs AU SSAs (required if AU is enabled)"`
 	RegisterURL        string        `env:"REGISTER_URL" help:"CDR Register base URL for status polling, /cdr-register/v1/... appended (empty: no polling)"`
 	StatusPollInterval time.Duration `env:"STATUS_POLL_INTERVAL" envDefault:"2m" help:"how often statuses are polled"`
+	StatusWait         time.Duration `env:"STATUS_WAIT" envDefault:"10s" help:"how long a registration of a not-yet-listed product waits for a fresh Register poll before the 503"`
+	StatusMinGap       time.Duration `env:"STATUS_MIN_GAP" envDefault:"1s" help:"least time between two on-demand polls for products not yet known (requests wait for the next poll; none is refused for it)"`
 }
 
 // LoadConfig reads the environment. The error is one line naming the variable.
@@ -97,6 +99,12 @@ func (c Config) validate() error {
 	}
 	if c.AU.StatusPollInterval < time.Second {
 		return fmt.Errorf("OBDCR_AU_STATUS_POLL_INTERVAL: %s is under 1s", c.AU.StatusPollInterval)
+	}
+	if c.AU.StatusWait <= 0 || c.AU.StatusWait > time.Minute {
+		return fmt.Errorf("OBDCR_AU_STATUS_WAIT: %s is not between 0 and 1m", c.AU.StatusWait)
+	}
+	if c.AU.StatusMinGap < 0 || c.AU.StatusMinGap > c.AU.StatusPollInterval {
+		return fmt.Errorf("OBDCR_AU_STATUS_MIN_GAP: %s is not between 0 and OBDCR_AU_STATUS_POLL_INTERVAL", c.AU.StatusMinGap)
 	}
 	if _, err := parseAdminTokens(c.AdminToken); err != nil {
 		return err

@@ -22,7 +22,11 @@ type metrics struct {
 	jwksLookups   *prometheus.CounterVec
 	hydraCalls    *prometheus.HistogramVec
 	registerPolls *prometheus.CounterVec
-	auRemovals    prometheus.Counter
+	// registerLookups and registerWait: AU status lookups, and how long those
+	// of products not yet listed waited for a fresh poll.
+	registerLookups *prometheus.CounterVec
+	registerWait    prometheus.Histogram
+	auRemovals      prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -51,11 +55,18 @@ func newMetrics() *metrics {
 		registerPolls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "obdcr_cdr_register_polls_total", Help: "CDR Register status polls by result.",
 		}, []string{"result"}),
+		registerLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "obdcr_cdr_register_lookups_total", Help: "AU status lookups by result: found, not_found (a fresh poll did not list it), unavailable (no fresh poll in time).",
+		}, []string{"result"}),
+		registerWait: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "obdcr_cdr_register_lookup_wait_seconds", Help: "How long lookups of software products not yet known waited for a fresh CDR Register poll.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10, 30},
+		}),
 		auRemovals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "obdcr_cdr_removed_registrations_total", Help: "Registrations removed because the CDR Register lists their software product as REMOVED.",
 		}),
 	}
-	m.registry.MustRegister(m.registrations, m.management, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.auRemovals,
+	m.registry.MustRegister(m.registrations, m.management, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.registerLookups, m.registerWait, m.auRemovals,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

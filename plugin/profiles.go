@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/obdcr/obdcr/policy"
 	"github.com/obdcr/obdcr/policy/au"
@@ -34,6 +35,7 @@ func buildProfiles(cfg Config, d profileDeps) built {
 	if cfg.AU.RegisterURL != "" {
 		b.auStatuses = au.NewStatusBook(au.StatusBookConfig{
 			RegisterURL: cfg.AU.RegisterURL, Interval: cfg.AU.StatusPollInterval, Fetch: d.fetch, Log: d.log,
+			Wait: cfg.AU.StatusWait, MinGap: cfg.AU.StatusMinGap,
 			Remove: func(ctx context.Context, softwareID string) (string, error) {
 				id, err := d.registrar.RemoveSoftware(ctx, au.Name, softwareID)
 				if id != "" && d.metrics != nil {
@@ -50,6 +52,15 @@ func buildProfiles(cfg Config, d profileDeps) built {
 					result = "error"
 				}
 				d.metrics.registerPolls.WithLabelValues(result).Inc()
+			},
+			OnLookup: func(result string, waited time.Duration) {
+				if d.metrics == nil {
+					return
+				}
+				d.metrics.registerLookups.WithLabelValues(result).Inc()
+				if waited > 0 {
+					d.metrics.registerWait.Observe(waited.Seconds())
+				}
 			},
 		})
 		b.background = append(b.background, b.auStatuses.Run)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 )
 
 // Sandbox is the whole simulated ecosystem: one CA, a UK directory, an AU CDR
@@ -28,7 +29,13 @@ type Sandbox struct {
 	// RegisterDown makes the status endpoints fail, to test a Register outage.
 	RegisterDown bool `json:"register_down"`
 	pki          *PKI
+	// productPolls counts requests for the software product status list: one
+	// per Register poll, so that tests can see how often obdcr asks.
+	productPolls atomic.Int64
 }
+
+// ProductStatusPolls is how many times the software product status list was served or refused.
+func (s *Sandbox) ProductStatusPolls() int64 { return s.productPolls.Load() }
 
 // New makes a sandbox whose endpoints will be served at baseURL.
 func New(baseURL string) (*Sandbox, error) {

@@ -29,6 +29,7 @@ func (s *Sandbox) Handler() http.Handler {
 		s.serveTPP(w, r.PathValue("software"))
 	})
 	mux.HandleFunc("GET /cdr-register/v1/all/data-recipients/brands/software-products/status", func(w http.ResponseWriter, r *http.Request) {
+		s.productPolls.Add(1)
 		s.serveStatus(w, r, func(sb *Sandbox) any {
 			type row struct {
 				ID     string `json:"softwareProductId"`

@@ -131,24 +131,36 @@ func (s *statement) Statement() (*policy.SoftwareStatement, error) {
 	}, nil
 }
 
-// status refuses a software product or legal entity the Register does not list as ACTIVE.
+// status refuses a software product or data recipient the Register does not list
+// as ACTIVE. One it has not listed yet waits for a fresh poll; if none can be had
+// in time the request fails as unavailable (503), never as "not known".
 func status(book *StatusBook) policy.Rule {
 	return policy.Rule{Name: "cdr_register.status", Needs: []string{policy.RuleSSAClaims}, Check: func(ctx context.Context, ev *policy.Evaluation) error {
 		if book == nil || !ev.Settings.RequireActiveStatus {
 			return nil
 		}
 		st := ev.Statement
-		product, entity, err := book.Lookup(ctx, st.SoftwareID, st.LegalEntityID)
-		if err != nil {
-			return &policy.Unavailable{Dependency: "cdr-register", Err: err}
+		var s Standing
+		if ev.DryRun {
+			// A dry run does not make the Register work: it judges on what is known.
+			known, ok := book.Known(st.SoftwareID, st.LegalEntityID)
+			if !ok {
+				return &policy.Skip{Reason: "not judged: the Register has not listed it yet"}
+			}
+			s = known
+		} else {
+			var err error
+			if s, err = book.Lookup(ctx, st.SoftwareID, st.LegalEntityID); err != nil {
+				return &policy.Unavailable{Dependency: "cdr-register", Err: err}
+			}
 		}
-		if product != "ACTIVE" {
+		if s.Product != "ACTIVE" {
 			return policy.Refuse(policy.UnapprovedSoftwareStatement, "software_statement.software_id",
-				"software product %s is %s at the CDR Register; only ACTIVE software products may register", st.SoftwareID, orUnknown(product))
+				"software product %s is %s at the CDR Register; only ACTIVE software products may register", st.SoftwareID, orUnknown(s.Product))
 		}
-		if st.LegalEntityID != "" && entity != "ACTIVE" && entity != "" {
+		if st.LegalEntityID != "" && s.Entity != "ACTIVE" {
 			return policy.Refuse(policy.UnapprovedSoftwareStatement, "software_statement.legal_entity_id",
-				"data recipient %s is %s at the CDR Register; only ACTIVE data recipients may register", st.LegalEntityID, entity)
+				"data recipient %s is %s at the CDR Register; only ACTIVE data recipients may register", st.LegalEntityID, orUnknown(s.Entity))
 		}
 		return nil
 	}}

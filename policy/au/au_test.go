@@ -163,11 +163,25 @@ type register struct {
 	body     string // served as is when set
 	down     bool
 	hits     int
+	polls    int // product list requests: one per poll
+	// hold, when set, keeps each product list request waiting until it is closed,
+	// so that a test can see a poll in flight.
+	hold chan struct{}
 }
 
 func newRegister(t *testing.T) *register {
 	r := &register{products: map[string]string{}, entities: map[string]string{}}
 	r.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		products := strings.HasSuffix(req.URL.Path, "/software-products/status")
+		r.mu.Lock()
+		hold := r.hold
+		if products {
+			r.polls++
+		}
+		r.mu.Unlock()
+		if products && hold != nil {
+			<-hold
+		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.hits++
@@ -180,7 +194,7 @@ func newRegister(t *testing.T) *register {
 			http.Error(w, "down", http.StatusServiceUnavailable)
 		case r.body != "":
 			_, _ = w.Write([]byte(r.body))
-		case strings.HasSuffix(req.URL.Path, "/software-products/status"):
+		case products:
 			writeRows(w, "softwareProductId", r.products)
 		default:
 			writeRows(w, "legalEntityId", r.entities)
@@ -188,6 +202,19 @@ func newRegister(t *testing.T) *register {
 	}))
 	t.Cleanup(r.Close)
 	return r
+}
+
+// set changes the Register under its lock.
+func (r *register) set(f func(r *register)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f(r)
+}
+
+func (r *register) pollCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.polls
 }
 
 func writeRows(w http.ResponseWriter, idField string, m map[string]string) {
@@ -202,17 +229,23 @@ func writeRows(w http.ResponseWriter, idField string, m map[string]string) {
 }
 
 func (r *register) book(t *testing.T, removed *[]string) *au.StatusBook {
+	return r.bookWith(t, removed, au.StatusBookConfig{})
+}
+
+// bookWith is a book on this Register; cfg sets the wait bounds.
+func (r *register) bookWith(t *testing.T, removed *[]string, cfg au.StatusBookConfig) *au.StatusBook {
 	p := policy.DefaultFetchPolicy()
 	p.AllowPrivate = true
 	p.TLS = r.Client().Transport.(*http.Transport).TLSClientConfig
 	var mu sync.Mutex
-	return au.NewStatusBook(au.StatusBookConfig{RegisterURL: r.URL, Interval: time.Hour, Fetch: p,
-		Remove: func(_ context.Context, id string) (string, error) {
-			mu.Lock()
-			defer mu.Unlock()
-			*removed = append(*removed, id)
-			return "client-of-" + id, nil
-		}})
+	cfg.RegisterURL, cfg.Interval, cfg.Fetch = r.URL, time.Hour, p
+	cfg.Remove = func(_ context.Context, id string) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		*removed = append(*removed, id)
+		return "client-of-" + id, nil
+	}
+	return au.NewStatusBook(cfg)
 }
 
 func TestStatusBook(t *testing.T) {
@@ -276,19 +309,6 @@ func TestStatusBook(t *testing.T) {
 			t.Fatalf("status %q", b.Product("p1"))
 		}
 	})
-	t.Run("a product accredited since the last poll is looked up on demand", func(t *testing.T) {
-		reg := newRegister(t)
-		var removed []string
-		b := reg.book(t, &removed)
-		_ = b.Poll(ctx)
-		reg.mu.Lock()
-		reg.products["new"] = "ACTIVE"
-		reg.mu.Unlock()
-		p, _, err := b.Lookup(ctx, "new", "")
-		if err != nil || p != "ACTIVE" {
-			t.Fatalf("on-demand lookup: %q %v", p, err)
-		}
-	})
 }
 
 func TestAUStatusRule(t *testing.T) {
@@ -306,6 +326,7 @@ func TestAUStatusRule(t *testing.T) {
 		{"product removed", "REMOVED", "ACTIVE", policy.UnapprovedSoftwareStatement, "REMOVED"},
 		{"entity suspended", "ACTIVE", "SUSPENDED", policy.UnapprovedSoftwareStatement, "SUSPENDED"},
 		{"product unknown to the Register", "", "ACTIVE", policy.UnapprovedSoftwareStatement, "not known"},
+		{"data recipient unknown to the Register", "ACTIVE", "", policy.UnapprovedSoftwareStatement, "legal_entity_id: data recipient"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -314,7 +335,9 @@ func TestAUStatusRule(t *testing.T) {
 			if c.product != "" {
 				reg.products[f.TPP.SoftwareID] = c.product
 			}
-			reg.entities[f.TPP.LegalEntityID] = c.entity
+			if c.entity != "" {
+				reg.entities[f.TPP.LegalEntityID] = c.entity
+			}
 			reg.mu.Unlock()
 			if err := b.Poll(context.Background()); err != nil {
 				t.Fatal(err)
@@ -322,6 +345,34 @@ func TestAUStatusRule(t *testing.T) {
 			_, err := f.Register(f.Request(t, nil, nil))
 			policytest.Refusal{Code: c.want, Mention: c.mention}.Check(t, err)
 		})
+	}
+}
+
+// A dry run judges on what the Register has listed; it makes no poll.
+func TestAUStatusDryRun(t *testing.T) {
+	reg := newRegister(t)
+	var removed []string
+	b := reg.book(t, &removed)
+	if err := b.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, b)
+	polls := reg.pollCount()
+	rep, _, err := f.Registrar.DryRun(context.Background(), policy.Submission{JWT: f.Request(t, nil, nil), Certificate: f.Cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var verdict policy.RuleResult
+	for _, r := range rep.Rules {
+		if r.Rule == "cdr_register.status" {
+			verdict = r
+		}
+	}
+	if verdict.Verdict != policy.Skipped || !strings.Contains(verdict.Message, "not judged: the Register has not listed it yet") {
+		t.Errorf("verdict %+v", verdict)
+	}
+	if reg.pollCount() != polls {
+		t.Errorf("the dry run polled the Register")
 	}
 }
 

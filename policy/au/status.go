@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"golang.org/x/time/rate"
 
 	"github.com/obdcr/obdcr/policy"
 )
@@ -26,25 +25,60 @@ type Remover func(ctx context.Context, softwareID string) (clientID string, err 
 type StatusBookConfig struct {
 	RegisterURL string // OBDCR_AU_REGISTER_URL
 	Interval    time.Duration
-	Fetch       policy.FetchPolicy
-	Remove      Remover
-	Log         *slog.Logger
-	OnPoll      func(err error) // every poll's outcome, for metrics
+	// MinGap is the least time between the starts of two polls
+	// (OBDCR_AU_STATUS_MIN_GAP): lookups of products not yet known queue behind
+	// the next poll instead of asking the Register once each.
+	MinGap time.Duration
+	// Wait bounds how long a lookup of a product not yet known waits for a fresh
+	// poll (OBDCR_AU_STATUS_WAIT); past it the Register is unavailable, not the product unknown.
+	Wait   time.Duration
+	Fetch  policy.FetchPolicy
+	Remove Remover
+	Log    *slog.Logger
+	OnPoll func(err error) // every poll's outcome, for metrics
+	// OnLookup reports each lookup's result (LookupFound, LookupNotFound,
+	// LookupUnavailable) and how long it waited for a fresh poll (0: it did not).
+	OnLookup func(result string, waited time.Duration)
 }
+
+// Lookup results, a closed set for metrics.
+const (
+	LookupFound       = "found"
+	LookupNotFound    = "not_found"
+	LookupUnavailable = "unavailable"
+)
+
+// Default bounds of on-demand lookups.
+const (
+	DefaultMinGap = time.Second
+	DefaultWait   = 10 * time.Second
+)
 
 // StatusBook is the CDR Register's view of data recipients, kept current by
 // polling. A failed or garbled poll never changes what is known and never removes
-// anything; a software product that was not known is looked up on demand.
+// anything. A software product (or data recipient) not yet known waits for a poll
+// that started after it was asked for: only such a poll may say it is not listed.
 type StatusBook struct {
-	cfg      StatusBookConfig
-	client   *http.Client
-	onDemand *rate.Limiter
+	cfg    StatusBookConfig
+	client *http.Client
 
 	mu       sync.RWMutex
 	products map[string]string // softwareProductId -> ACTIVE|INACTIVE|REMOVED
 	entities map[string]string // legalEntityId -> ACTIVE|SUSPENDED|REVOKED|SURRENDERED
 	cleaned  map[string]bool   // REMOVED products whose registration is gone
-	polled   bool
+
+	// polls: at most one poll is scheduled or in flight; everyone who needs a
+	// fresh one shares it.
+	pollMu    sync.Mutex
+	next      *pollRun
+	lastStart time.Time
+}
+
+// pollRun is one poll, shared by every caller waiting for it.
+type pollRun struct {
+	started time.Time // zero while it waits for MinGap; guarded by pollMu
+	done    chan struct{}
+	err     error // set before done is closed
 }
 
 // NewStatusBook returns a book that knows nothing until its first poll.
@@ -52,9 +86,14 @@ func NewStatusBook(cfg StatusBookConfig) *StatusBook {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
+	if cfg.MinGap <= 0 {
+		cfg.MinGap = DefaultMinGap
+	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = DefaultWait
+	}
 	return &StatusBook{
 		cfg: cfg, client: cfg.Fetch.Client(),
-		onDemand: rate.NewLimiter(rate.Every(5*time.Second), 2),
 		products: map[string]string{}, entities: map[string]string{}, cleaned: map[string]bool{},
 	}
 }
@@ -65,13 +104,17 @@ var (
 )
 
 // Run polls until ctx ends: every Interval after a success, with exponential
-// backoff (capped at the interval) after a failure.
+// backoff (capped at the interval) after a failure. Its polls are shared with
+// lookups like any other.
 func (b *StatusBook) Run(ctx context.Context) {
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = time.Second, b.cfg.Interval, 0
 	for {
 		wait := b.cfg.Interval
-		if err := b.Poll(ctx); err != nil {
+		if err := b.fresh(ctx, time.Now()); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
 			wait = bo.NextBackOff()
 			b.cfg.Log.Warn("CDR Register poll failed; keeping the last known statuses", "error", err.Error(), "retry_in", wait.String())
 		} else {
@@ -83,6 +126,51 @@ func (b *StatusBook) Run(ctx context.Context) {
 		case <-time.After(wait):
 		}
 	}
+}
+
+// fresh waits for a poll that started at or after since, starting one (no sooner
+// than MinGap after the last) when none is due, and returns its outcome.
+func (b *StatusBook) fresh(ctx context.Context, since time.Time) error {
+	for {
+		b.pollMu.Lock()
+		r := b.next
+		if r == nil {
+			r = &pollRun{done: make(chan struct{})}
+			b.next = r
+			go b.start(context.WithoutCancel(ctx), r, time.Until(b.lastStart.Add(b.cfg.MinGap)))
+		}
+		late := !r.started.IsZero() && r.started.Before(since)
+		b.pollMu.Unlock()
+		select {
+		case <-r.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if !late {
+			return r.err
+		}
+		// That poll was already asking when we arrived, so its answer may predate
+		// our product: wait for the next.
+	}
+}
+
+// start runs a scheduled poll once its gap has passed. Its context is nobody's
+// request: a waiter giving up does not cancel a poll others share.
+func (b *StatusBook) start(ctx context.Context, r *pollRun, delay time.Duration) {
+	if delay > 0 {
+		time.Sleep(delay)
+	}
+	b.pollMu.Lock()
+	r.started = time.Now()
+	b.lastStart = r.started
+	b.pollMu.Unlock()
+	pctx, cancel := context.WithTimeout(ctx, b.cfg.Wait+b.cfg.Interval)
+	r.err = b.Poll(pctx)
+	cancel()
+	b.pollMu.Lock()
+	b.next = nil
+	b.pollMu.Unlock()
+	close(r.done)
 }
 
 // Poll fetches both status lists and, if both are well-formed, applies them.
@@ -107,7 +195,6 @@ func (b *StatusBook) Poll(ctx context.Context) (err error) {
 	for id, st := range entities {
 		b.entities[id] = st
 	}
-	b.polled = true
 	var removed []string
 	for id, st := range b.products {
 		if st == "REMOVED" && !b.cleaned[id] {
@@ -174,41 +261,61 @@ func (b *StatusBook) fetch(ctx context.Context, path, idField string, allowed []
 	return out, nil
 }
 
-// Lookup returns the statuses of a software product and legal entity. A product
-// not yet known is looked up at once (rate-limited): it may have just been
-// accredited. An error means the Register could not be asked and nothing is known.
-func (b *StatusBook) Lookup(ctx context.Context, product, entity string) (string, string, error) {
-	p, e, known := b.get(product, entity)
-	if known {
-		return p, e, nil
-	}
-	if !b.onDemand.Allow() {
-		if b.isPolled() {
-			return p, e, nil
-		}
-		return "", "", errors.New("the CDR Register has not been reached yet")
-	}
-	if err := b.Poll(ctx); err != nil {
-		if b.isPolled() {
-			return p, e, nil // known statuses stand; the product is simply not known
-		}
-		return "", "", err
-	}
-	p, e, _ = b.get(product, entity)
-	return p, e, nil
+// Standing is what the Register says of a software product and its data
+// recipient; "" where it lists neither (after a fresh poll: not listed).
+type Standing struct {
+	Product, Entity string
 }
 
-func (b *StatusBook) get(product, entity string) (string, string, bool) {
+// ErrRegisterUnavailable: the Register could not be asked in time, so a product
+// it has not yet listed can be neither approved nor refused.
+var ErrRegisterUnavailable = errors.New("the CDR Register could not be asked")
+
+// Known returns the statuses of a product and legal entity, and whether both are
+// known already (entity "" needs no status).
+func (b *StatusBook) Known(product, entity string) (Standing, bool) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	p, ok := b.products[product]
-	return p, b.entities[entity], ok
+	p, pok := b.products[product]
+	e, eok := b.entities[entity]
+	return Standing{Product: p, Entity: e}, pok && (eok || entity == "")
 }
 
-func (b *StatusBook) isPolled() bool {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	return b.polled
+// Lookup returns the statuses of a software product and legal entity. Known ones
+// answer at once, from the last poll. Otherwise the lookup waits, at most Wait,
+// for a poll that started after it was made (the product may have just been
+// accredited); the answer is then that poll's. An error wrapping
+// ErrRegisterUnavailable means no such poll completed, and nothing is known.
+func (b *StatusBook) Lookup(ctx context.Context, product, entity string) (Standing, error) {
+	asked := time.Now()
+	if s, ok := b.Known(product, entity); ok {
+		b.report(LookupFound, 0)
+		return s, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, b.cfg.Wait)
+	defer cancel()
+	err := b.fresh(wctx, asked)
+	waited := time.Since(asked)
+	if err != nil {
+		b.report(LookupUnavailable, waited)
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+			return Standing{}, fmt.Errorf("%w: no poll completed within %s", ErrRegisterUnavailable, b.cfg.Wait)
+		}
+		return Standing{}, fmt.Errorf("%w: %v", ErrRegisterUnavailable, err)
+	}
+	s, ok := b.Known(product, entity)
+	if ok {
+		b.report(LookupFound, waited)
+	} else {
+		b.report(LookupNotFound, waited)
+	}
+	return s, nil
+}
+
+func (b *StatusBook) report(result string, waited time.Duration) {
+	if b.cfg.OnLookup != nil {
+		b.cfg.OnLookup(result, waited)
+	}
 }
 
 // Product returns a software product's last known status ("" if unknown).
