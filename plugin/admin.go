@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -29,15 +30,29 @@ var tokenName = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
 
 func parseAdminTokens(v string) ([]adminToken, error) {
 	var out []adminToken
-	for _, item := range strings.Split(v, ",") {
+	names := map[string]bool{}
+	for i, item := range strings.Split(v, ",") {
 		item = strings.TrimSpace(item)
+		if item == "" {
+			return nil, fmt.Errorf("OBDCR_ADMIN_TOKEN: entry %d is empty", i+1)
+		}
+		// An entry with a colon is always name:token; the token is everything after
+		// the first colon. A bare token therefore cannot hold a colon: rather than
+		// split one silently at it, such an entry must name its token.
 		name, tok := "admin", item
-		if n, t, ok := strings.Cut(item, ":"); ok && tokenName.MatchString(n) {
+		if n, t, ok := strings.Cut(item, ":"); ok {
+			if !tokenName.MatchString(n) {
+				return nil, fmt.Errorf("OBDCR_ADMIN_TOKEN: entry %d has a colon, so it is name:token, but its name is not 1-64 of A-Z a-z 0-9 _ . @ -; a token with a colon must be named, as admin:TOKEN", i+1)
+			}
 			name, tok = n, t
 		}
 		if len(tok) < 16 {
-			return nil, errors.New("OBDCR_ADMIN_TOKEN: every token must be at least 16 characters")
+			return nil, fmt.Errorf("OBDCR_ADMIN_TOKEN: the token of entry %d (%s) has fewer than 16 characters", i+1, name)
 		}
+		if names[name] && name != "admin" {
+			return nil, fmt.Errorf("OBDCR_ADMIN_TOKEN: the name %s is given twice", name)
+		}
+		names[name] = true
 		out = append(out, adminToken{name: name, hash: sha256.Sum256([]byte(tok))})
 	}
 	return out, nil
@@ -77,10 +92,12 @@ type policyView struct {
 	Issuer   string          `json:"issuer"`
 	Settings policy.Settings `json:"settings"`
 	Rules    []string        `json:"rules"`
+	// Version changes on every save; send it back as If-Match to save only over it.
+	Version int64 `json:"version"`
 }
 
 func (s *Server) policyView(p *policy.Profile, st policy.State) policyView {
-	return policyView{Profile: p.Name, Enabled: st.Enabled, Issuer: p.Issuer, Settings: st.Settings, Rules: p.RuleNames()}
+	return policyView{Profile: p.Name, Enabled: st.Enabled, Issuer: p.Issuer, Settings: st.Settings, Rules: p.RuleNames(), Version: st.Version}
 }
 
 func (s *Server) listPolicies(c echo.Context) error {
@@ -113,14 +130,25 @@ func (s *Server) putPolicy(c echo.Context) error {
 	if body.Enabled == nil && len(body.Settings) == 0 {
 		return newHTTPError(http.StatusBadRequest, "invalid_request", `nothing to change: send "enabled" and/or "settings"`)
 	}
-	st, err := s.state.Apply(c.Request().Context(), name, store.Change{Enabled: body.Enabled, Settings: body.Settings, Actor: actor(c), RequestID: requestID(c)})
+	change := store.Change{Enabled: body.Enabled, Settings: body.Settings, Actor: actor(c), RequestID: requestID(c)}
+	if m := c.Request().Header.Get("If-Match"); m != "" {
+		v, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(m, "W/"), `"`), `"`), 10, 64)
+		if err != nil {
+			return newHTTPError(http.StatusBadRequest, "invalid_request", `If-Match must be a profile version from GET /admin/policies, as "7"`)
+		}
+		change.IfMatch = &v
+	}
+	st, err := s.state.Apply(c.Request().Context(), name, change)
 	var se *store.SettingsError
 	switch {
 	case errors.As(err, &se):
 		return newHTTPError(http.StatusBadRequest, "invalid_request", se.Error())
+	case errors.Is(err, store.ErrStale):
+		return newHTTPError(http.StatusPreconditionFailed, "precondition_failed", "the profile was changed since that version; GET /admin/policies and apply your change again")
 	case err != nil:
 		return &policy.Unavailable{Dependency: "store", Err: err}
 	}
+	c.Response().Header().Set("ETag", `"`+strconv.FormatInt(st.Version, 10)+`"`)
 	s.log.Info("policy changed", "profile", name, "actor", actor(c), "enabled", st.Enabled, "request_id", requestID(c))
 	return c.JSON(http.StatusOK, s.policyView(p, st))
 }

@@ -19,6 +19,10 @@ func (s *Server) audit(c echo.Context, e store.AuditEntry) error {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
+	e = e.Bounded()
+	if !s.digest.admit(e, e.Time) {
+		return nil // counted; its window's summary entry will say so
+	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), 5*time.Second)
 	defer cancel()
 	if err := s.store.Append(ctx, e); err != nil {
@@ -32,6 +36,10 @@ func (s *Server) audit(c echo.Context, e store.AuditEntry) error {
 // decisionEntry describes a registration or management decision for the audit.
 func decisionEntry(kind string, tr policy.Trace, reg *policy.Registration, cert *x509.Certificate, err error) store.AuditEntry {
 	e := store.AuditEntry{Kind: kind, Profile: tr.Profile, SoftwareID: tr.SoftwareID, OrgID: tr.OrgID, Outcome: "approved"}
+	if !tr.Verified {
+		// The directory's signature was not checked: these are what the request says.
+		e.ClaimedSoftwareID, e.ClaimedOrgID, e.SoftwareID, e.OrgID = e.SoftwareID, e.OrgID, "", ""
+	}
 	if reg != nil {
 		e.ClientID, e.SoftwareID, e.OrgID, e.Profile = reg.ClientID, reg.SoftwareID, reg.OrgID, reg.Profile
 	}
@@ -46,4 +54,29 @@ func decisionEntry(kind string, tr policy.Trace, reg *policy.Registration, cert 
 		}
 	}
 	return e
+}
+
+// pruneAudit removes decision entries older than OBDCR_AUDIT_RETENTION, at start
+// and hourly; policy changes are kept. Every replica may run it: a delete is
+// idempotent.
+func (s *Server) pruneAudit(ctx context.Context) {
+	if s.cfg.AuditRetention <= 0 {
+		return
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := s.store.Prune(ctx, time.Now().Add(-s.cfg.AuditRetention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Warn("audit retention: pruning failed; will retry", "error", err.Error())
+		case n > 0:
+			s.log.Info("audit retention: removed old decision entries", "entries", n, "retention", s.cfg.AuditRetention.String())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

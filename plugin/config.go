@@ -33,6 +33,7 @@ type Config struct {
 	JWKSIdleAfter    time.Duration `env:"OBDCR_JWKS_IDLE_AFTER" envDefault:"24h" help:"a software JWKS unused this long stops being refreshed and is fetched again when next needed (0: keep every one); directory JWKS are always kept"`
 	AdminListen      string        `env:"OBDCR_ADMIN_LISTEN" envDefault:"127.0.0.1:8444" help:"admin listener, plain HTTP like Hydra's admin port: policies, audit, metrics, health"`
 	AdminToken       string        `env:"OBDCR_ADMIN_TOKEN,required" help:"bearer token for the admin API; several as name:token,name:token (the audit records the name)"`
+	AuditRetention   time.Duration `env:"OBDCR_AUDIT_RETENTION" envDefault:"9600h" help:"how long SQL stores keep decision entries; policy changes are kept"`
 	DSN              string        `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
 	LogLevel         string        `env:"OBDCR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs on stderr"`
 }

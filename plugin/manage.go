@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
 
 	"github.com/obdcr/obdcr/policy"
@@ -35,11 +36,19 @@ func insufficientScope(scope string) *httpError {
 // access token Hydra issued to exactly this client, presented over the TLS
 // certificate the client registered with. Hydra cannot bind tokens to
 // certificates (RFC 8705), so obdcr checks the binding here.
+//
+// The order is what the caller has proved so far: first a certificate from a
+// trusted CA (a caller without one is never audited: it could be anyone, as
+// often as it likes), then a client_id of the shape obdcr issues, then the token.
 func (s *Server) authorize(c echo.Context) (*policy.Registration, error) {
-	clientID := c.Param("client_id")
 	cert, err := s.certs.certificate(c.Request())
 	if err != nil {
-		return nil, unauthorized(err.Error())
+		return nil, &unproven{unauthorized(err.Error())}
+	}
+	c.Set(certThumbprintKey, policy.Thumbprint(cert))
+	clientID := c.Param("client_id")
+	if !issuedShape(clientID) {
+		return nil, unauthorized("the client_id is not one this server issues")
 	}
 	auth := c.Request().Header.Get(echo.HeaderAuthorization)
 	scheme, token, ok := strings.Cut(auth, " ")
@@ -83,6 +92,22 @@ func (s *Server) authorize(c echo.Context) (*policy.Registration, error) {
 	return reg, nil
 }
 
+// unproven is a management call refused before the caller proved anything.
+type unproven struct{ *httpError }
+
+func (u *unproven) Unwrap() error { return u.httpError }
+
+const certThumbprintKey = "mgmt.cert"
+
+// issuedShape: every client_id obdcr issues is a UUID in its canonical form.
+func issuedShape(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(id)
+	return err == nil
+}
+
 // getRegistration is GET /register/{client_id} (RFC 7592 §2.1).
 func (s *Server) getRegistration(c echo.Context) error {
 	reg, err := s.authorize(c)
@@ -105,14 +130,20 @@ func (s *Server) auditCall(c echo.Context, reg *policy.Registration, outcome str
 // auditRefusedCall records a management call that could not prove itself; the
 // call's own error is what the caller gets, unless the audit fails.
 func (s *Server) auditRefusedCall(c echo.Context, op string, err error) error {
+	s.metrics.management.WithLabelValues("", op, "refused").Inc()
+	var u *unproven
+	if errors.As(err, &u) {
+		return u.httpError // counted, never audited
+	}
 	desc := err.Error()
 	var he *httpError
 	code := ""
 	if errors.As(err, &he) {
 		code, desc = he.code, he.desc
 	}
-	s.metrics.management.WithLabelValues("", op, "refused").Inc()
-	e := store.AuditEntry{Kind: store.KindManagement, ClientID: c.Param("client_id"), Outcome: "refused", Error: code, Description: op + ": " + desc}
+	thumb, _ := c.Get(certThumbprintKey).(string)
+	e := store.AuditEntry{Kind: store.KindManagement, ClaimedClientID: c.Param("client_id"), Outcome: "refused", Error: code,
+		Description: op + ": " + desc, CertThumbprint: thumb}
 	if aerr := s.audit(c, e); aerr != nil {
 		return aerr
 	}

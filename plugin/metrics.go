@@ -83,20 +83,44 @@ func (m *metrics) handler() http.Handler {
 }
 
 // middleware times every request by its route pattern, never its raw path, so
-// client ids do not become label values.
+// client ids do not become label values; and by its method from a closed set, so
+// that no caller can mint series. The error is rendered here, so that the status
+// recorded is the one sent.
 func (m *metrics) middleware(listener string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			start := time.Now()
-			err := next(c)
+			if err := next(c); err != nil {
+				c.Error(err)
+			}
 			route := c.Path()
-			if route == "" {
+			if route == "" || c.Response().Status == http.StatusNotFound && !knownRoute(c) {
 				route = "unmatched"
 			}
-			m.requests.WithLabelValues(listener, route, c.Request().Method, strconv.Itoa(c.Response().Status)).Observe(time.Since(start).Seconds())
-			return err
+			m.requests.WithLabelValues(listener, route, methodLabel(c.Request().Method), strconv.Itoa(c.Response().Status)).Observe(time.Since(start).Seconds())
+			return nil
 		}
 	}
+}
+
+// knownRoute tells a route's own 404 (no such client) from a path no route has.
+func knownRoute(c echo.Context) bool {
+	for _, r := range c.Echo().Routes() {
+		if r.Path == c.Path() {
+			return true
+		}
+	}
+	return false
+}
+
+// methodLabel keeps the method label to a closed set: Go accepts any token as a
+// method, up to the header limit.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodHead, http.MethodOptions:
+		return method
+	}
+	return "other"
 }
 
 // hydraTransport times Hydra admin calls by operation.

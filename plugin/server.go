@@ -41,6 +41,7 @@ type Server struct {
 	state       *store.SharedState
 	adminTokens []adminToken
 	metrics     *metrics
+	digest      *refusalDigest
 	// stopBackground ends the background work once the listeners have drained.
 	stopBackground context.CancelFunc
 }
@@ -135,9 +136,11 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: d.Logger, hydra: admin, tls: tlsCfg, registrar: registrar, auStatuses: b.auStatuses,
 		certs: newCertSource(cfg.ClientCertHeader, cfg.TrustedProxies, roots),
-		store: st, state: state, adminTokens: tokens, metrics: m,
+		store: st, state: state, adminTokens: tokens, metrics: m, digest: newRefusalDigest(time.Minute),
 	}
 	go state.Run(ctx)
+	go s.digest.run(ctx, st.Append)
+	go s.pruneAudit(ctx)
 	for _, run := range b.background {
 		go run(ctx)
 	}
@@ -162,9 +165,11 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 func (s *Server) routes() {
 	for _, e := range []*echo.Echo{s.tpp, s.admin} {
 		e.GET("/health/alive", s.alive)
-		e.GET("/health/ready", s.ready)
 		e.GET("/openapi.yaml", serveOpenAPI)
 	}
+	// Anyone can reach the TPP listener's probe: it says ready or not, and no more.
+	s.tpp.GET("/health/ready", func(c echo.Context) error { return s.ready(c, false) })
+	s.admin.GET("/health/ready", func(c echo.Context) error { return s.ready(c, true) })
 	s.tpp.POST("/register", s.register)
 	s.tpp.GET("/register/:client_id", s.getRegistration)
 	s.tpp.PUT("/register/:client_id", s.putRegistration)
@@ -185,15 +190,19 @@ func (s *Server) routes() {
 	admin.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
 }
 
+// maxHeaderBytes bounds a request's line and headers. A certificate in a proxy's
+// header is about 2-4 KiB; Go's default of 1 MiB let a caller send a 1 MiB method.
+const maxHeaderBytes = 32 << 10
+
 // requestBudget bounds the outbound calls one request makes (Hydra, JWKS). The
 // CDS sets 1000 ms for DCR at the 95th percentile; this leaves room for a cold JWKS.
 const requestBudget = 10 * time.Second
 
 // Serve runs both listeners until ctx ends, then drains in-flight requests.
 func (s *Server) Serve(ctx context.Context, tppLn, adminLn net.Listener) error {
-	tppSrv := &http.Server{Handler: s.tpp, TLSConfig: s.tls, ReadHeaderTimeout: 10 * time.Second,
+	tppSrv := &http.Server{Handler: s.tpp, TLSConfig: s.tls, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
-	adminSrv := &http.Server{Handler: s.admin, ReadHeaderTimeout: 10 * time.Second,
+	adminSrv := &http.Server{Handler: s.admin, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return ignoreClosed(tppSrv.Serve(tls.NewListener(tppLn, s.tls))) })
@@ -243,7 +252,7 @@ func (s *Server) alive(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
-func (s *Server) ready(c echo.Context) error {
+func (s *Server) ready(c echo.Context, details bool) error {
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
 	defer cancel()
 	problems := map[string]string{}
@@ -254,12 +263,33 @@ func (s *Server) ready(c echo.Context) error {
 		problems["store"] = err.Error()
 	}
 	if len(problems) > 0 {
+		if !details {
+			return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable"})
+		}
 		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "errors": problems})
 	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
 const requestIDKey = "request_id"
+
+// maxLoggedPath bounds a caller's path, and other values it chose, in a log line.
+const maxLoggedPath = 256
+
+// plainRequestID accepts a caller's X-Request-Id only if it is short and plain,
+// since it is repeated in logs, the audit and the answer.
+func plainRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == ':') {
+			return false
+		}
+	}
+	return true
+}
 
 func requestID(c echo.Context) string {
 	id, _ := c.Get(requestIDKey).(string)
@@ -272,7 +302,7 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
 		id := c.Request().Header.Get(echo.HeaderXRequestID)
-		if id == "" || len(id) > 128 {
+		if !plainRequestID(id) {
 			id = uuid.NewString()
 		}
 		c.Set(requestIDKey, id)
@@ -283,12 +313,12 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		attrs := []slog.Attr{
 			slog.String("request_id", id), slog.String("method", c.Request().Method),
-			slog.String("path", c.Request().URL.Path), slog.Int("status", c.Response().Status),
+			slog.String("path", store.Clean(c.Request().URL.Path, maxLoggedPath)), slog.Int("status", c.Response().Status),
 			slog.Duration("duration", time.Since(start)),
 		}
 		for _, k := range []string{"profile", "software_id", "outcome", "error", "rule", "client_id"} {
 			if v, ok := c.Get("log." + k).(string); ok && v != "" {
-				attrs = append(attrs, slog.String(k, v))
+				attrs = append(attrs, slog.String(k, store.Clean(v, maxLoggedPath)))
 			}
 		}
 		s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
@@ -186,6 +187,14 @@ func (b StatementBase) Fill(st *SoftwareStatement) {
 // and a deep document is a way to burn CPU in every later step.
 const maxJSONDepth = 16
 
+// maxClaims bounds the top-level claims of a payload: a real request or SSA has
+// about 30. Past it, every later step (the case check included) would be work an
+// unsigned payload makes obdcr do.
+const maxClaims = 200
+
+// maxClaimName bounds a claim name's length; the longest standard one has 40 bytes.
+const maxClaimName = 128
+
 // RawClaims are a JWT payload's claims, checked and kept undecoded. Each value
 // aliases the payload it was split from.
 type RawClaims map[string]json.RawMessage
@@ -214,6 +223,12 @@ func ParseClaims(payload []byte) (RawClaims, error) {
 			return nil, syntaxError(payload, err)
 		}
 		claim := name.String()
+		if len(claim) > maxClaimName {
+			return nil, fmt.Errorf("payload has a claim name over %d bytes", maxClaimName)
+		}
+		if len(raw) == maxClaims {
+			return nil, fmt.Errorf("payload has more than %d claims", maxClaims)
+		}
 		value, err := dec.ReadValue()
 		if err != nil {
 			return nil, syntaxError(payload, err)
@@ -262,20 +277,44 @@ func syntaxError(payload []byte, err error) error {
 
 // foldedDuplicate refuses two claim names that differ only in case. Names in
 // lower-case ASCII, which is all of them in practice, cannot collide with each
-// other, so only the others are compared, and nothing is allocated.
+// other, so when every name is one nothing is allocated. Otherwise each name is
+// keyed by its case fold, once: linear in the claims, never pairwise.
 func foldedDuplicate(raw RawClaims) error {
+	mixed := false
 	for name := range raw {
-		if isLowerASCII(name) {
-			continue
-		}
-		for other := range raw {
-			if other != name && strings.EqualFold(other, name) {
-				first, second := min(name, other), max(name, other)
-				return &claimError{claim: second, msg: "differs from claim " + first + " only in case"}
-			}
+		if !isLowerASCII(name) {
+			mixed = true
+			break
 		}
 	}
+	if !mixed {
+		return nil
+	}
+	seen := make(map[string]string, len(raw))
+	for name := range raw {
+		key := foldKey(name)
+		if other, dup := seen[key]; dup {
+			first, second := min(name, other), max(name, other)
+			return &claimError{claim: second, msg: "differs from claim " + first + " only in case"}
+		}
+		seen[key] = name
+	}
 	return nil
+}
+
+// foldKey maps every rune to the least rune of its Unicode case-fold orbit, so
+// that two names have the same key exactly when strings.EqualFold says they match.
+func foldKey(s string) string {
+	var b strings.Builder
+	b.Grow(len(s))
+	for _, r := range s {
+		least := r
+		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+			least = min(least, f)
+		}
+		b.WriteRune(least)
+	}
+	return b.String()
 }
 
 func isLowerASCII(s string) bool {

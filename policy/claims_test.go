@@ -2,6 +2,7 @@ package policy_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -29,6 +30,12 @@ func TestParseClaims(t *testing.T) {
 		{name: "duplicate hidden by an escape", payload: `{"iss":"a","\u0069ss":"b"}`, claim: "iss", err: "more than once"},
 		{name: "names differing only in case", payload: `{"iss":"a","ISS":"b"}`, claim: "iss", err: "only in case"},
 		{name: "names folding alike", payload: `{"kid":"a","\u212Aid":"b"}`, claim: "\u212Aid", err: "only in case"},
+		{name: "claims at the limit", payload: manyClaims(200, "c%d"), claims: claimsOf(200, "c%d")},
+		{name: "one claim past the limit", payload: manyClaims(201, "c%d"), err: "more than 200 claims"},
+		{name: "6,000 upper-case claims", payload: manyClaims(6000, "C%d"), err: "more than 200 claims"},
+		{name: "a claim name at the limit", payload: `{"` + strings.Repeat("a", 128) + `":1}`,
+			claims: map[string]string{strings.Repeat("a", 128): "1"}},
+		{name: "a claim name past the limit", payload: `{"` + strings.Repeat("a", 129) + `":1}`, err: "name over 128 bytes"},
 		{name: "invalid UTF-8 in a value", payload: "{\"iss\":\"\xff\xfe\"}", claim: "iss", err: "UTF-8"},
 		{name: "invalid UTF-8 in a name", payload: "{\"\xff\":1}", err: "UTF-8"},
 		{name: "nesting past the limit", payload: `{"x":` + deep(16) + `}`, err: "nests deeper"},
@@ -69,6 +76,54 @@ func TestParseClaims(t *testing.T) {
 			}
 		})
 	}
+}
+
+// manyClaims is a payload of n claims named by format, each 1.
+func manyClaims(n int, format string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"`+format+`":1`, i)
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+func claimsOf(n int, format string) map[string]string {
+	m := make(map[string]string, n)
+	for i := range n {
+		m[fmt.Sprintf(format, i)] = "1"
+	}
+	return m
+}
+
+// BenchmarkParseClaimsUpperCase: the case check grows linearly with the claims
+// (ns/op over claims stays flat), where a pairwise one grew with their square.
+func BenchmarkParseClaimsUpperCase(b *testing.B) {
+	for _, n := range []int{25, 50, 100, 200} {
+		payload := []byte(manyClaims(n, "CLAIM%d"))
+		b.Run(fmt.Sprintf("claims=%d", n), func(b *testing.B) {
+			b.SetBytes(int64(len(payload)))
+			for b.Loop() {
+				if _, err := policy.ParseClaims(payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/claim")
+		})
+	}
+	// The attack of the review: 6,000 upper-case names in 64 KiB, refused at the cap.
+	flood := []byte(manyClaims(6000, "C%d"))
+	b.Run("claims=6000", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := policy.ParseClaims(flood); err == nil {
+				b.Fatal("6,000 claims accepted")
+			}
+		}
+	})
 }
 
 // FuzzParseClaimsAgreesWithEncodingJSON: whatever ParseClaims accepts,

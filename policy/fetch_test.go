@@ -23,6 +23,14 @@ func TestFetchPolicyRefusesWhatItMust(t *testing.T) {
 		{"https://172.16.0.1/jwks", "private"},
 		{"https://169.254.169.254/latest/meta-data", "link-local"},
 		{"https://100.64.0.1/jwks", "reserved"},
+		{"https://[::a00:1]/jwks", "reserved"},          // ::/96, IPv4-compatible 10.0.0.1
+		{"https://[64:ff9b::a00:1]/jwks", "reserved"},   // NAT64 of 10.0.0.1
+		{"https://[64:ff9b:1::a00:1]/jwks", "reserved"}, // local-use NAT64
+		{"https://[2002:a00:1::1]/jwks", "reserved"},    // 6to4 of 10.0.0.1
+		{"https://[2001:0:a00:1::1]/jwks", "reserved"},  // Teredo
+		{"https://[fec0::1]/jwks", "reserved"},          // site-local
+		{"https://[::ffff:10.0.0.1]/jwks", "private"},   // IPv4-mapped
+		{"https://[fd00::1]/jwks", "private"},           // unique local
 		{"https://user:pw@directory.example/jwks", "credentials"},
 		{"https:///jwks", "host"},
 		{"ftp://directory.example/jwks", "https"},

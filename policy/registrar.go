@@ -52,7 +52,10 @@ type Trace struct {
 	Profile    string
 	SoftwareID string
 	OrgID      string
-	Rules      []RuleResult
+	// Verified: SoftwareID and OrgID come from an SSA whose signature checked;
+	// before that they are only what the request claims.
+	Verified bool
+	Rules    []RuleResult
 }
 
 // Rule names of the steps the registrar takes around a profile's chain.
@@ -317,7 +320,7 @@ func trimClaim(err error) string {
 
 func (r *Registrar) trace(ev *Evaluation, tr *Trace) {
 	if ev.Statement != nil {
-		tr.SoftwareID, tr.OrgID = ev.Statement.SoftwareID, ev.Statement.OrgID
+		tr.SoftwareID, tr.OrgID, tr.Verified = ev.Statement.SoftwareID, ev.Statement.OrgID, true
 	}
 }
 

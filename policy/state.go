@@ -10,6 +10,9 @@ import (
 type State struct {
 	Enabled  bool     `json:"enabled"`
 	Settings Settings `json:"settings"`
+	// Version counts the saves of a shared state; GET /admin/policies shows it
+	// and If-Match names it.
+	Version int64 `json:"-"`
 }
 
 // PolicyState is where profile state lives: in memory for one process, or in a

@@ -8,7 +8,9 @@ import (
 	"github.com/obdcr/obdcr/policy"
 )
 
-// maxMemoryAudit bounds the in-memory audit log; a single process keeps the newest.
+// maxMemoryAudit bounds each of the in-memory audit's two logs; a single process
+// keeps the newest of each. Refusals have a log of their own, so that no flood of
+// them can push out an approved decision or a policy change.
 const maxMemoryAudit = 100_000
 
 // Memory is the Store of one process (OBDCR_DSN=memory).
@@ -17,7 +19,8 @@ type Memory struct {
 	mu      sync.Mutex
 	states  map[string]StoredState
 	version int64
-	audit   []AuditEntry
+	kept    auditLog // decisions that let something happen, and policy changes
+	refused auditLog // refusals and failures
 	nextID  int64
 }
 
@@ -54,6 +57,10 @@ func (m *Memory) Seed(_ context.Context, profile string, st StoredState) error {
 func (m *Memory) PutState(_ context.Context, profile string, st StoredState, e AuditEntry) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if cur, ok := m.states[profile]; ok && cur.Version != st.Version {
+		return ErrStale
+	}
+	st.Version++
 	m.states[profile] = st
 	m.version++
 	m.appendLocked(e)
@@ -73,9 +80,10 @@ func (m *Memory) appendLocked(e AuditEntry) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
-	m.audit = append(m.audit, e)
-	if len(m.audit) > maxMemoryAudit {
-		m.audit = append(m.audit[:0:0], m.audit[len(m.audit)-maxMemoryAudit:]...)
+	if e.Outcome == "refused" || e.Outcome == "failed" {
+		m.refused.add(e)
+	} else {
+		m.kept.add(e)
 	}
 }
 
@@ -83,13 +91,56 @@ func (m *Memory) Audit(_ context.Context, q AuditQuery) ([]AuditEntry, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := []AuditEntry{}
-	for i := len(m.audit) - 1; i >= 0 && len(out) < q.limit(); i-- {
-		e := m.audit[i]
-		if (q.SoftwareID == "" || e.SoftwareID == q.SoftwareID) && (q.Profile == "" || e.Profile == q.Profile) && (q.Kind == "" || e.Kind == q.Kind) {
+	match := func(e AuditEntry) bool {
+		return (q.SoftwareID == "" || e.SoftwareID == q.SoftwareID || e.ClaimedSoftwareID == q.SoftwareID) && (q.Profile == "" || e.Profile == q.Profile) && (q.Kind == "" || e.Kind == q.Kind)
+	}
+	// Both logs are in id order: merge them, newest first.
+	i, j := len(m.kept.entries)-1, len(m.refused.entries)-1
+	for len(out) < q.limit() && (i >= 0 || j >= 0) {
+		var e AuditEntry
+		if j < 0 || (i >= 0 && m.kept.entries[i].ID > m.refused.entries[j].ID) {
+			e, i = m.kept.entries[i], i-1
+		} else {
+			e, j = m.refused.entries[j], j-1
+		}
+		if match(e) {
 			out = append(out, e)
 		}
 	}
 	return out, nil
+}
+
+// Prune drops decision entries older than before; policy changes are kept.
+func (m *Memory) Prune(_ context.Context, before time.Time) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.kept.prune(before) + m.refused.prune(before), nil
+}
+
+// auditLog is a bounded log in id order.
+type auditLog struct{ entries []AuditEntry }
+
+// add appends e, dropping the oldest tenth once over the bound, so that the copy
+// is paid once per tenth of the bound, not on every entry.
+func (l *auditLog) add(e AuditEntry) {
+	l.entries = append(l.entries, e)
+	if len(l.entries) > maxMemoryAudit {
+		keep := maxMemoryAudit * 9 / 10
+		l.entries = append(l.entries[:0:0], l.entries[len(l.entries)-keep:]...)
+	}
+}
+
+func (l *auditLog) prune(before time.Time) int64 {
+	kept := l.entries[:0]
+	for _, e := range l.entries {
+		if e.Kind == KindPolicy || !e.Time.Before(before) {
+			kept = append(kept, e)
+		}
+	}
+	n := int64(len(l.entries) - len(kept))
+	clear(l.entries[len(kept):])
+	l.entries = kept
+	return n
 }
 
 func (m *Memory) Ping(context.Context) error { return nil }

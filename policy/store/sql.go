@@ -88,6 +88,14 @@ var migrations = []string{
 	);
 	CREATE INDEX obdcr_audit_software ON obdcr_audit (software_id, id);
 	CREATE INDEX obdcr_audit_profile ON obdcr_audit (profile, id);`,
+	// 2: per-profile versions (If-Match, lost-update-free saves), claimed values
+	// kept apart from verified ones, and an index for retention.
+	`ALTER TABLE obdcr_profiles ADD COLUMN version BIGINT NOT NULL DEFAULT 0;
+	ALTER TABLE obdcr_audit ADD COLUMN claimed_software_id TEXT NOT NULL DEFAULT '';
+	ALTER TABLE obdcr_audit ADD COLUMN claimed_org_id TEXT NOT NULL DEFAULT '';
+	ALTER TABLE obdcr_audit ADD COLUMN claimed_client_id TEXT NOT NULL DEFAULT '';
+	CREATE INDEX obdcr_audit_time ON obdcr_audit (time);
+	CREATE INDEX obdcr_audit_claimed_software ON obdcr_audit (claimed_software_id, id);`,
 }
 
 // SQL is the Store on a SQL database.
@@ -228,7 +236,7 @@ func (s *SQL) States(ctx context.Context) (map[string]StoredState, int64, error)
 	if err := tx.QueryRowContext(ctx, `SELECT version FROM obdcr_policy_version WHERE id = 1`).Scan(&version); err != nil {
 		return nil, 0, err
 	}
-	rows, err := tx.QueryContext(ctx, `SELECT name, enabled, settings FROM obdcr_profiles`)
+	rows, err := tx.QueryContext(ctx, `SELECT name, enabled, settings, version FROM obdcr_profiles`)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -237,10 +245,11 @@ func (s *SQL) States(ctx context.Context) (map[string]StoredState, int64, error)
 	for rows.Next() {
 		var name, settings string
 		var enabled int
-		if err := rows.Scan(&name, &enabled, &settings); err != nil {
+		var v int64
+		if err := rows.Scan(&name, &enabled, &settings, &v); err != nil {
 			return nil, 0, err
 		}
-		out[name] = StoredState{Enabled: enabled == 1, Settings: json.RawMessage(settings)}
+		out[name] = StoredState{Enabled: enabled == 1, Settings: json.RawMessage(settings), Version: v}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, 0, err
@@ -266,10 +275,15 @@ func (s *SQL) PutState(ctx context.Context, profile string, st StoredState, e Au
 		return err
 	}
 	defer tx.Rollback()
-	q := `INSERT INTO obdcr_profiles (name, enabled, settings, updated_at) VALUES (?, ?, ?, ?)
-		ON CONFLICT (name) DO UPDATE SET enabled = excluded.enabled, settings = excluded.settings, updated_at = excluded.updated_at`
-	if _, err := tx.ExecContext(ctx, s.d.bind(q), profile, boolInt(st.Enabled), string(st.Settings), s.nowFn().UnixMicro()); err != nil {
+	// Compare and swap on the profile's version: a save based on a state another
+	// admin has changed since is refused, never applied over it.
+	res, err := tx.ExecContext(ctx, s.d.bind(`UPDATE obdcr_profiles SET enabled = ?, settings = ?, updated_at = ?, version = version + 1
+		WHERE name = ? AND version = ?`), boolInt(st.Enabled), string(st.Settings), s.nowFn().UnixMicro(), profile, st.Version)
+	if err != nil {
 		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return ErrStale
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE obdcr_policy_version SET version = version + 1 WHERE id = 1`); err != nil {
 		return err
@@ -278,6 +292,15 @@ func (s *SQL) PutState(ctx context.Context, profile string, st StoredState, e Au
 		return err
 	}
 	return tx.Commit()
+}
+
+// Prune removes decision entries older than before; policy changes are kept.
+func (s *SQL) Prune(ctx context.Context, before time.Time) (int64, error) {
+	res, err := s.exec(ctx, `DELETE FROM obdcr_audit WHERE time < ? AND kind <> ?`, before.UnixMicro(), KindPolicy)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
 }
 
 type execer interface {
@@ -289,9 +312,11 @@ func (s *SQL) insertAudit(ctx context.Context, x execer, e AuditEntry) error {
 		e.Time = s.nowFn()
 	}
 	_, err := x.ExecContext(ctx, s.d.bind(`INSERT INTO obdcr_audit (time, kind, profile, software_id, org_id, client_id, outcome, error, rule,
-		description, request_id, actor, cert_thumbprint, before, after) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		description, request_id, actor, cert_thumbprint, before, after, claimed_software_id, claimed_org_id, claimed_client_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		e.Time.UnixMicro(), e.Kind, e.Profile, e.SoftwareID, e.OrgID, e.ClientID, e.Outcome, e.Error, e.Rule,
-		e.Description, e.RequestID, e.Actor, e.CertThumbprint, string(e.Before), string(e.After))
+		e.Description, e.RequestID, e.Actor, e.CertThumbprint, string(e.Before), string(e.After),
+		e.ClaimedSoftwareID, e.ClaimedOrgID, e.ClaimedClientID)
 	return err
 }
 
@@ -299,7 +324,11 @@ func (s *SQL) Append(ctx context.Context, e AuditEntry) error { return s.insertA
 
 func (s *SQL) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 	where, args := []string{"1 = 1"}, []any{}
-	for _, f := range []struct{ col, v string }{{"software_id", q.SoftwareID}, {"profile", q.Profile}, {"kind", q.Kind}} {
+	if q.SoftwareID != "" {
+		where = append(where, "(software_id = ? OR claimed_software_id = ?)")
+		args = append(args, q.SoftwareID, q.SoftwareID)
+	}
+	for _, f := range []struct{ col, v string }{{"profile", q.Profile}, {"kind", q.Kind}} {
 		if f.v != "" {
 			where = append(where, f.col+" = ?")
 			args = append(args, f.v)
@@ -307,7 +336,8 @@ func (s *SQL) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 	}
 	args = append(args, q.limit())
 	rows, err := s.db.QueryContext(ctx, s.d.bind(`SELECT id, time, kind, profile, software_id, org_id, client_id, outcome, error, rule,
-		description, request_id, actor, cert_thumbprint, before, after FROM obdcr_audit WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`), args...)
+		description, request_id, actor, cert_thumbprint, before, after, claimed_software_id, claimed_org_id, claimed_client_id
+		FROM obdcr_audit WHERE `+strings.Join(where, " AND ")+` ORDER BY id DESC LIMIT ?`), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +348,8 @@ func (s *SQL) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 		var t int64
 		var before, after string
 		if err := rows.Scan(&e.ID, &t, &e.Kind, &e.Profile, &e.SoftwareID, &e.OrgID, &e.ClientID, &e.Outcome, &e.Error, &e.Rule,
-			&e.Description, &e.RequestID, &e.Actor, &e.CertThumbprint, &before, &after); err != nil {
+			&e.Description, &e.RequestID, &e.Actor, &e.CertThumbprint, &before, &after,
+			&e.ClaimedSoftwareID, &e.ClaimedOrgID, &e.ClaimedClientID); err != nil {
 			return nil, err
 		}
 		e.Time = time.UnixMicro(t).UTC()

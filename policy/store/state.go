@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -85,7 +86,12 @@ func (s *SharedState) decode(p *policy.Profile, st StoredState) (policy.State, e
 		}
 		settings = merged
 	}
-	return policy.State{Enabled: st.Enabled, Settings: settings}, nil
+	// A row written by hand, or by a build with wider limits, is refused whole
+	// rather than applied: the profile's limits are what the rules rely on.
+	if err := settings.Validate(p.Limits); err != nil {
+		return policy.State{}, fmt.Errorf("store: stored settings of %s are outside the profile's limits, not applied: %w", p.Name, err)
+	}
+	return policy.State{Enabled: st.Enabled, Settings: settings, Version: st.Version}, nil
 }
 
 // State implements policy.PolicyState.
@@ -106,6 +112,9 @@ type Change struct {
 	Actor    string
 	// RequestID ties the audit entry to the admin request's log line.
 	RequestID string
+	// IfMatch, when set, is the version the change was made against: if the
+	// profile has been saved since, the change is refused with ErrStale.
+	IfMatch *int64
 }
 
 // SettingsError is a change refused because a setting is out of bounds.
@@ -114,18 +123,32 @@ type SettingsError struct{ Err error }
 func (e *SettingsError) Error() string { return e.Err.Error() }
 
 // Apply validates a change, stores it with its audit entry in one transaction,
-// and returns the profile's new state.
+// and returns the profile's new state. A partial change is applied to the
+// current stored state atomically: if another save lands in between, the change
+// is laid again over that one (or, with IfMatch, refused with ErrStale).
 func (s *SharedState) Apply(ctx context.Context, profile string, c Change) (policy.State, error) {
 	p, ok := s.profiles[profile]
 	if !ok {
 		return policy.State{}, ErrUnknownProfile
 	}
+	for attempt := 0; ; attempt++ {
+		after, err := s.apply(ctx, p, c)
+		if !errors.Is(err, ErrStale) || c.IfMatch != nil || attempt == 10 {
+			return after, err
+		}
+	}
+}
+
+func (s *SharedState) apply(ctx context.Context, p *policy.Profile, c Change) (policy.State, error) {
 	// Start from the stored state, not the cache, so that two admins editing
 	// different settings on two replicas do not undo each other.
 	if err := s.reload(ctx); err != nil {
 		return policy.State{}, err
 	}
-	before, _ := s.State(ctx, profile)
+	before, _ := s.State(ctx, p.Name)
+	if c.IfMatch != nil && *c.IfMatch != before.Version {
+		return policy.State{}, ErrStale
+	}
 	after := before
 	if c.Enabled != nil {
 		after.Enabled = *c.Enabled
@@ -143,11 +166,14 @@ func (s *SharedState) Apply(ctx context.Context, profile string, c Change) (poli
 	b, _ := json.Marshal(before)
 	a, _ := json.Marshal(after)
 	settings, _ := json.Marshal(after.Settings)
-	entry := AuditEntry{Kind: KindPolicy, Profile: profile, Outcome: "changed", Actor: c.Actor, RequestID: c.RequestID, Before: b, After: a}
-	if err := s.store.PutState(ctx, profile, StoredState{Enabled: after.Enabled, Settings: settings}, entry); err != nil {
+	entry := AuditEntry{Kind: KindPolicy, Profile: p.Name, Outcome: "changed", Actor: c.Actor, RequestID: c.RequestID, Before: b, After: a}
+	if err := s.store.PutState(ctx, p.Name, StoredState{Enabled: after.Enabled, Settings: settings, Version: before.Version}, entry); err != nil {
 		return policy.State{}, err
 	}
-	return after, s.reload(ctx)
+	if err := s.reload(ctx); err != nil {
+		return policy.State{}, err
+	}
+	return s.State(ctx, p.Name)
 }
 
 // Run keeps the cache current until ctx ends.
@@ -172,7 +198,7 @@ func (s *SharedState) Run(ctx context.Context) {
 			continue
 		}
 		if err := s.reload(ctx); err != nil {
-			s.log.Warn("policy reload failed; keeping the current policy", "error", err.Error())
+			s.log.Error("policy reload failed; keeping the current policy", "error", err.Error())
 			continue
 		}
 		s.log.Info("policy changed elsewhere; reloaded", "version", v)

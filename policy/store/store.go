@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -22,8 +23,11 @@ type Store interface {
 	Version(ctx context.Context) (int64, error)
 	// Seed stores a profile's first state; an existing state is left alone.
 	Seed(ctx context.Context, profile string, st StoredState) error
-	// PutState replaces a profile's state and appends its audit entry, in one transaction.
+	// PutState replaces a profile's state and appends its audit entry, in one
+	// transaction, if the stored state is still at st.Version; else ErrStale.
 	PutState(ctx context.Context, profile string, st StoredState, entry AuditEntry) error
+	// Prune removes decision entries (not policy changes) older than before.
+	Prune(ctx context.Context, before time.Time) (int64, error)
 	// Append adds an audit entry; once it returns nil the entry is durable.
 	Append(ctx context.Context, e AuditEntry) error
 	// Audit lists entries, newest first.
@@ -37,7 +41,12 @@ type Store interface {
 type StoredState struct {
 	Enabled  bool
 	Settings json.RawMessage
+	// Version counts the profile's saves; a save names the one it read.
+	Version int64
 }
+
+// ErrStale: the profile was changed since the state a save was based on was read.
+var ErrStale = errors.New("the profile was changed since it was read")
 
 // Audit kinds.
 const (
@@ -50,27 +59,34 @@ const (
 // AuditEntry is one decision or change. It never holds a JWT, key or token. The
 // fields the interface lists are always present, empty or not, for scripts.
 type AuditEntry struct {
-	ID             int64           `json:"id"`
-	Time           time.Time       `json:"time"`
-	Kind           string          `json:"kind"`
-	Profile        string          `json:"profile"`
-	SoftwareID     string          `json:"software_id"`
-	OrgID          string          `json:"org_id"`
-	ClientID       string          `json:"client_id"`
-	Outcome        string          `json:"outcome"`
-	Error          string          `json:"error"`
-	Rule           string          `json:"rule"`
-	Description    string          `json:"description,omitempty"`
-	RequestID      string          `json:"request_id"`
-	Actor          string          `json:"actor,omitempty"`
-	CertThumbprint string          `json:"cert_thumbprint,omitempty"`
-	Before         json.RawMessage `json:"before,omitempty"`
-	After          json.RawMessage `json:"after,omitempty"`
+	ID             int64     `json:"id"`
+	Time           time.Time `json:"time"`
+	Kind           string    `json:"kind"`
+	Profile        string    `json:"profile"`
+	SoftwareID     string    `json:"software_id"`
+	OrgID          string    `json:"org_id"`
+	ClientID       string    `json:"client_id"`
+	Outcome        string    `json:"outcome"`
+	Error          string    `json:"error"`
+	Rule           string    `json:"rule"`
+	Description    string    `json:"description,omitempty"`
+	RequestID      string    `json:"request_id"`
+	Actor          string    `json:"actor,omitempty"`
+	CertThumbprint string    `json:"cert_thumbprint,omitempty"`
+	// Claimed values are what an unverified request said of itself (the SSA's
+	// software_id and org_id before its signature was checked, a client_id in a
+	// path before the caller proved it): recorded as claims, never as facts.
+	ClaimedSoftwareID string          `json:"claimed_software_id,omitempty"`
+	ClaimedOrgID      string          `json:"claimed_org_id,omitempty"`
+	ClaimedClientID   string          `json:"claimed_client_id,omitempty"`
+	Before            json.RawMessage `json:"before,omitempty"`
+	After             json.RawMessage `json:"after,omitempty"`
 }
 
 // AuditQuery filters the audit log.
 type AuditQuery struct {
-	Limit      int
+	Limit int
+	// SoftwareID matches entries of that software, verified or only claimed.
 	SoftwareID string
 	Profile    string
 	Kind       string

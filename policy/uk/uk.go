@@ -79,6 +79,7 @@ func New(c Config) *policy.Profile {
 			policy.RequestChecks(c.Keys, c.Replay),
 			[]policy.Rule{
 				policy.TransportCertificate(),
+				policy.ClientText(),
 				policy.RedirectURIs(policy.RedirectURIPolicy{Max: 20, MaxLength: 256}),
 				policy.AuthMethod(true),
 				policy.AuthSigningAlg(),

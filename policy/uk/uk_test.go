@@ -48,6 +48,18 @@ func TestUKRules(t *testing.T) {
 	}
 	cases := []tc{
 		{name: "valid request", code: ""},
+		{name: "client_uri javascript", req: set("client_uri", "javascript:alert(document.domain)//"), code: policy.InvalidClientMetadata, claim: "client_uri", rule: policy.RuleClientText},
+		{name: "client_uri http", req: set("client_uri", "http://tpp.example"), code: policy.InvalidClientMetadata, claim: "client_uri", rule: policy.RuleClientText},
+		{name: "client_uri https", req: set("client_uri", "https://tpp.example/about"), code: ""},
+		{name: "logo_uri javascript where the SSA has one: the SSA's is used", req: set("logo_uri", "javascript:alert(2)"), code: ""},
+		{name: "logo_uri javascript where the SSA has none", ssa: del("software_logo_uri"), req: set("logo_uri", "javascript:alert(2)"), code: policy.InvalidClientMetadata, claim: "logo_uri", rule: policy.RuleClientText},
+		{name: "tos_uri data where the SSA has none", ssa: del("software_tos_uri"), req: set("tos_uri", "data:text/html,<script>x</script>"), code: policy.InvalidClientMetadata, claim: "tos_uri", rule: policy.RuleClientText},
+		{name: "contacts script", req: set("contacts", []string{"<script>alert(1)</script>"}), code: policy.InvalidClientMetadata, claim: "contacts", rule: policy.RuleClientText},
+		{name: "contacts with a display name", req: set("contacts", []string{"Ops <ops@tpp.example>"}), code: policy.InvalidClientMetadata, claim: "contacts", rule: policy.RuleClientText},
+		{name: "contacts e-mail", req: set("contacts", []string{"ops@tpp.example", "security@tpp.example"}), code: ""},
+		{name: "client_name forged where the SSA names the software: the SSA's is used", req: set("client_name", "Barclays Bank (official)\n"), code: ""},
+		{name: "client_name with a control character where the SSA has none", ssa: del("software_client_name"), req: set("client_name", "Acme\x1b[31m"), code: policy.InvalidClientMetadata, claim: "client_name", rule: policy.RuleClientText},
+		{name: "client_name too long where the SSA has none", ssa: del("software_client_name"), req: set("client_name", strings.Repeat("a", 256)), code: policy.InvalidClientMetadata, claim: "client_name", rule: policy.RuleClientText},
 		{name: "ssa unknown issuer", ssa: set("iss", "Evil Directory"), code: policy.InvalidSoftwareStatement, claim: "software_statement", rule: policy.StepSelect},
 		{name: "ssa expired by max age", ssa: set("iat", time.Now().Add(-48*time.Hour).Unix()), code: policy.InvalidSoftwareStatement, claim: "software_statement.iat", rule: policy.RuleSSALifetime},
 		{name: "ssa iat in future", ssa: set("iat", time.Now().Add(time.Hour).Unix()), code: policy.InvalidSoftwareStatement, claim: "software_statement.iat", rule: policy.RuleSSALifetime},

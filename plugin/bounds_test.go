@@ -1,0 +1,107 @@
+package plugin
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/obdcr/obdcr/policy/store"
+)
+
+func TestParseAdminTokens(t *testing.T) {
+	long := "0123456789abcdef"
+	cases := []struct {
+		name, value string
+		names       []string
+		err         string
+	}{
+		{name: "bare token", value: long, names: []string{"admin"}},
+		{name: "named tokens", value: "alice:" + long + ", bob:" + long + "x", names: []string{"alice", "bob"}},
+		{name: "a named token may hold colons", value: "ops:" + long + ":more", names: []string{"ops"}},
+		{name: "a bare token with a colon is not split silently", value: "a b:" + long, err: "must be named"},
+		{name: "short token", value: "alice:short", err: "fewer than 16"},
+		{name: "empty entry", value: long + ",", err: "entry 2 is empty"},
+		{name: "a name twice", value: "alice:" + long + ",alice:" + long + "x", err: "given twice"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := parseAdminTokens(c.value)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("want an error with %q, got %v", c.err, err)
+				}
+				return
+			}
+			if err != nil || len(got) != len(c.names) {
+				t.Fatalf("%v %v", got, err)
+			}
+			for i, n := range c.names {
+				if got[i].name != n {
+					t.Errorf("token %d named %q, want %q", i, got[i].name, n)
+				}
+			}
+		})
+	}
+}
+
+func TestMethodLabelIsClosed(t *testing.T) {
+	for method, want := range map[string]string{"GET": "GET", "POST": "POST", "PUT": "PUT", "DELETE": "DELETE",
+		"HEAD": "HEAD", "OPTIONS": "OPTIONS", "PATCH": "other", "get": "other", strings.Repeat("X", 50_000): "other"} {
+		if got := methodLabel(method); got != want {
+			t.Errorf("methodLabel(%.20q) = %q, want %q", method, got, want)
+		}
+	}
+}
+
+func TestPlainRequestID(t *testing.T) {
+	for id, want := range map[string]bool{"abc-123_x.y:z": true, "": false, strings.Repeat("a", 129): false,
+		"a\nb": false, "a\x1b[31mb": false, "a b": false} {
+		if got := plainRequestID(id); got != want {
+			t.Errorf("plainRequestID(%q) = %v, want %v", id, got, want)
+		}
+	}
+}
+
+func TestRefusalDigest(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	refusal := func(cert, desc string) store.AuditEntry {
+		return store.AuditEntry{Kind: store.KindManagement, Outcome: "refused", Error: "invalid_token", CertThumbprint: cert, Description: desc}
+	}
+	d := newRefusalDigest(time.Minute)
+	if !d.admit(refusal("a", "x"), now) {
+		t.Fatal("the first refusal of its kind was not written")
+	}
+	for range 1000 {
+		if d.admit(refusal("a", "x"), now.Add(time.Second)) {
+			t.Fatal("a like refusal in the same window was written")
+		}
+	}
+	if !d.admit(refusal("b", "x"), now) || !d.admit(refusal("a", "y"), now) {
+		t.Fatal("a refusal of another certificate or answer was held back")
+	}
+	if !d.admit(store.AuditEntry{Kind: store.KindRegistration, Outcome: "approved"}, now) {
+		t.Fatal("an approval was held back")
+	}
+	if got := d.flush(now.Add(30 * time.Second)); len(got) != 0 {
+		t.Fatalf("summaries before the window ended: %v", got)
+	}
+	got := d.flush(now.Add(time.Minute))
+	if len(got) != 1 || !strings.HasPrefix(got[0].Description, "1000 more refusals like this one") || got[0].CertThumbprint != "a" {
+		t.Fatalf("summaries %+v", got)
+	}
+	if !d.admit(refusal("a", "x"), now.Add(time.Minute)) {
+		t.Fatal("a refusal after its window was not written")
+	}
+	// Kinds are bounded: past the bound, refusals are counted together.
+	d = newRefusalDigest(time.Minute)
+	d.max = 10
+	written := 0
+	for i := range 1000 {
+		if d.admit(refusal(strings.Repeat("c", i%50+1), "x"), now) {
+			written++
+		}
+	}
+	if written != 11 || len(d.kinds) != 11 {
+		t.Fatalf("%d written, %d kinds tracked; want 11 and 11", written, len(d.kinds))
+	}
+}
