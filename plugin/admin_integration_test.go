@@ -3,6 +3,7 @@ package plugin_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -225,5 +226,52 @@ func TestTwoReplicasOneDatabase(t *testing.T) {
 			}
 			t.Logf("%s: B refused UK %s after A switched it off", name, time.Since(start).Round(time.Millisecond))
 		})
+	}
+}
+
+// A save names the version it was made against; a stale one gets 412.
+func TestAdminPolicyIfMatch(t *testing.T) {
+	o := startObdcr(t, nil)
+	version := func() int64 {
+		_, body := adminCall(t, o, http.MethodGet, "/admin/policies", "")
+		var got []struct {
+			Profile string `json:"profile"`
+			Version *int64 `json:"version"`
+		}
+		_ = json.Unmarshal(body, &got)
+		if len(got) == 0 || got[0].Version == nil {
+			t.Fatalf("no version in %s", body)
+		}
+		return *got[0].Version
+	}
+	put := func(ifMatch, body string) int {
+		req, _ := http.NewRequest(http.MethodPut, o.AdminURL+"/admin/policies/uk", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+testenv.AdminToken)
+		req.Header.Set("Content-Type", "application/json")
+		if ifMatch != "" {
+			req.Header.Set("If-Match", ifMatch)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	v := version()
+	if s := put(fmt.Sprintf("%q", fmt.Sprint(v)), `{"settings":{"clock_skew":"5s"}}`); s != http.StatusOK {
+		t.Fatalf("If-Match on the current version: %d", s)
+	}
+	if s := put(fmt.Sprintf("%q", fmt.Sprint(v)), `{"settings":{"clock_skew":"6s"}}`); s != http.StatusPreconditionFailed {
+		t.Fatalf("If-Match on a stale version: %d", s)
+	}
+	if s := put("", `{"settings":{"clock_skew":"7s"}}`); s != http.StatusOK {
+		t.Fatalf("without If-Match: %d", s)
+	}
+	if s := put("banana", `{"settings":{"clock_skew":"8s"}}`); s != http.StatusBadRequest {
+		t.Fatalf("a malformed If-Match: %d", s)
+	}
+	if got := version(); got != v+2 {
+		t.Fatalf("version %d after two saves from %d", got, v)
 	}
 }

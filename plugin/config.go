@@ -33,6 +33,8 @@ type Config struct {
 	JWKSIdleAfter    time.Duration `env:"OBDCR_JWKS_IDLE_AFTER" envDefault:"24h" help:"a software JWKS unused this long stops being refreshed and is fetched again when next needed (0: keep every one); directory JWKS are always kept"`
 	AdminListen      string        `env:"OBDCR_ADMIN_LISTEN" envDefault:"127.0.0.1:8444" help:"admin listener, plain HTTP like Hydra's admin port: policies, audit, metrics, health"`
 	AdminToken       string        `env:"OBDCR_ADMIN_TOKEN,required" help:"bearer token for the admin API; several as name:token,name:token (the audit records the name)"`
+	TPPRateLimit     Rate          `env:"OBDCR_TPP_RATE_LIMIT" envDefault:"20/s" help:"requests per second per client certificate on the TPP listener, and per source address for requests without one (burst twice that; 0 off); over it: 429 with Retry-After. Behind a proxy the certificate is the one in the header"`
+	TPPMaxConns      int           `env:"OBDCR_TPP_MAX_CONNS" envDefault:"1024" help:"open connections on the TPP listener; TLS handshakes are limited to this many per second too"`
 	AuditRetention   time.Duration `env:"OBDCR_AUDIT_RETENTION" envDefault:"9600h" help:"how long SQL stores keep decision entries; policy changes are kept"`
 	DSN              string        `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
 	LogLevel         string        `env:"OBDCR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs on stderr"`
@@ -97,6 +99,9 @@ func (c Config) validate() error {
 		if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {
 			return fmt.Errorf("OBDCR_TRUSTED_PROXIES: %q is not a CIDR such as 10.0.0.0/8", p)
 		}
+	}
+	if c.TPPMaxConns < 1 {
+		return fmt.Errorf("OBDCR_TPP_MAX_CONNS: %d is under 1", c.TPPMaxConns)
 	}
 	if c.AU.StatusPollInterval < time.Second {
 		return fmt.Errorf("OBDCR_AU_STATUS_POLL_INTERVAL: %s is under 1s", c.AU.StatusPollInterval)

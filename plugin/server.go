@@ -17,7 +17,9 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
 
 	"github.com/obdcr/obdcr/hydra"
 	"github.com/obdcr/obdcr/policy"
@@ -146,6 +148,10 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	}
 	s.tpp = s.newEcho("tpp")
 	s.admin = s.newEcho("admin")
+	if cfg.TPPRateLimit.Limit > 0 {
+		s.tpp.Use(newCallerLimiter(cfg.TPPRateLimit, s.certs).middleware)
+	}
+	s.limitHandshakes(max(cfg.TPPMaxConns, 1))
 	s.routes()
 	return s, nil
 }
@@ -190,6 +196,19 @@ func (s *Server) routes() {
 	admin.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
 }
 
+// limitHandshakes spaces TLS handshakes to n a second (burst n): each costs a
+// signature, and a cheap client can ask for many. A handshake over the rate
+// waits for its turn, bounded by the handshake's own deadline.
+func (s *Server) limitHandshakes(n int) {
+	lim := rate.NewLimiter(rate.Limit(n), n)
+	s.tls.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		if err := lim.Wait(hello.Context()); err != nil {
+			return nil, errors.New("too many TLS handshakes; try again")
+		}
+		return nil, nil
+	}
+}
+
 // maxHeaderBytes bounds a request's line and headers. A certificate in a proxy's
 // header is about 2-4 KiB; Go's default of 1 MiB let a caller send a 1 MiB method.
 const maxHeaderBytes = 32 << 10
@@ -205,6 +224,9 @@ func (s *Server) Serve(ctx context.Context, tppLn, adminLn net.Listener) error {
 	adminSrv := &http.Server{Handler: s.admin, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
 	g, gctx := errgroup.WithContext(ctx)
+	// Connections are bounded before TLS: a flood of them waits in the kernel's
+	// backlog rather than in goroutines and buffers here.
+	tppLn = netutil.LimitListener(tppLn, max(s.cfg.TPPMaxConns, 1))
 	g.Go(func() error { return ignoreClosed(tppSrv.Serve(tls.NewListener(tppLn, s.tls))) })
 	g.Go(func() error { return ignoreClosed(adminSrv.Serve(adminLn)) })
 	g.Go(func() error {

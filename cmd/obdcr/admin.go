@@ -215,8 +215,7 @@ func registrationsCmd(a *adminClient, args []string, stdout io.Writer) error {
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CLIENT_ID\tPROFILE\tSOFTWARE_ID\tORG_ID\tNAME\tISSUED\tREDIRECT_URIS")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ClientID, r.Profile, r.SoftwareID, r.OrgID, r.ClientName,
-			r.IssuedAt.Format(time.RFC3339), strings.Join(r.RedirectURIs, " "))
+		row(tw, r.ClientID, r.Profile, r.SoftwareID, r.OrgID, r.ClientName, r.IssuedAt.Format(time.RFC3339), strings.Join(r.RedirectURIs, " "))
 	}
 	return tw.Flush()
 }
@@ -253,10 +252,25 @@ func auditCmd(a *adminClient, args []string, stdout io.Writer) error {
 		if who == "" {
 			who = e.ClientID
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Kind, e.Profile, e.SoftwareID,
-			e.Outcome, e.Error, e.Rule, who, truncate(e.Description, 100))
+		if who == "" && e.ClaimedClientID != "" {
+			who = "claimed " + e.ClaimedClientID
+		}
+		sw := e.SoftwareID
+		if sw == "" && e.ClaimedSoftwareID != "" {
+			sw = "claimed " + e.ClaimedSoftwareID
+		}
+		row(tw, e.Time.Format(time.RFC3339), e.Kind, e.Profile, sw, e.Outcome, e.Error, e.Rule, who, truncate(e.Description, 100))
 	}
 	return tw.Flush()
+}
+
+// row prints one table row. Every cell is cleaned: values a TPP chose reach this
+// terminal, and a newline, tab or escape sequence in one must not forge a row.
+func row(w io.Writer, cells ...string) {
+	for i, c := range cells {
+		cells[i] = store.Clean(c, store.MaxCallerValue)
+	}
+	fmt.Fprintln(w, strings.Join(cells, "\t"))
 }
 
 func truncate(s string, n int) string {

@@ -228,3 +228,37 @@ func registerJWT(t *testing.T, o *testenv.Obdcr, tpp *sandbox.TPP, jwt string) *
 	}
 	return res
 }
+
+// A refused request whose SSA names its software with a newline, a tab and an
+// ANSI sequence cannot forge a row of `obdcr audit`.
+func TestCLIAuditEscapesForgedRows(t *testing.T) {
+	o, err := env.StartObdcr(env.Config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Stop()
+	tpp, err := env.Sandbox.AddTPP(sandbox.UK, fmt.Sprintf("F%d", time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := sandbox.NewClient(tpp, env.Sandbox.PKI().Pool())
+	forged := "x\n2026-01-01T00:00:00Z\tregistration\tuk\tvictim\tapproved\t\x1b[2K\x1b[1A"
+	now := time.Now()
+	ssa, _ := env.Sandbox.Authority(sandbox.UK).SSA(tpp, now, func(m map[string]any) { m["software_id"] = forged })
+	jwt, _ := tpp.Request(ssa, env.Issuer(), now, nil)
+	res, err := c.Register(context.Background(), o.URL, jwt)
+	if err != nil || res.Status != 400 {
+		t.Fatalf("%v %d %s", err, res.Status, res.Body)
+	}
+	out, code := cli(t, o.AdminURL, "audit", "--kind", "registration")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	if strings.Contains(out, "\x1b") || strings.Contains(out, "\tvictim") {
+		t.Fatalf("raw control characters reached the terminal:\n%q", out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[1], `x\n2026-01-01T00:00:00Z\tregistration`) {
+		t.Fatalf("want the header and one escaped row, got:\n%s", out)
+	}
+}

@@ -321,22 +321,9 @@ var ErrNoMetric = errors.New("no such metric")
 // MetricSum adds up the samples of a counter or gauge on a Prometheus endpoint
 // whose labels include every pair of match (nil: every sample).
 func MetricSum(url, name string, match map[string]string) (float64, error) {
-	res, err := http.Get(url)
+	f, err := metricFamily(url, name)
 	if err != nil {
 		return 0, err
-	}
-	defer res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("%s: HTTP %d", url, res.StatusCode)
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(res.Body)
-	if err != nil {
-		return 0, fmt.Errorf("%s: %w", url, err)
-	}
-	f, ok := families[name]
-	if !ok {
-		return 0, fmt.Errorf("%s: %s: %w", url, name, ErrNoMetric)
 	}
 	var total float64
 	for _, m := range f.GetMetric() {
@@ -345,6 +332,36 @@ func MetricSum(url, name string, match map[string]string) (float64, error) {
 		}
 	}
 	return total, nil
+}
+
+// MetricSeries counts the series (label sets) of a metric family; 0 when absent.
+func MetricSeries(url, name string) (int, error) {
+	f, err := metricFamily(url, name)
+	if errors.Is(err, ErrNoMetric) {
+		return 0, nil
+	}
+	return len(f.GetMetric()), err
+}
+
+func metricFamily(url, name string) (*dto.MetricFamily, error) {
+	res, err := http.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: HTTP %d", url, res.StatusCode)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(res.Body)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", url, err)
+	}
+	f, ok := families[name]
+	if !ok {
+		return nil, fmt.Errorf("%s: %s: %w", url, name, ErrNoMetric)
+	}
+	return f, nil
 }
 
 func labelsMatch(labels []*dto.LabelPair, match map[string]string) bool {

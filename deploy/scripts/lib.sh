@@ -73,7 +73,8 @@ start_obdcr() { # [DSN]; sets obdcr_pid
     OBDCR_AU_SSA_JWKS_URL="https://127.0.0.1:$SANDBOX_PORT/cdr-register/v1/jwks" \
     OBDCR_AU_REGISTER_URL="https://127.0.0.1:$SANDBOX_PORT" \
     OBDCR_ALLOW_PRIVATE_JWKS=true OBDCR_ADMIN_TOKEN="local-admin-token-0123456789" \
-    SSL_CERT_FILE="$OBDCR_SANDBOX_DIR/ca.pem" OBDCR_DSN="${1:-memory}"
+    SSL_CERT_FILE="$OBDCR_SANDBOX_DIR/ca.pem" OBDCR_DSN="${1:-memory}" \
+    OBDCR_TPP_RATE_LIMIT="${OBDCR_TPP_RATE_LIMIT:-20/s}"
   export OBDCR_PROFILES="${OBDCR_PROFILES:-uk,au}"
   $(on_cpus OBDCR_CPUS) .cache/bin/obdcr serve 2>>"$work/obdcr.log" &
   obdcr_pid=$!

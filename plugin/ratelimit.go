@@ -1,0 +1,151 @@
+package plugin
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"math"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"golang.org/x/time/rate"
+)
+
+// Rate is a requests-per-interval limit such as "20/s" or "600/m"; 0 is off.
+type Rate struct {
+	Limit rate.Limit
+	Burst int
+}
+
+// UnmarshalText reads OBDCR_TPP_RATE_LIMIT: N/s, N/m or N/h, the burst twice N.
+func (r *Rate) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "0" || s == "off" {
+		*r = Rate{}
+		return nil
+	}
+	n, per, ok := strings.Cut(s, "/")
+	count, err := strconv.Atoi(n)
+	unit := map[string]time.Duration{"s": time.Second, "m": time.Minute, "h": time.Hour}[per]
+	if !ok || err != nil || count <= 0 || unit == 0 {
+		return fmt.Errorf("%q is not a rate such as 20/s, 600/m or 0 (off)", s)
+	}
+	*r = Rate{Limit: rate.Limit(float64(count) / unit.Seconds()), Burst: 2 * count}
+	return nil
+}
+
+func (r Rate) String() string {
+	if r.Limit == 0 {
+		return "0"
+	}
+	return strconv.FormatFloat(float64(r.Limit), 'f', -1, 64) + "/s"
+}
+
+// maxLimiterKeys bounds the callers tracked at once. Idle callers' buckets are
+// full again, so forgetting them changes nothing; past the bound, the oldest are
+// forgotten first.
+const maxLimiterKeys = 50_000
+
+// callerLimiter limits requests per caller: per client certificate, and per
+// source address for requests without one. Behind a trusted proxy the caller is
+// the certificate in its header, so that one proxy address never limits every TPP.
+type callerLimiter struct {
+	rate  Rate
+	certs certSource
+
+	mu      sync.Mutex
+	buckets map[[32]byte]*callerBucket
+}
+
+type callerBucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+func newCallerLimiter(r Rate, certs certSource) *callerLimiter {
+	return &callerLimiter{rate: r, certs: certs, buckets: map[[32]byte]*callerBucket{}}
+}
+
+// caller keys a request by who it can claim to be without any parsing: the
+// certificate's bytes, the header a trusted proxy set, or the source address.
+func (l *callerLimiter) caller(r *http.Request) [32]byte {
+	switch {
+	case r.TLS != nil && len(r.TLS.PeerCertificates) > 0:
+		return sha256.Sum256(append([]byte("cert:"), r.TLS.PeerCertificates[0].Raw...))
+	case l.certs.header != "" && r.Header.Get(l.certs.header) != "" && l.certs.fromTrustedProxy(r):
+		return sha256.Sum256([]byte("header:" + r.Header.Get(l.certs.header)))
+	}
+	addr := r.RemoteAddr
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		addr = ap.Addr().Unmap().String()
+	}
+	return sha256.Sum256([]byte("addr:" + addr))
+}
+
+// allow takes a token for the caller, or says how long until one is free.
+func (l *callerLimiter) allow(r *http.Request, now time.Time) (bool, time.Duration) {
+	key := l.caller(r)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b, ok := l.buckets[key]
+	if !ok {
+		if len(l.buckets) >= maxLimiterKeys {
+			l.forget(now)
+		}
+		b = &callerBucket{lim: rate.NewLimiter(l.rate.Limit, l.rate.Burst)}
+		l.buckets[key] = b
+	}
+	b.seen = now
+	res := b.lim.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// forget drops the buckets that have refilled; if none has, the older half.
+func (l *callerLimiter) forget(now time.Time) {
+	full := time.Duration(float64(l.rate.Burst) / float64(l.rate.Limit) * float64(time.Second))
+	for k, b := range l.buckets {
+		if now.Sub(b.seen) > full {
+			delete(l.buckets, k)
+		}
+	}
+	if len(l.buckets) < maxLimiterKeys {
+		return
+	}
+	var cut time.Time
+	for _, b := range l.buckets {
+		if cut.IsZero() || b.seen.Before(cut) {
+			cut = b.seen
+		}
+	}
+	cut = cut.Add(now.Sub(cut) / 2)
+	for k, b := range l.buckets {
+		if b.seen.Before(cut) {
+			delete(l.buckets, k)
+		}
+	}
+}
+
+// middleware answers 429 with Retry-After past the caller's rate. Health probes
+// are not limited.
+func (l *callerLimiter) middleware(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if strings.HasPrefix(c.Request().URL.Path, "/health/") {
+			return next(c)
+		}
+		ok, wait := l.allow(c.Request(), time.Now())
+		if ok {
+			return next(c)
+		}
+		e := newHTTPError(http.StatusTooManyRequests, "rate_limited", "too many requests from this client; retry after the time in Retry-After")
+		e.header = map[string]string{"Retry-After": strconv.Itoa(int(math.Ceil(wait.Seconds())))}
+		return e
+	}
+}
