@@ -66,7 +66,7 @@ func TestFloodOfMethodsMintsNoSeries(t *testing.T) {
 		_, _ = io.Copy(io.Discard, res.Body)
 		res.Body.Close()
 	}
-	send("WARMUP") // the one series every odd method shares
+	send("WARMUP")                                                    // the one series every odd method shares
 	seriesCount(t, o.AdminURL, "obdcr_http_request_duration_seconds") // and the scrape's own
 	before := seriesCount(t, o.AdminURL, "obdcr_http_request_duration_seconds")
 	var wg sync.WaitGroup

@@ -55,7 +55,9 @@ echo "bench: every benchmark ran once with no failure"
 # deadline as a failure ("context deadline exceeded", go.dev/issue/75804) when a
 # loaded machine keeps a worker from answering in time; a count sets no deadline.
 fuzz_budget="${OBDCR_FUZZTIME:-100000x}"
-for target in FuzzParseJWS FuzzDecodeClaims FuzzParseClaimsAgreesWithEncodingJSON FuzzRedirectURIs FuzzRegister; do
-  quietly "$target" go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzz_budget" ./policy
+for entry in policy:FuzzParseJWS policy:FuzzDecodeClaims policy:FuzzParseClaimsAgreesWithEncodingJSON \
+  policy:FuzzRedirectURIs policy:FuzzRegister policy:FuzzSettingsDecoder plugin:FuzzManagementPath; do
+  pkg="${entry%%:*}" target="${entry#*:}"
+  quietly "$target" go test -run='^$' -fuzz="^${target}\$" -fuzztime="$fuzz_budget" "./$pkg"
   echo "fuzz: $target ran $fuzz_budget with no failure"
 done
