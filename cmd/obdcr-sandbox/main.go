@@ -37,6 +37,9 @@ Usage:
   obdcr-sandbox register-down [--dir D] true|false
   obdcr-sandbox load     [--dir D] --obdcr URL --aud AUD [--admin-url URL] [--hydra-admin URL] [--concurrency 16] [--count 1000]
                          registrations through obdcr, then Hydra creates alone, compared (OBDCR_ADMIN_TOKEN)
+  obdcr-sandbox flood    [--dir D] --obdcr URL [--admin-url URL] [--mode methods|management|refusals|claims|all]
+                         [--count 2000] [--max-rss-mib N]   attacker floods; obdcr's memory, series and audit
+                         before and after, one JSON line each; fails past --max-rss-mib or on any growth
   obdcr-sandbox hydra-client --client-id ID HYDRA_ADMIN_URL   show a client as Hydra has it
 
 --dir defaults to $OBDCR_SANDBOX_DIR, else .sandbox. Files in it: ca.pem (trust it, and
@@ -100,6 +103,8 @@ func run(args []string, out io.Writer) error {
 	concurrency := fs.Int("concurrency", 16, "load: requests in flight")
 	count := fs.Int("count", 1000, "load: registrations, and as many Hydra creates")
 	tppCount := fs.Int("tpps", 8, "load: distinct TPPs")
+	mode := fs.String("mode", "all", "flood: methods, management, refusals, claims or all")
+	maxRSS := fs.Float64("max-rss-mib", 0, "flood: fail if obdcr's resident memory passes this (0: report only)")
 	sets := setFlags{}
 	fs.Var(sets, "set", "override a request claim: claim=json (repeatable)")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -277,6 +282,37 @@ func run(args []string, out io.Writer) error {
 		fmt.Fprintln(out, string(b))
 		if res.Obdcr.Errors > 0 || res.Hydra.Errors > 0 {
 			return fmt.Errorf("%d registrations and %d creates failed", res.Obdcr.Errors, res.Hydra.Errors)
+		}
+		return nil
+	case "flood":
+		sb, err := sandbox.Load(*dir)
+		if err != nil {
+			return err
+		}
+		modes := []string{*mode}
+		if *mode == "all" {
+			modes = sandbox.FloodModes
+		}
+		var failed []string
+		for _, m := range modes {
+			res, err := sandbox.RunFlood(ctx, sb, sandbox.FloodConfig{ObdcrURL: *obdcrURL, AdminURL: *adminURL,
+				AdminToken: os.Getenv("OBDCR_ADMIN_TOKEN"), Mode: m, Count: *count, Concurrency: *concurrency})
+			if err != nil {
+				return err
+			}
+			b, _ := json.Marshal(res)
+			fmt.Fprintln(out, string(b))
+			switch {
+			case *maxRSS > 0 && res.RSSPeakMiB > *maxRSS:
+				failed = append(failed, fmt.Sprintf("%s: obdcr reached %.1f MiB, over %.0f", m, res.RSSPeakMiB, *maxRSS))
+			case res.SeriesAfter != res.SeriesBefore:
+				failed = append(failed, fmt.Sprintf("%s: request series %d -> %d", m, res.SeriesBefore, res.SeriesAfter))
+			case res.AuditAfter > res.AuditBefore+1:
+				failed = append(failed, fmt.Sprintf("%s: audit %d -> %d entries", m, res.AuditBefore, res.AuditAfter))
+			}
+		}
+		if len(failed) > 0 {
+			return errors.New(strings.Join(failed, "; "))
 		}
 		return nil
 	case "register-down":

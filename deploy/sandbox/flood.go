@@ -1,0 +1,210 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Flood modes: what an attacker sends, as the Hardening II review did.
+const (
+	FloodMethods    = "methods"    // random method tokens, no certificate
+	FloodManagement = "management" // management calls with 30 KiB of path and token, no certificate
+	FloodRefusals   = "refusals"   // refused registrations from one TPP's certificate
+	FloodClaims     = "claims"     // 64 KiB requests of 6,000 upper-case claim names, with a certificate
+)
+
+// FloodModes lists every mode, in the order a full run sends them.
+var FloodModes = []string{FloodMethods, FloodManagement, FloodRefusals, FloodClaims}
+
+// FloodConfig says what a flood sends.
+type FloodConfig struct {
+	ObdcrURL, AdminURL, AdminToken string
+	Mode                           string
+	Count, Concurrency             int
+}
+
+// FloodResult is what a flood did to obdcr, read from its own metrics and audit.
+type FloodResult struct {
+	Mode          string         `json:"mode"`
+	Requests      int            `json:"requests"`
+	Statuses      map[string]int `json:"statuses"`
+	RSSBeforeMiB  float64        `json:"rss_before_mib"`
+	RSSPeakMiB    float64        `json:"rss_peak_mib"`
+	SeriesBefore  int            `json:"series_before"`
+	SeriesAfter   int            `json:"series_after"`
+	AuditBefore   int            `json:"audit_before"`
+	AuditAfter    int            `json:"audit_after"`
+	ElapsedSecond float64        `json:"elapsed_s"`
+}
+
+// RunFlood sends one flood and measures obdcr's resident memory (sampled every
+// 50 ms), its request series and its audit, before and after.
+func RunFlood(ctx context.Context, sb *Sandbox, cfg FloodConfig) (*FloodResult, error) {
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
+	}
+	send, err := floodSender(sb, cfg)
+	if err != nil {
+		return nil, err
+	}
+	metrics := strings.TrimRight(cfg.AdminURL, "/") + "/metrics"
+	admin := adminAPI{base: strings.TrimRight(cfg.AdminURL, "/"), token: cfg.AdminToken}
+	res := &FloodResult{Mode: cfg.Mode, Requests: cfg.Count, Statuses: map[string]int{}}
+	rss := func() float64 {
+		v, _ := MetricSum(metrics, "process_resident_memory_bytes", nil)
+		return v / (1 << 20)
+	}
+	series := func() int {
+		n, _ := MetricSeries(metrics, "obdcr_http_request_duration_seconds")
+		return n
+	}
+	// One request first: the series and the first audit entry any flood of its
+	// kind may make; what the flood then adds is what it must not.
+	send(ctx, -1)
+	if res.AuditBefore, err = admin.auditLen(); err != nil {
+		return nil, err
+	}
+	series() // the series of the scrape and the audit read themselves
+	res.RSSBeforeMiB, res.SeriesBefore = rss(), series()
+	var peak atomic.Uint64
+	peak.Store(uint64(res.RSSBeforeMiB * 1024))
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if v := uint64(rss() * 1024); v > peak.Load() {
+					peak.Store(v)
+				}
+			}
+		}
+	}()
+	var mu sync.Mutex
+	start := time.Now()
+	run(cfg.Count, cfg.Concurrency, func(i int) error {
+		status := send(ctx, i)
+		mu.Lock()
+		res.Statuses[status]++
+		mu.Unlock()
+		return nil
+	})
+	res.ElapsedSecond = time.Since(start).Seconds()
+	close(done)
+	if v := uint64(rss() * 1024); v > peak.Load() {
+		peak.Store(v)
+	}
+	res.RSSPeakMiB = float64(peak.Load()) / 1024
+	res.SeriesAfter = series()
+	if res.AuditAfter, err = admin.auditLen(); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// floodSender returns what sends request i of a mode, and names its outcome.
+func floodSender(sb *Sandbox, cfg FloodConfig) (func(ctx context.Context, i int) string, error) {
+	anon := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency,
+		TLSClientConfig: &tls.Config{RootCAs: sb.PKI().Pool()}}}
+	do := func(c *http.Client, req *http.Request) string {
+		r, err := c.Do(req)
+		if err != nil {
+			return "error"
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		return fmt.Sprint(r.StatusCode)
+	}
+	base := strings.TrimRight(cfg.ObdcrURL, "/")
+	switch cfg.Mode {
+	case FloodMethods:
+		return func(ctx context.Context, i int) string {
+			r := rand.New(rand.NewPCG(uint64(i+1), 7))
+			m := make([]byte, 8+r.IntN(56))
+			for j := range m {
+				m[j] = byte('A' + r.IntN(26))
+			}
+			req, _ := http.NewRequestWithContext(ctx, string(m), base+"/register", nil)
+			return do(anon, req)
+		}, nil
+	case FloodManagement:
+		long := strings.Repeat("A", 15<<10)
+		return func(ctx context.Context, i int) string {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/register/%s%d", base, long, i), nil)
+			req.Header.Set("Authorization", "Bearer "+long)
+			return do(anon, req)
+		}, nil
+	case FloodRefusals, FloodClaims:
+		t, err := sb.TPP("flood")
+		if err != nil {
+			if t, err = sb.AddTPP(UK, "flood"); err != nil {
+				return nil, err
+			}
+		}
+		c, err := NewClient(t, sb.PKI().Pool())
+		if err != nil {
+			return nil, err
+		}
+		c.HTTP.Transport.(*http.Transport).MaxIdleConnsPerHost = cfg.Concurrency
+		body := "not.a.jwt"
+		if cfg.Mode == FloodClaims {
+			body = upperCaseClaims(64 << 10)
+		}
+		return func(ctx context.Context, i int) string {
+			res, err := c.Register(ctx, base, body)
+			if err != nil {
+				return "error"
+			}
+			return fmt.Sprint(res.Status)
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown flood %q; one of %s", cfg.Mode, strings.Join(FloodModes, ", "))
+}
+
+// upperCaseClaims is an unsigned request JWT of at most size bytes whose payload
+// is as many short upper-case claim names as fit (about 4,500 in 64 KiB): before
+// the cap, each was compared with every other.
+func upperCaseClaims(size int) string {
+	header := b64([]byte(`{"alg":"PS256","typ":"JWT"}`))
+	var p strings.Builder
+	p.WriteByte('{')
+	for i := 0; ; i++ {
+		name := fmt.Sprintf(`"%c%c%c":0`, 'A'+i/676%26, 'A'+i/26%26, 'A'+i%26)
+		if (p.Len()+len(name)+2)*4/3+len(header)+8 > size || i == 26*26*26 {
+			break
+		}
+		if i > 0 {
+			p.WriteByte(',')
+		}
+		p.WriteString(name)
+	}
+	p.WriteByte('}')
+	return header + "." + b64([]byte(p.String())) + ".c2ln"
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func (a adminAPI) auditLen() (int, error) {
+	b, err := a.do(http.MethodGet, "/admin/audit?limit=1000", "")
+	if err != nil {
+		return 0, err
+	}
+	var entries []json.RawMessage
+	if err := json.Unmarshal(b, &entries); err != nil {
+		return 0, err
+	}
+	return len(entries), nil
+}
