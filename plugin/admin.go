@@ -76,6 +76,7 @@ func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			return e
 		}
 		c.Set("actor", match)
+		markProven(c)
 		return next(c)
 	}
 }

@@ -105,3 +105,21 @@ func TestRefusalDigest(t *testing.T) {
 		t.Fatalf("%d written, %d kinds tracked; want 11 and 11", written, len(d.kinds))
 	}
 }
+
+func TestLogSampler(t *testing.T) {
+	l := newLogSampler(5, 20)
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	logged := 0
+	for range 1000 {
+		if ok, _ := l.admit(now); ok {
+			logged++
+		}
+	}
+	if logged != 20 {
+		t.Fatalf("%d of 1,000 lines at once; want the burst of 20", logged)
+	}
+	ok, skipped := l.admit(now.Add(time.Second))
+	if !ok || skipped != 980 {
+		t.Fatalf("a second later: %v, %d held back; want true, 980", ok, skipped)
+	}
+}

@@ -46,6 +46,7 @@ func (s *Server) authorize(c echo.Context) (*policy.Registration, error) {
 		return nil, &unproven{unauthorized(err.Error())}
 	}
 	c.Set(certThumbprintKey, policy.Thumbprint(cert))
+	markProven(c)
 	clientID := c.Param("client_id")
 	if !issuedShape(clientID) {
 		return nil, unauthorized("the client_id is not one this server issues")

@@ -44,6 +44,8 @@ type Server struct {
 	adminTokens []adminToken
 	metrics     *metrics
 	digest      *refusalDigest
+	// unprovenLog bounds the log lines of failed requests from callers who proved nothing.
+	unprovenLog *logSampler
 	// stopBackground ends the background work once the listeners have drained.
 	stopBackground context.CancelFunc
 }
@@ -139,6 +141,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 		cfg: cfg, log: d.Logger, hydra: admin, tls: tlsCfg, registrar: registrar, auStatuses: b.auStatuses,
 		certs: newCertSource(cfg.ClientCertHeader, cfg.TrustedProxies, roots),
 		store: st, state: state, adminTokens: tokens, metrics: m, digest: newRefusalDigest(time.Minute),
+		unprovenLog: newLogSampler(5, 20),
 	}
 	go state.Run(ctx)
 	go s.digest.run(ctx, st.Append)
@@ -333,8 +336,17 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err)
 		}
+		status := c.Response().Status
+		skipped := 0
+		if status >= 400 && !proven(c) {
+			ok, n := s.unprovenLog.admit(time.Now())
+			if !ok {
+				return nil // counted in metrics; its line is held back
+			}
+			skipped = n
+		}
 		attrs := []slog.Attr{
-			slog.String("request_id", id), slog.String("method", c.Request().Method),
+			slog.String("request_id", id), slog.String("method", store.Clean(c.Request().Method, 16)),
 			slog.String("path", store.Clean(c.Request().URL.Path, maxLoggedPath)), slog.Int("status", c.Response().Status),
 			slog.Duration("duration", time.Since(start)),
 		}
@@ -342,6 +354,9 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 			if v, ok := c.Get("log." + k).(string); ok && v != "" {
 				attrs = append(attrs, slog.String(k, store.Clean(v, maxLoggedPath)))
 			}
+		}
+		if skipped > 0 {
+			attrs = append(attrs, slog.Int("unproven_failures_not_logged", skipped))
 		}
 		s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)
 		return nil
@@ -354,5 +369,6 @@ func (s *Server) clientCertificate(c echo.Context) (*x509.Certificate, error) {
 		he := newHTTPError(http.StatusUnauthorized, "invalid_client", err.Error()+"; register over mutual TLS with your transport certificate")
 		return nil, he
 	}
+	markProven(c)
 	return cert, nil
 }
