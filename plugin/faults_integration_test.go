@@ -3,7 +3,9 @@ package plugin_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
@@ -39,6 +41,23 @@ func TestHydraGoesAwayAndComesBack(t *testing.T) {
 	}
 	if ready, _ := http.Get(o.AdminURL + "/health/ready"); ready.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("ready while Hydra is down: %d", ready.StatusCode)
+	}
+	// The admin listener says what is failing; the public one, only that something is.
+	for _, probe := range []struct {
+		client *http.Client
+		url    string
+		detail bool
+	}{{http.DefaultClient, o.AdminURL, true}, {anonymous(), o.URL, false}} {
+		res, err := probe.client.Get(probe.url + "/health/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		leaks := strings.Contains(string(body), "errors") || strings.Contains(string(body), "127.0.0.1")
+		if res.StatusCode != http.StatusServiceUnavailable || leaks != probe.detail {
+			t.Errorf("%s/health/ready: %d %s (details wanted: %v)", probe.url, res.StatusCode, body, probe.detail)
+		}
 	}
 	if err := h.Restart(); err != nil {
 		t.Fatal(err)
