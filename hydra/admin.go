@@ -46,6 +46,7 @@ func (e *UnavailableError) Unwrap() error { return e.Err }
 type Admin struct {
 	oauth2 hc.OAuth2API
 	meta   hc.MetadataAPI
+	jwk    hc.JwkAPI
 }
 
 // NewAdmin returns an Admin for baseURL (HYDRA_ADMIN_URL). The http client bounds
@@ -63,7 +64,7 @@ func NewAdmin(baseURL string, client *http.Client) (*Admin, error) {
 	cfg.HTTPClient = client
 	cfg.UserAgent = "obdcr"
 	api := hc.NewAPIClient(cfg)
-	return &Admin{oauth2: api.OAuth2API, meta: api.MetadataAPI}, nil
+	return &Admin{oauth2: api.OAuth2API, meta: api.MetadataAPI, jwk: api.JwkAPI}, nil
 }
 
 // NewTransport is an HTTP transport for Hydra's admin API: one host, many calls at
@@ -242,4 +243,22 @@ func hydraMessage(err error) string {
 		}
 	}
 	return err.Error()
+}
+
+// IDTokenKeySet is the key set Hydra signs ID tokens with; its newest key is the one in use.
+const IDTokenKeySet = "hydra.openid.id-token"
+
+// AddSigningKey makes Hydra generate a new signing key of alg in set, which
+// becomes the one Hydra signs with. Old keys stay, so tokens they signed still verify.
+func (a *Admin) AddSigningKey(ctx context.Context, set, alg string) (kid string, err error) {
+	ks, res, err := a.jwk.CreateJsonWebKeySet(ctx, set).CreateJsonWebKeySet(hc.CreateJsonWebKeySet{Alg: alg, Use: "sig"}).Execute()
+	if err != nil {
+		return "", classify(res, err)
+	}
+	for _, k := range ks.Keys {
+		if k.Kid != "" {
+			return k.Kid, nil
+		}
+	}
+	return "", nil
 }

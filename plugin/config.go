@@ -26,6 +26,8 @@ type Config struct {
 	Issuer           string        `env:"OBDCR_ISSUER,required" help:"this authorization server's issuer (Hydra's public issuer URL); accepted as the request JWT aud"`
 	Audiences        []string      `env:"OBDCR_AUDIENCES" envSeparator:"," help:"more accepted aud values, comma separated (UK: the ASPSP's directory organisation id)"`
 	HydraAdminURL    string        `env:"HYDRA_ADMIN_URL" envDefault:"http://127.0.0.1:4445" help:"Hydra admin API"`
+	HydraPublicURL   string        `env:"HYDRA_PUBLIC_URL" envDefault:"http://127.0.0.1:4444" help:"Hydra public API: its discovery document is read from here"`
+	PublicURL        string        `env:"OBDCR_PUBLIC_URL" help:"the public base URL of the TPP listener, as TPPs reach it (registration_endpoint is this + /register); required for discovery"`
 	Profiles         []string      `env:"OBDCR_PROFILES" envDefault:"uk,au" envSeparator:"," help:"profiles enabled on first start (later the stored state wins)"`
 	UK               UKConfig      `envPrefix:"OBDCR_UK_"`
 	AU               AUConfig      `envPrefix:"OBDCR_AU_"`
@@ -84,8 +86,9 @@ func (c Config) validate() error {
 	if c.profileOn("au") && c.AU.SSAJWKSURL == "" {
 		return errors.New("OBDCR_AU_SSA_JWKS_URL: required when the au profile is enabled (OBDCR_PROFILES)")
 	}
-	urls := map[string]string{"OBDCR_UK_SSA_JWKS_URL": c.UK.SSAJWKSURL, "OBDCR_AU_SSA_JWKS_URL": c.AU.SSAJWKSURL, "OBDCR_AU_REGISTER_URL": c.AU.RegisterURL, "HYDRA_ADMIN_URL": c.HydraAdminURL, "OBDCR_ISSUER": c.Issuer}
-	for _, name := range []string{"OBDCR_ISSUER", "HYDRA_ADMIN_URL", "OBDCR_UK_SSA_JWKS_URL", "OBDCR_AU_SSA_JWKS_URL", "OBDCR_AU_REGISTER_URL"} {
+	urls := map[string]string{"OBDCR_UK_SSA_JWKS_URL": c.UK.SSAJWKSURL, "OBDCR_AU_SSA_JWKS_URL": c.AU.SSAJWKSURL, "OBDCR_AU_REGISTER_URL": c.AU.RegisterURL,
+		"HYDRA_ADMIN_URL": c.HydraAdminURL, "OBDCR_ISSUER": c.Issuer, "HYDRA_PUBLIC_URL": c.HydraPublicURL, "OBDCR_PUBLIC_URL": c.PublicURL}
+	for _, name := range []string{"OBDCR_ISSUER", "HYDRA_ADMIN_URL", "HYDRA_PUBLIC_URL", "OBDCR_PUBLIC_URL", "OBDCR_UK_SSA_JWKS_URL", "OBDCR_AU_SSA_JWKS_URL", "OBDCR_AU_REGISTER_URL"} {
 		v := urls[name]
 		if v == "" {
 			continue

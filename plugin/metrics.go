@@ -152,6 +152,8 @@ func hydraOperation(req *http.Request) string {
 		return "introspect"
 	case strings.HasSuffix(p, "/oauth2/tokens"):
 		return "revoke_tokens"
+	case strings.HasSuffix(p, "/.well-known/openid-configuration"):
+		return "discovery"
 	case strings.HasSuffix(p, "/health/ready"):
 		return "ready"
 	case strings.HasSuffix(p, "/admin/clients"):

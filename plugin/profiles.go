@@ -17,6 +17,8 @@ type profileDeps struct {
 	registrar *policy.Registrar
 	log       *slog.Logger
 	metrics   *metrics // nil offline
+	// idTokenAlg is the algorithm Hydra signs ID tokens with; nil offline.
+	idTokenAlg policy.IDTokenAlgSource
 }
 
 // built is the catalogue's output: the profiles, and background work they need.
@@ -30,7 +32,7 @@ type built struct {
 // jurisdiction means a package under policy/ and one entry here.
 func buildProfiles(cfg Config, d profileDeps) built {
 	var b built
-	b.profiles = append(b.profiles, uk.New(uk.Config{Issuer: cfg.UK.SSAIssuer, DirectoryJWKS: cfg.UK.SSAJWKSURL, Keys: d.keys, Replay: d.replay}))
+	b.profiles = append(b.profiles, uk.New(uk.Config{Issuer: cfg.UK.SSAIssuer, DirectoryJWKS: cfg.UK.SSAJWKSURL, Keys: d.keys, Replay: d.replay, IDTokenAlg: d.idTokenAlg}))
 
 	if cfg.AU.RegisterURL != "" {
 		b.auStatuses = au.NewStatusBook(au.StatusBookConfig{
@@ -65,7 +67,7 @@ func buildProfiles(cfg Config, d profileDeps) built {
 		})
 		b.background = append(b.background, b.auStatuses.Run)
 	}
-	b.profiles = append(b.profiles, au.New(au.Config{Issuer: cfg.AU.SSAIssuer, RegisterJWKS: cfg.AU.SSAJWKSURL, Keys: d.keys, Replay: d.replay, Statuses: b.auStatuses}))
+	b.profiles = append(b.profiles, au.New(au.Config{Issuer: cfg.AU.SSAIssuer, RegisterJWKS: cfg.AU.SSAJWKSURL, Keys: d.keys, Replay: d.replay, Statuses: b.auStatuses, IDTokenAlg: d.idTokenAlg}))
 	return b
 }
 

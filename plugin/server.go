@@ -33,6 +33,8 @@ type Server struct {
 	log       *slog.Logger
 	registrar *policy.Registrar
 	hydra     *hydra.Admin
+	// discovery is Hydra's own discovery document, which obdcr's is made from.
+	discovery *hydra.Discovery
 	certs     certSource
 	tls       *tls.Config
 	tpp       *echo.Echo
@@ -129,7 +131,9 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	})
 	m.countJWKS(keys.Len)
 	registrar := &policy.Registrar{Clients: admin, Replay: st, Audiences: append([]string{cfg.Issuer}, cfg.Audiences...), Now: d.Now}
-	b := buildProfiles(cfg, profileDeps{keys: keys, replay: st, fetch: fetch, registrar: registrar, log: d.Logger, metrics: m})
+	disc := hydra.NewDiscovery(cfg.HydraPublicURL, &http.Client{Timeout: 5 * time.Second, Transport: hc.Transport})
+	b := buildProfiles(cfg, profileDeps{keys: keys, replay: st, fetch: fetch, registrar: registrar, log: d.Logger, metrics: m,
+		idTokenAlg: disc.IDTokenAlg})
 	registrar.Profiles = b.profiles
 	state, err := store.NewSharedState(ctx, st, b.profiles, cfg.Profiles, d.Logger)
 	if err != nil {
@@ -138,7 +142,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	}
 	registrar.State = state
 	s := &Server{
-		cfg: cfg, log: d.Logger, hydra: admin, tls: tlsCfg, registrar: registrar, auStatuses: b.auStatuses,
+		cfg: cfg, log: d.Logger, hydra: admin, discovery: disc, tls: tlsCfg, registrar: registrar, auStatuses: b.auStatuses,
 		certs: newCertSource(cfg.ClientCertHeader, cfg.TrustedProxies, roots),
 		store: st, state: state, adminTokens: tokens, metrics: m, digest: newRefusalDigest(time.Minute),
 		unprovenLog: newLogSampler(5, 20),
@@ -179,6 +183,7 @@ func (s *Server) routes() {
 	// Anyone can reach the TPP listener's probe: it says ready or not, and no more.
 	s.tpp.GET("/health/ready", func(c echo.Context) error { return s.ready(c, false) })
 	s.admin.GET("/health/ready", func(c echo.Context) error { return s.ready(c, true) })
+	s.tpp.GET("/.well-known/openid-configuration", s.discoveryHandler)
 	s.tpp.POST("/register", s.register)
 	s.tpp.GET("/register/:client_id", s.getRegistration)
 	s.tpp.PUT("/register/:client_id", s.putRegistration)

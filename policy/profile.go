@@ -24,6 +24,8 @@ type Profile struct {
 	// Respond shapes the RFC 7591 answer: each specification flattens a different
 	// set of SSA claims to the top level.
 	Respond func(r *Registration) map[string]any
+	// Scopes are the scopes this profile can grant, for the discovery document.
+	Scopes []string
 	// ManagementScope is the scope a token needs for GET, PUT and DELETE
 	// /register/{client_id}; "" when the specification asks for none (UK).
 	ManagementScope string

@@ -57,6 +57,7 @@ func (e *Env) Config() plugin.Config {
 		"OBDCR_ISSUER":             e.Issuer(),
 		"OBDCR_AUDIENCES":          "0015800001041RHAAY",
 		"HYDRA_ADMIN_URL":          e.Hydra.AdminURL,
+		"HYDRA_PUBLIC_URL":         e.Hydra.PublicURL,
 		"OBDCR_PROFILES":           "uk,au",
 		"OBDCR_UK_SSA_JWKS_URL":    e.Sandbox.BaseURL + "/uk/directory/jwks",
 		"OBDCR_AU_SSA_JWKS_URL":    e.Sandbox.BaseURL + "/cdr-register/v1/jwks",
@@ -97,14 +98,6 @@ func (e *Env) StartObdcr(cfg plugin.Config) (*Obdcr, error) {
 // StartObdcrLogging runs obdcr with its JSON log going to logOut.
 func (e *Env) StartObdcrLogging(cfg plugin.Config, logOut io.Writer) (*Obdcr, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	fetch := policy.DefaultFetchPolicy()
-	fetch.AllowPrivate = true
-	fetch.TLS = &tls.Config{RootCAs: e.Sandbox.PKI().Pool(), MinVersion: tls.VersionTLS12}
-	srv, err := plugin.New(ctx, cfg, plugin.Deps{Logger: slog.New(slog.NewJSONHandler(logOut, nil)), Fetch: &fetch})
-	if err != nil {
-		cancel()
-		return nil, err
-	}
 	tppLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		cancel()
@@ -113,6 +106,19 @@ func (e *Env) StartObdcrLogging(cfg plugin.Config, logOut io.Writer) (*Obdcr, er
 	adminLn, err := net.Listen("tcp", cfg.AdminListen)
 	if err != nil {
 		tppLn.Close()
+		cancel()
+		return nil, err
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = "https://" + tppLn.Addr().String()
+	}
+	fetch := policy.DefaultFetchPolicy()
+	fetch.AllowPrivate = true
+	fetch.TLS = &tls.Config{RootCAs: e.Sandbox.PKI().Pool(), MinVersion: tls.VersionTLS12}
+	srv, err := plugin.New(ctx, cfg, plugin.Deps{Logger: slog.New(slog.NewJSONHandler(logOut, nil)), Fetch: &fetch})
+	if err != nil {
+		tppLn.Close()
+		adminLn.Close()
 		cancel()
 		return nil, err
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
+	"github.com/obdcr/obdcr/hydra"
 )
 
 // Root is the module's root folder.
@@ -151,6 +152,17 @@ func (h *Hydra) start() error {
 	if err := WaitReady(h.AdminURL+"/health/ready", 60*time.Second, h.done); err != nil {
 		h.Stop()
 		return fmt.Errorf("hydra did not become ready: %v\n%s", err, h.Log())
+	}
+	// As a bank sets Hydra up for FAPI (obdcr doctor --fix): ID tokens signed PS256.
+	admin, err := hydra.NewAdmin(h.AdminURL, nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := admin.AddSigningKey(ctx, hydra.IDTokenKeySet, "PS256"); err != nil {
+		h.Stop()
+		return fmt.Errorf("hydra: adding a PS256 ID-token key: %v", err)
 	}
 	return nil
 }

@@ -22,12 +22,20 @@ const DefaultIssuer = "cdr-register"
 // registration; every AU client gets it.
 const RegistrationScope = "cdr:registration"
 
+// Scopes are the CDS scopes a data recipient can be granted (the Register's SSA
+// says which each one has), for the discovery document.
+var Scopes = []string{"openid", "profile", RegistrationScope, "bank:accounts.basic:read", "bank:accounts.detail:read",
+	"bank:transactions:read", "bank:payees:read", "bank:regular_payments:read", "common:customer.basic:read",
+	"common:customer.detail:read", "energy:accounts.basic:read", "energy:accounts.detail:read", "energy:billing:read"}
+
 // Config is what the deployment supplies.
 type Config struct {
 	Issuer       string // SSA iss (OBDCR_AU_SSA_ISSUER)
 	RegisterJWKS string // OBDCR_AU_SSA_JWKS_URL
 	Keys         policy.TrustStore
 	Replay       policy.ReplayCache
+	// IDTokenAlg is the algorithm Hydra signs ID tokens with; nil checks only the profile's list.
+	IDTokenAlg policy.IDTokenAlgSource
 	// Statuses is the Register's view of data recipients; nil when no Register
 	// URL is configured, and then no status is checked.
 	Statuses *StatusBook
@@ -74,6 +82,7 @@ func New(c Config) *policy.Profile {
 		DecodeStatement: policy.StatementDecoder[statement](),
 		Respond:         respond,
 		ManagementScope: RegistrationScope,
+		Scopes:          Scopes,
 		Rules: slices.Concat(
 			policy.StatementChecks(c.Keys, c.RegisterJWKS),
 			[]policy.Rule{status(c.Statuses)},
@@ -86,7 +95,7 @@ func New(c Config) *policy.Profile {
 				policy.AuthSigningAlg(),
 				policy.GrantTypes(false, "authorization_code"),
 				policy.ResponseTypes("code"),
-				policy.AlgRule("id_token_signed_response_alg", true),
+				policy.IDTokenSigningAlg(c.IDTokenAlg),
 				authorizationResponse(),
 				idTokenEncryption(),
 				requestObjectAlg(),

@@ -23,6 +23,8 @@ type Config struct {
 	DirectoryJWKS string // OBDCR_UK_SSA_JWKS_URL
 	Keys          policy.TrustStore
 	Replay        policy.ReplayCache
+	// IDTokenAlg is the algorithm Hydra signs ID tokens with; nil checks only the profile's list.
+	IDTokenAlg policy.IDTokenAlgSource
 }
 
 // Limits: what the settings may hold. RS256 is absent on purpose (FAPI 1.0 §8.6
@@ -73,6 +75,7 @@ func New(c Config) *policy.Profile {
 		Defaults:        Defaults(),
 		DecodeStatement: policy.StatementDecoder[statement](),
 		Respond:         respond,
+		Scopes:          []string{"openid", "accounts", "payments", "fundsconfirmations"},
 		Rules: slices.Concat(
 			policy.StatementChecks(c.Keys, c.DirectoryJWKS),
 			[]policy.Rule{orgStatus()},
@@ -88,7 +91,7 @@ func New(c Config) *policy.Profile {
 				policy.ResponseTypes("code id_token"),
 				scope(),
 				policy.ApplicationType(""),
-				policy.AlgRule("id_token_signed_response_alg", true),
+				policy.IDTokenSigningAlg(c.IDTokenAlg),
 				policy.AlgRule("request_object_signing_alg", true),
 			},
 		),
