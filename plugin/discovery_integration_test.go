@@ -51,13 +51,21 @@ var universe = []struct {
 			}
 		}},
 	{"token_endpoint_auth_signing_alg_values_supported", []string{"PS256", "ES256", "RS256", "HS256", "none", "EdDSA"},
-		func(v string) func(map[string]any) { return func(m map[string]any) { m["token_endpoint_auth_signing_alg"] = v } }},
+		func(v string) func(map[string]any) {
+			return func(m map[string]any) { m["token_endpoint_auth_signing_alg"] = v }
+		}},
 	{"request_object_signing_alg_values_supported", []string{"PS256", "ES256", "RS256", "HS256", "none"},
-		func(v string) func(map[string]any) { return func(m map[string]any) { m["request_object_signing_alg"] = v } }},
+		func(v string) func(map[string]any) {
+			return func(m map[string]any) { m["request_object_signing_alg"] = v }
+		}},
 	{"id_token_signing_alg_values_supported", []string{"PS256", "ES256", "RS256", "none"},
-		func(v string) func(map[string]any) { return func(m map[string]any) { m["id_token_signed_response_alg"] = v } }},
+		func(v string) func(map[string]any) {
+			return func(m map[string]any) { m["id_token_signed_response_alg"] = v }
+		}},
 	{"response_types_supported", []string{"code id_token", "code", "token", "id_token", "code token", "code id_token token", "none"},
-		func(v string) func(map[string]any) { return func(m map[string]any) { m["response_types"] = []string{v} } }},
+		func(v string) func(map[string]any) {
+			return func(m map[string]any) { m["response_types"] = []string{v} }
+		}},
 	{"grant_types_supported", []string{"authorization_code", "client_credentials", "refresh_token", "implicit", "password"},
 		func(v string) func(map[string]any) {
 			return func(m map[string]any) {
