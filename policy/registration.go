@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -71,15 +72,25 @@ func (r *Registration) ToHydra() (hydra.Client, error) {
 	if roAlg == "" {
 		roAlg = m.IDTokenSignedResponseAlg
 	}
+	// Hydra issues a refresh token only when offline_access (or offline) is
+	// granted, so a client registered for refresh_token must be allowed to ask
+	// for it; the registration keeps the scope the TPP was granted.
+	scope := m.Scope
+	if slices.Contains(m.GrantTypes, "refresh_token") && !slices.Contains(strings.Fields(scope), OfflineAccess) {
+		scope = strings.TrimSpace(scope + " " + OfflineAccess)
+	}
 	return hydra.Client{
 		ID: r.ClientID, Name: m.ClientName, Owner: r.OrgID,
 		RedirectURIs: m.RedirectURIs, GrantTypes: m.GrantTypes, ResponseTypes: m.ResponseTypes,
-		Scope: m.Scope, TokenEndpointAuthMethod: m.TokenEndpointAuthMethod,
+		Scope: scope, TokenEndpointAuthMethod: m.TokenEndpointAuthMethod,
 		TokenEndpointAuthSigningAlg: m.TokenEndpointAuthSigningAlg, RequestObjectSigningAlg: roAlg,
 		JWKSURI: m.JWKSURI, ClientURI: m.ClientURI, LogoURI: m.LogoURI, PolicyURI: m.PolicyURI,
 		TosURI: m.TosURI, Contacts: m.Contacts, Metadata: meta,
 	}, nil
 }
+
+// OfflineAccess is the scope Hydra issues refresh tokens for.
+const OfflineAccess = "offline_access"
 
 // ErrNotManaged: the Hydra client was not made by obdcr (no record in its metadata).
 var ErrNotManaged = fmt.Errorf("client was not registered through obdcr")

@@ -12,8 +12,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/google/uuid"
 )
 
 // Client is the TPP simulator's HTTP side: it talks to obdcr over mutual TLS
@@ -101,24 +99,11 @@ func registrationURL(base, clientID string) string {
 // Token gets an access token from Hydra by client_credentials, authenticating
 // with private_key_jwt (RFC 7523): the assertion is signed with the TPP's key.
 func (c *Client) Token(ctx context.Context, tokenURL, clientID, scope string) (string, *Response, error) {
-	now := time.Now()
-	assertion, err := c.TPP.Signing.Sign(map[string]any{
-		"iss": clientID, "sub": clientID, "aud": tokenURL, "jti": uuid.NewString(),
-		"iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix(),
-	}, nil)
-	if err != nil {
-		return "", nil, err
-	}
-	form := url.Values{
-		"grant_type":            {"client_credentials"},
-		"client_id":             {clientID},
-		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
-		"client_assertion":      {assertion},
-	}
+	form := url.Values{"grant_type": {"client_credentials"}}
 	if scope != "" {
 		form.Set("scope", scope)
 	}
-	res, err := c.do(ctx, http.MethodPost, tokenURL, "application/x-www-form-urlencoded", "", []byte(form.Encode()))
+	res, err := c.tokenRequest(ctx, tokenURL, clientID, form)
 	if err != nil {
 		return "", nil, err
 	}

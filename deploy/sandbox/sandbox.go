@@ -28,7 +28,10 @@ type Sandbox struct {
 	EntityStatus  map[string]string `json:"entity_status"`
 	// RegisterDown makes the status endpoints fail, to test a Register outage.
 	RegisterDown bool `json:"register_down"`
-	pki          *PKI
+	// HydraAdminURL is where the sandbox's login and consent app accepts for the
+	// bank's customer (Hydra's URLS_LOGIN and URLS_CONSENT point at /hydra/...).
+	HydraAdminURL string `json:"hydra_admin_url,omitempty"`
+	pki           *PKI
 	// productPolls counts requests for the software product status list: one
 	// per Register poll, so that tests can see how often obdcr asks.
 	productPolls atomic.Int64
@@ -166,6 +169,14 @@ func (s *Sandbox) SetStatus(id, status string) error {
 	return s.save()
 }
 
+// SetHydraAdmin points the login and consent app at Hydra's admin API.
+func (s *Sandbox) SetHydraAdmin(url string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.HydraAdminURL = url
+	return s.save()
+}
+
 // SetRegisterDown makes the Register's status endpoints fail (true) or answer (false).
 func (s *Sandbox) SetRegisterDown(down bool) error {
 	s.mu.Lock()
@@ -192,4 +203,7 @@ func (s *Sandbox) reload() {
 		return
 	}
 	s.TPPs, s.ProductStatus, s.EntityStatus, s.RegisterDown = fresh.TPPs, fresh.ProductStatus, fresh.EntityStatus, fresh.RegisterDown
+	if fresh.HydraAdminURL != "" {
+		s.HydraAdminURL = fresh.HydraAdminURL
+	}
 }

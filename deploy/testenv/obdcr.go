@@ -34,8 +34,16 @@ func Start(dir string) (*Env, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := StartHydra(sb.CAFile)
+	// Hydra sends the customer to the sandbox's login and consent app, which
+	// accepts through Hydra's admin API: flows can run to the end.
+	h, err := StartHydra(sb.CAFile, "URLS_LOGIN="+sb.BaseURL+"/hydra/login", "URLS_CONSENT="+sb.BaseURL+"/hydra/consent",
+		"URLS_ERROR="+sb.BaseURL+"/hydra/error")
 	if err != nil {
+		sb.Stop()
+		return nil, err
+	}
+	if err := sb.SetHydraAdmin(h.AdminURL); err != nil {
+		h.Stop()
 		sb.Stop()
 		return nil, err
 	}

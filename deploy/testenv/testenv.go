@@ -101,7 +101,7 @@ func (h *Hydra) Log() string { return h.log.String() }
 
 // StartHydra runs `hydra serve all --dev` with an in-memory database. caFile, if
 // set, becomes Hydra's SSL_CERT_FILE so it can fetch TPP JWKS from the sandbox.
-func StartHydra(caFile string) (*Hydra, error) {
+func StartHydra(caFile string, extraEnv ...string) (*Hydra, error) {
 	bin, err := HydraBinary()
 	if err != nil {
 		return nil, err
@@ -133,6 +133,7 @@ func StartHydra(caFile string) (*Hydra, error) {
 	if caFile != "" {
 		h.env = append(h.env, "SSL_CERT_FILE="+caFile)
 	}
+	h.env = append(h.env, extraEnv...)
 	if err := h.start(); err != nil {
 		return nil, err
 	}

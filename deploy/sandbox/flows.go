@@ -1,0 +1,183 @@
+package sandbox
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
+)
+
+// AuthorizeRequest is a FAPI authorization request a registered TPP makes: a
+// request object signed with its key, PKCE, state and nonce.
+type AuthorizeRequest struct {
+	AuthURL      string // Hydra's authorization endpoint
+	Issuer       string // the request object's aud
+	ClientID     string
+	RedirectURI  string
+	ResponseType string // "code id_token" (UK) or "code" (AU)
+	Scope        string
+	// RequestAlg signs the request object: "" (the TPP's key alg, PS256),
+	// "RS256" (the same RSA key, an alg the client did not register) or "none".
+	RequestAlg string
+}
+
+// AuthorizeResult is what reached the TPP's redirect URI.
+type AuthorizeResult struct {
+	Code, IDToken, State       string
+	Error, ErrorDescription    string
+	Verifier, Nonce, SentState string // what the TPP keeps to redeem the code
+	Params                     url.Values
+}
+
+// Authorize runs the front channel as a browser would: Hydra, the bank's login
+// and consent app, and back to the redirect URI, which is read, not visited.
+func (c *Client) Authorize(ctx context.Context, r AuthorizeRequest, roots *x509.CertPool) (*AuthorizeResult, error) {
+	res := &AuthorizeResult{Verifier: randomString(), Nonce: randomString(), SentState: randomString()}
+	challenge := sha256.Sum256([]byte(res.Verifier))
+	now := time.Now()
+	claims := map[string]any{
+		"iss": r.ClientID, "aud": r.Issuer, "client_id": r.ClientID, "response_type": r.ResponseType,
+		"redirect_uri": r.RedirectURI, "scope": r.Scope, "state": res.SentState, "nonce": res.Nonce,
+		"code_challenge": base64.RawURLEncoding.EncodeToString(challenge[:]), "code_challenge_method": "S256",
+		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": uuid.NewString(),
+	}
+	object, err := c.requestObject(claims, r.RequestAlg)
+	if err != nil {
+		return nil, err
+	}
+	q := url.Values{"client_id": {r.ClientID}, "response_type": {r.ResponseType}, "scope": {r.Scope},
+		"redirect_uri": {r.RedirectURI}, "request": {object}}
+	jar, _ := cookiejar.New(nil)
+	var landed *url.URL
+	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: c.HTTP.Transport.(*http.Transport).TLSClientConfig.Clone()},
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if strings.HasPrefix(req.URL.String(), r.RedirectURI) {
+				landed = req.URL
+				return http.ErrUseLastResponse
+			}
+			if len(via) > 20 {
+				return errors.New("more than 20 redirects")
+			}
+			return nil
+		}}
+	if roots != nil {
+		browser.Transport.(*http.Transport).TLSClientConfig.RootCAs = roots
+		browser.Transport.(*http.Transport).TLSClientConfig.Certificates = nil
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.AuthURL+"?"+q.Encode(), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := browser.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body.Close()
+	if landed == nil {
+		// An error Hydra will not send to the client's redirect URI (a request
+		// object it cannot trust, say) goes to the bank's error page.
+		if q := resp.Request.URL.Query(); q.Get("error") != "" {
+			res.Params, res.Error, res.ErrorDescription = q, q.Get("error"), q.Get("error_description")
+			return res, nil
+		}
+		return nil, fmt.Errorf("the flow ended at %s (HTTP %d), not at the redirect URI", resp.Request.URL, resp.StatusCode)
+	}
+	// The hybrid flow answers in the fragment, the code flow in the query.
+	params := landed.Query()
+	if landed.Fragment != "" {
+		params, _ = url.ParseQuery(landed.Fragment)
+	}
+	res.Params = params
+	res.Code, res.IDToken, res.State = params.Get("code"), params.Get("id_token"), params.Get("state")
+	res.Error, res.ErrorDescription = params.Get("error"), params.Get("error_description")
+	return res, nil
+}
+
+// requestObject signs the authorization request's claims.
+func (c *Client) requestObject(claims map[string]any, alg string) (string, error) {
+	switch alg {
+	case "":
+		return c.TPP.Signing.Sign(claims, nil)
+	case "none":
+		payload, _ := json.Marshal(claims)
+		return b64([]byte(`{"alg":"none","typ":"JWT"}`)) + "." + b64(payload) + ".", nil
+	}
+	payload, _ := json.Marshal(claims)
+	h := jws.NewHeaders()
+	_ = h.Set(jws.KeyIDKey, c.TPP.Signing.KID)
+	var raw any
+	if err := c.TPP.Signing.Private.Raw(&raw); err != nil {
+		return "", err
+	}
+	out, err := jws.Sign(payload, jws.WithKey(jwa.SignatureAlgorithm(alg), raw, jws.WithProtectedHeaders(h)))
+	return string(out), err
+}
+
+// Tokens is a token endpoint's answer.
+type Tokens struct {
+	AccessToken  string `json:"access_token"`
+	RefreshToken string `json:"refresh_token"`
+	IDToken      string `json:"id_token"`
+	Scope        string `json:"scope"`
+	TokenType    string `json:"token_type"`
+}
+
+// ExchangeCode redeems an authorization code with private_key_jwt and PKCE.
+func (c *Client) ExchangeCode(ctx context.Context, tokenURL, clientID, redirectURI string, a *AuthorizeResult) (*Tokens, error) {
+	return c.tokens(ctx, tokenURL, clientID, url.Values{"grant_type": {"authorization_code"}, "code": {a.Code},
+		"redirect_uri": {redirectURI}, "code_verifier": {a.Verifier}})
+}
+
+// Refresh redeems a refresh token with private_key_jwt.
+func (c *Client) Refresh(ctx context.Context, tokenURL, clientID, refreshToken string) (*Tokens, error) {
+	return c.tokens(ctx, tokenURL, clientID, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refreshToken}})
+}
+
+func (c *Client) tokens(ctx context.Context, tokenURL, clientID string, form url.Values) (*Tokens, error) {
+	res, err := c.tokenRequest(ctx, tokenURL, clientID, form)
+	if err != nil {
+		return nil, err
+	}
+	var t Tokens
+	if res.Status != http.StatusOK || json.Unmarshal(res.Body, &t) != nil || t.AccessToken == "" {
+		return nil, fmt.Errorf("token endpoint answered %d: %s", res.Status, res.Body)
+	}
+	return &t, nil
+}
+
+// tokenRequest posts form to the token endpoint, authenticated by a client
+// assertion signed with the TPP's key (private_key_jwt, RFC 7523).
+func (c *Client) tokenRequest(ctx context.Context, tokenURL, clientID string, form url.Values) (*Response, error) {
+	now := time.Now()
+	assertion, err := c.TPP.Signing.Sign(map[string]any{
+		"iss": clientID, "sub": clientID, "aud": tokenURL, "jti": uuid.NewString(),
+		"iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix(),
+	}, nil)
+	if err != nil {
+		return nil, err
+	}
+	form.Set("client_id", clientID)
+	form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+	form.Set("client_assertion", assertion)
+	return c.do(ctx, http.MethodPost, tokenURL, "application/x-www-form-urlencoded", "", []byte(form.Encode()))
+}
+
+func randomString() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
