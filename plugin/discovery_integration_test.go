@@ -186,3 +186,25 @@ func TestDiscoveryWhileHydraIsDown(t *testing.T) {
 		t.Fatalf("Hydra down after a read: %d %v", status, doc)
 	}
 }
+
+// obdcr serve runs the setup check at start-up: the test Hydra's own discovery
+// still names its own registration endpoint, and obdcr counts that one problem.
+func TestSetupProblemsAtStartUp(t *testing.T) {
+	var logs syncBuffer
+	o, err := env.StartObdcrLogging(env.Config(), &logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Stop()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v, err := sandbox.MetricSum(o.AdminURL+"/metrics", "obdcr_setup_problems", nil)
+		if err == nil && v == 1 && strings.Contains(logs.String(), `"check":"hydra.discovery"`) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("obdcr_setup_problems %v (%v); log:\n%s", v, err, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

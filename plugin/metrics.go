@@ -27,6 +27,8 @@ type metrics struct {
 	registerLookups *prometheus.CounterVec
 	registerWait    prometheus.Histogram
 	auRemovals      prometheus.Counter
+	// setupProblems is what the last setup check (obdcr doctor) found wrong.
+	setupProblems prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -62,11 +64,14 @@ func newMetrics() *metrics {
 			Name: "obdcr_cdr_register_lookup_wait_seconds", Help: "How long lookups of software products not yet known waited for a fresh CDR Register poll.",
 			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10, 30},
 		}),
+		setupProblems: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "obdcr_setup_problems", Help: "Problems the last setup check of Hydra found (obdcr doctor); the log names them.",
+		}),
 		auRemovals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "obdcr_cdr_removed_registrations_total", Help: "Registrations removed because the CDR Register lists their software product as REMOVED.",
 		}),
 	}
-	m.registry.MustRegister(m.registrations, m.management, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.registerLookups, m.registerWait, m.auRemovals,
+	m.registry.MustRegister(m.registrations, m.management, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.registerLookups, m.registerWait, m.auRemovals, m.setupProblems,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

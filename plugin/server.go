@@ -150,6 +150,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	go state.Run(ctx)
 	go s.digest.run(ctx, st.Append)
 	go s.pruneAudit(ctx)
+	go s.watchSetup(ctx)
 	for _, run := range b.background {
 		go run(ctx)
 	}

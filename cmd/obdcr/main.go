@@ -30,6 +30,7 @@ Usage:
   obdcr audit [--limit N] [--software-id ID] [--profile P] [--kind K]
   obdcr check FILE                           every rule's verdict for a request JWT, nothing created
   obdcr check --offline --directory-jwks F --software-jwks F --issuer AUD FILE   the same without a server
+  obdcr doctor [--json] [--fix]              check the Hydra obdcr fronts; --fix adds an allowed ID-token key
   obdcr version                              print the version
   obdcr --help                               this text; obdcr serve --help lists every variable
 
@@ -62,6 +63,16 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return serve(stderr)
 	case "migrate":
 		return migrate(getenv, stdout, stderr)
+	case "doctor":
+		ok, err := doctorCmd(getenv, args[1:], stdout)
+		if err != nil {
+			fmt.Fprintln(stderr, "obdcr doctor: "+err.Error())
+			return 1
+		}
+		if !ok {
+			return 1
+		}
+		return 0
 	case "check":
 		if err := checkCmd(getenv, args[1:], stdout); err != nil {
 			fmt.Fprintln(stderr, "obdcr check: "+err.Error())

@@ -262,3 +262,68 @@ func TestCLIAuditEscapesForgedRows(t *testing.T) {
 		t.Fatalf("want the header and one escaped row, got:\n%s", out)
 	}
 }
+
+// obdcr doctor fails on Hydra as it comes, --fix mends what it says it will,
+// and a Hydra set up as the demo sets it up passes.
+func TestDoctor(t *testing.T) {
+	doctor := func(t *testing.T, h *testenv.Hydra, publicURL string, args ...string) (doctorReport, int) {
+		t.Helper()
+		vars := map[string]string{"HYDRA_ADMIN_URL": h.AdminURL, "HYDRA_PUBLIC_URL": h.PublicURL, "OBDCR_ISSUER": h.PublicURL,
+			"OBDCR_PUBLIC_URL": publicURL, "OBDCR_ADMIN_URL": "http://127.0.0.1:1"} // no obdcr: the profiles' defaults
+		var out, errOut bytes.Buffer
+		code := run(append([]string{"doctor", "--json"}, args...), func(k string) string { return vars[k] }, &out, &errOut)
+		var rep doctorReport
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("exit %d: %s %s", code, out.String(), errOut.String())
+		}
+		return rep, code
+	}
+	severity := func(rep doctorReport, check string) string {
+		for _, f := range rep.Findings {
+			if f.Check == check {
+				return f.Severity
+			}
+		}
+		return "absent"
+	}
+	t.Run("Hydra as it comes", func(t *testing.T) {
+		h, err := testenv.StartDefaultHydra("", "OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED=true")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Stop()
+		rep, code := doctor(t, h, "https://obdcr.example")
+		if code != 1 || severity(rep, "hydra.id_token_alg") != "error" || severity(rep, "hydra.registration_endpoint") != "error" ||
+			severity(rep, "hydra.discovery") != "error" || severity(rep, "hydra.issuer") != "ok" {
+			t.Fatalf("exit %d: %+v", code, rep)
+		}
+		rep, code = doctor(t, h, "https://obdcr.example", "--fix")
+		if code != 1 || len(rep.Fixed) != 1 || severity(rep, "hydra.id_token_alg") != "ok" || severity(rep, "hydra.registration_endpoint") != "error" {
+			t.Fatalf("after --fix, exit %d: %+v", code, rep)
+		}
+		// --fix mends only the key; a second run has nothing to do.
+		if rep, _ = doctor(t, h, "https://obdcr.example", "--fix"); len(rep.Fixed) != 0 {
+			t.Fatalf("a second --fix changed Hydra again: %v", rep.Fixed)
+		}
+	})
+	t.Run("Hydra set up as the demo sets it up", func(t *testing.T) {
+		h, err := testenv.StartHydra("", "WEBFINGER_OIDC_DISCOVERY_CLIENT_REGISTRATION_URL=https://obdcr.example/register")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Stop()
+		if rep, code := doctor(t, h, "https://obdcr.example"); code != 0 || rep.Problems != 0 {
+			t.Fatalf("exit %d: %+v", code, rep)
+		}
+		// and the checks that need a mismatch to show
+		if rep, code := doctor(t, h, "https://elsewhere.example"); code != 1 || severity(rep, "hydra.discovery") != "error" {
+			t.Fatalf("registration_endpoint elsewhere: exit %d %+v", code, rep)
+		}
+	})
+	t.Run("Hydra unreachable", func(t *testing.T) {
+		h := &testenv.Hydra{AdminURL: "http://127.0.0.1:1", PublicURL: "http://127.0.0.1:1"}
+		if rep, code := doctor(t, h, ""); code != 1 || severity(rep, "hydra.admin") != "error" || severity(rep, "hydra.public") != "error" {
+			t.Fatalf("exit %d: %+v", code, rep)
+		}
+	})
+}

@@ -91,6 +91,7 @@ type Hydra struct {
 	done      chan struct{}
 	bin       string
 	env       []string
+	fapi      bool // give it a PS256 ID-token key at each start
 }
 
 // TokenURL is Hydra's token endpoint.
@@ -99,9 +100,20 @@ func (h *Hydra) TokenURL() string { return h.PublicURL + "/oauth2/token" }
 // Log is what Hydra printed, for failing tests.
 func (h *Hydra) Log() string { return h.log.String() }
 
-// StartHydra runs `hydra serve all --dev` with an in-memory database. caFile, if
-// set, becomes Hydra's SSL_CERT_FILE so it can fetch TPP JWKS from the sandbox.
+// StartHydra runs `hydra serve all --dev` with an in-memory database, set up as
+// a bank sets it up for obdcr: its own registration endpoint off and ID tokens
+// signed PS256. caFile, if set, becomes Hydra's SSL_CERT_FILE so it can fetch
+// TPP JWKS from the sandbox; extraEnv adds or overrides Hydra's variables.
 func StartHydra(caFile string, extraEnv ...string) (*Hydra, error) {
+	return startHydra(caFile, true, extraEnv...)
+}
+
+// StartDefaultHydra runs Hydra as it comes: ID tokens signed RS256.
+func StartDefaultHydra(caFile string, extraEnv ...string) (*Hydra, error) {
+	return startHydra(caFile, false, extraEnv...)
+}
+
+func startHydra(caFile string, fapi bool, extraEnv ...string) (*Hydra, error) {
 	bin, err := HydraBinary()
 	if err != nil {
 		return nil, err
@@ -115,6 +127,7 @@ func StartHydra(caFile string, extraEnv ...string) (*Hydra, error) {
 		return nil, err
 	}
 	h := &Hydra{
+		fapi:      fapi,
 		AdminURL:  fmt.Sprintf("http://127.0.0.1:%d", adm),
 		PublicURL: fmt.Sprintf("http://127.0.0.1:%d", pub),
 		log:       &bytes.Buffer{},
@@ -153,6 +166,9 @@ func (h *Hydra) start() error {
 	if err := WaitReady(h.AdminURL+"/health/ready", 60*time.Second, h.done); err != nil {
 		h.Stop()
 		return fmt.Errorf("hydra did not become ready: %v\n%s", err, h.Log())
+	}
+	if !h.fapi {
+		return nil
 	}
 	// As a bank sets Hydra up for FAPI (obdcr doctor --fix): ID tokens signed PS256.
 	admin, err := hydra.NewAdmin(h.AdminURL, nil)

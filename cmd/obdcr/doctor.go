@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/obdcr/obdcr/plugin"
+	"github.com/obdcr/obdcr/policy"
+)
+
+const doctorUsage = `usage: obdcr doctor [--json] [--fix]
+Checks the Hydra obdcr fronts: its own registration endpoint off, its ID-token key's alg
+allowed by the enabled profiles, its issuer, its discovery document, reachability and
+clock. Exit 0 only when nothing is wrong. --fix adds a PS256 (or ES256) ID-token key
+when the active one is not allowed, and changes nothing else.`
+
+// doctorReport is what --json prints.
+type doctorReport struct {
+	Problems int              `json:"problems"`
+	Policy   string           `json:"policy"` // where the profiles' settings came from
+	Fixed    []string         `json:"fixed,omitempty"`
+	Findings []plugin.Finding `json:"findings"`
+}
+
+// doctorVariables are what the check reads; unset ones take obdcr's defaults.
+var doctorVariables = []string{"HYDRA_ADMIN_URL", "HYDRA_PUBLIC_URL", "OBDCR_ISSUER", "OBDCR_PUBLIC_URL", "OBDCR_PROFILES"}
+
+// doctorCmd returns whether everything was ok.
+func doctorCmd(getenv func(string) string, args []string, stdout io.Writer) (bool, error) {
+	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	asJSON := fs.Bool("json", false, "print JSON")
+	fix := fs.Bool("fix", false, "add an allowed ID-token key to Hydra when the active one is not allowed")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
+		return false, fmt.Errorf("%s", doctorUsage)
+	}
+	environ := map[string]string{}
+	for _, v := range doctorVariables {
+		if val := getenv(v); val != "" {
+			environ[v] = val
+		}
+	}
+	rep := doctorReport{Policy: "the running obdcr's (OBDCR_ADMIN_URL)"}
+	live, err := livePolicies(getenv)
+	if err != nil {
+		rep.Policy = "the profiles' defaults, enabled as OBDCR_PROFILES says (obdcr's admin API: " + err.Error() + ")"
+	}
+	setup, err := plugin.NewDoctor(environ, live)
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep.Findings = setup.Run(ctx)
+	if *fix {
+		if rep.Fixed, err = setup.Fix(ctx, rep.Findings); err != nil {
+			return false, err
+		}
+		if len(rep.Fixed) > 0 {
+			rep.Findings = setup.Run(ctx)
+		}
+	}
+	rep.Problems = plugin.Problems(rep.Findings)
+	if *asJSON {
+		return rep.Problems == 0, printJSON(stdout, rep)
+	}
+	for _, f := range rep.Fixed {
+		fmt.Fprintln(stdout, "fixed:", f)
+	}
+	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SEVERITY\tCHECK\tFINDING")
+	for _, f := range rep.Findings {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Severity, f.Check, f.Message)
+		if f.Fix != "" {
+			fmt.Fprintf(tw, "\t\tfix: %s\n", f.Fix)
+		}
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(stdout, "%d problem(s); checked against %s\n", rep.Problems, rep.Policy)
+	return rep.Problems == 0, nil
+}
+
+// livePolicies reads the profiles' live states from the running obdcr.
+func livePolicies(getenv func(string) string) ([]policy.State, error) {
+	a, err := newAdminClient(getenv)
+	if err != nil {
+		return nil, err
+	}
+	var views []struct {
+		Enabled  bool            `json:"enabled"`
+		Settings policy.Settings `json:"settings"`
+	}
+	if err := a.call(http.MethodGet, "/admin/policies", "", nil, &views); err != nil {
+		return nil, err
+	}
+	out := make([]policy.State, len(views))
+	for i, v := range views {
+		out[i] = policy.State{Enabled: v.Enabled, Settings: v.Settings}
+	}
+	return out, nil
+}
