@@ -118,6 +118,18 @@ func startHydra(caFile string, fapi bool, extraEnv ...string) (*Hydra, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A free port can be taken by another test binary between FreePort and
+	// Hydra's listen: then Hydra exits with "address already in use", and a
+	// new pair of ports is tried.
+	for attempt := 1; ; attempt++ {
+		h, err := tryHydra(bin, caFile, fapi, extraEnv)
+		if err == nil || attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			return h, err
+		}
+	}
+}
+
+func tryHydra(bin, caFile string, fapi bool, extraEnv []string) (*Hydra, error) {
 	pub, err := FreePort()
 	if err != nil {
 		return nil, err

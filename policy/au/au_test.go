@@ -125,8 +125,12 @@ func TestAURegistrationContents(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := f.Hydra.Clients[reg.ClientID]
-	if c.Scope != "openid bank:accounts.basic:read cdr:registration" {
-		t.Errorf("scope %q: unsupported scopes must be dropped and cdr:registration kept", c.Scope)
+	// offline_access: the client registered refresh_token, and Hydra issues refresh tokens only for it.
+	if c.Scope != "openid bank:accounts.basic:read cdr:registration offline_access" {
+		t.Errorf("scope %q: unsupported scopes must be dropped, cdr:registration kept and offline_access allowed", c.Scope)
+	}
+	if reg.Metadata.Scope != "openid bank:accounts.basic:read cdr:registration" {
+		t.Errorf("registered scope %q: offline_access is Hydra's, not the registration's", reg.Metadata.Scope)
 	}
 	if c.TokenEndpointAuthMethod != "private_key_jwt" || c.RequestObjectSigningAlg != "PS256" || strings.Join(c.ResponseTypes, " ") != "code" {
 		t.Errorf("hydra client %+v", c)

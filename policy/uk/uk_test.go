@@ -150,7 +150,8 @@ func TestUKRegistrationContents(t *testing.T) {
 		"jwks_uri":                   {c.JWKSURI, f.TPP.JWKSURL},
 		"token_endpoint_auth_method": {c.TokenEndpointAuthMethod, "private_key_jwt"},
 		"request_object_signing_alg": {c.RequestObjectSigningAlg, "PS256"},
-		"scope":                      {c.Scope, "openid accounts payments"},
+		"scope":                      {c.Scope, "openid accounts payments offline_access"}, // refresh_token registered
+		"registered scope":           {reg.Metadata.Scope, "openid accounts payments"},
 		"redirect":                   {strings.Join(c.RedirectURIs, " "), f.TPP.RedirectURIs[0]},
 		"client_name":                {c.Name, "Acme app"},
 	}
