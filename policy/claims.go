@@ -118,14 +118,17 @@ type ClientMetadata struct {
 	AuthorizationEncryptedResponseAlg string     `json:"authorization_encrypted_response_alg,omitempty"`
 	AuthorizationEncryptedResponseEnc string     `json:"authorization_encrypted_response_enc,omitempty"`
 	TLSClientAuthSubjectDN            string     `json:"tls_client_auth_subject_dn,omitempty"`
-	ClientName                        string     `json:"client_name,omitempty"`
-	ClientURI                         string     `json:"client_uri,omitempty"`
-	LogoURI                           string     `json:"logo_uri,omitempty"`
-	PolicyURI                         string     `json:"policy_uri,omitempty"`
-	TosURI                            string     `json:"tos_uri,omitempty"`
-	JWKSURI                           string     `json:"jwks_uri,omitempty"`
-	Contacts                          StringList `json:"contacts,omitempty"`
-	SoftwareID                        string     `json:"software_id,omitempty"`
+	// FAPI features Hydra cannot provide: asked for, they are refused (see HydraLimits).
+	TLSClientCertificateBoundAccessTokens bool       `json:"tls_client_certificate_bound_access_tokens,omitempty"`
+	RequirePushedAuthorizationRequests    bool       `json:"require_pushed_authorization_requests,omitempty"`
+	ClientName                            string     `json:"client_name,omitempty"`
+	ClientURI                             string     `json:"client_uri,omitempty"`
+	LogoURI                               string     `json:"logo_uri,omitempty"`
+	PolicyURI                             string     `json:"policy_uri,omitempty"`
+	TosURI                                string     `json:"tos_uri,omitempty"`
+	JWKSURI                               string     `json:"jwks_uri,omitempty"`
+	Contacts                              StringList `json:"contacts,omitempty"`
+	SoftwareID                            string     `json:"software_id,omitempty"`
 }
 
 // RequestClaims is the TPP's signed registration request (OBIE DCR, CDS DCR).

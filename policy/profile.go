@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -61,6 +63,14 @@ type Evaluation struct {
 	Statement       *SoftwareStatement // set by the statement rule once verified
 	TPPKeys         jwk.Set            // set once the request signature verified
 	Granted         ClientMetadata
+	// Warnings are what rules recorded but the server will not honour; a dry
+	// run shows them on the rule that found them.
+	Warnings []string
+}
+
+// Warn records something a rule lets through but the server will not honour.
+func (ev *Evaluation) Warn(format string, args ...any) {
+	ev.Warnings = append(ev.Warnings, fmt.Sprintf(format, args...))
 }
 
 // Skip is returned by a rule that cannot be judged with what a dry run was given
@@ -97,10 +107,15 @@ func (p *Profile) Evaluate(ctx context.Context, ev *Evaluation, all bool) ([]Rul
 			results = append(results, RuleResult{Rule: r.Name, Verdict: Skipped, Message: "skipped: " + missing + " did not pass"})
 			continue
 		}
+		warned := len(ev.Warnings)
 		err := r.Check(ctx, ev)
 		if err == nil {
 			passed = append(passed, r.Name)
-			results = append(results, RuleResult{Rule: r.Name, Verdict: Pass})
+			res := RuleResult{Rule: r.Name, Verdict: Pass}
+			if len(ev.Warnings) > warned {
+				res.Message = "warning: " + strings.Join(ev.Warnings[warned:], "; ")
+			}
+			results = append(results, res)
 			continue
 		}
 		var skip *Skip

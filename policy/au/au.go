@@ -101,6 +101,7 @@ func New(c Config) *policy.Profile {
 				requestObjectAlg(),
 				policy.ApplicationType("web"),
 				scope(),
+				policy.HydraLimits(),
 			},
 		),
 	}

@@ -380,6 +380,25 @@ func TestAUStatusDryRun(t *testing.T) {
 	}
 }
 
+// JARM is required by the CDS and recorded, but Hydra cannot do it: a dry run
+// says so on the rule that found it.
+func TestAUDryRunFlagsJARM(t *testing.T) {
+	f := newFixture(t, nil)
+	rep, _, err := f.Registrar.DryRun(context.Background(), policy.Submission{JWT: f.Request(t, nil, nil), Certificate: f.Cert})
+	if err != nil || rep.Outcome != "approved" {
+		t.Fatalf("%+v %v", rep, err)
+	}
+	for _, r := range rep.Rules {
+		if r.Rule == policy.RuleHydraLimits {
+			if r.Verdict != policy.Pass || !strings.Contains(r.Message, "warning: authorization_signed_response_alg (JARM) is recorded but not honoured") {
+				t.Fatalf("%+v", r)
+			}
+			return
+		}
+	}
+	t.Fatalf("no %s verdict in %+v", policy.RuleHydraLimits, rep.Rules)
+}
+
 func TestAUOneRegistrationPerSoftwareProduct(t *testing.T) {
 	f := newFixture(t, nil)
 	if _, err := f.Register(f.Request(t, nil, nil)); err != nil {

@@ -93,6 +93,7 @@ func New(c Config) *policy.Profile {
 				policy.ApplicationType(""),
 				policy.IDTokenSigningAlg(c.IDTokenAlg),
 				policy.AlgRule("request_object_signing_alg", true),
+				policy.HydraLimits(),
 			},
 		),
 	}

@@ -48,6 +48,10 @@ func TestUKRules(t *testing.T) {
 	}
 	cases := []tc{
 		{name: "valid request", code: ""},
+		{name: "certificate-bound tokens asked for", req: set("tls_client_certificate_bound_access_tokens", true), code: policy.InvalidClientMetadata, claim: "tls_client_certificate_bound_access_tokens", rule: policy.RuleHydraLimits},
+		{name: "certificate-bound tokens false", req: set("tls_client_certificate_bound_access_tokens", false), code: ""},
+		{name: "PAR required", req: set("require_pushed_authorization_requests", true), code: policy.InvalidClientMetadata, claim: "require_pushed_authorization_requests", rule: policy.RuleHydraLimits},
+		{name: "ID-token encryption", req: set("id_token_encrypted_response_alg", "RSA-OAEP"), code: policy.InvalidClientMetadata, claim: "id_token_encrypted_response_alg", rule: policy.RuleHydraLimits},
 		{name: "client_uri javascript", req: set("client_uri", "javascript:alert(document.domain)//"), code: policy.InvalidClientMetadata, claim: "client_uri", rule: policy.RuleClientText},
 		{name: "client_uri http", req: set("client_uri", "http://tpp.example"), code: policy.InvalidClientMetadata, claim: "client_uri", rule: policy.RuleClientText},
 		{name: "client_uri https", req: set("client_uri", "https://tpp.example/about"), code: ""},
