@@ -40,6 +40,9 @@ Usage:
   obdcr-sandbox flood    [--dir D] --obdcr URL [--admin-url URL] [--mode methods|management|refusals|claims|all]
                          [--count 2000] [--max-rss-mib N]   attacker floods; obdcr's memory, series and audit
                          before and after, one JSON line each; fails past --max-rss-mib or on any growth
+  obdcr-sandbox flow     [--dir D] --tpp NAME --obdcr URL --client-id ID   the registered client's flows on Hydra:
+                         code flow with a signed request object, private_key_jwt, refresh, client_credentials
+  obdcr-sandbox discovery [--dir D] --tpp NAME --obdcr URL   the bank's discovery document, as obdcr publishes it
   obdcr-sandbox hydra-client --client-id ID HYDRA_ADMIN_URL   show a client as Hydra has it
 
 --dir defaults to $OBDCR_SANDBOX_DIR, else .sandbox. Files in it: ca.pem (trust it, and
@@ -99,7 +102,7 @@ func run(args []string, out io.Writer) error {
 	printJWT := fs.Bool("print-jwt", false, "print the signed request instead of sending it")
 	dryRun := fs.Bool("dry-run", false, "register: ask obdcr's dry run for every rule's verdict instead (needs --admin-url and OBDCR_ADMIN_TOKEN)")
 	adminURL := fs.String("admin-url", "http://127.0.0.1:8444", "obdcr admin listener, for --dry-run and load")
-	hydraAdmin := fs.String("hydra-admin", "http://127.0.0.1:4445", "load: Hydra's admin API, driven alone for comparison")
+	hydraAdmin := fs.String("hydra-admin", "http://127.0.0.1:4445", "load: Hydra's admin API, driven alone for comparison; serve: where the login and consent app accepts")
 	concurrency := fs.Int("concurrency", 16, "load: requests in flight")
 	count := fs.Int("count", 1000, "load: registrations, and as many Hydra creates")
 	tppCount := fs.Int("tpps", 8, "load: distinct TPPs")
@@ -129,7 +132,36 @@ func run(args []string, out io.Writer) error {
 		fmt.Fprintf(out, "  UK directory JWKS:  %s/uk/directory/jwks\n  CDR Register JWKS:  %s/cdr-register/v1/jwks\n", sb.BaseURL, sb.BaseURL)
 		return nil
 	case "serve":
+		if hydraAdminSet(fs) {
+			sb, err := sandbox.Load(*dir)
+			if err != nil {
+				return err
+			}
+			if err := sb.SetHydraAdmin(*hydraAdmin); err != nil {
+				return err
+			}
+		}
 		return serve(ctx, *dir, *listen, out)
+	case "flow":
+		sb, _, c, err := tppClient(*dir, *tppName)
+		if err != nil {
+			return err
+		}
+		if *clientID == "" {
+			return errors.New("--client-id is required")
+		}
+		rep, err := c.RunFlow(ctx, *obdcrURL, *clientID, sb.PKI().Pool())
+		if err != nil {
+			return err
+		}
+		return printJSON(out, rep)
+	case "discovery":
+		_, _, c, err := tppClient(*dir, *tppName)
+		if err != nil {
+			return err
+		}
+		res, err := c.Discovery(ctx, *obdcrURL)
+		return show(out, res, err)
 	case "tpp add":
 		sb, err := sandbox.Load(*dir)
 		if err != nil {
@@ -323,6 +355,13 @@ func run(args []string, out io.Writer) error {
 		return sb.SetRegisterDown(fs.Arg(0) == "true")
 	}
 	return fmt.Errorf("unknown command %q\n\n%s", cmd, usage)
+}
+
+// hydraAdminSet: --hydra-admin was given.
+func hydraAdminSet(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "hydra-admin" })
+	return set
 }
 
 func tppClient(dir, name string) (*sandbox.Sandbox, *sandbox.TPP, *sandbox.Client, error) {

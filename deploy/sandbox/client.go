@@ -114,6 +114,11 @@ func (c *Client) Token(ctx context.Context, tokenURL, clientID, scope string) (s
 	return tok, res, nil
 }
 
+// Discovery reads the bank's discovery document from obdcr (no certificate needed).
+func (c *Client) Discovery(ctx context.Context, obdcrURL string) (*Response, error) {
+	return c.do(ctx, http.MethodGet, strings.TrimRight(obdcrURL, "/")+"/.well-known/openid-configuration", "", "", nil)
+}
+
 // DryRun asks obdcr's admin dry run for every rule's verdict on a request. It
 // sends the TPP's transport certificate along, so the certificate rule is judged
 // as it would be over mutual TLS.

@@ -29,9 +29,19 @@ $sb tpp add --profile au --name Koala >"$work/koala.json"
 
 say "Ory Hydra on :$HYDRA_PUBLIC_PORT (public) and :$HYDRA_ADMIN_PORT (admin), its own registration endpoint off"
 start_hydra
+echo "obdcr doctor --fix gave Hydra an ID-token key the profiles allow:"
+grep '^fixed:' "$work/doctor-fix.txt" || echo "  (it had one)"
 
 say "obdcr: TPP listener https://127.0.0.1:$OBDCR_PORT (mTLS), admin http://127.0.0.1:$OBDCR_ADMIN_PORT"
 start_obdcr memory
+
+say "obdcr doctor: the Hydra behind obdcr is set up so that what the bank publishes is what obdcr enforces"
+OBDCR_ADMIN_URL="http://127.0.0.1:$OBDCR_ADMIN_PORT" .cache/bin/obdcr doctor | grep -v '^ok  *hydra\.\(certificate\|par\|jarm\|id_token_enc\|s_hash\)' ||
+  { echo "obdcr doctor found problems: see above" >&2; exit 1; }
+
+say "The bank's discovery document, as obdcr publishes it (GET https://127.0.0.1:$OBDCR_PORT/.well-known/openid-configuration)"
+$sb discovery --tpp Acme --obdcr "https://127.0.0.1:$OBDCR_PORT" >"$work/discovery.json"
+grep -E '"(issuer|registration_endpoint|token_endpoint_auth_methods_supported|request_object_signing_alg_values_supported|id_token_signing_alg_values_supported|response_types_supported|grant_types_supported|tls_client_certificate_bound_access_tokens)"' -A3 "$work/discovery.json" | grep -v '^--$' | head -n 40
 
 show_client() { # tpp-json-file
   local id
@@ -44,6 +54,9 @@ say "UK: TPP Acme registers over mutual TLS (POST /register, application/jwt)"
 $sb register --tpp Acme --obdcr "https://127.0.0.1:$OBDCR_PORT" --aud "http://127.0.0.1:$HYDRA_PUBLIC_PORT" | tee "$work/uk-201.json"
 show_client "$work/uk-201.json"
 
+say "UK: Acme's client runs what it registered for on Hydra: the code flow with a PS256 request object (the sandbox is the bank's login and consent app), private_key_jwt, a refresh, client_credentials"
+$sb flow --tpp Acme --obdcr "https://127.0.0.1:$OBDCR_PORT" --client-id "$(sed -n 's/^  "client_id": "\(.*\)",$/\1/p' "$work/uk-201.json")"
+
 say "UK: Acme reads its registration back: GET /register/{client_id} with a client_credentials token Hydra issued by private_key_jwt"
 uk_id="$(sed -n 's/^  "client_id": "\(.*\)",$/\1/p' "$work/uk-201.json")"
 $sb get --tpp Acme --obdcr "https://127.0.0.1:$OBDCR_PORT" --token-url "http://127.0.0.1:$HYDRA_PUBLIC_PORT/oauth2/token" --client-id "$uk_id" >"$work/uk-get.json"
@@ -54,6 +67,8 @@ if [[ ",$OBDCR_PROFILES," == *",au,"* ]]; then
   say "AU: data recipient Koala registers over mutual TLS"
   $sb register --tpp Koala --obdcr "https://127.0.0.1:$OBDCR_PORT" --aud "http://127.0.0.1:$HYDRA_PUBLIC_PORT" | tee "$work/au-201.json"
   show_client "$work/au-201.json"
+  say "AU: Koala's client runs the code flow (PS256 request object, PKCE), private_key_jwt, a refresh and client_credentials"
+  $sb flow --tpp Koala --obdcr "https://127.0.0.1:$OBDCR_PORT" --client-id "$(sed -n 's/^  "client_id": "\(.*\)",$/\1/p' "$work/au-201.json")"
 fi
 
 say "A refused request: a redirect URI outside the SSA"

@@ -45,7 +45,8 @@ wait_ready() { # url name logfile
 start_sandbox() { # then: TPPs may be added
   export OBDCR_SANDBOX_DIR="$work/sandbox"
   $sb init --listen "127.0.0.1:$SANDBOX_PORT" >/dev/null
-  $sb serve --listen "127.0.0.1:$SANDBOX_PORT" >"$work/sandbox.log" 2>&1 &
+  # It is also the bank's login and consent app, accepting through Hydra's admin API.
+  $sb serve --listen "127.0.0.1:$SANDBOX_PORT" --hydra-admin "http://127.0.0.1:$HYDRA_ADMIN_PORT" >"$work/sandbox.log" 2>&1 &
   pids+=($!)
   wait_ready "https://127.0.0.1:$SANDBOX_PORT/uk/directory/jwks" sandbox "$work/sandbox.log"
 }
@@ -57,11 +58,22 @@ start_hydra() { # sets hydra_pid
     SERVE_PUBLIC_HOST=127.0.0.1 SERVE_ADMIN_HOST=127.0.0.1 \
     OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED=false \
     WEBFINGER_OIDC_DISCOVERY_CLIENT_REGISTRATION_URL="https://127.0.0.1:$OBDCR_PORT/register" \
+    URLS_LOGIN="https://127.0.0.1:$SANDBOX_PORT/hydra/login" URLS_CONSENT="https://127.0.0.1:$SANDBOX_PORT/hydra/consent" \
+    URLS_ERROR="https://127.0.0.1:$SANDBOX_PORT/hydra/error" \
     SSL_CERT_FILE="$OBDCR_SANDBOX_DIR/ca.pem" LOG_LEVEL=warn \
     $(on_cpus HYDRA_CPUS) "$hydra" serve all --dev --sqa-opt-out >>"$work/hydra.log" 2>&1 &
   hydra_pid=$!
   pids+=($hydra_pid)
   wait_ready "http://127.0.0.1:$HYDRA_ADMIN_PORT/health/ready" hydra "$work/hydra.log"
+  fapi_hydra >"$work/doctor-fix.txt" 2>&1
+}
+
+# fapi_hydra: set Hydra up as the bank must for FAPI, with obdcr doctor --fix: an
+# ID-token key whose alg the profiles allow (Hydra's first key is RS256).
+fapi_hydra() {
+  OBDCR_ISSUER="http://127.0.0.1:$HYDRA_PUBLIC_PORT" HYDRA_ADMIN_URL="http://127.0.0.1:$HYDRA_ADMIN_PORT" \
+    HYDRA_PUBLIC_URL="http://127.0.0.1:$HYDRA_PUBLIC_PORT" OBDCR_PUBLIC_URL="https://127.0.0.1:$OBDCR_PORT" \
+    OBDCR_ADMIN_URL="http://127.0.0.1:$OBDCR_ADMIN_PORT" .cache/bin/obdcr doctor --fix "$@" || true
 }
 
 start_obdcr() { # [DSN]; sets obdcr_pid
@@ -69,6 +81,7 @@ start_obdcr() { # [DSN]; sets obdcr_pid
     OBDCR_TLS_CERT_FILE="$OBDCR_SANDBOX_DIR/obdcr-cert.pem" OBDCR_TLS_KEY_FILE="$OBDCR_SANDBOX_DIR/obdcr-key.pem" \
     OBDCR_TLS_CLIENT_CA_FILE="$OBDCR_SANDBOX_DIR/ca.pem" \
     OBDCR_ISSUER="http://127.0.0.1:$HYDRA_PUBLIC_PORT" HYDRA_ADMIN_URL="http://127.0.0.1:$HYDRA_ADMIN_PORT" \
+    HYDRA_PUBLIC_URL="http://127.0.0.1:$HYDRA_PUBLIC_PORT" OBDCR_PUBLIC_URL="https://127.0.0.1:$OBDCR_PORT" \
     OBDCR_UK_SSA_JWKS_URL="https://127.0.0.1:$SANDBOX_PORT/uk/directory/jwks" \
     OBDCR_AU_SSA_JWKS_URL="https://127.0.0.1:$SANDBOX_PORT/cdr-register/v1/jwks" \
     OBDCR_AU_REGISTER_URL="https://127.0.0.1:$SANDBOX_PORT" \
