@@ -136,7 +136,7 @@ func TestUKRegistrationEndToEnd(t *testing.T) {
 		"redirect_uris":                   {strings.Join(hc.RedirectURIs, " "), tpp.RedirectURIs[0]},
 		"grant_types":                     {strings.Join(hc.GrantTypes, " "), "authorization_code client_credentials refresh_token"},
 		"response_types":                  {strings.Join(hc.ResponseTypes, " "), "code id_token"},
-		"scope":                           {hc.Scope, "openid accounts payments"},
+		"scope":                           {hc.Scope, "openid accounts payments offline_access"}, // refresh_token registered
 	}
 	for name, v := range want {
 		if v[0] != v[1] {
