@@ -223,3 +223,41 @@ func TestHydraConfig(t *testing.T) {
 		}
 	}
 }
+
+// The issuer's /.well-known/openid-configuration is routed to obdcr, and Hydra
+// gets an allowed ID-token key, in compose and on Kubernetes alike.
+func TestDiscoveryRoutedToObdcr(t *testing.T) {
+	conf, err := os.ReadFile("compose/discovery.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(conf), "location = /.well-known/openid-configuration {\n        # obdcr's TPP listener asks for a client certificate but needs none here.\n        proxy_pass https://obdcr-1:8443;") {
+		t.Errorf("the compose edge does not send discovery to obdcr:\n%s", conf)
+	}
+	compose, _ := os.ReadFile("../docker-compose.yml")
+	cfg := decodeAll(t, compose)[0]
+	if get(cfg, "services", "edge", "ports", 0) != "4444:4444" || get(cfg, "services", "hydra-keys", "command", 1) != "--fix" {
+		t.Errorf("compose: edge %v, hydra-keys %v", get(cfg, "services", "edge"), get(cfg, "services", "hydra-keys"))
+	}
+	b, err := os.ReadFile("k8s/discovery.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := decodeAll(t, b)
+	routed, fixed := false, false
+	for _, d := range docs {
+		switch d["kind"] {
+		case "Ingress":
+			p := get(d, "spec", "rules", 0, "http", "paths", 0)
+			if get(p, "path") == "/.well-known/openid-configuration" && get(p, "pathType") == "Exact" && get(p, "backend", "service", "name") == "obdcr" {
+				routed = true
+			}
+		case "Job":
+			args, _ := get(d, "spec", "template", "spec", "containers", 0, "args").([]any)
+			fixed = len(args) == 2 && args[0] == "doctor" && args[1] == "--fix"
+		}
+	}
+	if !routed || !fixed {
+		t.Errorf("k8s: discovery routed to obdcr %v, doctor --fix job %v", routed, fixed)
+	}
+}
