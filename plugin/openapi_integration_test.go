@@ -88,7 +88,7 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	_, _ = c.Get(ctx, o.URL, id, "bad-token")
 	_, _ = c.Update(ctx, o.URL, id, tok, request(t, tpp, nil, nil))
 	_, _ = c.Update(ctx, o.URL, id, tok, request(t, tpp, nil, policytestSet("response_types", []string{"token"})))
-	for _, p := range []string{"/health/alive", "/health/ready", "/openapi.yaml"} {
+	for _, p := range []string{"/health/alive", "/health/ready", "/openapi.yaml", "/.well-known/openid-configuration"} {
 		req, _ := http.NewRequest(http.MethodGet, o.URL+p, nil)
 		_, _ = c.HTTP.Do(req)
 	}
@@ -106,6 +106,13 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	adminDo(http.MethodPut, "/admin/policies/au", "application/json", `{"settings":{"clock_skew":"40s"}}`)
 	adminDo(http.MethodPut, "/admin/policies/au", "application/json", `{"settings":{"clock_skew":"4h"}}`)
 	adminDo(http.MethodPut, "/admin/policies/xx", "application/json", `{"enabled":true}`)
+	staleReq, _ := http.NewRequest(http.MethodPut, o.AdminURL+"/admin/policies/au", strings.NewReader(`{"enabled":true}`))
+	staleReq.Header.Set("Authorization", "Bearer "+testenv.AdminToken)
+	staleReq.Header.Set("Content-Type", "application/json")
+	staleReq.Header.Set("If-Match", `"0"`)
+	if _, err := admin.Do(staleReq); err != nil {
+		t.Fatal(err)
+	}
 	adminDo(http.MethodGet, "/admin/audit?limit=10", "", "")
 	adminDo(http.MethodGet, "/admin/registrations?software_id="+tpp.SoftwareID, "", "")
 	adminDo(http.MethodPost, "/admin/dry-run", "application/jwt", request(t, tpp, nil, nil))
