@@ -227,7 +227,7 @@ func TestHydraConfig(t *testing.T) {
 // The issuer's /.well-known/openid-configuration is routed to obdcr, and Hydra
 // gets an allowed ID-token key, in compose and on Kubernetes alike.
 func TestDiscoveryRoutedToObdcr(t *testing.T) {
-	conf, err := os.ReadFile("compose/discovery.conf")
+	conf, err := os.ReadFile("proxies/discovery-nginx.conf")
 	if err != nil {
 		t.Fatal(err)
 	}
