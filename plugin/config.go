@@ -22,6 +22,7 @@ type Config struct {
 	TLSKeyFile       string        `env:"OBDCR_TLS_KEY_FILE,required" help:"server key, PEM"`
 	TLSClientCAFile  string        `env:"OBDCR_TLS_CLIENT_CA_FILE,required" help:"PEM bundle of the CAs that issue TPP transport certificates"`
 	ClientCertHeader string        `env:"OBDCR_CLIENT_CERT_HEADER" help:"behind a TLS-terminating proxy: header carrying the verified client certificate (PEM, URL-encoded); trusted only from OBDCR_TRUSTED_PROXIES"`
+	ClientCertFormat string        `env:"OBDCR_CLIENT_CERT_HEADER_FORMAT" envDefault:"pem-urlencoded" help:"pem-urlencoded (nginx, AWS ALB), xfcc (Envoy X-Forwarded-Client-Cert: the Cert of the last element), der-base64 (HAProxy; Traefik's URL-escaped form too), pem-spaces (Apache)"`
 	TrustedProxies   []string      `env:"OBDCR_TRUSTED_PROXIES" envSeparator:"," help:"CIDRs allowed to set that header"`
 	Issuer           string        `env:"OBDCR_ISSUER,required" help:"this authorization server's issuer (Hydra's public issuer URL); accepted as the request JWT aud"`
 	Audiences        []string      `env:"OBDCR_AUDIENCES" envSeparator:"," help:"more accepted aud values, comma separated (UK: the ASPSP's directory organisation id)"`
@@ -97,6 +98,9 @@ func (c Config) validate() error {
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return fmt.Errorf("%s: %q is not an http(s) URL", name, v)
 		}
+	}
+	if _, err := parseHeaderFormat(c.ClientCertFormat); err != nil {
+		return err
 	}
 	for _, p := range c.TrustedProxies {
 		if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {

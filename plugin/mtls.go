@@ -3,14 +3,13 @@ package plugin
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/netip"
-	"net/url"
-	"os"
 	"strings"
+
+	"github.com/obdcr/obdcr/plugin/reload"
 )
 
 // fapiCipherSuites are the TLS 1.2 suites FAPI 1.0 Advanced §8.5 permits that Go
@@ -20,36 +19,57 @@ var fapiCipherSuites = []uint16{
 	tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 }
 
-// serverTLS is the TPP listener's TLS: it asks for a client certificate and
-// verifies any it gets; a request without one is refused by the handler with a
-// JSON 401, so that health probes still work without a certificate.
-func serverTLS(certFile, keyFile, caFile string) (*tls.Config, *x509.CertPool, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+// serverCerts are the TPP listener's certificate and the CAs of TPP transport
+// certificates, each re-read when its files change (cert-manager renews the
+// one, a directory adds an issuing CA to the other): new handshakes use the new
+// files, and no connection is dropped.
+type serverCerts struct {
+	pair *reload.Value[tls.Certificate]
+	cas  *reload.Value[*x509.CertPool]
+}
+
+func loadServerCerts(certFile, keyFile, caFile string) (serverCerts, error) {
+	pair, err := reload.New(keyPair, certFile, keyFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("OBDCR_TLS_CERT_FILE/OBDCR_TLS_KEY_FILE: %v", err)
+		return serverCerts{}, fmt.Errorf("OBDCR_TLS_CERT_FILE/OBDCR_TLS_KEY_FILE: %v", err)
 	}
-	pool, err := loadPool(caFile)
+	cas, err := reload.New(certPool, caFile)
 	if err != nil {
-		return nil, nil, fmt.Errorf("OBDCR_TLS_CLIENT_CA_FILE: %v", err)
+		return serverCerts{}, fmt.Errorf("OBDCR_TLS_CLIENT_CA_FILE: %v", err)
 	}
+	return serverCerts{pair: pair, cas: cas}, nil
+}
+
+// config is the TLS configuration of one handshake: it asks for a client
+// certificate and verifies any it gets; a request without one is refused by the
+// handler with a JSON 401, so that health probes and discovery work without one.
+func (c serverCerts) config() *tls.Config {
+	pair := c.pair.Get()
 	return &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		CipherSuites: fapiCipherSuites,
-		Certificates: []tls.Certificate{cert},
+		Certificates: []tls.Certificate{pair},
 		ClientAuth:   tls.VerifyClientCertIfGiven,
-		ClientCAs:    pool,
+		ClientCAs:    c.cas.Get(),
 		NextProtos:   []string{"h2", "http/1.1"},
-	}, pool, nil
+	}
 }
 
-func loadPool(file string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(file)
+// keyPair parses a certificate file and its key file.
+func keyPair(contents [][]byte) (tls.Certificate, error) {
+	pair, err := tls.X509KeyPair(contents[0], contents[1])
 	if err != nil {
-		return nil, err
+		return pair, err
 	}
+	pair.Leaf, err = x509.ParseCertificate(pair.Certificate[0])
+	return pair, err
+}
+
+// certPool parses a PEM bundle of CA certificates.
+func certPool(contents [][]byte) (*x509.CertPool, error) {
 	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, errors.New("no PEM certificate in " + file)
+	if !pool.AppendCertsFromPEM(contents[0]) {
+		return nil, errors.New("no PEM certificate in the file")
 	}
 	return pool, nil
 }
@@ -60,12 +80,13 @@ func loadPool(file string) (*x509.CertPool, error) {
 // proxy passing on what it did not check must not widen who may register.
 type certSource struct {
 	header  string
+	format  headerFormat
 	proxies []netip.Prefix
-	roots   *x509.CertPool
+	roots   func() *x509.CertPool
 }
 
-func newCertSource(header string, proxies []string, roots *x509.CertPool) certSource {
-	cs := certSource{header: header, roots: roots}
+func newCertSource(header string, format headerFormat, proxies []string, roots func() *x509.CertPool) certSource {
+	cs := certSource{header: header, format: format, roots: roots}
 	for _, p := range proxies {
 		if pre, err := netip.ParsePrefix(strings.TrimSpace(p)); err == nil {
 			cs.proxies = append(cs.proxies, pre)
@@ -78,25 +99,18 @@ func (cs certSource) certificate(r *http.Request) (*x509.Certificate, error) {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0 {
 		return r.TLS.PeerCertificates[0], nil
 	}
-	if cs.header == "" || r.Header.Get(cs.header) == "" {
+	values := r.Header.Values(cs.header)
+	if cs.header == "" || len(values) == 0 {
 		return nil, errors.New("no verified TLS client certificate was presented")
 	}
 	if !cs.fromTrustedProxy(r) {
 		return nil, fmt.Errorf("header %s is only accepted from a trusted proxy", cs.header)
 	}
-	raw, err := url.QueryUnescape(r.Header.Get(cs.header))
+	cert, err := cs.format.parse(values)
 	if err != nil {
-		return nil, fmt.Errorf("header %s is not URL-encoded PEM", cs.header)
+		return nil, fmt.Errorf("header %s (%s): %v", cs.header, cs.format.name, err)
 	}
-	block, _ := pem.Decode([]byte(raw))
-	if block == nil || block.Type != "CERTIFICATE" {
-		return nil, fmt.Errorf("header %s holds no PEM certificate", cs.header)
-	}
-	cert, err := x509.ParseCertificate(block.Bytes)
-	if err != nil {
-		return nil, fmt.Errorf("header %s: %v", cs.header, err)
-	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: cs.roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: cs.roots(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
 		return nil, fmt.Errorf("the certificate in %s is not issued by a trusted CA", cs.header)
 	}
 	return cert, nil

@@ -36,9 +36,11 @@ type Server struct {
 	// discovery is Hydra's own discovery document, which obdcr's is made from.
 	discovery *hydra.Discovery
 	certs     certSource
-	tls       *tls.Config
-	tpp       *echo.Echo
-	admin     *echo.Echo
+	// serverCerts are the TPP listener's certificate and client CAs, reloaded on change.
+	serverCerts serverCerts
+	tls         *tls.Config
+	tpp         *echo.Echo
+	admin       *echo.Echo
 	// auStatuses is the CDR Register's view, when polling is configured.
 	auStatuses  *au.StatusBook
 	store       store.Store
@@ -80,7 +82,11 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.NewJSONHandler(discard{}, nil))
 	}
-	tlsCfg, roots, err := serverTLS(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSClientCAFile)
+	certs, err := loadServerCerts(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSClientCAFile)
+	if err != nil {
+		return nil, err
+	}
+	format, err := parseHeaderFormat(cfg.ClientCertFormat)
 	if err != nil {
 		return nil, err
 	}
@@ -142,8 +148,8 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	}
 	registrar.State = state
 	s := &Server{
-		cfg: cfg, log: d.Logger, hydra: admin, discovery: disc, tls: tlsCfg, registrar: registrar, auStatuses: b.auStatuses,
-		certs: newCertSource(cfg.ClientCertHeader, cfg.TrustedProxies, roots),
+		cfg: cfg, log: d.Logger, hydra: admin, discovery: disc, registrar: registrar, auStatuses: b.auStatuses,
+		serverCerts: certs, certs: newCertSource(cfg.ClientCertHeader, format, cfg.TrustedProxies, certs.cas.Get),
 		store: st, state: state, adminTokens: tokens, metrics: m, digest: newRefusalDigest(time.Minute),
 		unprovenLog: newLogSampler(5, 20),
 	}
@@ -159,7 +165,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	if cfg.TPPRateLimit.Limit > 0 {
 		s.tpp.Use(newCallerLimiter(cfg.TPPRateLimit, s.certs).middleware)
 	}
-	s.limitHandshakes(max(cfg.TPPMaxConns, 1))
+	s.serveTLS(max(cfg.TPPMaxConns, 1))
 	s.routes()
 	return s, nil
 }
@@ -205,16 +211,19 @@ func (s *Server) routes() {
 	admin.GET("/debug/pprof/trace", echo.WrapHandler(http.HandlerFunc(pprof.Trace)))
 }
 
-// limitHandshakes spaces TLS handshakes to n a second (burst n): each costs a
-// signature, and a cheap client can ask for many. A handshake over the rate
-// waits for its turn, bounded by the handshake's own deadline.
-func (s *Server) limitHandshakes(n int) {
+// serveTLS sets up the TPP listener's TLS: each handshake takes the certificate
+// files as they are then, and handshakes are spaced to n a second (burst n):
+// each costs a signature, and a cheap client can ask for many. A handshake over
+// the rate waits for its turn, bounded by the handshake's own deadline.
+func (s *Server) serveTLS(n int) {
 	lim := rate.NewLimiter(rate.Limit(n), n)
+	s.tls = s.serverCerts.config()
 	s.tls.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 		if err := lim.Wait(hello.Context()); err != nil {
 			return nil, errors.New("too many TLS handshakes; try again")
 		}
-		return nil, nil
+		// Each handshake takes the certificate files as they are now.
+		return s.serverCerts.config(), nil
 	}
 }
 
