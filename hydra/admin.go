@@ -27,11 +27,14 @@ type RejectedError struct{ Message string }
 
 func (e *RejectedError) Error() string { return "hydra refused the client: " + e.Message }
 
-// UnavailableError is Hydra unreachable, timing out, or failing (5xx).
+// UnavailableError is Hydra unreachable, timing out, failing (5xx), or refusing
+// obdcr's own credentials (401, 403): none of these is the TPP's doing.
 type UnavailableError struct {
 	Status  int // 0 when no answer came
 	Timeout bool
-	Err     error
+	// Unauthorized: Hydra's admin API (or what guards it) refused obdcr's credentials.
+	Unauthorized bool
+	Err          error
 }
 
 func (e *UnavailableError) Error() string {
@@ -201,8 +204,14 @@ func (a *Admin) Introspect(ctx context.Context, token string) (Token, error) {
 }
 
 // Ready reports whether Hydra's admin API answers and is ready.
+// Ready asks Hydra whether it is ready, and then reads one client, so that
+// credentials the admin API (or its guard) refuses make obdcr unready too.
 func (a *Admin) Ready(ctx context.Context) error {
 	_, res, err := a.meta.IsReady(ctx).Execute()
+	if err != nil {
+		return classify(res, err)
+	}
+	_, res, err = a.oauth2.ListOAuth2Clients(ctx).PageSize(1).Execute()
 	if err != nil {
 		return classify(res, err)
 	}
@@ -221,6 +230,8 @@ func classify(res *http.Response, err error) error {
 		return ErrNotFound
 	case res.StatusCode == http.StatusConflict:
 		return ErrConflict
+	case res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden:
+		return &UnavailableError{Status: res.StatusCode, Unauthorized: true, Err: errors.New("the admin API refused obdcr's credentials")}
 	case res.StatusCode >= 400 && res.StatusCode < 500:
 		return &RejectedError{Message: hydraMessage(err)}
 	default:

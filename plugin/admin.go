@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/obdcr/obdcr/plugin/reload"
 	"github.com/obdcr/obdcr/policy"
 	"github.com/obdcr/obdcr/policy/store"
 )
@@ -58,6 +59,23 @@ func parseAdminTokens(v string) ([]adminToken, error) {
 	return out, nil
 }
 
+// adminTokenSource is OBDCR_ADMIN_TOKEN's tokens, or OBDCR_ADMIN_TOKEN_FILE's,
+// re-read when the file changes: a rotated token works at once, the old one
+// stops, and no restart is needed.
+func adminTokenSource(cfg Config) (*reload.Value[[]adminToken], error) {
+	if cfg.AdminTokenFile == "" {
+		tokens, err := parseAdminTokens(cfg.AdminToken)
+		return reload.Static(tokens), err
+	}
+	v, err := reload.New(func(c [][]byte) ([]adminToken, error) {
+		return parseAdminTokens(strings.TrimSpace(string(c[0])))
+	}, cfg.AdminTokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("OBDCR_ADMIN_TOKEN_FILE: %v", err)
+	}
+	return v, nil
+}
+
 // adminAuth checks the bearer token in constant time. Comparing hashes of equal
 // length means neither the token's content nor its length leaks through timing.
 func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
@@ -65,7 +83,7 @@ func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		scheme, tok, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
 		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
 		match := ""
-		for _, t := range s.adminTokens {
+		for _, t := range s.adminTokens.Get() {
 			if subtle.ConstantTimeCompare(sum[:], t.hash[:]) == 1 && strings.EqualFold(scheme, "Bearer") {
 				match = t.name
 			}

@@ -17,30 +17,78 @@ import (
 // `obdcr serve --help` and the README's table are generated from these tags, so
 // the documentation cannot drift from the code.
 type Config struct {
-	Listen           string        `env:"OBDCR_LISTEN" envDefault:":8443" help:"TPP listener (HTTPS; asks for and verifies a client certificate)"`
-	TLSCertFile      string        `env:"OBDCR_TLS_CERT_FILE,required" help:"server certificate, PEM"`
-	TLSKeyFile       string        `env:"OBDCR_TLS_KEY_FILE,required" help:"server key, PEM"`
-	TLSClientCAFile  string        `env:"OBDCR_TLS_CLIENT_CA_FILE,required" help:"PEM bundle of the CAs that issue TPP transport certificates"`
-	ClientCertHeader string        `env:"OBDCR_CLIENT_CERT_HEADER" help:"behind a TLS-terminating proxy: header carrying the verified client certificate (PEM, URL-encoded); trusted only from OBDCR_TRUSTED_PROXIES"`
-	ClientCertFormat string        `env:"OBDCR_CLIENT_CERT_HEADER_FORMAT" envDefault:"pem-urlencoded" help:"pem-urlencoded (nginx, AWS ALB), xfcc (Envoy X-Forwarded-Client-Cert: the Cert of the last element), der-base64 (HAProxy; Traefik's URL-escaped form too), pem-spaces (Apache)"`
-	TrustedProxies   []string      `env:"OBDCR_TRUSTED_PROXIES" envSeparator:"," help:"CIDRs allowed to set that header"`
-	Issuer           string        `env:"OBDCR_ISSUER,required" help:"this authorization server's issuer (Hydra's public issuer URL); accepted as the request JWT aud"`
-	Audiences        []string      `env:"OBDCR_AUDIENCES" envSeparator:"," help:"more accepted aud values, comma separated (UK: the ASPSP's directory organisation id)"`
-	HydraAdminURL    string        `env:"HYDRA_ADMIN_URL" envDefault:"http://127.0.0.1:4445" help:"Hydra admin API"`
-	HydraPublicURL   string        `env:"HYDRA_PUBLIC_URL" envDefault:"http://127.0.0.1:4444" help:"Hydra public API: its discovery document is read from here"`
-	PublicURL        string        `env:"OBDCR_PUBLIC_URL" help:"the public base URL of the TPP listener, as TPPs reach it (registration_endpoint is this + /register); required for discovery"`
-	Profiles         []string      `env:"OBDCR_PROFILES" envDefault:"uk,au" envSeparator:"," help:"profiles enabled on first start (later the stored state wins)"`
-	UK               UKConfig      `envPrefix:"OBDCR_UK_"`
-	AU               AUConfig      `envPrefix:"OBDCR_AU_"`
-	AllowPrivateJWKS bool          `env:"OBDCR_ALLOW_PRIVATE_JWKS" envDefault:"false" help:"allow JWKS and Register URLs on loopback or private addresses (sandbox and tests only)"`
-	JWKSIdleAfter    time.Duration `env:"OBDCR_JWKS_IDLE_AFTER" envDefault:"24h" help:"a software JWKS unused this long stops being refreshed and is fetched again when next needed (0: keep every one); directory JWKS are always kept"`
-	AdminListen      string        `env:"OBDCR_ADMIN_LISTEN" envDefault:"127.0.0.1:8444" help:"admin listener, plain HTTP like Hydra's admin port: policies, audit, metrics, health"`
-	AdminToken       string        `env:"OBDCR_ADMIN_TOKEN,required" help:"bearer token for the admin API; several as name:token,name:token (the audit records the name)"`
-	TPPRateLimit     Rate          `env:"OBDCR_TPP_RATE_LIMIT" envDefault:"20/s" help:"requests per second per client certificate on the TPP listener, and per source address for requests without one (burst twice that; 0 off); over it: 429 with Retry-After. Behind a proxy the certificate is the one in the header"`
-	TPPMaxConns      int           `env:"OBDCR_TPP_MAX_CONNS" envDefault:"1024" help:"open connections on the TPP listener; TLS handshakes are limited to this many per second too"`
-	AuditRetention   time.Duration `env:"OBDCR_AUDIT_RETENTION" envDefault:"9600h" help:"how long SQL stores keep decision entries; policy changes are kept"`
-	DSN              string        `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
-	LogLevel         string        `env:"OBDCR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs on stderr"`
+	Listen           string         `env:"OBDCR_LISTEN" envDefault:":8443" help:"TPP listener (HTTPS; asks for and verifies a client certificate)"`
+	TLSCertFile      string         `env:"OBDCR_TLS_CERT_FILE,required" help:"server certificate, PEM"`
+	TLSKeyFile       string         `env:"OBDCR_TLS_KEY_FILE,required" help:"server key, PEM"`
+	TLSClientCAFile  string         `env:"OBDCR_TLS_CLIENT_CA_FILE,required" help:"PEM bundle of the CAs that issue TPP transport certificates"`
+	ClientCertHeader string         `env:"OBDCR_CLIENT_CERT_HEADER" help:"behind a TLS-terminating proxy: header carrying the verified client certificate (PEM, URL-encoded); trusted only from OBDCR_TRUSTED_PROXIES"`
+	ClientCertFormat string         `env:"OBDCR_CLIENT_CERT_HEADER_FORMAT" envDefault:"pem-urlencoded" help:"pem-urlencoded (nginx, AWS ALB), xfcc (Envoy X-Forwarded-Client-Cert: the Cert of the last element), der-base64 (HAProxy; Traefik's URL-escaped form too), pem-spaces (Apache)"`
+	TrustedProxies   []string       `env:"OBDCR_TRUSTED_PROXIES" envSeparator:"," help:"CIDRs allowed to set that header"`
+	Issuer           string         `env:"OBDCR_ISSUER,required" help:"this authorization server's issuer (Hydra's public issuer URL); accepted as the request JWT aud"`
+	Audiences        []string       `env:"OBDCR_AUDIENCES" envSeparator:"," help:"more accepted aud values, comma separated (UK: the ASPSP's directory organisation id)"`
+	HydraAdminURL    string         `env:"HYDRA_ADMIN_URL" envDefault:"http://127.0.0.1:4445" help:"Hydra admin API"`
+	HydraAdminAuth   HydraAdminAuth `envPrefix:""`
+	HydraPublicURL   string         `env:"HYDRA_PUBLIC_URL" envDefault:"http://127.0.0.1:4444" help:"Hydra public API: its discovery document is read from here"`
+	PublicURL        string         `env:"OBDCR_PUBLIC_URL" help:"the public base URL of the TPP listener, as TPPs reach it (registration_endpoint is this + /register); required for discovery"`
+	Profiles         []string       `env:"OBDCR_PROFILES" envDefault:"uk,au" envSeparator:"," help:"profiles enabled on first start (later the stored state wins)"`
+	UK               UKConfig       `envPrefix:"OBDCR_UK_"`
+	AU               AUConfig       `envPrefix:"OBDCR_AU_"`
+	AllowPrivateJWKS bool           `env:"OBDCR_ALLOW_PRIVATE_JWKS" envDefault:"false" help:"allow JWKS and Register URLs on loopback or private addresses (sandbox and tests only)"`
+	JWKSIdleAfter    time.Duration  `env:"OBDCR_JWKS_IDLE_AFTER" envDefault:"24h" help:"a software JWKS unused this long stops being refreshed and is fetched again when next needed (0: keep every one); directory JWKS are always kept"`
+	AdminListen      string         `env:"OBDCR_ADMIN_LISTEN" envDefault:"127.0.0.1:8444" help:"admin listener, plain HTTP like Hydra's admin port: policies, audit, metrics, health"`
+	AdminToken       string         `env:"OBDCR_ADMIN_TOKEN" help:"bearer tokens for the admin API and console, token or name:token,name:token (each 16+ characters; the audit records the name); this or OBDCR_ADMIN_TOKEN_FILE is required"`
+	AdminTokenFile   string         `env:"OBDCR_ADMIN_TOKEN_FILE" help:"a file holding OBDCR_ADMIN_TOKEN's value, re-read when it changes"`
+	TPPRateLimit     Rate           `env:"OBDCR_TPP_RATE_LIMIT" envDefault:"20/s" help:"requests per second per client certificate on the TPP listener, and per source address for requests without one (burst twice that; 0 off); over it: 429 with Retry-After. Behind a proxy the certificate is the one in the header"`
+	TPPMaxConns      int            `env:"OBDCR_TPP_MAX_CONNS" envDefault:"1024" help:"open connections on the TPP listener; TLS handshakes are limited to this many per second too"`
+	AuditRetention   time.Duration  `env:"OBDCR_AUDIT_RETENTION" envDefault:"9600h" help:"how long SQL stores keep decision entries; policy changes are kept"`
+	DSN              string         `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
+	LogLevel         string         `env:"OBDCR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs on stderr"`
+}
+
+// HydraAdminAuth is how obdcr authenticates to Hydra's admin API.
+type HydraAdminAuth struct {
+	Token          string `env:"HYDRA_ADMIN_TOKEN" help:"bearer token for Hydra's admin API (Ory Network API key, Oathkeeper)"`
+	TokenFile      string `env:"HYDRA_ADMIN_TOKEN_FILE" help:"a file holding HYDRA_ADMIN_TOKEN, re-read when it changes"`
+	BasicAuth      string `env:"HYDRA_ADMIN_BASIC_AUTH" help:"user:password for Hydra's admin API"`
+	BasicAuthFile  string `env:"HYDRA_ADMIN_BASIC_AUTH_FILE" help:"a file holding HYDRA_ADMIN_BASIC_AUTH, re-read when it changes"`
+	ClientCertFile string `env:"HYDRA_ADMIN_CLIENT_CERT_FILE" help:"client certificate for mTLS to Hydra's admin API, PEM (reloaded when it changes)"`
+	ClientKeyFile  string `env:"HYDRA_ADMIN_CLIENT_KEY_FILE" help:"its key, PEM"`
+	CAFile         string `env:"HYDRA_ADMIN_CA_FILE" help:"PEM CA bundle that Hydra's admin (and public) TLS certificate chains to"`
+}
+
+// variables names the variables set, for messages that say what to fix.
+func (a HydraAdminAuth) variables() string {
+	var set []string
+	for name, v := range map[string]string{"HYDRA_ADMIN_TOKEN": a.Token, "HYDRA_ADMIN_TOKEN_FILE": a.TokenFile,
+		"HYDRA_ADMIN_BASIC_AUTH": a.BasicAuth, "HYDRA_ADMIN_BASIC_AUTH_FILE": a.BasicAuthFile,
+		"HYDRA_ADMIN_CLIENT_CERT_FILE": a.ClientCertFile} {
+		if v != "" {
+			set = append(set, name)
+		}
+	}
+	slices.Sort(set)
+	if len(set) == 0 {
+		return "none of HYDRA_ADMIN_TOKEN(_FILE), HYDRA_ADMIN_BASIC_AUTH(_FILE), HYDRA_ADMIN_CLIENT_CERT_FILE is set"
+	}
+	return strings.Join(set, ", ")
+}
+
+func (a HydraAdminAuth) validate() error {
+	given := 0
+	for _, v := range []string{a.Token, a.TokenFile, a.BasicAuth, a.BasicAuthFile} {
+		if v != "" {
+			given++
+		}
+	}
+	switch {
+	case given > 1:
+		return errors.New("HYDRA_ADMIN_TOKEN, HYDRA_ADMIN_TOKEN_FILE, HYDRA_ADMIN_BASIC_AUTH, HYDRA_ADMIN_BASIC_AUTH_FILE: set one at most")
+	case a.BasicAuth != "" && !strings.Contains(a.BasicAuth, ":"):
+		return errors.New("HYDRA_ADMIN_BASIC_AUTH: must be user:password")
+	case (a.ClientCertFile == "") != (a.ClientKeyFile == ""):
+		return errors.New("HYDRA_ADMIN_CLIENT_CERT_FILE, HYDRA_ADMIN_CLIENT_KEY_FILE: set both or neither")
+	}
+	return nil
 }
 
 // UKConfig configures the UK Open Banking profile.
@@ -119,7 +167,17 @@ func (c Config) validate() error {
 	if c.AU.StatusMinGap < 0 || c.AU.StatusMinGap > c.AU.StatusPollInterval {
 		return fmt.Errorf("OBDCR_AU_STATUS_MIN_GAP: %s is not between 0 and OBDCR_AU_STATUS_POLL_INTERVAL", c.AU.StatusMinGap)
 	}
-	if _, err := parseAdminTokens(c.AdminToken); err != nil {
+	switch {
+	case c.AdminToken == "" && c.AdminTokenFile == "":
+		return errors.New("OBDCR_ADMIN_TOKEN: required but not set (or set OBDCR_ADMIN_TOKEN_FILE)")
+	case c.AdminToken != "" && c.AdminTokenFile != "":
+		return errors.New("OBDCR_ADMIN_TOKEN, OBDCR_ADMIN_TOKEN_FILE: set one, not both")
+	case c.AdminToken != "":
+		if _, err := parseAdminTokens(c.AdminToken); err != nil {
+			return err
+		}
+	}
+	if err := c.HydraAdminAuth.validate(); err != nil {
 		return err
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {

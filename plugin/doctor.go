@@ -224,6 +224,8 @@ type DoctorConfig struct {
 	Issuer         string   `env:"OBDCR_ISSUER,required"`
 	PublicURL      string   `env:"OBDCR_PUBLIC_URL"`
 	Profiles       []string `env:"OBDCR_PROFILES" envDefault:"uk,au" envSeparator:","`
+	// HydraAdminAuth: the doctor reaches Hydra as obdcr serve does.
+	HydraAdminAuth HydraAdminAuth `envPrefix:""`
 }
 
 // NewDoctor builds the check from the environment. live are the profiles'
@@ -234,11 +236,18 @@ func NewDoctor(environ map[string]string, live []policy.State) (Setup, error) {
 	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
 		return Setup{}, oneLine(err)
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
-	admin, err := hydra.NewAdmin(c.HydraAdminURL, client)
+	if err := c.HydraAdminAuth.validate(); err != nil {
+		return Setup{}, err
+	}
+	access, roots, err := hydraAccess(c.HydraAdminAuth)
 	if err != nil {
 		return Setup{}, err
 	}
+	admin, err := hydra.NewAdmin(c.HydraAdminURL, &http.Client{Timeout: 10 * time.Second, Transport: hydra.NewAdminTransport(access)})
+	if err != nil {
+		return Setup{}, err
+	}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: hydra.NewPublicTransport(roots)}
 	if live == nil {
 		for _, p := range OfflineRegistrar(c.Issuer, nil).Profiles {
 			live = append(live, policy.State{Enabled: slices.Contains(c.Profiles, p.Name), Settings: p.Defaults})

@@ -49,6 +49,8 @@ func errorStatus(err error) (int, errorBody, map[string]string) {
 		status := http.StatusServiceUnavailable
 		var hu *hydra.UnavailableError
 		switch {
+		case errors.As(err, &hu) && hu.Unauthorized:
+			// obdcr's credentials for Hydra are wrong: the bank must fix them.
 		case un.Timeout || (errors.As(err, &hu) && hu.Timeout):
 			status = http.StatusGatewayTimeout
 		case errors.As(err, &hu) && hu.Status != 0:

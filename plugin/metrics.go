@@ -130,8 +130,9 @@ func methodLabel(method string) string {
 
 // hydraTransport times Hydra admin calls by operation.
 type hydraTransport struct {
-	rt http.RoundTripper
-	m  *metrics
+	rt    http.RoundTripper
+	m     *metrics
+	alarm *authAlarm
 }
 
 func (t hydraTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -145,6 +146,9 @@ func (t hydraTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		result = "server_error"
 	case res.StatusCode >= 400:
 		result = "client_error"
+	}
+	if res != nil && t.alarm != nil {
+		t.alarm.observe(res.StatusCode)
 	}
 	t.m.hydraCalls.WithLabelValues(hydraOperation(req), result).Observe(time.Since(start).Seconds())
 	return res, err

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/obdcr/obdcr/hydra"
+	"github.com/obdcr/obdcr/plugin/reload"
 	"github.com/obdcr/obdcr/policy"
 	"github.com/obdcr/obdcr/policy/au"
 	"github.com/obdcr/obdcr/policy/store"
@@ -42,10 +43,11 @@ type Server struct {
 	tpp         *echo.Echo
 	admin       *echo.Echo
 	// auStatuses is the CDR Register's view, when polling is configured.
-	auStatuses  *au.StatusBook
-	store       store.Store
-	state       *store.SharedState
-	adminTokens []adminToken
+	auStatuses *au.StatusBook
+	store      store.Store
+	state      *store.SharedState
+	// adminTokens are OBDCR_ADMIN_TOKEN's, or its file's as it is now.
+	adminTokens *reload.Value[[]adminToken]
 	metrics     *metrics
 	digest      *refusalDigest
 	// unprovenLog bounds the log lines of failed requests from callers who proved nothing.
@@ -91,9 +93,14 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	m := newMetrics()
+	access, hydraRoots, err := hydraAccess(cfg.HydraAdminAuth)
+	if err != nil {
+		return nil, err
+	}
 	hc := d.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: 10 * time.Second, Transport: hydraTransport{rt: hydra.NewTransport(), m: m}}
+		alarm := &authAlarm{log: d.Logger, variables: cfg.HydraAdminAuth.variables()}
+		hc = &http.Client{Timeout: 10 * time.Second, Transport: hydraTransport{rt: hydra.NewAdminTransport(access), m: m, alarm: alarm}}
 	}
 	admin, err := hydra.NewAdmin(cfg.HydraAdminURL, hc)
 	if err != nil {
@@ -104,7 +111,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 		fetch = *d.Fetch
 	}
 	fetch.AllowPrivate = fetch.AllowPrivate || cfg.AllowPrivateJWKS
-	tokens, err := parseAdminTokens(cfg.AdminToken)
+	tokens, err := adminTokenSource(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -137,7 +144,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	})
 	m.countJWKS(keys.Len)
 	registrar := &policy.Registrar{Clients: admin, Replay: st, Audiences: append([]string{cfg.Issuer}, cfg.Audiences...), Now: d.Now}
-	disc := hydra.NewDiscovery(cfg.HydraPublicURL, &http.Client{Timeout: 5 * time.Second, Transport: hc.Transport})
+	disc := hydra.NewDiscovery(cfg.HydraPublicURL, &http.Client{Timeout: 5 * time.Second, Transport: hydra.NewPublicTransport(hydraRoots)})
 	b := buildProfiles(cfg, profileDeps{keys: keys, replay: st, fetch: fetch, registrar: registrar, log: d.Logger, metrics: m,
 		idTokenAlg: disc.IDTokenAlg})
 	registrar.Profiles = b.profiles

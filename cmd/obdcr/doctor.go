@@ -28,7 +28,9 @@ type doctorReport struct {
 }
 
 // doctorVariables are what the check reads; unset ones take obdcr's defaults.
-var doctorVariables = []string{"HYDRA_ADMIN_URL", "HYDRA_PUBLIC_URL", "OBDCR_ISSUER", "OBDCR_PUBLIC_URL", "OBDCR_PROFILES"}
+var doctorVariables = []string{"HYDRA_ADMIN_URL", "HYDRA_PUBLIC_URL", "OBDCR_ISSUER", "OBDCR_PUBLIC_URL", "OBDCR_PROFILES",
+	"HYDRA_ADMIN_TOKEN", "HYDRA_ADMIN_TOKEN_FILE", "HYDRA_ADMIN_BASIC_AUTH", "HYDRA_ADMIN_BASIC_AUTH_FILE",
+	"HYDRA_ADMIN_CLIENT_CERT_FILE", "HYDRA_ADMIN_CLIENT_KEY_FILE", "HYDRA_ADMIN_CA_FILE"}
 
 // doctorCmd returns whether everything was ok.
 func doctorCmd(getenv func(string) string, args []string, stdout io.Writer) (bool, error) {

@@ -1,0 +1,183 @@
+package plugin_test
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509/pkix"
+	"math/big"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/obdcr/obdcr/deploy/sandbox"
+	"github.com/obdcr/obdcr/deploy/testenv"
+	"github.com/obdcr/obdcr/plugin"
+)
+
+// servedSerial is the serial of the certificate a new TLS handshake with addr gets.
+func servedSerial(t *testing.T, url string) *big.Int {
+	t.Helper()
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(url, "https://"), &tls.Config{RootCAs: env.Sandbox.PKI().Pool()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	return conn.ConnectionState().PeerCertificates[0].SerialNumber
+}
+
+func writeFile(t *testing.T, path string, b []byte) {
+	t.Helper()
+	if err := testenv.WriteFileAtomic(path, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Hydra's admin API behind a guard that wants TLS from a private CA, a bearer
+// token and a client certificate. obdcr registers, manages and deletes through
+// it; then every secret and certificate is rotated during a load run, with no
+// failed registration and no restart.
+func TestHydraBehindAGuardWithEverythingRotating(t *testing.T) {
+	dir := t.TempDir()
+	guard, err := testenv.StartGuard(dir, env.Hydra.AdminURL, "Bearer hydra-token-one-0123456789")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer guard.Stop()
+	tokenFile := filepath.Join(dir, "hydra-token")
+	writeFile(t, tokenFile, []byte("hydra-token-one-0123456789\n"))
+	certFile, keyFile, _, err := guard.ClientCert(dir, "hydra-client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminTokenFile := filepath.Join(dir, "admin-token")
+	writeFile(t, adminTokenFile, []byte("ops:admin-token-one-0123456789"))
+	// obdcr's own certificate and client CAs, in files of this test's own
+	serverCert, serverKey, clientCAs := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"), filepath.Join(dir, "client-ca.pem")
+	first, _ := env.Sandbox.PKI().Server("127.0.0.1", "localhost")
+	writeFile(t, serverCert, first.CertPEM)
+	writeFile(t, serverKey, first.KeyPEM)
+	writeFile(t, clientCAs, env.Sandbox.PKI().CertPEM)
+
+	cfg := env.Config()
+	cfg.HydraAdminURL = guard.URL
+	cfg.HydraAdminAuth = plugin.HydraAdminAuth{TokenFile: tokenFile, ClientCertFile: certFile, ClientKeyFile: keyFile, CAFile: guard.CAFile}
+	cfg.AdminToken, cfg.AdminTokenFile = "", adminTokenFile
+	cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSClientCAFile = serverCert, serverKey, clientCAs
+	var logs syncBuffer
+	o, err := env.StartObdcrLogging(cfg, &logs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Stop()
+	ctx := context.Background()
+	admin := func(token string) int {
+		status, _ := adminCallAs(t, o, token, http.MethodGet, "/admin/policies", "")
+		return status
+	}
+	if s := admin("admin-token-one-0123456789"); s != http.StatusOK {
+		t.Fatalf("the admin token from the file: %d", s)
+	}
+
+	// Every admin call to Hydra goes through the guard: create, introspect, get, delete.
+	r := registerTPP(t, o, sandbox.UK)
+	if res, _ := r.client.Get(ctx, o.URL, r.clientID, r.token); res.Status != http.StatusOK {
+		t.Fatalf("GET through the guard: %d %s", res.Status, res.Body)
+	}
+	if res, _ := r.client.Delete(ctx, o.URL, r.clientID, r.token); res.Status != http.StatusNoContent {
+		t.Fatalf("DELETE through the guard: %d %s", res.Status, res.Body)
+	}
+	if ready, _ := http.Get(o.AdminURL + "/health/ready"); ready.StatusCode != http.StatusOK {
+		t.Fatalf("ready through the guard: %d", ready.StatusCode)
+	}
+
+	// Load: one TPP registering again and again (several registrations allowed).
+	if s, b := adminCallAs(t, o, "admin-token-one-0123456789", http.MethodPut, "/admin/policies/uk", `{"settings":{"multiple_registrations":true}}`); s != 200 {
+		t.Fatalf("%d %s", s, b)
+	}
+	tpp, c := newTPP(t, sandbox.UK)
+	var done, failed, ok atomic.Int32
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for done.Load() == 0 {
+				res, err := c.Register(ctx, o.URL, request(t, tpp, nil, nil))
+				if err != nil || res.Status != http.StatusCreated {
+					failed.Add(1)
+					t.Errorf("a registration failed during rotation: %v %d %s", err, res.Status, res.Body)
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	time.Sleep(500 * time.Millisecond)
+
+	// Rotate everything while it runs.
+	guard.Allow("Bearer hydra-token-one-0123456789", "Bearer hydra-token-two-0123456789")
+	writeFile(t, tokenFile, []byte("hydra-token-two-0123456789"))
+	_, _, newClientSerial, err := guard.ClientCert(dir, "hydra-client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _ := env.Sandbox.PKI().Server("127.0.0.1", "localhost")
+	writeFile(t, serverCert, second.CertPEM)
+	writeFile(t, serverKey, second.KeyPEM)
+	newCA, _ := sandbox.NewPKI("a directory's new issuing CA")
+	writeFile(t, clientCAs, append(append([]byte{}, env.Sandbox.PKI().CertPEM...), newCA.CertPEM...))
+	writeFile(t, adminTokenFile, []byte("ops:admin-token-two-0123456789"))
+	time.Sleep(2 * time.Second) // files are looked at once a second
+	guard.Allow("Bearer hydra-token-two-0123456789")
+	time.Sleep(time.Second)
+	done.Store(1)
+	wg.Wait()
+	t.Logf("%d registrations during the rotation, %d failed", ok.Load(), failed.Load())
+	if ok.Load() < 4 {
+		t.Fatalf("only %d registrations ran", ok.Load())
+	}
+
+	if got := servedSerial(t, o.URL); got.Cmp(second.TLS.Leaf.SerialNumber) != 0 {
+		t.Errorf("a new handshake got serial %v, want the new certificate's %v", got, second.TLS.Leaf.SerialNumber)
+	}
+	if got := guard.LastSerial(); got.Cmp(newClientSerial) != 0 {
+		t.Errorf("Hydra's guard last saw client certificate %v, want the new one %v", got, newClientSerial)
+	}
+	if s := admin("admin-token-one-0123456789"); s != http.StatusUnauthorized {
+		t.Errorf("the old admin token after rotation: %d", s)
+	}
+	if s := admin("admin-token-two-0123456789"); s != http.StatusOK {
+		t.Errorf("the new admin token after rotation: %d", s)
+	}
+	// A transport certificate from the new CA is accepted now.
+	leaf, _ := newCA.Client(pkix.Name{CommonName: "new tpp"}, nil)
+	conn, err := tls.Dial("tcp", strings.TrimPrefix(o.URL, "https://"), &tls.Config{RootCAs: env.Sandbox.PKI().Pool(), Certificates: []tls.Certificate{leaf.TLS}})
+	if err != nil {
+		t.Errorf("a certificate from the CA added to the bundle: %v", err)
+	} else {
+		_ = conn.Handshake()
+		if len(conn.ConnectionState().VerifiedChains) == 0 {
+			t.Errorf("the new CA's certificate was not verified")
+		}
+		conn.Close()
+	}
+
+	// Credentials Hydra's guard refuses: 503 to the TPP, never 400; unready; one log line naming the variable.
+	guard.Allow("Bearer something-else")
+	for range 3 {
+		res, _ := c.Register(ctx, o.URL, request(t, tpp, nil, nil))
+		if res.Status != http.StatusServiceUnavailable || res.JSON()["error"] != "temporarily_unavailable" {
+			t.Fatalf("Hydra refusing obdcr's credentials: %d %s", res.Status, res.Body)
+		}
+	}
+	if ready, _ := http.Get(o.AdminURL + "/health/ready"); ready.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("ready while Hydra refuses obdcr's credentials: %d", ready.StatusCode)
+	}
+	if n := strings.Count(logs.String(), "refused obdcr's credentials; registrations fail with 503"); n != 1 || !strings.Contains(logs.String(), "HYDRA_ADMIN_TOKEN_FILE") {
+		t.Errorf("%d log lines about refused credentials (want 1, naming HYDRA_ADMIN_TOKEN_FILE)", n)
+	}
+}
