@@ -26,6 +26,12 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
 fi
 
+# The proxy tests run Debian's nginx and haproxy with deploy/proxies' configurations.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] || ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+  echo "test: installing Debian's nginx and haproxy for the proxy tests" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy >/dev/null
+fi
+
 OBDCR_HYDRA_BIN="$(deploy/scripts/hydra.sh)"
 export OBDCR_HYDRA_BIN
 
