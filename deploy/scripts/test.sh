@@ -27,7 +27,8 @@ if ! command -v docker-compose >/dev/null 2>&1; then
 fi
 
 # The proxy tests run Debian's nginx and haproxy with deploy/proxies' configurations.
-if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] || ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+if ! have nginx || ! have haproxy; then
   echo "test: installing Debian's nginx and haproxy for the proxy tests" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy >/dev/null
 fi
