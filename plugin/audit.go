@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/obdcr/obdcr/policy"
 	"github.com/obdcr/obdcr/policy/store"
@@ -25,6 +26,8 @@ func (s *Server) audit(c echo.Context, e store.AuditEntry) error {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), 5*time.Second)
 	defer cancel()
+	ctx, span := trace.SpanFromContext(ctx).TracerProvider().Tracer("obdcr").Start(ctx, "store.audit")
+	defer span.End()
 	if err := s.store.Append(ctx, e); err != nil {
 		s.log.LogAttrs(ctx, slog.LevelError, "audit entry could not be stored", slog.String("request_id", e.RequestID),
 			slog.String("kind", e.Kind), slog.String("error", err.Error()))

@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,6 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // metrics is obdcr's instrumentation, on a registry of the server's own.
@@ -130,27 +134,38 @@ func methodLabel(method string) string {
 
 // hydraTransport times Hydra admin calls by operation.
 type hydraTransport struct {
-	rt    http.RoundTripper
-	m     *metrics
-	alarm *authAlarm
+	rt      http.RoundTripper
+	m       *metrics
+	alarm   *authAlarm
+	tracing *tracing
 }
 
 func (t hydraTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
+	op := hydraOperation(req)
+	span := trace.SpanFromContext(context.Background()) // a no-op, unless traced below
+	if t.tracing != nil {
+		req, span = t.tracing.clientSpan(req, "hydra."+op)
+		defer span.End()
+	}
 	res, err := t.rt.RoundTrip(req)
 	result := "ok"
 	switch {
 	case err != nil:
 		result = "unreachable"
+		span.SetStatus(codes.Error, err.Error())
 	case res.StatusCode >= 500:
 		result = "server_error"
 	case res.StatusCode >= 400:
 		result = "client_error"
 	}
-	if res != nil && t.alarm != nil {
-		t.alarm.observe(res.StatusCode)
+	if res != nil {
+		span.SetAttributes(attribute.Int("http.response.status_code", res.StatusCode))
+		if t.alarm != nil {
+			t.alarm.observe(res.StatusCode)
+		}
 	}
-	t.m.hydraCalls.WithLabelValues(hydraOperation(req), result).Observe(time.Since(start).Seconds())
+	t.m.hydraCalls.WithLabelValues(op, result).Observe(time.Since(start).Seconds())
 	return res, err
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/net/netutil"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
@@ -49,6 +50,7 @@ type Server struct {
 	// adminTokens are OBDCR_ADMIN_TOKEN's, or its file's as it is now.
 	adminTokens *reload.Value[[]adminToken]
 	metrics     *metrics
+	tracing     *tracing
 	digest      *refusalDigest
 	// unprovenLog bounds the log lines of failed requests from callers who proved nothing.
 	unprovenLog *logSampler
@@ -64,6 +66,8 @@ type Deps struct {
 	// HTTPClient is used for Hydra's admin API.
 	HTTPClient *http.Client
 	Now        func() time.Time
+	// Version is the build's, for traces.
+	Version string
 }
 
 // New builds a server from cfg. Its background work (JWKS refreshes, policy and
@@ -93,6 +97,10 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 		return nil, err
 	}
 	m := newMetrics()
+	tr, err := newTracing(ctx, d.Version)
+	if err != nil {
+		return nil, fmt.Errorf("OTEL_*: %w", err)
+	}
 	access, hydraRoots, err := hydraAccess(cfg.HydraAdminAuth)
 	if err != nil {
 		return nil, err
@@ -100,7 +108,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	hc := d.HTTPClient
 	if hc == nil {
 		alarm := &authAlarm{log: d.Logger, variables: cfg.HydraAdminAuth.variables()}
-		hc = &http.Client{Timeout: 10 * time.Second, Transport: hydraTransport{rt: hydra.NewAdminTransport(access), m: m, alarm: alarm}}
+		hc = &http.Client{Timeout: 10 * time.Second, Transport: hydraTransport{rt: hydra.NewAdminTransport(access), m: m, alarm: alarm, tracing: tr}}
 	}
 	admin, err := hydra.NewAdmin(cfg.HydraAdminURL, hc)
 	if err != nil {
@@ -156,7 +164,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	registrar.State = state
 	s := &Server{
 		cfg: cfg, log: d.Logger, hydra: admin, discovery: disc, registrar: registrar, auStatuses: b.auStatuses,
-		serverCerts: certs, certs: newCertSource(cfg.ClientCertHeader, format, cfg.TrustedProxies, certs.cas.Get),
+		tracing: tr, serverCerts: certs, certs: newCertSource(cfg.ClientCertHeader, format, cfg.TrustedProxies, certs.cas.Get),
 		store: st, state: state, adminTokens: tokens, metrics: m, digest: newRefusalDigest(time.Minute),
 		unprovenLog: newLogSampler(5, 20),
 	}
@@ -185,7 +193,7 @@ func (s *Server) newEcho(listener string) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.renderError
-	e.Use(s.requestLog, s.metrics.middleware(listener))
+	e.Use(s.tracing.middleware(listener), s.requestLog, s.metrics.middleware(listener))
 	return e
 }
 
@@ -264,10 +272,13 @@ func (s *Server) Serve(ctx context.Context, tppLn, adminLn net.Listener) error {
 	return errors.Join(err, s.Close())
 }
 
-// Close ends background work and closes the store; Serve calls it after draining.
+// Close ends background work, sends the last spans and closes the store; Serve
+// calls it after draining.
 func (s *Server) Close() error {
 	s.stopBackground()
-	return s.store.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return errors.Join(s.tracing.shutdown(ctx), s.store.Close())
 }
 
 func ignoreClosed(err error) error {
@@ -379,6 +390,9 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if skipped > 0 {
 			attrs = append(attrs, slog.Int("unproven_failures_not_logged", skipped))
+		}
+		if sc := trace.SpanContextFromContext(c.Request().Context()); sc.HasTraceID() {
+			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()))
 		}
 		s.log.LogAttrs(c.Request().Context(), slog.LevelInfo, "request", attrs...)
 		return nil

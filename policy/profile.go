@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"go.opentelemetry.io/otel/attribute"
 )
 
 // Profile is one jurisdiction's registration policy: data, plus an ordered chain
@@ -98,7 +99,9 @@ type RuleResult struct {
 // Evaluate runs the chain in order. With all false it stops at the first refusal,
 // as a registration must; with all true it goes on, so a dry run can list every
 // problem at once. It returns the first refusal, or the first other failure.
-func (p *Profile) Evaluate(ctx context.Context, ev *Evaluation, all bool) ([]RuleResult, error) {
+func (p *Profile) Evaluate(ctx context.Context, ev *Evaluation, all bool) (_ []RuleResult, err error) {
+	ctx, span := startSpan(ctx, "policy.rules", attribute.String("obdcr.profile", p.Name))
+	defer func() { endSpan(span, err) }()
 	results := make([]RuleResult, 0, len(p.Rules))
 	passed := make([]string, 0, len(p.Rules))
 	var first *Error
@@ -108,7 +111,9 @@ func (p *Profile) Evaluate(ctx context.Context, ev *Evaluation, all bool) ([]Rul
 			continue
 		}
 		warned := len(ev.Warnings)
-		err := r.Check(ctx, ev)
+		rctx, rspan := startSpan(ctx, "rule "+r.Name)
+		err := r.Check(rctx, ev)
+		endSpan(rspan, err)
 		if err == nil {
 			passed = append(passed, r.Name)
 			res := RuleResult{Rule: r.Name, Verdict: Pass}

@@ -332,7 +332,9 @@ func ReplayKey(profile, iss, jti string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-func (r *Registrar) consumeJTI(ctx context.Context, ev *Evaluation) error {
+func (r *Registrar) consumeJTI(ctx context.Context, ev *Evaluation) (err error) {
+	ctx, span := startSpan(ctx, "store.replay")
+	defer func() { endSpan(span, err) }()
 	until := ev.Now.Add(time.Duration(ev.Settings.ClockSkew))
 	if ev.Claims.ExpiresAt != nil {
 		until = ev.Claims.ExpiresAt.Add(time.Duration(ev.Settings.ClockSkew))

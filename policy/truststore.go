@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"go.opentelemetry.io/otel/attribute"
 	"golang.org/x/time/rate"
 )
 
@@ -259,7 +260,9 @@ func (c *JWKSCache) set(ctx context.Context, u string, e *jwksUse) (jwk.Set, err
 }
 
 // Key implements TrustStore.
-func (c *JWKSCache) Key(ctx context.Context, u, kid string) (jwk.Key, error) {
+func (c *JWKSCache) Key(ctx context.Context, u, kid string) (_ jwk.Key, err error) {
+	ctx, span := startSpan(ctx, "jwks.key", attribute.String("url.full", truncate(u, 256)))
+	defer func() { endSpan(span, err) }()
 	e := c.acquire(u)
 	defer c.release(e)
 	set, err := c.set(ctx, u, e)

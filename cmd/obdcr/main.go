@@ -107,7 +107,7 @@ func serve(stderr io.Writer) int {
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
-	srv, err := plugin.New(ctx, cfg, plugin.Deps{Logger: log})
+	srv, err := plugin.New(ctx, cfg, plugin.Deps{Logger: log, Version: version})
 	if err != nil {
 		fmt.Fprintln(stderr, "obdcr: "+err.Error())
 		return 1
