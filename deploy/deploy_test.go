@@ -197,7 +197,7 @@ func TestKubernetesManifests(t *testing.T) {
 				data, _ = get(d, "stringData").(doc)
 			}
 			for k := range data {
-				if !known[k] {
+				if !known[k] && !strings.HasPrefix(k, "OTEL_") { // the OpenTelemetry SDK's own
 					t.Errorf("%s %v sets %s, which obdcr does not read", kind, name, k)
 				}
 			}
@@ -259,5 +259,94 @@ func TestDiscoveryRoutedToObdcr(t *testing.T) {
 	}
 	if !routed || !fixed {
 		t.Errorf("k8s: discovery routed to obdcr %v, doctor --fix job %v", routed, fixed)
+	}
+}
+
+// Secrets and certificates reach obdcr as files it reloads; the admin listener
+// stays inside the cluster.
+func TestKubernetesFilesAndNetwork(t *testing.T) {
+	files, _ := filepath.Glob("k8s/*.yaml")
+	byKind := map[string][]doc{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range decodeAll(t, b) {
+			k, _ := d["kind"].(string)
+			byKind[k] = append(byKind[k], d)
+		}
+	}
+	var mounts []string
+	container := get(byKind["Deployment"][0], "spec", "template", "spec", "containers", 0)
+	vms, _ := get(container, "volumeMounts").([]any)
+	for _, m := range vms {
+		mounts = append(mounts, get(m, "mountPath").(string))
+	}
+	var config doc
+	for _, cm := range byKind["ConfigMap"] {
+		if get(cm, "metadata", "name") == "obdcr" {
+			config, _ = get(cm, "data").(doc)
+		}
+	}
+	for k, v := range config {
+		if !strings.HasSuffix(k, "_FILE") {
+			continue
+		}
+		mounted := false
+		for _, m := range mounts {
+			mounted = mounted || strings.HasPrefix(v.(string), m+"/")
+		}
+		if !mounted {
+			t.Errorf("%s=%v is on no mounted volume (%v)", k, v, mounts)
+		}
+	}
+	if config["OBDCR_ADMIN_TOKEN_FILE"] == nil || config["HYDRA_ADMIN_TOKEN_FILE"] == nil {
+		t.Error("the admin tokens do not come from files")
+	}
+	certs := map[any]bool{}
+	for _, c := range byKind["Certificate"] {
+		certs[get(c, "spec", "secretName")] = true
+	}
+	if !certs["obdcr-tls"] || !certs["obdcr-hydra-client"] {
+		t.Errorf("cert-manager Certificates for the server and Hydra client certificates: %v", certs)
+	}
+	if len(byKind["NetworkPolicy"]) != 1 {
+		t.Fatal("no NetworkPolicy")
+	}
+	rules, _ := get(byKind["NetworkPolicy"][0], "spec", "ingress").([]any)
+	for _, r := range rules {
+		ports, _ := get(r, "ports").([]any)
+		for _, p := range ports {
+			if get(p, "port") != 8444 {
+				continue
+			}
+			from, _ := get(r, "from").([]any)
+			if len(from) == 0 {
+				t.Error("the admin port is open to everyone")
+			}
+			for _, f := range from {
+				if get(f, "ipBlock") != nil {
+					t.Error("the admin port is open to an ipBlock")
+				}
+			}
+		}
+	}
+}
+
+// The proxy configurations the tests run are the README's examples, word for word.
+func TestREADMEShowsTheProxyConfigurations(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"proxies/nginx-mtls.conf", "proxies/haproxy.cfg"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(readme), "`deploy/"+f+"`") || !strings.Contains(string(readme), string(b)) {
+			t.Errorf("the README does not show deploy/%s as it is", f)
+		}
 	}
 }
