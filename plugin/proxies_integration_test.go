@@ -10,11 +10,13 @@ import (
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
 	"github.com/obdcr/obdcr/deploy/testenv"
+	"github.com/obdcr/obdcr/plugin"
 )
 
 // A TPP registers and manages its registration through real nginx and HAProxy
 // terminating mutual TLS in front of obdcr, each with its configuration from
-// deploy/proxies, as the README shows it.
+// deploy/proxies, as the README shows it, against a Hydra whose admin API wants
+// a bearer token and a client certificate over TLS from a private CA.
 func TestThroughRealProxies(t *testing.T) {
 	dir := t.TempDir()
 	leaf, err := env.Sandbox.PKI().Server("127.0.0.1", "localhost")
@@ -38,10 +40,23 @@ func TestThroughRealProxies(t *testing.T) {
 			return testenv.StartHAProxy("../deploy/proxies/haproxy.cfg", v)
 		}},
 	}
+	// Hydra's admin API as a bank runs it: a bearer token, a client certificate, TLS from a private CA.
+	guard, err := testenv.StartGuard(dir, env.Hydra.AdminURL, "Bearer proxied-hydra-token-0123456789")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer guard.Stop()
+	clientCert, clientKey, _, err := guard.ClientCert(dir, "obdcr-to-hydra")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range proxies {
 		t.Run(p.name, func(t *testing.T) {
 			o := startObdcr(t, func(c *serverConfig) {
 				c.ClientCertHeader, c.ClientCertFormat, c.TrustedProxies = "X-SSL-Client-Cert", p.format, []string{"127.0.0.1/32"}
+				c.HydraAdminURL = guard.URL
+				c.HydraAdminAuth = plugin.HydraAdminAuth{Token: "proxied-hydra-token-0123456789",
+					ClientCertFile: clientCert, ClientKeyFile: clientKey, CAFile: guard.CAFile}
 			})
 			proxy, err := p.start(map[string]string{
 				"SERVER_CERT": cert, "SERVER_KEY": key, "SERVER_PEM": pemFile, "CLIENT_CA": env.Sandbox.CAFile,
