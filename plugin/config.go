@@ -40,6 +40,7 @@ type Config struct {
 	AdminTokenFile   string         `env:"OBDCR_ADMIN_TOKEN_FILE" help:"a file holding OBDCR_ADMIN_TOKEN's value, re-read when it changes"`
 	TPPRateLimit     Rate           `env:"OBDCR_TPP_RATE_LIMIT" envDefault:"20/s" help:"requests per second per client certificate on the TPP listener, and per source address for requests without one (burst twice that; 0 off); over it: 429 with Retry-After. Behind a proxy the certificate is the one in the header"`
 	TPPMaxConns      int            `env:"OBDCR_TPP_MAX_CONNS" envDefault:"1024" help:"open connections on the TPP listener; TLS handshakes are limited to this many per second too"`
+	Console          bool           `env:"OBDCR_CONSOLE" envDefault:"true" help:"serve the policy console under /console/ on the admin listener"`
 	AuditRetention   time.Duration  `env:"OBDCR_AUDIT_RETENTION" envDefault:"9600h" help:"how long SQL stores keep decision entries; policy changes are kept"`
 	DSN              string         `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
 	LogLevel         string         `env:"OBDCR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs on stderr"`

@@ -280,6 +280,7 @@ func (s *Server) watchSetup(ctx context.Context) {
 			return
 		}
 		s.metrics.setupProblems.Set(float64(Problems(findings)))
+		s.findings.Store(&findings)
 		for _, f := range findings {
 			if f.Severity != SeverityOK {
 				s.log.Warn("setup: "+f.Message, "check", f.Check, "severity", f.Severity, "fix", f.Fix)

@@ -42,18 +42,30 @@ func (s *Server) dryRun(c echo.Context) error {
 			return newHTTPError(http.StatusBadRequest, "invalid_request", dryRunCertHeader+": "+err.Error())
 		}
 	}
-	rep, tr, err := s.registrar.DryRun(c.Request().Context(), policy.Submission{JWT: body, Certificate: cert})
+	ans, err := s.dryRunAnswer(c, body, cert)
 	if err != nil {
 		return err
 	}
+	return c.JSON(http.StatusOK, ans)
+}
+
+// dryRunAnswer runs the dry run and audits it; the API and the console share it.
+func (s *Server) dryRunAnswer(c echo.Context, body []byte, cert *x509.Certificate) (dryRunAnswer, error) {
+	rep, tr, err := s.registrar.DryRun(c.Request().Context(), policy.Submission{JWT: body, Certificate: cert})
+	if err != nil {
+		return dryRunAnswer{}, err
+	}
 	ans := dryRunAnswer{Profile: rep.Profile, Outcome: rep.Outcome, Rules: rep.Rules}
 	e := store.AuditEntry{Kind: store.KindDryRun, Profile: tr.Profile, SoftwareID: tr.SoftwareID, OrgID: tr.OrgID, Outcome: rep.Outcome, Actor: actor(c)}
+	if !tr.Verified {
+		e.ClaimedSoftwareID, e.ClaimedOrgID, e.SoftwareID, e.OrgID = e.SoftwareID, e.OrgID, "", ""
+	}
 	if rep.Error != nil {
 		ans.Error = &errorBody{Error: string(rep.Error.Code), Description: rep.Error.Description}
 		e.Error, e.Rule, e.Description = string(rep.Error.Code), rep.Error.Rule, rep.Error.Description
 	}
 	if err := s.audit(c, e); err != nil {
-		return err
+		return dryRunAnswer{}, err
 	}
-	return c.JSON(http.StatusOK, ans)
+	return ans, nil
 }

@@ -27,7 +27,11 @@ func FuzzManagementPath(f *testing.F) {
 		f.Add(s.id, s.auth, s.header)
 	}
 	mem := store.NewMemory()
-	s := &Server{log: slog.New(slog.NewJSONHandler(discard{}, nil)), store: mem, metrics: newMetrics(),
+	tr, err := newTracing(context.Background(), "test")
+	if err != nil {
+		f.Fatal(err)
+	}
+	s := &Server{tracing: tr, log: slog.New(slog.NewJSONHandler(discard{}, nil)), store: mem, metrics: newMetrics(),
 		digest: newRefusalDigest(time.Minute), unprovenLog: newLogSampler(5, 20), certs: newCertSource("X-Client-Cert", headerFormats["pem-urlencoded"], []string{"127.0.0.0/8"}, x509.NewCertPool)}
 	s.tpp = s.newEcho("tpp")
 	s.tpp.GET("/register/:client_id", s.getRegistration)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -51,6 +52,11 @@ func (s *Server) register(c echo.Context) error {
 	reg, tr, err := s.registrar.Register(c.Request().Context(), policy.Submission{JWT: body, Certificate: cert})
 	outcome, code := s.noteOutcome(c, tr, err)
 	s.metrics.registrations.WithLabelValues(tr.Profile, outcome, code).Inc()
+	rule := ""
+	if e, ok := policy.AsError(err); ok {
+		rule = e.Rule
+	}
+	s.activity.record(time.Now(), tr.Profile, err == nil, code, rule)
 	if aerr := s.audit(c, decisionEntry(store.KindRegistration, tr, reg, cert, err)); aerr != nil {
 		if reg != nil {
 			// Approved but not audited: take the client back rather than keep one the audit does not know.

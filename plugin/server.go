@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,6 +24,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/obdcr/obdcr/hydra"
+	"github.com/obdcr/obdcr/plugin/console"
 	"github.com/obdcr/obdcr/plugin/reload"
 	"github.com/obdcr/obdcr/policy"
 	"github.com/obdcr/obdcr/policy/au"
@@ -51,7 +53,10 @@ type Server struct {
 	adminTokens *reload.Value[[]adminToken]
 	metrics     *metrics
 	tracing     *tracing
-	digest      *refusalDigest
+	activity    *activity
+	// findings are the last setup check's, for the console.
+	findings atomic.Pointer[[]Finding]
+	digest   *refusalDigest
 	// unprovenLog bounds the log lines of failed requests from callers who proved nothing.
 	unprovenLog *logSampler
 	// stopBackground ends the background work once the listeners have drained.
@@ -164,7 +169,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	registrar.State = state
 	s := &Server{
 		cfg: cfg, log: d.Logger, hydra: admin, discovery: disc, registrar: registrar, auStatuses: b.auStatuses,
-		tracing: tr, serverCerts: certs, certs: newCertSource(cfg.ClientCertHeader, format, cfg.TrustedProxies, certs.cas.Get),
+		tracing: tr, activity: newActivity(profileNames(b.profiles)), serverCerts: certs, certs: newCertSource(cfg.ClientCertHeader, format, cfg.TrustedProxies, certs.cas.Get),
 		store: st, state: state, adminTokens: tokens, metrics: m, digest: newRefusalDigest(time.Minute),
 		unprovenLog: newLogSampler(5, 20),
 	}
@@ -183,6 +188,14 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	s.serveTLS(max(cfg.TPPMaxConns, 1))
 	s.routes()
 	return s, nil
+}
+
+func profileNames(ps []*policy.Profile) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Name
+	}
+	return out
 }
 
 type discard struct{}
@@ -212,6 +225,10 @@ func (s *Server) routes() {
 	s.tpp.DELETE("/register/:client_id", s.deleteRegistration)
 
 	s.admin.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
+
+	if s.cfg.Console {
+		console.New(consoleBackend{s}, s.trustedProxy).Mount(s.admin)
+	}
 
 	admin := s.admin.Group("/admin", s.adminAuth)
 	admin.GET("/policies", s.listPolicies)

@@ -66,6 +66,7 @@ type StatusBook struct {
 	products map[string]string // softwareProductId -> ACTIVE|INACTIVE|REMOVED
 	entities map[string]string // legalEntityId -> ACTIVE|SUSPENDED|REVOKED|SURRENDERED
 	cleaned  map[string]bool   // REMOVED products whose registration is gone
+	lastPoll time.Time         // when the last good poll ended
 
 	// polls: at most one poll is scheduled or in flight; everyone who needs a
 	// fresh one shares it.
@@ -195,6 +196,7 @@ func (b *StatusBook) Poll(ctx context.Context) (err error) {
 	for id, st := range entities {
 		b.entities[id] = st
 	}
+	b.lastPoll = time.Now()
 	var removed []string
 	for id, st := range b.products {
 		if st == "REMOVED" && !b.cleaned[id] {
@@ -316,6 +318,13 @@ func (b *StatusBook) report(result string, waited time.Duration) {
 	if b.cfg.OnLookup != nil {
 		b.cfg.OnLookup(result, waited)
 	}
+}
+
+// LastPoll is when the last good poll ended (zero before the first).
+func (b *StatusBook) LastPoll() time.Time {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.lastPoll
 }
 
 // Product returns a software product's last known status ("" if unknown).

@@ -92,7 +92,8 @@ func (m *Memory) Audit(_ context.Context, q AuditQuery) ([]AuditEntry, error) {
 	defer m.mu.Unlock()
 	out := []AuditEntry{}
 	match := func(e AuditEntry) bool {
-		return (q.SoftwareID == "" || e.SoftwareID == q.SoftwareID || e.ClaimedSoftwareID == q.SoftwareID) && (q.Profile == "" || e.Profile == q.Profile) && (q.Kind == "" || e.Kind == q.Kind)
+		return (q.SoftwareID == "" || e.SoftwareID == q.SoftwareID || e.ClaimedSoftwareID == q.SoftwareID) && (q.Profile == "" || e.Profile == q.Profile) && (q.Kind == "" || e.Kind == q.Kind) &&
+			(q.Outcome == "" || e.Outcome == q.Outcome) && (q.BeforeID == 0 || e.ID < q.BeforeID)
 	}
 	// Both logs are in id order: merge them, newest first.
 	i, j := len(m.kept.entries)-1, len(m.refused.entries)-1

@@ -328,7 +328,11 @@ func (s *SQL) Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error) {
 		where = append(where, "(software_id = ? OR claimed_software_id = ?)")
 		args = append(args, q.SoftwareID, q.SoftwareID)
 	}
-	for _, f := range []struct{ col, v string }{{"profile", q.Profile}, {"kind", q.Kind}} {
+	if q.BeforeID > 0 {
+		where = append(where, "id < ?")
+		args = append(args, q.BeforeID)
+	}
+	for _, f := range []struct{ col, v string }{{"profile", q.Profile}, {"kind", q.Kind}, {"outcome", q.Outcome}} {
 		if f.v != "" {
 			where = append(where, f.col+" = ?")
 			args = append(args, f.v)

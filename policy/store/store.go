@@ -90,6 +90,9 @@ type AuditQuery struct {
 	SoftwareID string
 	Profile    string
 	Kind       string
+	Outcome    string
+	// BeforeID pages back: only entries older than this one (0: from the newest).
+	BeforeID int64
 }
 
 // MaxAuditLimit bounds one audit query.

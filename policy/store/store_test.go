@@ -150,6 +150,14 @@ func TestStoreContract(t *testing.T) {
 				if all[0].Time.IsZero() || time.Since(all[0].Time) > time.Minute {
 					t.Errorf("entry time %v", all[0].Time)
 				}
+				// paging back from the oldest of a page, and the outcome filter
+				older, _ := s.Audit(ctx, store.AuditQuery{Kind: store.KindRegistration, Limit: 5, BeforeID: all[4].ID})
+				if len(older) != 5 || older[0].RequestID != "24" {
+					t.Fatalf("the page before id %d: %v", all[4].ID, ids(older))
+				}
+				if none, _ := s.Audit(ctx, store.AuditQuery{Outcome: "refused"}); len(none) != 0 {
+					t.Fatalf("outcome filter: %v", ids(none))
+				}
 			})
 		})
 	}

@@ -1,0 +1,477 @@
+// Package console is the policy console: the admin API in a browser, for the
+// policy admins who run obdcr. Pages are rendered on the server from embedded
+// templates and work without JavaScript; the stylesheet is served from here.
+package console
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/obdcr/obdcr/policy/store"
+)
+
+//go:embed templates/*.html static/*
+var files embed.FS
+
+// Handler serves the console under /console/.
+type Handler struct {
+	Backend Backend
+	// TrustedProxy says whether a request came through a proxy whose
+	// X-Forwarded-Proto may be believed (for the cookie's Secure flag).
+	TrustedProxy func(*http.Request) bool
+	Now          func() time.Time
+
+	pages map[string]*template.Template
+}
+
+// New parses the templates; they are part of the binary, so an error is a bug.
+func New(b Backend, trustedProxy func(*http.Request) bool) *Handler {
+	h := &Handler{Backend: b, TrustedProxy: trustedProxy, Now: time.Now, pages: map[string]*template.Template{}}
+	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html"))
+	names, _ := fs.Glob(files, "templates/*.html")
+	for _, n := range names {
+		name := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if name == "layout" {
+			continue
+		}
+		h.pages[name] = template.Must(template.Must(base.Clone()).ParseFS(files, n))
+	}
+	return h
+}
+
+// Mount adds the console's routes to e.
+func (h *Handler) Mount(e *echo.Echo) {
+	g := e.Group("/console", h.headers)
+	static, _ := fs.Sub(files, "static")
+	g.GET("/static/*", echo.WrapHandler(http.StripPrefix("/console/static/", http.FileServer(http.FS(static)))))
+	g.GET("/login", h.loginPage)
+	g.POST("/login", h.login)
+	s := g.Group("", h.signedIn)
+	s.POST("/logout", h.logout)
+	s.GET("/", h.overview)
+	s.GET("/profiles", h.profiles)
+	s.POST("/profiles/:profile", h.saveProfile)
+	s.GET("/registrations", h.registrations)
+	s.GET("/registrations/:client_id", h.registration)
+	s.GET("/registrations/:client_id/delete", h.confirmDelete)
+	s.POST("/registrations/:client_id/delete", h.deleteRegistration)
+	s.GET("/audit", h.audit)
+	s.GET("/dry-run", h.dryRunPage)
+	s.POST("/dry-run", h.dryRun)
+	e.GET("/console", func(c echo.Context) error { return c.Redirect(http.StatusFound, "/console/") })
+}
+
+// headers: no inline script or style, no framing, no referrer, no sniffing.
+func (h *Handler) headers(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		w := c.Response().Header()
+		w.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		w.Set("X-Frame-Options", "DENY")
+		w.Set("Referrer-Policy", "no-referrer")
+		w.Set("X-Content-Type-Options", "nosniff")
+		w.Set("Cache-Control", "no-store")
+		return next(c)
+	}
+}
+
+const (
+	sessionKey = "console.session"
+)
+
+// signedIn lets a request with a valid session through, sliding its expiry;
+// a state-changing request must also carry the session's CSRF token and come
+// from this site.
+func (h *Handler) signedIn(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		key := h.Backend.SessionKey()
+		ck, err := c.Cookie(cookieName)
+		var s session
+		ok := err == nil
+		if ok {
+			s, ok = readSession(key, ck.Value, h.Now())
+		}
+		if !ok {
+			if c.Request().Method != http.MethodGet {
+				return c.String(http.StatusForbidden, "sign in first")
+			}
+			return c.Redirect(http.StatusSeeOther, "/console/login")
+		}
+		if c.Request().Method == http.MethodPost {
+			if crossSite(c.Request()) || !hmacEqual(c.FormValue("csrf"), s.csrf(key)) {
+				return c.String(http.StatusForbidden, "refused: this form did not come from this console's page (CSRF)")
+			}
+		}
+		s.expires = h.Now().Add(IdleTimeout)
+		h.setCookie(c, s.cookieValue(key), int(IdleTimeout.Seconds()))
+		c.Set(sessionKey, s)
+		c.Set("actor", s.actor) // the server's audit records changes under it
+		return next(c)
+	}
+}
+
+func hmacEqual(a, b string) bool {
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+// view is what every page gets.
+type view struct {
+	Title, Nav, Actor, CSRF, Flash string
+	Data                           any
+}
+
+func (h *Handler) render(c echo.Context, status int, page, title string, data any) error {
+	v := view{Title: title, Nav: page, Data: data}
+	if s, ok := c.Get(sessionKey).(session); ok {
+		v.Actor, v.CSRF = s.actor, s.csrf(h.Backend.SessionKey())
+	}
+	if f := c.QueryParam("done"); f != "" {
+		v.Flash = f
+	}
+	var buf bytes.Buffer
+	if err := h.pages[page].ExecuteTemplate(&buf, "layout.html", v); err != nil {
+		return err
+	}
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+func (h *Handler) loginPage(c echo.Context) error {
+	return h.render(c, http.StatusOK, "login", "Sign in", nil)
+}
+
+func (h *Handler) login(c echo.Context) error {
+	if crossSite(c.Request()) {
+		return c.String(http.StatusForbidden, "refused: cross-site sign-in")
+	}
+	actor, ok := h.Backend.Authenticate(strings.TrimSpace(c.FormValue("token")))
+	if !ok {
+		return h.render(c, http.StatusUnauthorized, "login", "Sign in", map[string]string{"Error": "That is not an admin token of this server."})
+	}
+	s := session{id: newSessionID(), actor: actor, expires: h.Now().Add(IdleTimeout)}
+	h.setCookie(c, s.cookieValue(h.Backend.SessionKey()), int(IdleTimeout.Seconds()))
+	return c.Redirect(http.StatusSeeOther, "/console/")
+}
+
+func (h *Handler) logout(c echo.Context) error {
+	h.setCookie(c, "", -1)
+	return c.Redirect(http.StatusSeeOther, "/console/login")
+}
+
+func (h *Handler) overview(c echo.Context) error {
+	return h.render(c, http.StatusOK, "overview", "Overview", h.Backend.Overview(c.Request().Context()))
+}
+
+// profileForm is a profile with what the last save said about it.
+type profileForm struct {
+	Policy
+	Errors  map[string]string
+	Changes []change
+	Values  map[string]string
+}
+
+type change struct{ Field, Before, After string }
+
+func (h *Handler) profiles(c echo.Context) error {
+	ps, err := h.Backend.Policies(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	forms := make([]profileForm, len(ps))
+	for i, p := range ps {
+		forms[i] = profileForm{Policy: p, Values: settingValues(p)}
+	}
+	return h.render(c, http.StatusOK, "profiles", "Profiles", forms)
+}
+
+func (h *Handler) saveProfile(c echo.Context) error {
+	name := c.Param("profile")
+	ps, err := h.Backend.Policies(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	idx := slices.IndexFunc(ps, func(p Policy) bool { return p.Profile == name })
+	if idx < 0 {
+		return c.String(http.StatusNotFound, "no such profile")
+	}
+	enabled := c.FormValue("enabled") == "on"
+	patch, values := settingsPatch(c, ps[idx])
+	forms := make([]profileForm, len(ps))
+	for i, p := range ps {
+		forms[i] = profileForm{Policy: p, Values: settingValues(p)}
+	}
+	before, after, err := h.Backend.SavePolicy(c, name, &enabled, patch)
+	var fe *FieldError
+	switch {
+	case errors.As(err, &fe):
+		forms[idx].Values = values
+		forms[idx].Errors = map[string]string{fe.Field: fe.Message}
+		return h.render(c, http.StatusBadRequest, "profiles", "Profiles", forms)
+	case err != nil:
+		return err
+	}
+	forms[idx] = profileForm{Policy: after, Values: settingValues(after), Changes: changes(before, after)}
+	return h.render(c, http.StatusOK, "profiles", "Profiles", forms)
+}
+
+func (h *Handler) registrations(c echo.Context) error {
+	q := map[string]string{"software_id": c.QueryParam("software_id"), "org_id": c.QueryParam("org_id"), "client_id": c.QueryParam("client_id")}
+	data := map[string]any{"Query": q}
+	if q["software_id"] != "" || q["org_id"] != "" || q["client_id"] != "" {
+		regs, err := h.Backend.FindRegistrations(c.Request().Context(), q["software_id"], q["org_id"], q["client_id"])
+		if err != nil {
+			return err
+		}
+		data["Results"], data["Searched"] = regs, true
+	}
+	return h.render(c, http.StatusOK, "registrations", "Registrations", data)
+}
+
+func (h *Handler) registration(c echo.Context) error {
+	r, err := h.Backend.Registration(c.Request().Context(), c.Param("client_id"))
+	if err != nil {
+		return h.render(c, http.StatusNotFound, "registrations", "Registrations", map[string]any{"Error": "No registration with that client_id."})
+	}
+	return h.render(c, http.StatusOK, "registration", "Registration "+r.ClientID, map[string]any{"R": r, "Metadata": pretty(r.Metadata), "Hydra": prettyRaw(r.HydraClient)})
+}
+
+func (h *Handler) confirmDelete(c echo.Context) error {
+	r, err := h.Backend.Registration(c.Request().Context(), c.Param("client_id"))
+	if err != nil {
+		return h.render(c, http.StatusNotFound, "registrations", "Registrations", map[string]any{"Error": "No registration with that client_id."})
+	}
+	return h.render(c, http.StatusOK, "delete", "Delete "+r.ClientID, r)
+}
+
+func (h *Handler) deleteRegistration(c echo.Context) error {
+	id := c.Param("client_id")
+	if err := h.Backend.DeleteRegistration(c, id); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, "/console/registrations?done="+urlQuery("Deleted "+id+" and its tokens; the software may register again."))
+}
+
+// auditRow is an entry with what the page shows of it.
+type auditRow struct {
+	store.AuditEntry
+	Diff []change
+}
+
+func (h *Handler) audit(c echo.Context) error {
+	q := store.AuditQuery{Limit: 50, Profile: c.QueryParam("profile"), Kind: c.QueryParam("kind"),
+		Outcome: c.QueryParam("outcome"), SoftwareID: c.QueryParam("software_id")}
+	q.BeforeID, _ = strconv.ParseInt(c.QueryParam("before"), 10, 64)
+	entries, err := h.Backend.Audit(c.Request().Context(), q)
+	if err != nil {
+		return err
+	}
+	rows := make([]auditRow, len(entries))
+	for i, e := range entries {
+		rows[i] = auditRow{AuditEntry: e, Diff: jsonDiff(e.Before, e.After)}
+	}
+	data := map[string]any{"Rows": rows, "Query": q}
+	if len(entries) == q.Limit {
+		data["Older"] = entries[len(entries)-1].ID
+	}
+	return h.render(c, http.StatusOK, "audit", "Audit", data)
+}
+
+func (h *Handler) dryRunPage(c echo.Context) error {
+	return h.render(c, http.StatusOK, "dryrun", "Dry run", nil)
+}
+
+func (h *Handler) dryRun(c echo.Context) error {
+	jwt := strings.TrimSpace(c.FormValue("jwt"))
+	cert := strings.TrimSpace(c.FormValue("cert"))
+	data := map[string]any{"JWT": jwt, "Cert": cert}
+	if jwt == "" {
+		data["Error"] = "Paste a registration request JWT."
+		return h.render(c, http.StatusBadRequest, "dryrun", "Dry run", data)
+	}
+	rep, err := h.Backend.DryRun(c, []byte(jwt), []byte(cert))
+	if err != nil {
+		data["Error"] = err.Error()
+		return h.render(c, http.StatusBadRequest, "dryrun", "Dry run", data)
+	}
+	data["Report"] = rep
+	return h.render(c, http.StatusOK, "dryrun", "Dry run", data)
+}
+
+// settingValues are a profile's settings as the form shows them.
+func settingValues(p Policy) map[string]string {
+	s := p.Settings
+	yes := func(b bool) string {
+		if b {
+			return "true"
+		}
+		return "false"
+	}
+	return map[string]string{
+		"signing_algs": strings.Join(s.SigningAlgs, " "), "token_endpoint_auth_methods": strings.Join(s.TokenEndpointAuthMethods, " "),
+		"grant_types": strings.Join(s.GrantTypes, " "), "response_types": strings.Join(s.ResponseTypes, ", "),
+		"application_types": strings.Join(s.ApplicationTypes, " "), "scopes": strings.Join(s.Scopes, " "),
+		"clock_skew": time.Duration(s.ClockSkew).String(), "ssa_max_age": time.Duration(s.SSAMaxAge).String(),
+		"request_max_age": time.Duration(s.RequestMaxAge).String(), "allow_delete": yes(s.AllowDelete),
+		"require_active_status": yes(s.RequireActiveStatus), "multiple_registrations": yes(s.MultipleRegistrations),
+		"transport_certificate": s.TransportCertificate,
+	}
+}
+
+// settingsPatch reads the form into the admin API's settings object, sending
+// only what differs, so that a setting the admin did not touch is not re-validated.
+func settingsPatch(c echo.Context, p Policy) (json.RawMessage, map[string]string) {
+	current := settingValues(p)
+	values := map[string]string{}
+	patch := map[string]any{}
+	for field := range current {
+		v := strings.TrimSpace(c.FormValue(field))
+		values[field] = v
+		if v == current[field] {
+			continue
+		}
+		switch field {
+		case "response_types":
+			patch[field] = splitList(v, ",")
+		case "signing_algs", "token_endpoint_auth_methods", "grant_types", "application_types", "scopes":
+			patch[field] = splitList(strings.ReplaceAll(v, ",", " "), " ")
+		case "allow_delete", "require_active_status", "multiple_registrations":
+			patch[field] = v == "true"
+		default:
+			patch[field] = v
+		}
+	}
+	b, _ := json.Marshal(patch)
+	return b, values
+}
+
+func splitList(v, sep string) []string {
+	out := []string{}
+	for _, s := range strings.Split(v, sep) {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func changes(before, after Policy) []change {
+	var out []change
+	if before.Enabled != after.Enabled {
+		out = append(out, change{"enabled", strconv.FormatBool(before.Enabled), strconv.FormatBool(after.Enabled)})
+	}
+	b, a := settingValues(before), settingValues(after)
+	keys := make([]string, 0, len(a))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if b[k] != a[k] {
+			out = append(out, change{k, b[k], a[k]})
+		}
+	}
+	return out
+}
+
+// jsonDiff lists the members that differ between two JSON objects, flattened one level.
+func jsonDiff(before, after json.RawMessage) []change {
+	if len(before) == 0 && len(after) == 0 {
+		return nil
+	}
+	flat := func(raw json.RawMessage) map[string]string {
+		var m map[string]json.RawMessage
+		_ = json.Unmarshal(raw, &m)
+		out := map[string]string{}
+		for k, v := range m {
+			var inner map[string]json.RawMessage
+			if json.Unmarshal(v, &inner) == nil {
+				for ik, iv := range inner {
+					out[k+"."+ik] = string(iv)
+				}
+				continue
+			}
+			out[k] = string(v)
+		}
+		return out
+	}
+	b, a := flat(before), flat(after)
+	keys := map[string]bool{}
+	for k := range b {
+		keys[k] = true
+	}
+	for k := range a {
+		keys[k] = true
+	}
+	var out []change
+	for k := range keys {
+		if b[k] != a[k] {
+			out = append(out, change{k, b[k], a[k]})
+		}
+	}
+	slices.SortFunc(out, func(x, y change) int { return strings.Compare(x.Field, y.Field) })
+	return out
+}
+
+func pretty(v any) string {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return string(b)
+}
+
+func prettyRaw(raw json.RawMessage) string {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return string(raw)
+	}
+	return pretty(v)
+}
+
+func urlQuery(s string) string { return template.URLQueryEscaper(s) }
+
+var funcs = template.FuncMap{
+	"bar": func(n, max, height int) int {
+		if max == 0 {
+			return 0
+		}
+		return n * height / max
+	},
+	"maxHour": func(hours [24][2]int) int {
+		m := 1
+		for _, h := range hours {
+			m = max(m, h[0]+h[1])
+		}
+		return m
+	},
+	"add": func(a, b int) int { return a + b },
+	"mul": func(a, b int) int { return a * b },
+	"sub": func(a, b int) int { return a - b },
+	"time": func(t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05Z")
+	},
+	"join":     strings.Join,
+	"fieldErr": func(m map[string]string, k string) string { return m[k] },
+	"val":      func(m map[string]string, k string) string { return m[k] },
+	"fmtInt":   func(v int64) string { return fmt.Sprint(v) },
+	"list": func() []string {
+		return []string{"signing_algs", "token_endpoint_auth_methods", "grant_types", "response_types", "application_types", "scopes",
+			"clock_skew", "ssa_max_age", "request_max_age", "allow_delete", "require_active_status", "multiple_registrations", "transport_certificate"}
+	},
+	"isBool": func(f string) bool {
+		return f == "allow_delete" || f == "require_active_status" || f == "multiple_registrations"
+	},
+	"transportModes": func() []string { return []string{"any", "jwks", "subject", "none"} },
+	"kinds":          func() []string { return []string{"", "registration", "management", "policy", "dry_run"} },
+}
