@@ -1,7 +1,7 @@
 # obdcr: Open Banking Dynamic Client Registration for Ory Hydra.
 # `make demo` and `make test` work on a fresh clone; the scripts install what they need.
 
-.PHONY: demo test bench build hydra clean help
+.PHONY: demo test bench build hydra clean help screenshots
 
 help:
 	@echo "make demo   Hydra, obdcr and the sandbox on loopback; a UK and an AU registration over mTLS"
@@ -9,6 +9,7 @@ help:
 	@echo "make bench  benchmarks and the load tool against a real Hydra; ends with one JSON line"
 	@echo "make build  bin/obdcr and bin/obdcr-sandbox"
 	@echo "make hydra  build and cache Ory Hydra v2.3.0 under .cache/"
+	@echo "make screenshots  the policy console's pages at 1440 and 390 px, in deploy/console-screenshots/"
 
 demo:
 	@bash deploy/scripts/demo.sh
@@ -25,6 +26,9 @@ build:
 
 hydra:
 	@bash deploy/scripts/hydra.sh
+
+screenshots:
+	@bash deploy/scripts/screenshots.sh
 
 clean:
 	rm -rf bin .cache/demo .cache/bin

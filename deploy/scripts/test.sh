@@ -33,6 +33,12 @@ if ! have nginx || ! have haproxy; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy >/dev/null
 fi
 
+# The console's browser tests drive Debian's Chromium.
+if ! have chromium; then
+  echo "test: installing Debian's chromium for the console's browser tests" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
 OBDCR_HYDRA_BIN="$(deploy/scripts/hydra.sh)"
 export OBDCR_HYDRA_BIN
 

@@ -80,7 +80,9 @@ func (h *Handler) headers(next echo.HandlerFunc) echo.HandlerFunc {
 		w := c.Response().Header()
 		w.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		w.Set("X-Frame-Options", "DENY")
-		w.Set("Referrer-Policy", "no-referrer")
+		// same-origin, not no-referrer: with no-referrer a browser sends Origin:
+		// null on a form post, and the same-site check could not tell.
+		w.Set("Referrer-Policy", "same-origin")
 		w.Set("X-Content-Type-Options", "nosniff")
 		w.Set("Cache-Control", "no-store")
 		return next(c)

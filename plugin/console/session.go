@@ -85,8 +85,8 @@ func (h *Handler) secure(c echo.Context) bool {
 // crossSite tells a form posted from another origin: the browser says so in
 // Sec-Fetch-Site, or its Origin is not this host.
 func crossSite(r *http.Request) bool {
-	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-		return true
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" {
+		return site != "same-origin" && site != "none"
 	}
 	origin := r.Header.Get("Origin")
 	if origin == "" || origin == "null" {
