@@ -146,7 +146,7 @@ func TestConsoleInChromium(t *testing.T) {
 	xid := res.JSON()["client_id"].(string)
 	for _, u := range []string{"/registrations?software_id=" + xtpp.SoftwareID, "/registrations/" + xid, "/audit?software_id=" + xtpp.SoftwareID} {
 		run(t, ctx, chromedp.Navigate(base+u), chromedp.WaitVisible(chromedp.CSS("h1")))
-			body := text(t, ctx, "main")
+		body := text(t, ctx, "main")
 		if u != "/audit?software_id="+xtpp.SoftwareID && !strings.Contains(body, evil) {
 			t.Errorf("%s does not show the name as text", u)
 		}
