@@ -246,8 +246,10 @@ func TestUKCertificateBinding(t *testing.T) {
 		if err == nil {
 			t.Fatalf("a certificate from an untrusted CA got an answer: %d %s", res.Status, res.Body)
 		}
-		if !strings.Contains(err.Error(), "certificate") {
-			t.Fatalf("want a TLS certificate error, got %v", err)
+		// With TLS 1.3 the client may learn of the refusal only as its first write
+		// fails: a certificate alert, or the connection reset after it.
+		if msg := err.Error(); !strings.Contains(msg, "certificate") && !strings.Contains(msg, "reset") && !strings.Contains(msg, "broken") {
+			t.Fatalf("want the TLS handshake refused, got %v", err)
 		}
 	})
 }
