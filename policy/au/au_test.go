@@ -173,7 +173,7 @@ type register struct {
 	hold chan struct{}
 }
 
-func newRegister(t *testing.T) *register {
+func newRegister(t testing.TB) *register {
 	r := &register{products: map[string]string{}, entities: map[string]string{}}
 	r.Server = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		products := strings.HasSuffix(req.URL.Path, "/software-products/status")
@@ -232,12 +232,12 @@ func writeRows(w http.ResponseWriter, idField string, m map[string]string) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"data": rows, "links": map[string]string{}, "meta": map[string]any{}})
 }
 
-func (r *register) book(t *testing.T, removed *[]string) *au.StatusBook {
+func (r *register) book(t testing.TB, removed *[]string) *au.StatusBook {
 	return r.bookWith(t, removed, au.StatusBookConfig{})
 }
 
 // bookWith is a book on this Register; cfg sets the wait bounds.
-func (r *register) bookWith(t *testing.T, removed *[]string, cfg au.StatusBookConfig) *au.StatusBook {
+func (r *register) bookWith(t testing.TB, removed *[]string, cfg au.StatusBookConfig) *au.StatusBook {
 	p := policy.DefaultFetchPolicy()
 	p.AllowPrivate = true
 	p.TLS = r.Client().Transport.(*http.Transport).TLSClientConfig

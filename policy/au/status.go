@@ -48,6 +48,12 @@ const (
 	LookupUnavailable = "unavailable"
 )
 
+// Bounds of a status list fetch: room for 400,000 rows, in at most 30 s.
+const (
+	statusMaxBytes = 32 << 20
+	statusTimeout  = 30 * time.Second
+)
+
 // Default bounds of on-demand lookups.
 const (
 	DefaultMinGap = time.Second
@@ -93,6 +99,11 @@ func NewStatusBook(cfg StatusBookConfig) *StatusBook {
 	if cfg.Wait <= 0 {
 		cfg.Wait = DefaultWait
 	}
+	// The status lists grow with the ecosystem: 20,000 products are about 1.4 MB,
+	// where a JWKS fits the default 64 KiB. The Register's URL is the bank's own
+	// setting, not a directory's or TPP's, so a larger bound is no SSRF risk.
+	cfg.Fetch.MaxBytes = max(cfg.Fetch.MaxBytes, statusMaxBytes)
+	cfg.Fetch.Timeout = max(cfg.Fetch.Timeout, statusTimeout)
 	return &StatusBook{
 		cfg: cfg, client: cfg.Fetch.Client(),
 		products: map[string]string{}, entities: map[string]string{}, cleaned: map[string]bool{},
@@ -241,16 +252,24 @@ func (b *StatusBook) fetch(ctx context.Context, path, idField string, allowed []
 	if status != http.StatusOK {
 		return nil, fmt.Errorf("%s: HTTP %d", path, status)
 	}
+	// Rows decode into a struct, not a map per row: a list of 20,000 products
+	// is one allocation per string, not a map each.
 	var doc struct {
-		Data []map[string]any `json:"data"`
+		Data []struct {
+			SoftwareProductID string `json:"softwareProductId"`
+			LegalEntityID     string `json:"legalEntityId"`
+			Status            string `json:"status"`
+		} `json:"data"`
 	}
 	if err := json.Unmarshal(body, &doc); err != nil || doc.Data == nil {
 		return nil, fmt.Errorf("%s: not the status shape of x-v 2 or later (no data array)", path)
 	}
 	out := make(map[string]string, len(doc.Data))
 	for i, row := range doc.Data {
-		id, _ := row[idField].(string)
-		st, _ := row["status"].(string)
+		id, st := row.SoftwareProductID, row.Status
+		if idField == "legalEntityId" {
+			id = row.LegalEntityID
+		}
 		if id == "" || st == "" {
 			return nil, fmt.Errorf("%s: entry %d has no %s or status", path, i, idField)
 		}
