@@ -236,3 +236,22 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// A Register listing 20,000 products (1.4 MB) is read whole: the bound that
+// suits a JWKS (64 KiB) would refuse every poll past about 900 products.
+func TestStatusBookLargeRegister(t *testing.T) {
+	reg := newRegister(t)
+	reg.set(func(r *register) {
+		for i := range 20_000 {
+			r.products[fmt.Sprintf("product-%05d", i)] = "ACTIVE"
+		}
+	})
+	var removed []string
+	b := reg.book(t, &removed)
+	if err := b.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := b.Known("product-19999", ""); !ok || s.Product != "ACTIVE" {
+		t.Fatalf("the last of 20,000 products: %+v %v", s, ok)
+	}
+}
