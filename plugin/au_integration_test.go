@@ -218,8 +218,10 @@ func TestAUNewProductsRegisterTogether(t *testing.T) {
 	}
 	n := env.Sandbox.ProductStatusPolls() - polls
 	t.Logf("50 new products registered in %s with %d Register polls", time.Since(start).Round(time.Millisecond), n)
-	if n < 1 || n > 4 {
-		t.Errorf("%d Register polls for 50 new products; want 1 to 4", n)
+	// Polls start at least a second apart; however the 50 arrive on a loaded
+	// machine, they share a handful (2 on an idle one).
+	if n < 1 || n > 6 {
+		t.Errorf("%d Register polls for 50 new products; want 1 to 6", n)
 	}
 	found, err := sandbox.MetricSum(o.AdminURL+"/metrics", "obdcr_cdr_register_lookups_total", map[string]string{"result": "found"})
 	if err != nil || found != 50 {
