@@ -204,7 +204,9 @@ func TestStatusLookupWaitsForTheNextPoll(t *testing.T) {
 	if s := <-first; s.Product != "" {
 		t.Errorf("first lookup %+v", s)
 	}
-	if n := reg.pollCount(); n != 3 {
+	// The first, the held one, and at least one after it (a loaded machine may
+	// start a lookup late enough to need a fourth).
+	if n := reg.pollCount(); n < 3 || n > 4 {
 		t.Errorf("%d polls; want 3 (the first, the held one, the one after it)", n)
 	}
 }
