@@ -35,7 +35,7 @@ Usage:
   obdcr-sandbox update   [--dir D] --tpp NAME --obdcr URL --token-url URL --client-id ID --aud AUD [--set claim=json ...]
   obdcr-sandbox status   [--dir D] --id SOFTWARE_OR_LEGAL_ENTITY_ID --status ACTIVE|INACTIVE|REMOVED|SUSPENDED|REVOKED|SURRENDERED
   obdcr-sandbox register-down [--dir D] true|false
-  obdcr-sandbox load     [--dir D] --obdcr URL --aud AUD [--admin-url URL] [--hydra-admin URL] [--concurrency 16] [--count 1000]
+  obdcr-sandbox load     [--dir D] --obdcr URL --aud AUD [--admin-url URL] [--hydra-admin URL] [--concurrency 16] [--count 1000] [--open-loop S]
                          registrations through obdcr, then Hydra creates alone, compared (OBDCR_ADMIN_TOKEN)
   obdcr-sandbox flood    [--dir D] --obdcr URL [--admin-url URL] [--mode methods|management|refusals|claims|all]
                          [--count 2000] [--max-rss-mib N]   attacker floods; obdcr's memory, series and audit
@@ -106,6 +106,7 @@ func run(args []string, out io.Writer) error {
 	concurrency := fs.Int("concurrency", 16, "load: requests in flight")
 	count := fs.Int("count", 1000, "load: registrations, and as many Hydra creates")
 	tppCount := fs.Int("tpps", 8, "load: distinct TPPs")
+	openLoop := fs.Float64("open-loop", 0, "load: seconds of open-loop runs at a fixed rate (half of Hydra's capacity, then the knee); 0 skips them")
 	mode := fs.String("mode", "all", "flood: methods, management, refusals, claims or all")
 	maxRSS := fs.Float64("max-rss-mib", 0, "flood: fail if obdcr's resident memory passes this (0: report only)")
 	sets := setFlags{}
@@ -299,7 +300,7 @@ func run(args []string, out io.Writer) error {
 		}
 		res, err := sandbox.RunLoad(ctx, sb, sandbox.LoadConfig{
 			ObdcrURL: *obdcrURL, AdminURL: *adminURL, AdminToken: os.Getenv("OBDCR_ADMIN_TOKEN"), HydraAdmin: *hydraAdmin,
-			Audience: *aud, Concurrency: *concurrency, Count: *count, TPPs: *tppCount,
+			Audience: *aud, Concurrency: *concurrency, Count: *count, TPPs: *tppCount, OpenLoopSeconds: *openLoop,
 		}, os.Stderr)
 		if err != nil {
 			return err
@@ -310,6 +311,11 @@ func run(args []string, out io.Writer) error {
 		fmt.Fprintf(out, "  ratio %.2f; JWKS fetches per registration %.3f\n", res.ObdcrOverHydra, res.JWKSFetchesPerRegistration)
 		fmt.Fprintf(out, "  CPU ms per operation  obdcr %.2f  Hydra %.2f  load tool %.2f  (obdcr + Hydra)\n", res.Obdcr.CPU.Obdcr, res.Obdcr.CPU.Hydra, res.Obdcr.CPU.Load)
 		fmt.Fprintf(out, "                        obdcr %.2f  Hydra %.2f  load tool %.2f  (Hydra alone)\n", res.Hydra.CPU.Obdcr, res.Hydra.CPU.Hydra, res.Hydra.CPU.Load)
+		if ol := res.OpenLoop; ol != nil {
+			fmt.Fprintf(out, "  open loop at %.0f/s: obdcr + Hydra p50 %.1f p99 %.1f p99.9 %.1f ms; Hydra alone p50 %.1f p99 %.1f p99.9 %.1f ms; p99 ratio %.2f; knee %.0f/s\n",
+				ol.HalfCapacity, ol.Obdcr.P50ms, ol.Obdcr.P99ms, ol.Obdcr.P999ms, ol.Hydra.P50ms, ol.Hydra.P99ms, ol.Hydra.P999ms, ol.P99Ratio, ol.Knee)
+			fmt.Fprintf(out, "openloop p99_ms_at_half_capacity=%.1f p99_ratio_at_half_capacity=%.2f knee_per_s=%.0f\n", ol.Obdcr.P99ms, ol.P99Ratio, ol.Knee)
+		}
 		b, _ := json.Marshal(res)
 		fmt.Fprintln(out, string(b))
 		if res.Obdcr.Errors > 0 || res.Hydra.Errors > 0 {

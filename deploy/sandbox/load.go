@@ -31,6 +31,10 @@ type LoadConfig struct {
 	Concurrency int
 	Count       int
 	TPPs        int // distinct TPPs; each registers Count/TPPs times
+	// OpenLoopSeconds, when set, adds open-loop runs of that length: obdcr +
+	// Hydra beside Hydra alone at half of Hydra's measured capacity, then rising
+	// rates until obdcr + Hydra's p99 passes 250 ms (steps of half that length).
+	OpenLoopSeconds float64
 }
 
 // Phase is one side's figures.
@@ -97,11 +101,12 @@ func (c cpuClock) timed(n, concurrency int, f func(i int) error) (Phase, error) 
 
 // LoadResult is a whole run.
 type LoadResult struct {
-	Concurrency                int     `json:"concurrency"`
-	Obdcr                      Phase   `json:"obdcr_and_hydra"`
-	Hydra                      Phase   `json:"hydra_alone"`
-	ObdcrOverHydra             float64 `json:"obdcr_over_hydra"`
-	JWKSFetchesPerRegistration float64 `json:"jwks_fetches_per_registration"`
+	Concurrency                int             `json:"concurrency"`
+	Obdcr                      Phase           `json:"obdcr_and_hydra"`
+	Hydra                      Phase           `json:"hydra_alone"`
+	ObdcrOverHydra             float64         `json:"obdcr_over_hydra"`
+	JWKSFetchesPerRegistration float64         `json:"jwks_fetches_per_registration"`
+	OpenLoop                   *OpenLoopResult `json:"open_loop,omitempty"`
 }
 
 // RunLoad runs registrations through obdcr, then the same number of client creates
@@ -216,6 +221,60 @@ func RunLoad(ctx context.Context, sb *Sandbox, cfg LoadConfig, progress io.Write
 	}
 	if res.Hydra.PerSecond > 0 {
 		res.ObdcrOverHydra = res.Obdcr.PerSecond / res.Hydra.PerSecond
+	}
+	if cfg.OpenLoopSeconds > 0 && res.Hydra.PerSecond > 0 {
+		register := func(jwts []string) func(i int) error {
+			return func(i int) error {
+				r, err := clients[i%len(clients)].Register(ctx, cfg.ObdcrURL, jwts[i])
+				if err == nil && r.Status != http.StatusCreated {
+					err = fmt.Errorf("HTTP %d", r.Status)
+				}
+				return err
+			}
+		}
+		signN := func(n int) ([]string, error) {
+			out := make([]string, n)
+			for i := range out {
+				var err error
+				if out[i], err = sign(i); err != nil {
+					return nil, err
+				}
+			}
+			return out, nil
+		}
+		ol := &OpenLoopResult{HalfCapacity: res.Hydra.PerSecond / 2, KneeP99LimitMS: float64(kneeP99.Milliseconds())}
+		n := max(1, int(ol.HalfCapacity*cfg.OpenLoopSeconds))
+		jwts, err := signN(n)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(progress, "load: open loop at %.0f/s (half of Hydra's capacity) for %.0fs, obdcr + Hydra, then Hydra alone...\n", ol.HalfCapacity, cfg.OpenLoopSeconds)
+		ol.Obdcr = openLoop(ol.HalfCapacity, n, register(jwts))
+		ol.Hydra = openLoop(ol.HalfCapacity, n, func(int) error {
+			c := template
+			c.ID = uuid.NewString()
+			_, err := h.Create(ctx, c)
+			return err
+		})
+		if ol.Hydra.P99ms > 0 {
+			ol.P99Ratio = ol.Obdcr.P99ms / ol.Hydra.P99ms
+		}
+		// The knee: rising rates, in steps of a tenth of Hydra's capacity.
+		for step := 5; step <= 15; step++ {
+			rate := res.Hydra.PerSecond * float64(step) / 10
+			jwts, err := signN(max(1, int(rate*cfg.OpenLoopSeconds/2)))
+			if err != nil {
+				return nil, err
+			}
+			l := openLoop(rate, len(jwts), register(jwts))
+			fmt.Fprintf(progress, "load: knee search at %.0f/s: p99 %.1f ms, %d errors\n", rate, l.P99ms, l.Errors)
+			ol.KneeSteps = append(ol.KneeSteps, l)
+			if l.P99ms > float64(kneeP99.Milliseconds()) || l.Errors > 0 {
+				break
+			}
+			ol.Knee = rate
+		}
+		res.OpenLoop = ol
 	}
 	return res, nil
 }

@@ -29,7 +29,7 @@ func TestRunLoad(t *testing.T) {
 	const count, tpps = 24, 3
 	res, err := sandbox.RunLoad(context.Background(), env.Sandbox.Sandbox, sandbox.LoadConfig{
 		ObdcrURL: o.URL, AdminURL: o.AdminURL, AdminToken: testenv.AdminToken, HydraAdmin: env.Hydra.AdminURL,
-		Audience: env.Issuer(), Concurrency: 4, Count: count, TPPs: tpps,
+		Audience: env.Issuer(), Concurrency: 4, Count: count, TPPs: tpps, OpenLoopSeconds: 0.5,
 	}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -47,6 +47,10 @@ func TestRunLoad(t *testing.T) {
 	}
 	if want := res.Obdcr.PerSecond / res.Hydra.PerSecond; math.Abs(res.ObdcrOverHydra-want) > 1e-9 {
 		t.Errorf("ratio %v, want %v", res.ObdcrOverHydra, want)
+	}
+	if ol := res.OpenLoop; ol == nil || ol.Obdcr.Sent == 0 || ol.Hydra.Sent == 0 || ol.Obdcr.P99ms <= 0 || ol.Obdcr.P50ms > ol.Obdcr.P99ms ||
+		ol.Obdcr.P99ms > ol.Obdcr.P999ms || ol.P99Ratio <= 0 || len(ol.KneeSteps) == 0 {
+		t.Errorf("open loop: %+v", ol)
 	}
 	if res.JWKSFetchesPerRegistration != 0 {
 		t.Errorf("JWKS fetched %v times per registration after warm-up", res.JWKSFetchesPerRegistration)

@@ -38,11 +38,12 @@ start_sandbox
 # The load tool stands 8 TPPs for thousands of requests a second, far past a real
 # TPP's rate: the benchmark measures the registration path, not the rate limit.
 export OBDCR_TPP_RATE_LIMIT=0
-load() { # concurrency count; the load tool runs on OBDCR_CPUS when set
+load() { # concurrency count [more load flags]; the load tool runs on OBDCR_CPUS when set
   $(on_cpus OBDCR_CPUS) $sb load --obdcr "https://127.0.0.1:$OBDCR_PORT" --aud "http://127.0.0.1:$HYDRA_PUBLIC_PORT" \
     --admin-url "http://127.0.0.1:$OBDCR_ADMIN_PORT" --hydra-admin "http://127.0.0.1:$HYDRA_ADMIN_PORT" \
-    --concurrency "$1" --count "$2" >"$work/load-$1.txt"
+    --concurrency "$1" --count "$2" "${@:3}" >"$work/load-$1.txt"
   grep -v '^{' "$work/load-$1.txt" >&2
+  grep '^openloop ' "$work/load-$1.txt" >"$work/openloop.txt" || true
   tail -n 1 "$work/load-$1.txt"
 }
 field() { sed -n "s/.*\"$1\":\([0-9.]*\).*/\1/p" | head -n 1; }
@@ -87,7 +88,9 @@ fi
 say "Load, all processes on all CPUs: obdcr (DSN=memory) + Hydra beside Hydra alone, concurrency 16"
 start_hydra
 start_obdcr memory
-shared16="$(load 16 "$COUNT" | tail -n 1)"
+shared16="$(load 16 "$COUNT" --open-loop "${BENCH_OPEN_LOOP_SECONDS:-10}" | tail -n 1)"
+ol() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" "$work/openloop.txt" | head -n 1; }
+p99_half="$(ol p99_ms_at_half_capacity)"; p99_ratio="$(ol p99_ratio_at_half_capacity)"; knee="$(ol knee_per_s)"
 [ "$pinned_ratio" != null ] || mem16="$shared16"
 
 say "Load: concurrency 64, for obdcr's peak memory"
@@ -101,8 +104,8 @@ flood_rss="$(bash deploy/scripts/floods.sh | sed -n 's/.*"rss_peak_mib":\([0-9.]
 echo "obdcr peak RSS through every flood: ${flood_rss} MiB (goal: under 60)"
 
 num() { if [ "$1" = null ]; then echo null; else printf '%.2f' "$1"; fi; }
-printf '{"validation_over_verify":%s,"validation_over_verify_uk":%s,"validation_over_verify_au":%s,"obdcr_over_hydra":%s,"obdcr_over_hydra_sqlite":%s,"obdcr_over_hydra_shared_cpus":%.2f,"jwks_fetches_per_registration":%s,"rss_mib_at_64":%s,"registrations_per_s":%.1f,"hydra_creates_per_s":%.1f,"obdcr_cpu_ms_per_registration":%.2f,"hydra_cpu_ms_per_create":%.2f,"flood_peak_rss_mib":%.1f}\n' \
+printf '{"validation_over_verify":%s,"validation_over_verify_uk":%s,"validation_over_verify_au":%s,"obdcr_over_hydra":%s,"obdcr_over_hydra_sqlite":%s,"obdcr_over_hydra_shared_cpus":%.2f,"jwks_fetches_per_registration":%s,"rss_mib_at_64":%s,"registrations_per_s":%.1f,"hydra_creates_per_s":%.1f,"obdcr_cpu_ms_per_registration":%.2f,"hydra_cpu_ms_per_create":%.2f,"flood_peak_rss_mib":%.1f,"p99_ms_at_half_capacity":%s,"p99_ratio_at_half_capacity":%s,"knee_per_s":%s}\n' \
   "$validation_over_verify" "$uk_ratio" "$au_ratio" "$(num "$pinned_ratio")" "$(num "$sqlite_ratio")" \
   "$(echo "$shared16" | field obdcr_over_hydra)" "$(echo "$mem16" | field jwks_fetches_per_registration)" "$rss_mib" \
   "$(echo "$mem16" | phase obdcr_and_hydra per_second)" "$(echo "$mem16" | phase hydra_alone per_second)" \
-  "$(echo "$shared16" | cpu_ms obdcr_and_hydra obdcr)" "$(echo "$shared16" | cpu_ms hydra_alone hydra)" "$flood_rss"
+  "$(echo "$shared16" | cpu_ms obdcr_and_hydra obdcr)" "$(echo "$shared16" | cpu_ms hydra_alone hydra)" "$flood_rss" "${p99_half:-null}" "${p99_ratio:-null}" "${knee:-null}"
