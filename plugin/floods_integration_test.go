@@ -202,15 +202,17 @@ func TestTPPRateLimit(t *testing.T) {
 	if allowed := 10 + int(5*time.Since(start).Seconds()) + 1; limited < 30-allowed {
 		t.Errorf("%d of 30 anonymous requests limited; want at least %d", limited, 30-allowed)
 	}
-	// probes are never limited
+	// probes and the discovery document are never limited
 	for range 30 {
-		res, err := client.Get(o.URL + "/health/alive")
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != http.StatusOK {
-			t.Fatalf("health probe: %d", res.StatusCode)
+		for _, p := range []string{"/health/alive", "/.well-known/openid-configuration"} {
+			res, err := client.Get(o.URL + p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				t.Fatalf("%s: %d", p, res.StatusCode)
+			}
 		}
 	}
 }

@@ -134,10 +134,12 @@ func (l *callerLimiter) forget(now time.Time) {
 }
 
 // middleware answers 429 with Retry-After past the caller's rate. Health probes
-// are not limited.
+// and the discovery document are not limited: both are cheap, and both reach
+// obdcr without a certificate, so behind a proxy every caller would share the
+// proxy's address and its limit.
 func (l *callerLimiter) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if strings.HasPrefix(c.Request().URL.Path, "/health/") {
+		if p := c.Request().URL.Path; strings.HasPrefix(p, "/health/") || strings.HasPrefix(p, "/.well-known/") {
 			return next(c)
 		}
 		ok, wait := l.allow(c.Request(), time.Now())
