@@ -173,7 +173,15 @@ func (s *Server) putPolicy(c echo.Context) error {
 }
 
 func (s *Server) listAudit(c echo.Context) error {
-	q := store.AuditQuery{SoftwareID: c.QueryParam("software_id"), Profile: c.QueryParam("profile"), Kind: c.QueryParam("kind")}
+	q := store.AuditQuery{SoftwareID: c.QueryParam("software_id"), Profile: c.QueryParam("profile"), Kind: c.QueryParam("kind"),
+		Outcome: c.QueryParam("outcome")}
+	if b := c.QueryParam("before"); b != "" {
+		id, err := strconv.ParseInt(b, 10, 64)
+		if err != nil || id < 1 {
+			return newHTTPError(http.StatusBadRequest, "invalid_request", "before must be an entry id: the page goes back from it")
+		}
+		q.BeforeID = id
+	}
 	if l := c.QueryParam("limit"); l != "" {
 		n, err := strconv.Atoi(l)
 		if err != nil || n < 1 || n > store.MaxAuditLimit {
