@@ -102,6 +102,7 @@ type RuleResult struct {
 func (p *Profile) Evaluate(ctx context.Context, ev *Evaluation, all bool) (_ []RuleResult, err error) {
 	ctx, span := startSpan(ctx, "policy.rules", attribute.String("obdcr.profile", p.Name))
 	defer func() { endSpan(span, err) }()
+	traced := tracing(ctx)
 	results := make([]RuleResult, 0, len(p.Rules))
 	passed := make([]string, 0, len(p.Rules))
 	var first *Error
@@ -111,7 +112,10 @@ func (p *Profile) Evaluate(ctx context.Context, ev *Evaluation, all bool) (_ []R
 			continue
 		}
 		warned := len(ev.Warnings)
-		rctx, rspan := startSpan(ctx, "rule "+r.Name)
+		rctx, rspan := ctx, noSpan
+		if traced {
+			rctx, rspan = startSpan(ctx, "rule "+r.Name)
+		}
 		err := r.Check(rctx, ev)
 		endSpan(rspan, err)
 		if err == nil {
