@@ -144,7 +144,7 @@ func (t hydraTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	op := hydraOperation(req)
 	span := trace.SpanFromContext(context.Background()) // a no-op, unless traced below
-	if t.tracing != nil {
+	if t.tracing != nil && trace.SpanFromContext(req.Context()).IsRecording() {
 		req, span = t.tracing.clientSpan(req, "hydra."+op)
 		defer span.End()
 	}

@@ -22,6 +22,7 @@ import (
 // provider is passed down, never set globally: packages below start their
 // spans from the request's context, and get a no-op span when tracing is off.
 type tracing struct {
+	enabled    bool
 	provider   trace.TracerProvider
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
@@ -52,7 +53,7 @@ func newTracing(ctx context.Context, version string) (*tracing, error) {
 		}
 	}
 	p := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	t.provider, t.tracer, t.shutdown = p, p.Tracer("obdcr"), p.Shutdown
+	t.enabled, t.provider, t.tracer, t.shutdown = true, p, p.Tracer("obdcr"), p.Shutdown
 	return t, nil
 }
 
@@ -60,6 +61,9 @@ func newTracing(ctx context.Context, version string) (*tracing, error) {
 // (or its proxy) started, by its route pattern so that names stay a closed set.
 func (t *tracing) middleware(listener string) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if !t.enabled {
+			return next // off: not a context or a header read per request
+		}
 		return func(c echo.Context) error {
 			req := c.Request()
 			ctx := t.propagator.Extract(req.Context(), propagation.HeaderCarrier(req.Header))
