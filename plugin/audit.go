@@ -26,8 +26,11 @@ func (s *Server) audit(c echo.Context, e store.AuditEntry) error {
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), 5*time.Second)
 	defer cancel()
-	ctx, span := trace.SpanFromContext(ctx).TracerProvider().Tracer("obdcr").Start(ctx, "store.audit")
-	defer span.End()
+	if parent := trace.SpanFromContext(ctx); parent.IsRecording() {
+		var span trace.Span
+		ctx, span = parent.TracerProvider().Tracer("obdcr").Start(ctx, "store.audit")
+		defer span.End()
+	}
 	if err := s.store.Append(ctx, e); err != nil {
 		s.log.LogAttrs(ctx, slog.LevelError, "audit entry could not be stored", slog.String("request_id", e.RequestID),
 			slog.String("kind", e.Kind), slog.String("error", err.Error()))
