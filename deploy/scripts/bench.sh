@@ -88,9 +88,7 @@ fi
 say "Load, all processes on all CPUs: obdcr (DSN=memory) + Hydra beside Hydra alone, concurrency 16"
 start_hydra
 start_obdcr memory
-shared16="$(load 16 "$COUNT" --open-loop "${BENCH_OPEN_LOOP_SECONDS:-10}" | tail -n 1)"
-ol() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" "$work/openloop.txt" | head -n 1; }
-p99_half="$(ol p99_ms_at_half_capacity)"; p99_ratio="$(ol p99_ratio_at_half_capacity)"; knee="$(ol knee_per_s)"
+shared16="$(load 16 "$COUNT" | tail -n 1)"
 [ "$pinned_ratio" != null ] || mem16="$shared16"
 
 say "Load: concurrency 64, for obdcr's peak memory"
@@ -98,6 +96,12 @@ load 64 "$((COUNT / 2))" >/dev/null
 rss_kib="$(awk '/VmHWM/ {print $2}' "/proc/$obdcr_pid/status")"
 rss_mib="$(awk -v k="$rss_kib" 'BEGIN {printf "%.1f", k/1024}')"
 echo "obdcr peak RSS (VmHWM) after concurrency 64: ${rss_mib} MiB"
+
+# After the peak memory is read: the knee search drives obdcr past Hydra's capacity.
+say "Open loop: a fixed rate of half Hydra's capacity, obdcr + Hydra beside Hydra alone; then rising rates to the knee (p99 over 250 ms)"
+load 16 "$((COUNT / 4))" --open-loop "${BENCH_OPEN_LOOP_SECONDS:-10}" >/dev/null
+ol() { sed -n "s/.* $1=\([0-9.]*\).*/\1/p" "$work/openloop.txt" | head -n 1; }
+p99_half="$(ol p99_ms_at_half_capacity)"; p99_ratio="$(ol p99_ratio_at_half_capacity)"; knee="$(ol knee_per_s)"
 
 say "Floods (Hardening II): obdcr alone, rate limit off, four attacker floods"
 flood_rss="$(bash deploy/scripts/floods.sh | sed -n 's/.*"rss_peak_mib":\([0-9.]*\).*/\1/p' | sort -n | tail -n 1)"
