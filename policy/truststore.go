@@ -90,8 +90,15 @@ type JWKSCache struct {
 type jwksUse struct {
 	refetch  *rate.Limiter
 	lastUsed time.Time
+	fetched  time.Time // the last good fetch
 	inFlight int
 }
+
+// onDemand is the background refresh interval of a software JWKS: in effect
+// none. A software JWKS is refreshed when a lookup finds it older than
+// RefreshInterval, so fetches follow registrations, not the number of TPPs held:
+// 10,000 JWKS refreshed every 15 minutes would be 11 fetches a second.
+const onDemand = 30 * 24 * time.Hour
 
 // NewJWKSCache starts a cache whose background work ends with ctx.
 func NewJWKSCache(ctx context.Context, o JWKSCacheOptions) *JWKSCache {
@@ -116,7 +123,14 @@ func NewJWKSCache(ctx context.Context, o JWKSCacheOptions) *JWKSCache {
 		global: rate.NewLimiter(rate.Limit(o.RefetchBudget), int(o.RefetchBudget)+1),
 		known:  map[string]*jwksUse{},
 	}
-	c.client = observedClient{c: o.Fetch.Client(), on: o.OnFetch}
+	c.client = observedClient{c: o.Fetch.Client(), on: func(u string, err error) {
+		if err == nil {
+			c.markFetched(u)
+		}
+		if o.OnFetch != nil {
+			o.OnFetch(u, err)
+		}
+	}}
 	if o.IdleAfter > 0 {
 		go c.dropIdleEvery(ctx, min(o.IdleAfter/4, time.Hour))
 	}
@@ -189,6 +203,24 @@ func (c *JWKSCache) acquire(u string) *jwksUse {
 	return e
 }
 
+func (c *JWKSCache) markFetched(u string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e := c.known[u]; e != nil {
+		e.fetched = c.opts.Now()
+	}
+}
+
+// stale: a software JWKS last fetched longer than RefreshInterval ago.
+func (c *JWKSCache) stale(u string, e *jwksUse) bool {
+	if slices.Contains(c.opts.Keep, u) {
+		return false // the directories' are refreshed in the background
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !e.fetched.IsZero() && c.opts.Now().Sub(e.fetched) > c.opts.RefreshInterval
+}
+
 func (c *JWKSCache) release(e *jwksUse) {
 	c.mu.Lock()
 	e.inFlight--
@@ -220,9 +252,13 @@ func (c *JWKSCache) register(u string) error {
 		return err
 	}
 	max := c.opts.MaxKeys
+	interval := onDemand
+	if slices.Contains(c.opts.Keep, u) {
+		interval = c.opts.RefreshInterval
+	}
 	err := c.cache.Register(u,
 		jwk.WithHTTPClient(c.client),
-		jwk.WithRefreshInterval(c.opts.RefreshInterval),
+		jwk.WithRefreshInterval(interval),
 		jwk.WithPostFetcher(jwk.PostFetchFunc(func(_ string, set jwk.Set) (jwk.Set, error) {
 			if set.Len() > max {
 				return nil, fmt.Errorf("has %d keys, more than the %d allowed", set.Len(), max)
@@ -255,6 +291,13 @@ func (c *JWKSCache) set(ctx context.Context, u string, e *jwksUse) (jwk.Set, err
 	}
 	if err != nil {
 		return nil, &FetchError{URL: u, Err: err}
+	}
+	if c.stale(u, e) && c.mayRefetch(e) {
+		// Refreshed on use, as often as an unknown kid may refetch; if the host
+		// is down, the last good copy serves.
+		if fresh, err := c.cache.Refresh(ctx, u); err == nil {
+			set = fresh
+		}
 	}
 	return set, nil
 }

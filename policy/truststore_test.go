@@ -292,3 +292,41 @@ func TestJWKSCacheDropsIdle(t *testing.T) {
 		}
 	})
 }
+
+// A software JWKS is refreshed when a lookup finds it older than the refresh
+// interval, not in the background: fetches follow registrations, not the number
+// of TPPs held. A refresh that fails keeps the last good copy.
+func TestJWKSCacheRefreshesSoftwareOnUse(t *testing.T) {
+	ctx := context.Background()
+	k1, _ := sandbox.NewKey("ES256", "k1")
+	tpp := newJWKSServer(t, k1)
+	clock := &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	cctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	c := policy.NewJWKSCache(cctx, policy.JWKSCacheOptions{Fetch: tpp.policy(), RefreshInterval: 15 * time.Minute, Now: clock.Now,
+		RefetchEvery: time.Nanosecond, RefetchBudget: 1e6}) // the refetch limiters run on real time
+	steps := []struct {
+		name    string
+		advance time.Duration
+		down    bool
+		fetches int32
+	}{
+		{"first use fetches", 0, false, 1},
+		{"ten minutes on, the copy serves", 10 * time.Minute, false, 1},
+		{"past the interval, a use refreshes it", 6 * time.Minute, false, 2},
+		{"and the refreshed copy serves again", 5 * time.Minute, false, 2},
+		{"the host down: tried, and the last good copy serves", 20 * time.Minute, true, 3},
+	}
+	for _, s := range steps {
+		clock.Add(s.advance)
+		tpp.mu.Lock()
+		tpp.down = s.down
+		tpp.mu.Unlock()
+		if _, err := c.Key(ctx, tpp.URL, "k1"); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if n := tpp.fetches.Load(); n != s.fetches {
+			t.Fatalf("%s: %d fetches, want %d", s.name, n, s.fetches)
+		}
+	}
+}
