@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -37,6 +38,8 @@ Usage:
   obdcr-sandbox register-down [--dir D] true|false
   obdcr-sandbox load     [--dir D] --obdcr URL --aud AUD [--admin-url URL] [--hydra-admin URL] [--concurrency 16] [--count 1000] [--open-loop S]
                          registrations through obdcr, then Hydra creates alone, compared (OBDCR_ADMIN_TOKEN)
+  obdcr-sandbox growth   [--dir D] --obdcr URL --aud AUD [--growth-tpps 10,1000,10000] [--prefill N] [--count 1000] [--settle 1m]
+                         cost as the TPPs grow: registrations/s, obdcr CPU each, RSS, JWKS held and background fetches
   obdcr-sandbox flood    [--dir D] --obdcr URL [--admin-url URL] [--mode methods|management|refusals|claims|all]
                          [--count 2000] [--max-rss-mib N]   attacker floods; obdcr's memory, series and audit
                          before and after, one JSON line each; fails past --max-rss-mib or on any growth
@@ -107,6 +110,9 @@ func run(args []string, out io.Writer) error {
 	count := fs.Int("count", 1000, "load: registrations, and as many Hydra creates")
 	tppCount := fs.Int("tpps", 8, "load: distinct TPPs")
 	openLoop := fs.Float64("open-loop", 0, "load: seconds of open-loop runs at a fixed rate (half of Hydra's capacity, then the knee); 0 skips them")
+	growthTPPs := fs.String("growth-tpps", "10,1000,10000", "growth: the counts of distinct TPPs, in turn")
+	prefill := fs.Int("prefill", 0, "growth: clients put in Hydra first")
+	settle := fs.Duration("settle", time.Minute, "growth: how long after each step background JWKS fetches are counted")
 	mode := fs.String("mode", "all", "flood: methods, management, refusals, claims or all")
 	maxRSS := fs.Float64("max-rss-mib", 0, "flood: fail if obdcr's resident memory passes this (0: report only)")
 	sets := setFlags{}
@@ -321,6 +327,33 @@ func run(args []string, out io.Writer) error {
 		if res.Obdcr.Errors > 0 || res.Hydra.Errors > 0 {
 			return fmt.Errorf("%d registrations and %d creates failed", res.Obdcr.Errors, res.Hydra.Errors)
 		}
+		return nil
+	case "growth":
+		sb, err := sandbox.Load(*dir)
+		if err != nil {
+			return err
+		}
+		var counts []int
+		for _, f := range strings.Split(*growthTPPs, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return fmt.Errorf("--growth-tpps: %q is not a count", f)
+			}
+			counts = append(counts, n)
+		}
+		res, err := sandbox.RunGrowth(ctx, sb, sandbox.GrowthConfig{ObdcrURL: *obdcrURL, AdminURL: *adminURL,
+			AdminToken: os.Getenv("OBDCR_ADMIN_TOKEN"), HydraAdmin: *hydraAdmin, Audience: *aud, TPPs: counts,
+			Count: *count, Concurrency: *concurrency, Prefill: *prefill, Settle: *settle}, os.Stderr)
+		if err != nil {
+			return err
+		}
+		for _, st := range res.Steps {
+			fmt.Fprintf(out, "growth tpps=%d registrations_per_s=%.1f cpu_ms_per_registration=%.2f peak_rss_mib=%.1f jwks_cached=%.0f background_fetches_per_min=%.2f errors=%d\n",
+				st.TPPs, st.PerSecond, st.CPUMsPerRegistration, st.PeakRSSMiB, st.JWKSCached, st.BackgroundFetchesPerMin, st.Errors)
+		}
+		fmt.Fprintf(out, "growth admin_lookup_org_id_ms=%.1f admin_lookup_software_id_ms=%.1f hydra_clients=%d\n", res.OrgLookupMs, res.SoftwareLookup, res.Prefilled)
+		b, _ := json.Marshal(res)
+		fmt.Fprintln(out, string(b))
 		return nil
 	case "flood":
 		sb, err := sandbox.Load(*dir)

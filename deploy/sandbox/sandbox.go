@@ -9,6 +9,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Sandbox is the whole simulated ecosystem: one CA, a UK directory, an AU CDR
@@ -32,6 +33,7 @@ type Sandbox struct {
 	// bank's customer (Hydra's URLS_LOGIN and URLS_CONSENT point at /hydra/...).
 	HydraAdminURL string `json:"hydra_admin_url,omitempty"`
 	pki           *PKI
+	stamp         fileStamp // of the state file as last read or written
 	// productPolls counts requests for the software product status list: one
 	// per Register poll, so that tests can see how often obdcr asks.
 	productPolls atomic.Int64
@@ -105,7 +107,25 @@ func (s *Sandbox) save() error {
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
 		return err
 	}
-	return os.Rename(tmp, s.path)
+	if err := os.Rename(tmp, s.path); err != nil {
+		return err
+	}
+	s.stamp = stampOf(s.path)
+	return nil
+}
+
+// fileStamp tells a changed state file from the one last read or written.
+type fileStamp struct {
+	size int64
+	mod  time.Time
+}
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{size: fi.Size(), mod: fi.ModTime()}
 }
 
 // PKI is the sandbox's certificate authority.
@@ -128,6 +148,27 @@ func (s *Sandbox) AddTPP(profile, name string) (*TPP, error) {
 		s.EntityStatus[t.LegalEntityID] = "ACTIVE"
 	}
 	return t, s.save()
+}
+
+// AddTPPs makes n UK TPPs named prefix-0.., sharing one signing key, each with
+// its own identity, JWKS URL and transport certificate, and saves once.
+func (s *Sandbox) AddTPPs(prefix string, n int) ([]*TPP, error) {
+	key, err := NewKey("PS256", "sig-"+base62(8))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*TPP, n)
+	for i := range out {
+		if out[i], err = newTPP(UK, fmt.Sprintf("%s-%d", prefix, i), s.BaseURL, s.pki, key); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range out {
+		s.TPPs[t.Name] = t
+	}
+	return out, s.save()
 }
 
 // TPP returns the TPP called name.
@@ -194,10 +235,17 @@ func (s *Sandbox) reload() {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Read again only when another process changed it: a sandbox of thousands of
+	// TPPs is megabytes, and every JWKS and status request asks.
+	stamp := stampOf(s.path)
+	if stamp == s.stamp {
+		return
+	}
 	b, err := os.ReadFile(s.path)
 	if err != nil {
 		return
 	}
+	s.stamp = stamp
 	var fresh Sandbox
 	if json.Unmarshal(b, &fresh) != nil {
 		return

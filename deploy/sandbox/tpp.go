@@ -51,7 +51,13 @@ type TPP struct {
 // pki that carries the OBIE subject (OU = org_id, CN = software_id). baseURL is
 // where the sandbox serves its JWKS.
 func NewTPP(profile, name, baseURL string, pki *PKI) (*TPP, error) {
-	t := &TPP{Profile: profile, Name: name}
+	return newTPP(profile, name, baseURL, pki, nil)
+}
+
+// newTPP makes a TPP; with signing set, it signs with that key (the growth
+// benchmark's thousands of TPPs share one, since an RSA key takes 50 ms to make).
+func newTPP(profile, name, baseURL string, pki *PKI, signing *Key) (*TPP, error) {
+	t := &TPP{Profile: profile, Name: name, Signing: signing}
 	switch profile {
 	case UK:
 		t.OrgID, t.SoftwareID = base62(18), base62(22)
@@ -71,8 +77,10 @@ func NewTPP(profile, name, baseURL string, pki *PKI) (*TPP, error) {
 		fmt.Sprintf("https://%s.example.com/cb2", strings.ToLower(name)),
 	}
 	var err error
-	if t.Signing, err = NewKey("PS256", "sig-"+base62(8)); err != nil {
-		return nil, err
+	if t.Signing == nil {
+		if t.Signing, err = NewKey("PS256", "sig-"+base62(8)); err != nil {
+			return nil, err
+		}
 	}
 	leaf, err := pki.Client(pkix.Name{Organization: []string{"OpenBanking"}, OrganizationalUnit: []string{t.OrgID}, CommonName: t.SoftwareID}, nil)
 	if err != nil {

@@ -1,0 +1,173 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/obdcr/obdcr/hydra"
+)
+
+// GrowthConfig says how far a growth run goes.
+type GrowthConfig struct {
+	ObdcrURL, AdminURL, AdminToken, HydraAdmin, Audience string
+	// TPPs are the counts of distinct TPPs, each with a JWKS of its own, run in turn.
+	TPPs []int
+	// Count is the registrations each step times, spread over its TPPs, JWKS warm.
+	Count       int
+	Concurrency int
+	// Prefill is how many clients Hydra holds before the first step (made here).
+	Prefill int
+	// Settle is how long, after a step, background JWKS fetches are counted.
+	Settle time.Duration
+}
+
+// GrowthStep is one TPP count's figures, from obdcr's own metrics.
+type GrowthStep struct {
+	TPPs                    int     `json:"tpps"`
+	PerSecond               float64 `json:"registrations_per_s"`
+	CPUMsPerRegistration    float64 `json:"cpu_ms_per_registration"`
+	PeakRSSMiB              float64 `json:"peak_rss_mib"`
+	JWKSCached              float64 `json:"jwks_cached"`
+	BackgroundFetchesPerMin float64 `json:"background_fetches_per_min"`
+	Errors                  int     `json:"errors"`
+}
+
+// GrowthResult is a whole growth run.
+type GrowthResult struct {
+	Prefilled      int          `json:"hydra_clients_prefilled"`
+	Steps          []GrowthStep `json:"steps"`
+	OrgLookupMs    float64      `json:"admin_lookup_org_id_ms"`
+	SoftwareLookup float64      `json:"admin_lookup_software_id_ms"`
+}
+
+// RunGrowth fills Hydra with Prefill clients, then for each TPP count makes
+// that many TPPs (one shared signing key, their own JWKS URLs and certificates),
+// registers each once (its JWKS fetched), times Count more registrations spread
+// over them, and counts obdcr's background JWKS fetches for Settle after. Last,
+// it times the admin API's lookups with everything in Hydra.
+func RunGrowth(ctx context.Context, sb *Sandbox, cfg GrowthConfig, progress io.Writer) (*GrowthResult, error) {
+	admin := adminAPI{base: strings.TrimRight(cfg.AdminURL, "/"), token: cfg.AdminToken}
+	restore, err := admin.allowMultiple()
+	if err != nil {
+		return nil, err
+	}
+	defer restore()
+	metrics := admin.base + "/metrics"
+	res := &GrowthResult{}
+	if cfg.Prefill > 0 {
+		fmt.Fprintf(progress, "growth: %d clients into Hydra...\n", cfg.Prefill)
+		h, err := hydra.NewAdmin(cfg.HydraAdmin, &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: cfg.Concurrency}})
+		if err != nil {
+			return nil, err
+		}
+		var failed atomic.Int32
+		run(cfg.Prefill, cfg.Concurrency, func(i int) error {
+			_, err := h.Create(ctx, hydra.Client{ID: uuid.NewString(), Name: "prefill", Owner: fmt.Sprintf("prefill-org-%d", i%1000),
+				GrantTypes: []string{"client_credentials"}, TokenEndpointAuthMethod: "private_key_jwt", TokenEndpointAuthSigningAlg: "PS256",
+				JWKSURI: "https://prefill.example/jwks"})
+			if err != nil {
+				failed.Add(1)
+			}
+			return err
+		})
+		if failed.Load() > 0 {
+			return nil, fmt.Errorf("%d of %d prefill creates failed", failed.Load(), cfg.Prefill)
+		}
+		res.Prefilled = cfg.Prefill
+	}
+	var last *TPP
+	for _, n := range cfg.TPPs {
+		fmt.Fprintf(progress, "growth: %d TPPs...\n", n)
+		tpps, err := sb.AddTPPs(fmt.Sprintf("growth-%d-%s", n, base62(6)), n)
+		if err != nil {
+			return nil, err
+		}
+		last = tpps[0]
+		clients := make([]*Client, n)
+		for i, t := range tpps {
+			if clients[i], err = NewClient(t, sb.PKI().Pool()); err != nil {
+				return nil, err
+			}
+		}
+		now := time.Now()
+		ssas := make([]string, n)
+		for i, t := range tpps {
+			if ssas[i], err = sb.Directory.SSA(t, now, nil); err != nil {
+				return nil, err
+			}
+		}
+		register := func(i int) error {
+			t := i % n
+			jwt, err := tpps[t].Request(ssas[t], cfg.Audience, now, nil)
+			if err != nil {
+				return err
+			}
+			r, err := clients[t].Register(ctx, cfg.ObdcrURL, jwt)
+			if err == nil && r.Status != http.StatusCreated {
+				err = fmt.Errorf("HTTP %d: %s", r.Status, r.Body)
+			}
+			return err
+		}
+		warm := run(n, cfg.Concurrency, register) // each TPP once: its JWKS fetched
+		step := GrowthStep{TPPs: n, Errors: warm.Errors}
+		var peak atomic.Uint64
+		done := make(chan struct{})
+		go func() {
+			t := time.NewTicker(100 * time.Millisecond)
+			defer t.Stop()
+			for {
+				select {
+				case <-done:
+					return
+				case <-t.C:
+					if v, err := MetricSum(metrics, "process_resident_memory_bytes", nil); err == nil && uint64(v) > peak.Load() {
+						peak.Store(uint64(v))
+					}
+				}
+			}
+		}()
+		cpu0, err := MetricSum(metrics, "process_cpu_seconds_total", nil)
+		if err != nil {
+			return nil, err
+		}
+		p := run(cfg.Count, cfg.Concurrency, register)
+		cpu1, _ := MetricSum(metrics, "process_cpu_seconds_total", nil)
+		close(done)
+		step.PerSecond, step.Errors = p.PerSecond, step.Errors+p.Errors
+		step.CPUMsPerRegistration = (cpu1 - cpu0) * 1000 / float64(cfg.Count)
+		step.PeakRSSMiB = float64(peak.Load()) / (1 << 20)
+		step.JWKSCached, _ = MetricSum(metrics, "obdcr_jwks_cached", nil)
+		f0, _ := MetricSum(metrics, "obdcr_jwks_fetches_total", map[string]string{"source": "software"})
+		time.Sleep(cfg.Settle)
+		f1, _ := MetricSum(metrics, "obdcr_jwks_fetches_total", map[string]string{"source": "software"})
+		if cfg.Settle > 0 {
+			step.BackgroundFetchesPerMin = (f1 - f0) / cfg.Settle.Minutes()
+		}
+		fmt.Fprintf(progress, "growth: %d TPPs: %.1f registrations/s, %.2f ms obdcr CPU each, peak RSS %.1f MiB, %0.f JWKS held, %.1f background fetches a minute\n",
+			n, step.PerSecond, step.CPUMsPerRegistration, step.PeakRSSMiB, step.JWKSCached, step.BackgroundFetchesPerMin)
+		res.Steps = append(res.Steps, step)
+	}
+	if last != nil {
+		timeIt := func(path string) (float64, error) {
+			start := time.Now()
+			if _, err := admin.do(http.MethodGet, path, ""); err != nil {
+				return 0, err
+			}
+			return float64(time.Since(start).Microseconds()) / 1000, nil
+		}
+		if res.OrgLookupMs, err = timeIt("/admin/registrations?org_id=" + last.OrgID); err != nil {
+			return nil, err
+		}
+		if res.SoftwareLookup, err = timeIt("/admin/registrations?software_id=" + last.SoftwareID); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
