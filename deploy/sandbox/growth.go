@@ -90,11 +90,15 @@ func RunGrowth(ctx context.Context, sb *Sandbox, cfg GrowthConfig, progress io.W
 			return nil, err
 		}
 		last = tpps[0]
+		// Each TPP connects, registers and goes, as real ones do: no connection is
+		// kept, so 10,000 TPPs never hold 10,000 idle connections to obdcr (its
+		// OBDCR_TPP_MAX_CONNS would make the rest wait for them to time out).
 		clients := make([]*Client, n)
 		for i, t := range tpps {
 			if clients[i], err = NewClient(t, sb.PKI().Pool()); err != nil {
 				return nil, err
 			}
+			clients[i].HTTP.Transport.(*http.Transport).DisableKeepAlives = true
 		}
 		now := time.Now()
 		ssas := make([]string, n)
