@@ -27,6 +27,14 @@ func TestAdminErrorClassification(t *testing.T) {
 		}},
 		{"404 is not found", 404, `{"error":"not_found"}`, func(err error) bool { return errors.Is(err, hydra.ErrNotFound) }},
 		{"409 is a conflict", 409, `{"error":"conflict"}`, func(err error) bool { return errors.Is(err, hydra.ErrConflict) }},
+		{"401 is obdcr's credentials refused, not the TPP's doing", 401, `{"error":"unauthorized"}`, func(err error) bool {
+			var u *hydra.UnavailableError
+			return errors.As(err, &u) && u.Unauthorized && u.Status == 401
+		}},
+		{"403 too", 403, `{"error":"forbidden"}`, func(err error) bool {
+			var u *hydra.UnavailableError
+			return errors.As(err, &u) && u.Unauthorized
+		}},
 		{"500 is unavailable", 500, `{"error":"server_error"}`, func(err error) bool {
 			var u *hydra.UnavailableError
 			return errors.As(err, &u) && u.Status == 500
@@ -132,6 +140,45 @@ func TestAdminReusesConnections(t *testing.T) {
 			}
 			if tc.most < 0 && got <= 16 {
 				t.Fatalf("the default transport opened only %d connections; the contrast no longer holds", got)
+			}
+		})
+	}
+}
+
+// Hydra v2.3.0 links a next page as if every client were the owner's; a short
+// page ends the list, however many pages the link promises.
+func TestListByOwnerStopsAtAShortPage(t *testing.T) {
+	cases := []struct {
+		name  string
+		pages []int // clients on each page Hydra answers
+		want  int   // requests made
+	}{
+		{"one short page, next linked anyway", []int{1, 0, 0}, 1},
+		{"a full page, then a short one", []int{500, 3, 0}, 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var requests atomic.Int32
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n := c.pages[min(int(requests.Add(1))-1, len(c.pages)-1)]
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Link", `</admin/clients?owner=o&page_size=500&page_token=next>; rel="next"`)
+				_, _ = w.Write([]byte("["))
+				for i := range n {
+					if i > 0 {
+						_, _ = w.Write([]byte(","))
+					}
+					_, _ = w.Write([]byte(`{"client_id":"c","owner":"o"}`))
+				}
+				_, _ = w.Write([]byte("]"))
+			}))
+			defer srv.Close()
+			a, _ := hydra.NewAdmin(srv.URL, nil)
+			if _, err := a.ListByOwner(context.Background(), "o"); err != nil {
+				t.Fatal(err)
+			}
+			if got := int(requests.Load()); got != c.want {
+				t.Fatalf("%d requests, want %d", got, c.want)
 			}
 		})
 	}
