@@ -76,23 +76,7 @@ func RunFlood(ctx context.Context, sb *Sandbox, cfg FloodConfig) (*FloodResult, 
 	}
 	series() // the series of the scrape and the audit read themselves
 	res.RSSBeforeMiB, res.SeriesBefore = rss(), series()
-	var peak atomic.Uint64
-	peak.Store(uint64(res.RSSBeforeMiB * 1024))
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(50 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if v := uint64(rss() * 1024); v > peak.Load() {
-					peak.Store(v)
-				}
-			}
-		}
-	}()
+	peakMiB := samplePeakRSS(metrics, 50*time.Millisecond)
 	var mu sync.Mutex
 	start := time.Now()
 	run(cfg.Count, cfg.Concurrency, func(i int) error {
@@ -103,11 +87,7 @@ func RunFlood(ctx context.Context, sb *Sandbox, cfg FloodConfig) (*FloodResult, 
 		return nil
 	})
 	res.ElapsedSecond = time.Since(start).Seconds()
-	close(done)
-	if v := uint64(rss() * 1024); v > peak.Load() {
-		peak.Store(v)
-	}
-	res.RSSPeakMiB = float64(peak.Load()) / 1024
+	res.RSSPeakMiB = max(peakMiB(), res.RSSBeforeMiB, rss())
 	res.SeriesAfter = series()
 	if res.AuditAfter, err = admin.auditLen(); err != nil {
 		return nil, err
@@ -172,6 +152,34 @@ func floodSender(sb *Sandbox, cfg FloodConfig) (func(ctx context.Context, i int)
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown flood %q; one of %s", cfg.Mode, strings.Join(FloodModes, ", "))
+}
+
+// samplePeakRSS reads obdcr's resident memory from its metrics every interval
+// until the returned func is called, which answers the peak seen, in MiB.
+func samplePeakRSS(metrics string, every time.Duration) func() float64 {
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if v, err := MetricSum(metrics, "process_resident_memory_bytes", nil); err == nil && uint64(v) > peak.Load() {
+					peak.Store(uint64(v))
+				}
+			}
+		}
+	}()
+	return func() float64 {
+		close(done)
+		<-stopped
+		return float64(peak.Load()) / (1 << 20)
+	}
 }
 
 // upperCaseClaims is an unsigned request JWT of at most size bytes whose payload

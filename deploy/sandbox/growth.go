@@ -121,32 +121,16 @@ func RunGrowth(ctx context.Context, sb *Sandbox, cfg GrowthConfig, progress io.W
 		}
 		warm := run(n, cfg.Concurrency, register) // each TPP once: its JWKS fetched
 		step := GrowthStep{TPPs: n, Errors: warm.Errors}
-		var peak atomic.Uint64
-		done := make(chan struct{})
-		go func() {
-			t := time.NewTicker(100 * time.Millisecond)
-			defer t.Stop()
-			for {
-				select {
-				case <-done:
-					return
-				case <-t.C:
-					if v, err := MetricSum(metrics, "process_resident_memory_bytes", nil); err == nil && uint64(v) > peak.Load() {
-						peak.Store(uint64(v))
-					}
-				}
-			}
-		}()
+		peakMiB := samplePeakRSS(metrics, 100*time.Millisecond)
 		cpu0, err := MetricSum(metrics, "process_cpu_seconds_total", nil)
 		if err != nil {
 			return nil, err
 		}
 		p := run(cfg.Count, cfg.Concurrency, register)
 		cpu1, _ := MetricSum(metrics, "process_cpu_seconds_total", nil)
-		close(done)
+		step.PeakRSSMiB = peakMiB()
 		step.PerSecond, step.Errors = p.PerSecond, step.Errors+p.Errors
 		step.CPUMsPerRegistration = (cpu1 - cpu0) * 1000 / float64(cfg.Count)
-		step.PeakRSSMiB = float64(peak.Load()) / (1 << 20)
 		step.JWKSCached, _ = MetricSum(metrics, "obdcr_jwks_cached", nil)
 		f0, _ := MetricSum(metrics, "obdcr_jwks_fetches_total", map[string]string{"source": "software"})
 		time.Sleep(cfg.Settle)
