@@ -2,6 +2,8 @@ package policy
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -263,6 +265,7 @@ func (c *JWKSCache) register(u string) error {
 			if set.Len() > max {
 				return nil, fmt.Errorf("has %d keys, more than the %d allowed", set.Len(), max)
 			}
+			compact(set)
 			return set, nil
 		})),
 	)
@@ -270,6 +273,32 @@ func (c *JWKSCache) register(u string) error {
 		return nil // registered concurrently
 	}
 	return err
+}
+
+// compact keeps of each key's certificate chain only what obdcr checks: the
+// SHA-256 thumbprint of its first certificate (x5t#S256), which matches a
+// transport certificate exactly when the DER does. A chain is a kilobyte or more
+// a key, held for every TPP's JWKS; the thumbprint is 43 bytes.
+func compact(set jwk.Set) {
+	for i := 0; i < set.Len(); i++ {
+		k, _ := set.Key(i)
+		chain := k.X509CertChain()
+		if chain == nil || chain.Len() == 0 {
+			continue
+		}
+		if k.X509CertThumbprintS256() == "" {
+			first, ok := chain.Get(0)
+			der, err := base64.StdEncoding.DecodeString(string(first))
+			if !ok || err != nil {
+				continue // left whole: the chain check refuses it as it is
+			}
+			sum := sha256.Sum256(der)
+			if k.Set(jwk.X509CertThumbprintS256Key, base64.RawURLEncoding.EncodeToString(sum[:])) != nil {
+				continue
+			}
+		}
+		_ = k.Remove(jwk.X509CertChainKey)
+	}
 }
 
 // Set implements TrustStore.

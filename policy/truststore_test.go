@@ -2,7 +2,10 @@ package policy_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -14,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/cert"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
@@ -328,5 +332,36 @@ func TestJWKSCacheRefreshesSoftwareOnUse(t *testing.T) {
 		if n := tpp.fetches.Load(); n != s.fetches {
 			t.Fatalf("%s: %d fetches, want %d", s.name, n, s.fetches)
 		}
+	}
+}
+
+// A JWKS is held with each key's certificate chain reduced to the thumbprint of
+// its first certificate: what the transport certificate check compares.
+func TestJWKSCacheKeepsThumbprintsNotChains(t *testing.T) {
+	pki, _ := sandbox.NewPKI("tpp CA")
+	leaf, _ := pki.Client(pkix.Name{CommonName: "tpp"}, nil)
+	tlsKey, err := jwk.FromRaw(leaf.TLS.Leaf.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chain cert.Chain
+	_ = chain.AddString(base64.StdEncoding.EncodeToString(leaf.TLS.Leaf.Raw))
+	_ = tlsKey.Set(jwk.KeyIDKey, "tls-1")
+	_ = tlsKey.Set(jwk.KeyUsageKey, "tls")
+	_ = tlsKey.Set(jwk.X509CertChainKey, &chain)
+	s := newJWKSServer(t)
+	_ = s.set.AddKey(tlsKey)
+	c := newCache(t, s.policy(), time.Second)
+	set, err := c.Set(context.Background(), s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := set.LookupKeyID("tls-1")
+	sum := sha256.Sum256(leaf.TLS.Leaf.Raw)
+	if k.X509CertThumbprintS256() != base64.RawURLEncoding.EncodeToString(sum[:]) {
+		t.Fatalf("thumbprint %q", k.X509CertThumbprintS256())
+	}
+	if ch := k.X509CertChain(); ch != nil && ch.Len() > 0 {
+		t.Fatal("the chain is still held")
 	}
 }
