@@ -81,14 +81,8 @@ func adminTokenSource(cfg Config) (*reload.Value[[]adminToken], error) {
 func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		scheme, tok, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
-		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-		match := ""
-		for _, t := range s.adminTokens.Get() {
-			if subtle.ConstantTimeCompare(sum[:], t.hash[:]) == 1 && strings.EqualFold(scheme, "Bearer") {
-				match = t.name
-			}
-		}
-		if match == "" {
+		match := s.adminTokenName(strings.TrimSpace(tok))
+		if match == "" || !strings.EqualFold(scheme, "Bearer") {
 			e := newHTTPError(http.StatusUnauthorized, "invalid_token", "the admin API needs Authorization: Bearer with OBDCR_ADMIN_TOKEN")
 			e.header = map[string]string{"WWW-Authenticate": `Bearer realm="obdcr-admin"`}
 			return e
@@ -97,6 +91,19 @@ func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		markProven(c)
 		return next(c)
 	}
+}
+
+// adminTokenName is the name of the admin token given, or "". Every token is
+// compared, by hash, in constant time: neither content nor length leaks.
+func (s *Server) adminTokenName(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	match := ""
+	for _, t := range s.adminTokens.Get() {
+		if subtle.ConstantTimeCompare(sum[:], t.hash[:]) == 1 {
+			match = t.name
+		}
+	}
+	return match
 }
 
 func actor(c echo.Context) string {
@@ -239,15 +246,20 @@ func (s *Server) deleteRegistrationAdmin(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	// Audited before it happens: a deletion must never be without its entry.
-	if err := s.audit(c, store.AuditEntry{Kind: store.KindManagement, Profile: reg.Profile, SoftwareID: reg.SoftwareID, OrgID: reg.OrgID,
-		ClientID: reg.ClientID, Outcome: "deleted", Actor: actor(c), Description: "removed by an admin"}); err != nil {
-		return err
-	}
-	if err := s.deregisterAudited(c, reg); err != nil {
+	if err := s.adminDelete(c, reg, "removed by an admin"); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
+}
+
+// adminDelete removes a registration for an admin (API or console): audited
+// before it happens, as a deletion must never be without its entry.
+func (s *Server) adminDelete(c echo.Context, reg *policy.Registration, why string) error {
+	if err := s.audit(c, store.AuditEntry{Kind: store.KindManagement, Profile: reg.Profile, SoftwareID: reg.SoftwareID, OrgID: reg.OrgID,
+		ClientID: reg.ClientID, Outcome: "deleted", Actor: actor(c), Description: why}); err != nil {
+		return err
+	}
+	return s.deregisterAudited(c, reg)
 }
 
 // deregisterAudited removes a client whose deletion is already in the audit; if

@@ -39,13 +39,22 @@ func (s *Server) audit(c echo.Context, e store.AuditEntry) error {
 	return nil
 }
 
+// traceEntry is an entry of what a request showed of itself: as facts once the
+// directory's signature checked, as claims before.
+func traceEntry(kind string, tr policy.Trace) store.AuditEntry {
+	e := store.AuditEntry{Kind: kind, Profile: tr.Profile}
+	if tr.Verified {
+		e.SoftwareID, e.OrgID = tr.SoftwareID, tr.OrgID
+	} else {
+		e.ClaimedSoftwareID, e.ClaimedOrgID = tr.SoftwareID, tr.OrgID
+	}
+	return e
+}
+
 // decisionEntry describes a registration or management decision for the audit.
 func decisionEntry(kind string, tr policy.Trace, reg *policy.Registration, cert *x509.Certificate, err error) store.AuditEntry {
-	e := store.AuditEntry{Kind: kind, Profile: tr.Profile, SoftwareID: tr.SoftwareID, OrgID: tr.OrgID, Outcome: "approved"}
-	if !tr.Verified {
-		// The directory's signature was not checked: these are what the request says.
-		e.ClaimedSoftwareID, e.ClaimedOrgID, e.SoftwareID, e.OrgID = e.SoftwareID, e.OrgID, "", ""
-	}
+	e := traceEntry(kind, tr)
+	e.Outcome = "approved"
 	if reg != nil {
 		e.ClientID, e.SoftwareID, e.OrgID, e.Profile = reg.ClientID, reg.SoftwareID, reg.OrgID, reg.Profile
 	}

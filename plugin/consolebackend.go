@@ -3,7 +3,6 @@ package plugin
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -25,14 +24,8 @@ import (
 type consoleBackend struct{ s *Server }
 
 func (b consoleBackend) Authenticate(token string) (string, bool) {
-	sum := sha256.Sum256([]byte(token))
-	match := ""
-	for _, t := range b.s.adminTokens.Get() {
-		if subtle.ConstantTimeCompare(sum[:], t.hash[:]) == 1 {
-			match = t.name
-		}
-	}
-	return match, match != ""
+	name := b.s.adminTokenName(token)
+	return name, name != ""
 }
 
 func (b consoleBackend) SessionKey() []byte {
@@ -141,11 +134,7 @@ func (b consoleBackend) DeleteRegistration(c echo.Context, clientID string) erro
 	if err != nil {
 		return err
 	}
-	if err := b.s.audit(c, store.AuditEntry{Kind: store.KindManagement, Profile: reg.Profile, SoftwareID: reg.SoftwareID, OrgID: reg.OrgID,
-		ClientID: reg.ClientID, Outcome: "deleted", Actor: actor(c), Description: "removed by an admin in the console"}); err != nil {
-		return err
-	}
-	return b.s.deregisterAudited(c, reg)
+	return b.s.adminDelete(c, reg, "removed by an admin in the console")
 }
 
 func (b consoleBackend) Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error) {

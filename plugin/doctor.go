@@ -239,7 +239,7 @@ func NewDoctor(environ map[string]string, live []policy.State) (Setup, error) {
 	if err := c.HydraAdminAuth.validate(); err != nil {
 		return Setup{}, err
 	}
-	access, roots, err := hydraAccess(c.HydraAdminAuth)
+	access, err := hydraAccess(c.HydraAdminAuth)
 	if err != nil {
 		return Setup{}, err
 	}
@@ -247,7 +247,7 @@ func NewDoctor(environ map[string]string, live []policy.State) (Setup, error) {
 	if err != nil {
 		return Setup{}, err
 	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: hydra.NewPublicTransport(roots)}
+	client := &http.Client{Timeout: 10 * time.Second, Transport: hydra.NewPublicTransport(access.RootCAs)}
 	if live == nil {
 		for _, p := range OfflineRegistrar(c.Issuer, nil).Profiles {
 			live = append(live, policy.State{Enabled: slices.Contains(c.Profiles, p.Name), Settings: p.Defaults})

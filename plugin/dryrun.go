@@ -56,10 +56,8 @@ func (s *Server) dryRunAnswer(c echo.Context, body []byte, cert *x509.Certificat
 		return dryRunAnswer{}, err
 	}
 	ans := dryRunAnswer{Profile: rep.Profile, Outcome: rep.Outcome, Rules: rep.Rules}
-	e := store.AuditEntry{Kind: store.KindDryRun, Profile: tr.Profile, SoftwareID: tr.SoftwareID, OrgID: tr.OrgID, Outcome: rep.Outcome, Actor: actor(c)}
-	if !tr.Verified {
-		e.ClaimedSoftwareID, e.ClaimedOrgID, e.SoftwareID, e.OrgID = e.SoftwareID, e.OrgID, "", ""
-	}
+	e := traceEntry(store.KindDryRun, tr)
+	e.Outcome, e.Actor = rep.Outcome, actor(c)
 	if rep.Error != nil {
 		ans.Error = &errorBody{Error: string(rep.Error.Code), Description: rep.Error.Description}
 		e.Error, e.Rule, e.Description = string(rep.Error.Code), rep.Error.Rule, rep.Error.Description

@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/base64"
 	"fmt"
 	"log/slog"
@@ -16,7 +15,7 @@ import (
 // hydraAccess builds the credentials for Hydra's admin API from the
 // configuration. Secrets and certificates from files are re-read when the files
 // change, so that rotating them needs no restart.
-func hydraAccess(a HydraAdminAuth) (hydra.AdminAccess, *x509.CertPool, error) {
+func hydraAccess(a HydraAdminAuth) (hydra.AdminAccess, error) {
 	var access hydra.AdminAccess
 	switch {
 	case a.Token != "":
@@ -24,7 +23,7 @@ func hydraAccess(a HydraAdminAuth) (hydra.AdminAccess, *x509.CertPool, error) {
 	case a.TokenFile != "":
 		tok, err := reload.New(reload.String, a.TokenFile)
 		if err != nil {
-			return access, nil, fmt.Errorf("HYDRA_ADMIN_TOKEN_FILE: %v", err)
+			return access, fmt.Errorf("HYDRA_ADMIN_TOKEN_FILE: %v", err)
 		}
 		access.Authorization = func() string { return "Bearer " + tok.Get() }
 	case a.BasicAuth != "":
@@ -33,14 +32,14 @@ func hydraAccess(a HydraAdminAuth) (hydra.AdminAccess, *x509.CertPool, error) {
 	case a.BasicAuthFile != "":
 		cred, err := reload.New(reload.String, a.BasicAuthFile)
 		if err != nil {
-			return access, nil, fmt.Errorf("HYDRA_ADMIN_BASIC_AUTH_FILE: %v", err)
+			return access, fmt.Errorf("HYDRA_ADMIN_BASIC_AUTH_FILE: %v", err)
 		}
 		access.Authorization = func() string { return basic(cred.Get()) }
 	}
 	if a.ClientCertFile != "" {
 		pair, err := reload.New(keyPair, a.ClientCertFile, a.ClientKeyFile)
 		if err != nil {
-			return access, nil, fmt.Errorf("HYDRA_ADMIN_CLIENT_CERT_FILE/HYDRA_ADMIN_CLIENT_KEY_FILE: %v", err)
+			return access, fmt.Errorf("HYDRA_ADMIN_CLIENT_CERT_FILE/HYDRA_ADMIN_CLIENT_KEY_FILE: %v", err)
 		}
 		access.ClientCertificate = func() (*tls.Certificate, error) {
 			c := pair.Get()
@@ -50,11 +49,11 @@ func hydraAccess(a HydraAdminAuth) (hydra.AdminAccess, *x509.CertPool, error) {
 	if a.CAFile != "" {
 		pool, err := reload.New(certPool, a.CAFile)
 		if err != nil {
-			return access, nil, fmt.Errorf("HYDRA_ADMIN_CA_FILE: %v", err)
+			return access, fmt.Errorf("HYDRA_ADMIN_CA_FILE: %v", err)
 		}
 		access.RootCAs = pool.Get()
 	}
-	return access, access.RootCAs, nil
+	return access, nil
 }
 
 func basic(userPassword string) string {

@@ -106,7 +106,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("OTEL_*: %w", err)
 	}
-	access, hydraRoots, err := hydraAccess(cfg.HydraAdminAuth)
+	access, err := hydraAccess(cfg.HydraAdminAuth)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +157,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	})
 	m.countJWKS(keys.Len)
 	registrar := &policy.Registrar{Clients: admin, Replay: st, Audiences: append([]string{cfg.Issuer}, cfg.Audiences...), Now: d.Now}
-	disc := hydra.NewDiscovery(cfg.HydraPublicURL, &http.Client{Timeout: 5 * time.Second, Transport: hydra.NewPublicTransport(hydraRoots)})
+	disc := hydra.NewDiscovery(cfg.HydraPublicURL, &http.Client{Timeout: 5 * time.Second, Transport: hydra.NewPublicTransport(access.RootCAs)})
 	b := buildProfiles(cfg, profileDeps{keys: keys, replay: st, fetch: fetch, registrar: registrar, log: d.Logger, metrics: m,
 		idTokenAlg: disc.IDTokenAlg})
 	registrar.Profiles = b.profiles

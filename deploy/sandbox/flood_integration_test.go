@@ -13,18 +13,7 @@ import (
 // request series or its audit. (Its resident memory is bounded where obdcr runs
 // alone, as make test runs the built binary; here it shares the test process.)
 func TestRunFlood(t *testing.T) {
-	env, err := testenv.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
-	cfg := env.Config()
-	cfg.TPPRateLimit = plugin.Rate{}
-	o, err := env.StartObdcr(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Stop()
+	env, o := startUnlimited(t)
 	want := map[string]string{sandbox.FloodMethods: "405", sandbox.FloodManagement: "401", sandbox.FloodRefusals: "400", sandbox.FloodClaims: "400"}
 	for _, mode := range sandbox.FloodModes {
 		t.Run(mode, func(t *testing.T) {
@@ -44,4 +33,23 @@ func TestRunFlood(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startUnlimited is a sandbox, Hydra and obdcr with the rate limit off: the load
+// tool stands for many TPPs from one address.
+func startUnlimited(t *testing.T) (*testenv.Env, *testenv.Obdcr) {
+	t.Helper()
+	env, err := testenv.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Stop)
+	cfg := env.Config()
+	cfg.TPPRateLimit = plugin.Rate{}
+	o, err := env.StartObdcr(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = o.Stop() })
+	return env, o
 }

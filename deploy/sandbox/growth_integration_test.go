@@ -7,24 +7,12 @@ import (
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
 	"github.com/obdcr/obdcr/deploy/testenv"
-	"github.com/obdcr/obdcr/plugin"
 )
 
 // The growth run at its smallest: it prefills Hydra, grows the TPPs, and reads
 // every figure from obdcr's own metrics.
 func TestRunGrowth(t *testing.T) {
-	env, err := testenv.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer env.Stop()
-	cfg := env.Config()
-	cfg.TPPRateLimit = plugin.Rate{}
-	o, err := env.StartObdcr(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer o.Stop()
+	env, o := startUnlimited(t)
 	res, err := sandbox.RunGrowth(context.Background(), env.Sandbox.Sandbox, sandbox.GrowthConfig{
 		ObdcrURL: o.URL, AdminURL: o.AdminURL, AdminToken: testenv.AdminToken, HydraAdmin: env.Hydra.AdminURL,
 		Audience: env.Issuer(), TPPs: []int{2, 6}, Count: 12, Concurrency: 4, Prefill: 20}, io.Discard)
