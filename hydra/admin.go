@@ -159,6 +159,28 @@ func (a *Admin) ListByOwner(ctx context.Context, owner string) ([]Client, error)
 	return out, nil
 }
 
+// ListPage reads one page of every client, in Hydra's order, and the token of the
+// next page ("" after the last). Unfiltered, Hydra's Link header is right.
+func (a *Admin) ListPage(ctx context.Context, token string) ([]Client, string, error) {
+	req := a.oauth2.ListOAuth2Clients(ctx).PageSize(listPageSize)
+	if token != "" {
+		req = req.PageToken(token)
+	}
+	list, res, err := req.Execute()
+	if err != nil {
+		return nil, "", classify(res, err)
+	}
+	out := make([]Client, 0, len(list))
+	for i := range list {
+		out = append(out, fromHydra(&list[i]))
+	}
+	next := nextPageToken(res)
+	if len(list) == 0 {
+		next = ""
+	}
+	return out, next, nil
+}
+
 // listPageSize is the clients asked for per page of an owner's list.
 const listPageSize = 500
 

@@ -3,9 +3,11 @@ package hydra_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -179,6 +181,45 @@ func TestListByOwnerStopsAtAShortPage(t *testing.T) {
 			}
 			if got := int(requests.Load()); got != c.want {
 				t.Fatalf("%d requests, want %d", got, c.want)
+			}
+		})
+	}
+}
+
+// ListPage follows Hydra's Link header: the next page's token, none after the
+// last page (Hydra v2.3.0 links no "next" there), and none after an empty page.
+func TestListPageFollowsTheLinkHeader(t *testing.T) {
+	cases := []struct {
+		name     string
+		link     string
+		clients  int
+		wantNext string
+	}{
+		{"a middle page", `</admin/clients?page_size=500&page_token=first>; rel="first",</admin/clients?page_size=500&page_token=eyJvZmZzZXQiOiI1MDAifQ>; rel="next"`, 2, "eyJvZmZzZXQiOiI1MDAifQ"},
+		{"the last page", `</admin/clients?page_size=500&page_token=first>; rel="first",</admin/clients?page_size=500&page_token=prev>; rel="prev"`, 2, ""},
+		{"an empty page that still links on", `</admin/clients?page_token=more>; rel="next"`, 0, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var gotToken string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				gotToken = r.URL.Query().Get("page_token")
+				w.Header().Set("Content-Type", "application/json")
+				w.Header().Set("Link", c.link)
+				out := make([]string, c.clients)
+				for i := range out {
+					out[i] = fmt.Sprintf(`{"client_id":"c%d","owner":"o"}`, i)
+				}
+				_, _ = w.Write([]byte("[" + strings.Join(out, ",") + "]"))
+			}))
+			defer srv.Close()
+			a, _ := hydra.NewAdmin(srv.URL, nil)
+			list, next, err := a.ListPage(context.Background(), "tok")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gotToken != "tok" || len(list) != c.clients || next != c.wantNext {
+				t.Fatalf("sent token %q, got %d clients, next %q; want %d, %q", gotToken, len(list), next, c.clients, c.wantNext)
 			}
 		})
 	}

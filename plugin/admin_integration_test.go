@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
 	"github.com/obdcr/obdcr/deploy/testenv"
+	"github.com/obdcr/obdcr/plugin"
 	"github.com/obdcr/obdcr/policy"
 )
 
@@ -273,5 +275,56 @@ func TestAdminPolicyIfMatch(t *testing.T) {
 	}
 	if got := version(); got != v+2 {
 		t.Fatalf("version %d after two saves from %d", got, v)
+	}
+}
+
+// An obdcr on a fresh store fills its org index from the real Hydra's pages:
+// registrations made before it started are found by org_id through the index,
+// one deleted in Hydra directly is left out, and new ones are noted as made.
+func TestOrgIndexFilledFromHydra(t *testing.T) {
+	a := startObdcr(t, nil)
+	before := []registered{registerTPP(t, a, sandbox.UK), registerTPP(t, a, sandbox.AU)}
+	b := startObdcr(t, nil) // memory store: its index starts empty
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		v, err := sandbox.MetricSum(b.AdminURL+"/metrics", "obdcr_org_index_ready", nil)
+		if err == nil && v == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the org index was not filled within 30 s (%v, %v)", v, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	lookup := func(org string) []string {
+		t.Helper()
+		status, body := adminCall(t, b, http.MethodGet, "/admin/registrations?org_id="+org, "")
+		var got []plugin.RegistrationView
+		if err := json.Unmarshal(body, &got); status != 200 || err != nil {
+			t.Fatalf("org lookup: %d %s", status, body)
+		}
+		var ids []string
+		for _, g := range got {
+			ids = append(ids, g.ClientID)
+		}
+		return ids
+	}
+	after := registerTPP(t, b, sandbox.UK)
+	if err := hydraAdmin(t).Delete(context.Background(), before[1].clientID); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		org  string
+		want []string
+	}{
+		{"registered before the start", before[0].tpp.OrgID, []string{before[0].clientID}},
+		{"deleted in Hydra directly", before[1].tpp.OrgID, nil},
+		{"registered after the start", after.tpp.OrgID, []string{after.clientID}},
+	}
+	for _, c := range cases {
+		if got := lookup(c.org); !slices.Equal(got, c.want) {
+			t.Fatalf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }

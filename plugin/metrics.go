@@ -33,6 +33,8 @@ type metrics struct {
 	auRemovals      prometheus.Counter
 	// setupProblems is what the last setup check (obdcr doctor) found wrong.
 	setupProblems prometheus.Gauge
+	// orgIndexReady is 1 once org_id lookups go through the org index.
+	orgIndexReady prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -71,11 +73,14 @@ func newMetrics() *metrics {
 		setupProblems: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "obdcr_setup_problems", Help: "Problems the last setup check of Hydra found (obdcr doctor); the log names them.",
 		}),
+		orgIndexReady: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "obdcr_org_index_ready", Help: "1 once the org index is filled from Hydra and answers org_id lookups; 0 while they read Hydra's list of every client.",
+		}),
 		auRemovals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "obdcr_cdr_removed_registrations_total", Help: "Registrations removed because the CDR Register lists their software product as REMOVED.",
 		}),
 	}
-	m.registry.MustRegister(m.registrations, m.management, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.registerLookups, m.registerWait, m.auRemovals, m.setupProblems,
+	m.registry.MustRegister(m.registrations, m.management, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.registerLookups, m.registerWait, m.auRemovals, m.setupProblems, m.orgIndexReady,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

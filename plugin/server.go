@@ -156,7 +156,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 		},
 	})
 	m.countJWKS(keys.Len)
-	registrar := &policy.Registrar{Clients: admin, Replay: st, Audiences: append([]string{cfg.Issuer}, cfg.Audiences...), Now: d.Now}
+	registrar := &policy.Registrar{Clients: admin, Replay: st, Orgs: st, Audiences: append([]string{cfg.Issuer}, cfg.Audiences...), Now: d.Now}
 	disc := hydra.NewDiscovery(cfg.HydraPublicURL, &http.Client{Timeout: 5 * time.Second, Transport: hydra.NewPublicTransport(access.RootCAs)})
 	b := buildProfiles(cfg, profileDeps{keys: keys, replay: st, fetch: fetch, registrar: registrar, log: d.Logger, metrics: m,
 		idTokenAlg: disc.IDTokenAlg})
@@ -176,6 +176,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	go state.Run(ctx)
 	go s.digest.run(ctx, st.Append)
 	go s.pruneAudit(ctx)
+	go s.keepOrgIndex(ctx)
 	go s.watchSetup(ctx)
 	for _, run := range b.background {
 		go run(ctx)

@@ -33,10 +33,12 @@ type ClientStore interface {
 
 // Registrar decides registration requests and carries out the approved ones.
 type Registrar struct {
-	Profiles  []*Profile
-	State     PolicyState
-	Clients   ClientStore
-	Replay    ReplayCache
+	Profiles []*Profile
+	State    PolicyState
+	Clients  ClientStore
+	Replay   ReplayCache
+	// Orgs, when set, answers org_id lookups without Hydra's scan of every client.
+	Orgs      OrgIndex
 	Audiences []string // OBDCR_ISSUER and OBDCR_AUDIENCES
 	Now       func() time.Time
 }
@@ -80,6 +82,9 @@ func (r *Registrar) Register(ctx context.Context, sub Submission) (*Registration
 	reg.RequestJTI = ev.Claims.ID
 	hc, err := reg.ToHydra()
 	if err != nil {
+		return nil, tr, err
+	}
+	if err := r.noteClient(ctx, reg); err != nil {
 		return nil, tr, err
 	}
 	created, err := r.Clients.Create(ctx, hc)
@@ -412,6 +417,7 @@ func (r *Registrar) Deregister(ctx context.Context, clientID string) error {
 		}
 		return &Unavailable{Dependency: "hydra", Err: err}
 	}
+	r.forgetClient(ctx, clientID)
 	return nil
 }
 
@@ -484,6 +490,9 @@ func (r *Registrar) Update(ctx context.Context, current *Registration, sub Submi
 	if err != nil {
 		return nil, tr, err
 	}
+	if err := r.noteClient(ctx, reg); err != nil {
+		return nil, tr, err
+	}
 	if _, err := r.Clients.Replace(ctx, hc); err != nil {
 		var rejected *hydra.RejectedError
 		switch {
@@ -506,9 +515,9 @@ func (r *Registrar) Update(ctx context.Context, current *Registration, sub Submi
 func (r *Registrar) Find(ctx context.Context, softwareID, orgID string) ([]*Registration, error) {
 	var out []*Registration
 	if orgID != "" {
-		clients, err := r.Clients.ListByOwner(ctx, orgID)
+		clients, err := r.orgClients(ctx, orgID)
 		if err != nil {
-			return nil, &Unavailable{Dependency: "hydra", Err: err}
+			return nil, err
 		}
 		for _, c := range clients {
 			reg, err := FromHydra(c, r.decodeStored)

@@ -5,6 +5,8 @@ package policytest
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -44,6 +46,10 @@ type Hydra struct {
 	FailCreate error
 	FailBefore bool
 	Revoked    []string
+	// PageSize is how many clients a ListPage answers.
+	PageSize int
+	// Gets and OwnerLists count Get and ListByOwner calls.
+	Gets, OwnerLists int
 }
 
 func NewHydra() *Hydra { return &Hydra{Clients: map[string]hydra.Client{}} }
@@ -68,6 +74,7 @@ func (h *Hydra) Create(_ context.Context, c hydra.Client) (hydra.Client, error) 
 func (h *Hydra) Get(_ context.Context, id string) (hydra.Client, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.Gets++
 	c, ok := h.Clients[id]
 	if !ok {
 		return hydra.Client{}, hydra.ErrNotFound
@@ -107,6 +114,7 @@ func (h *Hydra) RevokeTokens(_ context.Context, id string) error {
 func (h *Hydra) ListByOwner(_ context.Context, owner string) ([]hydra.Client, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.OwnerLists++
 	var out []hydra.Client
 	for _, c := range h.Clients {
 		if c.Owner == owner {
@@ -114,6 +122,30 @@ func (h *Hydra) ListByOwner(_ context.Context, owner string) ([]hydra.Client, er
 		}
 	}
 	return out, nil
+}
+
+// ListPage pages through every client in id order, PageSize at a time (2 if unset);
+// the token is the last id of the page before.
+func (h *Hydra) ListPage(_ context.Context, token string) ([]hydra.Client, string, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	size := h.PageSize
+	if size <= 0 {
+		size = 2
+	}
+	ids := slices.Sorted(maps.Keys(h.Clients))
+	from, _ := slices.BinarySearch(ids, token)
+	if token != "" && from < len(ids) && ids[from] == token {
+		from++
+	}
+	var out []hydra.Client
+	for _, id := range ids[from:min(len(ids), from+size)] {
+		out = append(out, h.Clients[id])
+	}
+	if from+size >= len(ids) {
+		return out, "", nil
+	}
+	return out, out[len(out)-1].ID, nil
 }
 
 // Len is how many clients exist.

@@ -16,6 +16,7 @@ const maxMemoryAudit = 100_000
 // Memory is the Store of one process (OBDCR_DSN=memory).
 type Memory struct {
 	*policy.MemoryReplay
+	orgIndex
 	mu      sync.Mutex
 	states  map[string]StoredState
 	version int64

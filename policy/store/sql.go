@@ -96,6 +96,20 @@ var migrations = []string{
 	ALTER TABLE obdcr_audit ADD COLUMN claimed_client_id TEXT NOT NULL DEFAULT '';
 	CREATE INDEX obdcr_audit_time ON obdcr_audit (time);
 	CREATE INDEX obdcr_audit_claimed_software ON obdcr_audit (claimed_software_id, id);`,
+	// 3: each organisation's clients, so that an org_id lookup need not scan
+	// Hydra's every client; filled from Hydra by the first resync.
+	`CREATE TABLE obdcr_org_clients (
+		client_id TEXT PRIMARY KEY,
+		org_id    TEXT NOT NULL,
+		noted_at  BIGINT NOT NULL
+	);
+	CREATE INDEX obdcr_org_clients_org ON obdcr_org_clients (org_id, noted_at);
+	CREATE INDEX obdcr_org_clients_noted ON obdcr_org_clients (noted_at);
+	CREATE TABLE obdcr_org_index (
+		id          INTEGER PRIMARY KEY,
+		complete_at BIGINT NOT NULL
+	);
+	INSERT INTO obdcr_org_index (id, complete_at) VALUES (1, 0);`,
 }
 
 // SQL is the Store on a SQL database.

@@ -17,6 +17,7 @@ import (
 // Store is one backend: memory, SQLite or PostgreSQL.
 type Store interface {
 	policy.ReplayCache
+	policy.OrgIndex
 	// States returns every stored profile state and the policy version.
 	States(ctx context.Context) (map[string]StoredState, int64, error)
 	// Version changes whenever any profile's state changes; replicas poll it.
