@@ -348,8 +348,8 @@ func run(args []string, out io.Writer) error {
 			return err
 		}
 		for _, st := range res.Steps {
-			fmt.Fprintf(out, "growth tpps=%d registrations_per_s=%.1f cpu_ms_per_registration=%.2f peak_rss_mib=%.1f jwks_cached=%.0f background_fetches_per_min=%.2f errors=%d\n",
-				st.TPPs, st.PerSecond, st.CPUMsPerRegistration, st.PeakRSSMiB, st.JWKSCached, st.BackgroundFetchesPerMin, st.Errors)
+			fmt.Fprintf(out, "growth tpps=%d registrations_per_s=%.1f cpu_ms_per_registration=%.2f peak_rss_mib=%.1f jwks_cached=%.0f background_fetches_per_min=%.2f register_polls_per_min=%.2f errors=%d\n",
+				st.TPPs, st.PerSecond, st.CPUMsPerRegistration, st.PeakRSSMiB, st.JWKSCached, st.BackgroundFetchesPerMin, st.RegisterPollsPerMin, st.Errors)
 		}
 		fmt.Fprintf(out, "growth admin_lookup_org_id_ms=%.1f admin_lookup_software_id_ms=%.1f hydra_clients=%d\n", res.OrgLookupMs, res.SoftwareLookup, res.Prefilled)
 		b, _ := json.Marshal(res)

@@ -23,7 +23,8 @@ func TestRunGrowth(t *testing.T) {
 		t.Fatalf("%+v", res)
 	}
 	for _, s := range res.Steps {
-		if s.Errors != 0 || s.PerSecond <= 0 || s.CPUMsPerRegistration <= 0 || s.PeakRSSMiB <= 0 || s.JWKSCached < float64(s.TPPs) {
+		if s.Errors != 0 || s.PerSecond <= 0 || s.CPUMsPerRegistration <= 0 || s.PeakRSSMiB <= 0 || s.JWKSCached < float64(s.TPPs) ||
+			len(s.CPUMsPerBlock) != 5 || s.CPUMsPerRegistration != s.CPUMsPerBlock[2] {
 			t.Errorf("step %+v", s)
 		}
 	}

@@ -248,9 +248,9 @@ func RunLoad(ctx context.Context, sb *Sandbox, cfg LoadConfig, progress io.Write
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(progress, "load: open loop at %.0f/s (half of Hydra's capacity) for %.0fs, obdcr + Hydra, then Hydra alone...\n", ol.HalfCapacity, cfg.OpenLoopSeconds)
-		ol.Obdcr = openLoop(ol.HalfCapacity, n, register(jwts))
-		ol.Hydra = openLoop(ol.HalfCapacity, n, func(int) error {
+		fmt.Fprintf(progress, "load: open loop at %.0f/s (half of Hydra's capacity), %.0fs each of obdcr + Hydra and Hydra alone, in %d alternating rounds...\n",
+			ol.HalfCapacity, cfg.OpenLoopSeconds, openLoopRounds)
+		ol.Obdcr, ol.Hydra = alternate(ol.HalfCapacity, n, openLoopRounds, register(jwts), func(int) error {
 			c := template
 			c.ID = uuid.NewString()
 			_, err := h.Create(ctx, c)
@@ -278,6 +278,9 @@ func RunLoad(ctx context.Context, sb *Sandbox, cfg LoadConfig, progress io.Write
 	}
 	return res, nil
 }
+
+// openLoopRounds is how many turns each side of the half-capacity comparison takes.
+const openLoopRounds = 4
 
 // run calls f(0..n-1) from c workers and times each call.
 func run(n, c int, f func(i int) error) Phase {

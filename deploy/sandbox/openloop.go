@@ -28,6 +28,34 @@ var errOverload = errors.New("over the load tool's in-flight bound")
 
 // openLoop calls f(0..n-1) at rate per second, each in its own goroutine.
 func openLoop(rate float64, n int, f func(i int) error) Latency {
+	var s samples
+	s.add(rate, 0, n, f)
+	return s.latency(rate)
+}
+
+// alternate runs a and b at rate in turn, rounds times each, n calls of each in
+// all, and pools each side's latencies: noise on a shared machine that comes and
+// goes falls on both sides alike, rather than on whichever ran second.
+func alternate(rate float64, n, rounds int, a, b func(i int) error) (Latency, Latency) {
+	var sa, sb samples
+	per := max(1, n/rounds)
+	for from := 0; from < n; from += per {
+		count := min(per, n-from)
+		sa.add(rate, from, count, a)
+		sb.add(rate, from, count, b)
+	}
+	return sa.latency(rate), sb.latency(rate)
+}
+
+// samples are the latencies and errors of open-loop calls.
+type samples struct {
+	lat    []time.Duration
+	errors int
+}
+
+// add calls f(from..from+n-1) at rate per second, each in its own goroutine,
+// each timed from its scheduled start.
+func (s *samples) add(rate float64, from, n int, f func(i int) error) {
 	lat := make([]time.Duration, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -46,20 +74,28 @@ func openLoop(rate float64, n int, f func(i int) error) Latency {
 		go func() {
 			defer wg.Done()
 			defer func() { <-slots }()
-			errs[i] = f(i)
+			errs[i] = f(from + i)
 			lat[i] = time.Since(at)
 		}()
 	}
 	wg.Wait()
-	l := Latency{Rate: rate, Sent: n}
 	for _, e := range errs {
 		if e != nil {
-			l.Errors++
+			s.errors++
 		}
 	}
-	slices.Sort(lat)
+	s.lat = append(s.lat, lat...)
+}
+
+func (s *samples) latency(rate float64) Latency {
+	n := len(s.lat)
+	l := Latency{Rate: rate, Sent: n, Errors: s.errors}
+	if n == 0 {
+		return l
+	}
+	slices.Sort(s.lat)
 	ms := func(q float64) float64 {
-		return float64(lat[min(n-1, int(float64(n)*q))].Microseconds()) / 1000
+		return float64(s.lat[min(n-1, int(float64(n)*q))].Microseconds()) / 1000
 	}
 	l.P50ms, l.P99ms, l.P999ms = ms(0.50), ms(0.99), ms(0.999)
 	return l

@@ -15,6 +15,8 @@ SANDBOX_PORT="${SANDBOX_PORT:-9600}"
 COUNT="${BENCH_COUNT:-2000}"
 
 source deploy/scripts/lib.sh
+# Each stage's heading says how far into the run it starts: the whole must stay under 15 minutes on 2 cores.
+say() { printf '\n\033[1m== [%dm%02ds] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 ports_free "$HYDRA_PUBLIC_PORT" "$HYDRA_ADMIN_PORT" "$OBDCR_PORT" "$OBDCR_ADMIN_PORT" "$SANDBOX_PORT" || exit 1
 trap cleanup EXIT INT TERM
 build_all
@@ -125,6 +127,7 @@ say "Floods (Hardening II): obdcr alone, rate limit off, four attacker floods"
 flood_rss="$(bash deploy/scripts/floods.sh | sed -n 's/.*"rss_peak_mib":\([0-9.]*\).*/\1/p' | sort -n | tail -n 1)"
 echo "obdcr peak RSS through every flood: ${flood_rss} MiB (goal: under 60)"
 
+echo "make bench took $((SECONDS / 60))m$((SECONDS % 60))s" >&2
 num() { if [ "$1" = null ]; then echo null; else printf '%.2f' "$1"; fi; }
 printf '{"validation_over_verify":%s,"validation_over_verify_uk":%s,"validation_over_verify_au":%s,"obdcr_over_hydra":%s,"obdcr_over_hydra_sqlite":%s,"obdcr_over_hydra_shared_cpus":%.2f,"jwks_fetches_per_registration":%s,"rss_mib_at_64":%s,"registrations_per_s":%.1f,"hydra_creates_per_s":%.1f,"obdcr_cpu_ms_per_registration":%.2f,"hydra_cpu_ms_per_create":%.2f,"flood_peak_rss_mib":%.1f,"p99_ms_at_half_capacity":%s,"p99_ratio_at_half_capacity":%s,"knee_per_s":%s,"rss_mib_at_10000_tpps":%s,"cpu_ms_per_registration_10_tpps":%s,"cpu_ms_per_registration_10000_tpps":%s,"background_fetches_per_min_10000_tpps":%s,"admin_lookup_ms_50000_clients":%s,"au_poll_ms_20000_products":%s}\n' \
   "$validation_over_verify" "$uk_ratio" "$au_ratio" "$(num "$pinned_ratio")" "$(num "$sqlite_ratio")" \
