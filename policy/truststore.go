@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
@@ -87,6 +88,9 @@ type JWKSCache struct {
 	// lookup in flight is never dropped, so no lookup sees its JWKS vanish.
 	mu    sync.Mutex
 	known map[string]*jwksUse
+	// held counts the known URLs registered with jwx's cache, so that Len (read
+	// at every metrics scrape) costs the same with 10,000 JWKS as with 10.
+	held atomic.Int64
 }
 
 type jwksUse struct {
@@ -94,6 +98,7 @@ type jwksUse struct {
 	lastUsed time.Time
 	fetched  time.Time // the last good fetch
 	inFlight int
+	held     atomic.Bool // registered with jwx's cache
 }
 
 // onDemand is the background refresh interval of a software JWKS: in effect
@@ -171,6 +176,9 @@ func (c *JWKSCache) DropIdle() []string {
 		// the refresh already scheduled for it, unless the URL is back by then: it
 		// is then refreshed twice as often until it next goes idle.
 		_ = c.cache.Unregister(u)
+		if use.held.Load() {
+			c.held.Add(-1)
+		}
 		delete(c.known, u)
 		dropped = append(dropped, u)
 	}
@@ -179,17 +187,7 @@ func (c *JWKSCache) DropIdle() []string {
 
 // Len is the number of JWKS the cache holds and refreshes; a URL the fetch
 // policy refused was looked up but is not held.
-func (c *JWKSCache) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	n := 0
-	for u := range c.known {
-		if c.cache.IsRegistered(u) {
-			n++
-		}
-	}
-	return n
-}
+func (c *JWKSCache) Len() int { return int(c.held.Load()) }
 
 // acquire marks u in use until release; DropIdle leaves it alone meanwhile.
 func (c *JWKSCache) acquire(u string) *jwksUse {
@@ -246,8 +244,11 @@ func (o observedClient) Get(u string) (*http.Response, error) {
 	return res, err
 }
 
-func (c *JWKSCache) register(u string) error {
+// register registers u with jwx's cache, once. A lookup holds e (acquired), so
+// DropIdle cannot remove the URL between the registration and its count.
+func (c *JWKSCache) register(u string, e *jwksUse) error {
 	if c.cache.IsRegistered(u) {
+		c.countHeld(e)
 		return nil
 	}
 	if _, err := c.opts.Fetch.CheckURL(u); err != nil {
@@ -269,10 +270,17 @@ func (c *JWKSCache) register(u string) error {
 			return set, nil
 		})),
 	)
-	if err != nil && c.cache.IsRegistered(u) {
-		return nil // registered concurrently
+	if err != nil && !c.cache.IsRegistered(u) {
+		return err
 	}
-	return err
+	c.countHeld(e) // registered here, or concurrently by another lookup
+	return nil
+}
+
+func (c *JWKSCache) countHeld(e *jwksUse) {
+	if e.held.CompareAndSwap(false, true) {
+		c.held.Add(1)
+	}
 }
 
 // compact keeps of each key's certificate chain only what obdcr checks: the
@@ -309,7 +317,7 @@ func (c *JWKSCache) Set(ctx context.Context, u string) (jwk.Set, error) {
 }
 
 func (c *JWKSCache) set(ctx context.Context, u string, e *jwksUse) (jwk.Set, error) {
-	if err := c.register(u); err != nil {
+	if err := c.register(u, e); err != nil {
 		return nil, &FetchError{URL: u, Err: err}
 	}
 	set, err := c.cache.Get(ctx, u)

@@ -127,6 +127,7 @@ func RunGrowth(ctx context.Context, sb *Sandbox, cfg GrowthConfig, progress io.W
 			return err
 		}
 		warm := run(n, cfg.Concurrency, register) // each TPP once: its JWKS fetched
+		fmt.Fprintf(progress, "growth: %d TPPs registered once; timing %d registrations...\n", n, cfg.Count)
 		step := GrowthStep{TPPs: n, Errors: warm.Errors}
 		peakMiB := samplePeakRSS(metrics, 100*time.Millisecond)
 		// The timed registrations go in blocks, and the step's CPU per registration
