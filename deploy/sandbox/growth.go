@@ -43,7 +43,10 @@ type GrowthStep struct {
 	// RegisterPollsPerMin are the CDR Register polls (AU) in the same time.
 	RegisterPollsPerMin float64   `json:"register_polls_per_min"`
 	CPUMsPerBlock       []float64 `json:"cpu_ms_per_registration_blocks"`
-	Errors              int       `json:"errors"`
+	// AllocKiBPerRegistration is what obdcr allocated per timed registration:
+	// its garbage collector's work grows with it.
+	AllocKiBPerRegistration float64 `json:"alloc_kib_per_registration"`
+	Errors                  int     `json:"errors"`
 }
 
 // GrowthResult is a whole growth run.
@@ -136,6 +139,7 @@ func RunGrowth(ctx context.Context, sb *Sandbox, cfg GrowthConfig, progress io.W
 		blocks := max(1, min(growthBlocks, cfg.Count))
 		var perBlock []float64
 		var took time.Duration
+		var allocated float64
 		for b := range blocks {
 			size := cfg.Count / blocks
 			if b == blocks-1 {
@@ -145,14 +149,18 @@ func RunGrowth(ctx context.Context, sb *Sandbox, cfg GrowthConfig, progress io.W
 			if err != nil {
 				return nil, err
 			}
+			alloc0, _ := MetricSum(metrics, "go_memstats_alloc_bytes_total", nil)
 			start := time.Now()
 			p := run(size, cfg.Concurrency, func(i int) error { return register(b*(cfg.Count/blocks) + i) })
 			took += time.Since(start)
 			cpu1, _ := MetricSum(metrics, "process_cpu_seconds_total", nil)
+			alloc1, _ := MetricSum(metrics, "go_memstats_alloc_bytes_total", nil)
+			allocated += alloc1 - alloc0
 			step.Errors += p.Errors
 			perBlock = append(perBlock, (cpu1-cpu0)*1000/float64(size))
 		}
 		step.PeakRSSMiB = peakMiB()
+		step.AllocKiBPerRegistration = allocated / 1024 / float64(cfg.Count)
 		step.PerSecond = float64(cfg.Count) / took.Seconds()
 		slices.Sort(perBlock)
 		step.CPUMsPerRegistration, step.CPUMsPerBlock = perBlock[len(perBlock)/2], perBlock
@@ -167,8 +175,8 @@ func RunGrowth(ctx context.Context, sb *Sandbox, cfg GrowthConfig, progress io.W
 			step.BackgroundFetchesPerMin = (f1 - f0) / cfg.Settle.Minutes()
 			step.RegisterPollsPerMin = (r1 - r0) / cfg.Settle.Minutes()
 		}
-		fmt.Fprintf(progress, "growth: %d TPPs: %.1f registrations/s, %.2f ms obdcr CPU each (blocks %.2f), peak RSS %.1f MiB, %0.f JWKS held, %.1f background JWKS fetches and %.1f Register polls a minute\n",
-			n, step.PerSecond, step.CPUMsPerRegistration, perBlock, step.PeakRSSMiB, step.JWKSCached, step.BackgroundFetchesPerMin, step.RegisterPollsPerMin)
+		fmt.Fprintf(progress, "growth: %d TPPs: %.1f registrations/s, %.2f ms obdcr CPU each (blocks %.2f), %.0f KiB allocated each, peak RSS %.1f MiB, %0.f JWKS held, %.1f background JWKS fetches and %.1f Register polls a minute\n",
+			n, step.PerSecond, step.CPUMsPerRegistration, perBlock, step.AllocKiBPerRegistration, step.PeakRSSMiB, step.JWKSCached, step.BackgroundFetchesPerMin, step.RegisterPollsPerMin)
 		res.Steps = append(res.Steps, step)
 	}
 	if last != nil {
