@@ -91,6 +91,8 @@ type JWKSCache struct {
 	// held counts the known URLs registered with jwx's cache, so that Len (read
 	// at every metrics scrape) costs the same with 10,000 JWKS as with 10.
 	held atomic.Int64
+
+	softwareOpts, directoryOpts []jwk.RegisterOption
 }
 
 type jwksUse struct {
@@ -138,6 +140,19 @@ func NewJWKSCache(ctx context.Context, o JWKSCacheOptions) *JWKSCache {
 			o.OnFetch(u, err)
 		}
 	}}
+	// Built once and shared by every URL: jwx keeps a URL's options for as long
+	// as it holds the URL, and 10,000 software JWKS each with their own would be
+	// 30,000 more objects for the garbage collector to visit.
+	check := jwk.WithPostFetcher(jwk.PostFetchFunc(func(_ string, set jwk.Set) (jwk.Set, error) {
+		if set.Len() > o.MaxKeys {
+			return nil, fmt.Errorf("has %d keys, more than the %d allowed", set.Len(), o.MaxKeys)
+		}
+		compact(set)
+		return set, nil
+	}))
+	client := jwk.WithHTTPClient(c.client)
+	c.softwareOpts = []jwk.RegisterOption{client, jwk.WithRefreshInterval(onDemand), check}
+	c.directoryOpts = []jwk.RegisterOption{client, jwk.WithRefreshInterval(o.RefreshInterval), check}
 	if o.IdleAfter > 0 {
 		go c.dropIdleEvery(ctx, min(o.IdleAfter/4, time.Hour))
 	}
@@ -254,22 +269,11 @@ func (c *JWKSCache) register(u string, e *jwksUse) error {
 	if _, err := c.opts.Fetch.CheckURL(u); err != nil {
 		return err
 	}
-	max := c.opts.MaxKeys
-	interval := onDemand
+	opts := c.softwareOpts
 	if slices.Contains(c.opts.Keep, u) {
-		interval = c.opts.RefreshInterval
+		opts = c.directoryOpts
 	}
-	err := c.cache.Register(u,
-		jwk.WithHTTPClient(c.client),
-		jwk.WithRefreshInterval(interval),
-		jwk.WithPostFetcher(jwk.PostFetchFunc(func(_ string, set jwk.Set) (jwk.Set, error) {
-			if set.Len() > max {
-				return nil, fmt.Errorf("has %d keys, more than the %d allowed", set.Len(), max)
-			}
-			compact(set)
-			return set, nil
-		})),
-	)
+	err := c.cache.Register(u, opts...)
 	if err != nil && !c.cache.IsRegistered(u) {
 		return err
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"slices"
 	"strings"
@@ -73,9 +74,12 @@ type orgIndex struct {
 	now      func() time.Time
 }
 
+// orgNote is what the memory index holds per client: a Unix time in
+// nanoseconds rather than a time.Time, whose location pointer the garbage
+// collector would visit for every registration held.
 type orgNote struct {
 	org   string
-	noted time.Time
+	noted int64
 }
 
 func (x *orgIndex) NoteClient(_ context.Context, orgID, clientID string) error {
@@ -91,7 +95,7 @@ func (x *orgIndex) NoteClient(_ context.Context, orgID, clientID string) error {
 	if !ok || old.org != orgID {
 		x.byOrg[orgID] = append(x.byOrg[orgID], clientID)
 	}
-	x.byClient[clientID] = orgNote{org: orgID, noted: x.clock()}
+	x.byClient[clientID] = orgNote{org: orgID, noted: x.clock().UnixNano()}
 	return nil
 }
 
@@ -126,8 +130,9 @@ func (x *orgIndex) NotedBefore(_ context.Context, t time.Time, limit int) ([]str
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var ids []string
+	before := t.UnixNano()
 	for id, n := range x.byClient {
-		if n.noted.Before(t) {
+		if n.noted < before {
 			ids = append(ids, id)
 		}
 	}
@@ -138,7 +143,7 @@ func (x *orgIndex) NotedBefore(_ context.Context, t time.Time, limit int) ([]str
 // sortLocked orders ids as the SQL stores do: oldest noted first, then by id.
 func (x *orgIndex) sortLocked(ids []string) {
 	slices.SortFunc(ids, func(a, b string) int {
-		if c := x.byClient[a].noted.Compare(x.byClient[b].noted); c != 0 {
+		if c := cmp.Compare(x.byClient[a].noted, x.byClient[b].noted); c != 0 {
 			return c
 		}
 		return strings.Compare(a, b)
