@@ -64,7 +64,7 @@ echo "floods: methods, management, refusals and claims; obdcr stayed under 60 Mi
 
 # Each benchmark once, so that make bench cannot rot unseen: they fail if the
 # request they time is not approved.
-quietly "a benchmark" go test -run='^$' -bench=. -benchtime=1x ./policy
+quietly "a benchmark" go test -run='^$' -bench=. -benchtime=1x ./policy ./policy/store
 echo "bench: every benchmark ran once with no failure"
 
 # Each fuzz target for a fixed number of executions; a crash it finds is saved
