@@ -122,6 +122,18 @@ func (r *Registrar) forgetClient(ctx context.Context, clientID string) {
 	}
 }
 
+// unnoteRefused drops the note of a client Hydra refused to create, when its id
+// was made for this request and so cannot be another registration's: else a TPP
+// whose approved requests Hydra keeps refusing would grow the index with each.
+// A deterministic id (one registration per software_id) is one note per
+// software at most, and may be an existing registration's: it stays.
+func (r *Registrar) unnoteRefused(ctx context.Context, clientID string, fresh bool, err error) {
+	var rejected *hydra.RejectedError
+	if fresh && (errors.Is(err, hydra.ErrConflict) || errors.As(err, &rejected)) {
+		r.forgetClient(ctx, clientID)
+	}
+}
+
 // Resync is what ResyncOrgIndex did.
 type Resync struct {
 	Pages, Clients, Noted, Forgotten int

@@ -89,6 +89,7 @@ func (r *Registrar) Register(ctx context.Context, sub Submission) (*Registration
 	}
 	created, err := r.Clients.Create(ctx, hc)
 	if err != nil {
+		r.unnoteRefused(ctx, reg.ClientID, ev.Settings.MultipleRegistrations, err)
 		return nil, tr, r.createFailed(ctx, reg, ev.Claims.ID, err)
 	}
 	if isSecretMethod(reg.Metadata.TokenEndpointAuthMethod) {
