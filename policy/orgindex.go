@@ -24,6 +24,10 @@ type OrgIndex interface {
 	// NoteClient records (or refreshes) a client of an organisation.
 	NoteClient(ctx context.Context, orgID, clientID string) error
 	ForgetClient(ctx context.Context, clientID string) error
+	// ForgetStale forgets a client only if it was last noted more than olderThan
+	// ago by the store's clock: a note younger than that may be a create still on
+	// its way to Hydra, which a lookup or resync must not undo.
+	ForgetStale(ctx context.Context, clientID string, olderThan time.Duration) error
 	// OrgClients lists at most limit of an organisation's client ids, oldest
 	// noted first, and whether the index has been filled from Hydra.
 	OrgClients(ctx context.Context, orgID string, limit int) (ids []string, complete bool, err error)
@@ -72,8 +76,9 @@ func (r *Registrar) orgClients(ctx context.Context, orgID string) ([]hydra.Clien
 			c, err := r.Clients.Get(gctx, id)
 			switch {
 			case errors.Is(err, hydra.ErrNotFound):
-				// Gone from Hydra (a create that failed, or deleted there): forget it.
-				_ = r.Orgs.ForgetClient(gctx, id)
+				// Not in Hydra: deleted there, a create that failed, or one still
+				// on its way (a young note, which stays).
+				_ = r.Orgs.ForgetStale(gctx, id, resyncGrace)
 				return nil
 			case err != nil:
 				return err
@@ -192,14 +197,14 @@ func (r *Registrar) ResyncOrgIndex(ctx context.Context, pager ClientPager) (Resy
 			c, err := r.Clients.Get(ctx, id)
 			switch {
 			case errors.Is(err, hydra.ErrNotFound):
-				err = r.Orgs.ForgetClient(ctx, id)
+				err = r.Orgs.ForgetStale(ctx, id, resyncGrace)
 				out.Forgotten++
 			case err != nil:
 				return out, fmt.Errorf("org index resync: reading client %s: %w", id, err)
 			default:
 				reg, ferr := FromHydra(c, nil)
 				if ferr != nil || reg.OrgID == "" {
-					err = r.Orgs.ForgetClient(ctx, id)
+					err = r.Orgs.ForgetStale(ctx, id, resyncGrace)
 					out.Forgotten++
 				} else {
 					err = r.Orgs.NoteClient(ctx, reg.OrgID, id)

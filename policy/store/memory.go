@@ -26,8 +26,12 @@ type Memory struct {
 }
 
 // NewMemory returns an empty store.
-func NewMemory() *Memory {
-	return &Memory{MemoryReplay: policy.NewMemoryReplay(nil), states: map[string]StoredState{}}
+func NewMemory() *Memory { return NewMemoryWithClock(nil) }
+
+// NewMemoryWithClock returns an empty store whose org index notes times by now
+// (time.Now if nil), for tests of what ages out.
+func NewMemoryWithClock(now func() time.Time) *Memory {
+	return &Memory{MemoryReplay: policy.NewMemoryReplay(nil), states: map[string]StoredState{}, orgIndex: orgIndex{now: now}}
 }
 
 func (m *Memory) States(context.Context) (map[string]StoredState, int64, error) {

@@ -29,6 +29,11 @@ func (s *SQL) ForgetClient(ctx context.Context, clientID string) error {
 	return err
 }
 
+func (s *SQL) ForgetStale(ctx context.Context, clientID string, olderThan time.Duration) error {
+	_, err := s.exec(ctx, `DELETE FROM obdcr_org_clients WHERE client_id = ? AND noted_at < ?`, clientID, s.nowFn().Add(-olderThan).UnixMicro())
+	return err
+}
+
 func (s *SQL) OrgClients(ctx context.Context, orgID string, limit int) ([]string, bool, error) {
 	var complete int64
 	if err := s.db.QueryRowContext(ctx, `SELECT complete_at FROM obdcr_org_index WHERE id = 1`).Scan(&complete); err != nil {
@@ -103,6 +108,16 @@ func (x *orgIndex) ForgetClient(_ context.Context, clientID string) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if old, ok := x.byClient[clientID]; ok {
+		x.removeLocked(old.org, clientID)
+		delete(x.byClient, clientID)
+	}
+	return nil
+}
+
+func (x *orgIndex) ForgetStale(_ context.Context, clientID string, olderThan time.Duration) error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if old, ok := x.byClient[clientID]; ok && old.noted < x.clock().Add(-olderThan).UnixNano() {
 		x.removeLocked(old.org, clientID)
 		delete(x.byClient, clientID)
 	}

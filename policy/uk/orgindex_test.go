@@ -6,6 +6,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -49,7 +50,8 @@ func TestOrgIndexFindsAnOrganisationsRegistrations(t *testing.T) {
 	f.Hydra.Clients[other.ID] = other
 	f.Hydra.Clients["hand-made"] = hydra.Client{ID: "hand-made", Owner: org}
 
-	idx := store.NewMemory()
+	clock := time.Now()
+	idx := store.NewMemoryWithClock(func() time.Time { return clock })
 	f.Registrar.Orgs = idx
 	f.Hydra.PageSize = 2
 
@@ -96,17 +98,22 @@ func TestOrgIndexFindsAnOrganisationsRegistrations(t *testing.T) {
 		before func()
 		org    string
 		want   func() []string
+		kept   string // an id Hydra does not hold that the index must keep
 	}{
-		{"the organisation's three registrations", nil, org, func() []string { return want }},
-		{"another organisation's", nil, "other-org", func() []string { return []string{other.ID} }},
-		{"an organisation with none", nil, "nobody", func() []string { return nil }},
+		{"the organisation's three registrations", nil, org, func() []string { return want }, ""},
+		{"another organisation's", nil, "other-org", func() []string { return []string{other.ID} }, ""},
+		{"an organisation with none", nil, "nobody", func() []string { return nil }, ""},
+		{"a create still on its way to Hydra keeps its note", func() { _ = idx.NoteClient(ctx, org, "in-flight") }, org,
+			func() []string { return want }, "in-flight"},
 		{"a client deleted in Hydra directly is left out", func() { delete(f.Hydra.Clients, want[1]) }, org,
-			func() []string { return []string{want[0], want[2]} }},
+			func() []string { return []string{want[0], want[2]} }, want[1]},
 		{"a deregistered client is left out", func() {
 			if err := f.Registrar.Deregister(ctx, want[2]); err != nil {
 				t.Fatal(err)
 			}
-		}, org, func() []string { return []string{want[0]} }},
+		}, org, func() []string { return []string{want[0]} }, ""},
+		{"ten minutes on, notes of clients Hydra does not hold are forgotten", func() { clock = clock.Add(11 * time.Minute) }, org,
+			func() []string { return []string{want[0]} }, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -134,9 +141,12 @@ func TestOrgIndexFindsAnOrganisationsRegistrations(t *testing.T) {
 			if f.Hydra.Gets-gets != len(noted) {
 				t.Fatalf("%d reads of Hydra for %d noted clients: want one each", f.Hydra.Gets-gets, len(noted))
 			}
+			if after, _, _ := idx.OrgClients(ctx, c.org, 100); c.kept != "" && !slices.Contains(after, c.kept) {
+				t.Fatalf("the lookup forgot %s, noted moments ago", c.kept)
+			}
 		})
 	}
-	// Ids found gone are forgotten by the lookup itself.
+	// Ids found gone, once old enough, are forgotten by the lookup itself.
 	if ids, _, _ := idx.OrgClients(ctx, org, 100); !slices.Equal(ids, want[:1]) {
 		t.Fatalf("the index still holds %v", ids)
 	}
