@@ -200,13 +200,19 @@ func RequestLifetime() Rule {
 	}}
 }
 
-// RequestJTI: a jti is present and was not used before. It only looks: the
-// registrar consumes the jti atomically once every rule has passed, so that a dry
-// run or a refused request does not burn it.
+// RequestJTI: a jti is present and was not used before. The registrar consumes
+// the jti atomically once every rule has passed, so that a dry run or a refused
+// request does not burn it; that claim is the check on a real request, refusing
+// under this rule's name with this answer. Only a dry run, which claims nothing,
+// looks here: looking on every request too cost a store read per registration
+// (0.24 ms of SQLite's 0.68 ms).
 func RequestJTI(replay ReplayCache) Rule {
 	return Rule{Name: RuleReqJTI, Check: func(ctx context.Context, ev *Evaluation) error {
 		if ev.Claims.ID == "" {
 			return Refuse(InvalidClientMetadata, "jti", "is required, and must be new for every request")
+		}
+		if !ev.DryRun {
+			return nil
 		}
 		seen, err := replay.Seen(ctx, ReplayKey(ev.Profile.Name, ev.Claims.Issuer, ev.Claims.ID))
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -189,8 +190,14 @@ func TestUKReplayAndDuplicate(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _, err := f.Registrar.Register(context.Background(), policy.Submission{JWT: req, Certificate: f.Cert})
-	if e, ok := policy.AsError(err); !ok || e.Code != policy.InvalidClientMetadata || !strings.Contains(e.Description, "jti") {
+	if e, ok := policy.AsError(err); !ok || e.Code != policy.InvalidClientMetadata || !strings.Contains(e.Description, "has been used already") || e.Rule != policy.RuleReqJTI {
 		t.Fatalf("replay: %v", err)
+	}
+	// A dry run claims nothing, so the rule itself looks, and names the jti.
+	rep, _, err := f.Registrar.DryRun(context.Background(), policy.Submission{JWT: req, Certificate: f.Cert})
+	jti := slices.IndexFunc(rep.Rules, func(r policy.RuleResult) bool { return r.Rule == policy.RuleReqJTI })
+	if err != nil || jti < 0 || rep.Rules[jti].Verdict != policy.Fail || !strings.Contains(rep.Rules[jti].Message, "has been used already") {
+		t.Fatalf("dry run of a used jti: %+v %v", rep.Rules, err)
 	}
 	_, _, err = f.Registrar.Register(context.Background(), policy.Submission{JWT: f.Request(t, nil, nil), Certificate: f.Cert})
 	if e, ok := policy.AsError(err); !ok || e.Code != policy.InvalidClientMetadata || !strings.Contains(e.Description, "software_id") || e.Rule != policy.StepCreate {
