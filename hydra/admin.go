@@ -137,24 +137,18 @@ func (a *Admin) ListByOwner(ctx context.Context, owner string) ([]Client, error)
 	var out []Client
 	token := ""
 	for page := 0; page < 100; page++ {
-		req := a.oauth2.ListOAuth2Clients(ctx).Owner(owner).PageSize(listPageSize)
-		if token != "" {
-			req = req.PageToken(token)
-		}
-		list, res, err := req.Execute()
+		list, next, err := a.listPage(ctx, owner, token)
 		if err != nil {
-			return nil, classify(res, err)
+			return nil, err
 		}
-		for i := range list {
-			out = append(out, fromHydra(&list[i]))
-		}
+		out = append(out, list...)
 		// A short page is the last one. Hydra v2.3.0's Link header counts every
 		// client, not those of the owner, so following "next" read the whole
 		// table a page at a time: 19 s for one organisation among 50,000 clients.
-		token = nextPageToken(res)
-		if token == "" || len(list) < listPageSize {
+		if next == "" || len(list) < listPageSize {
 			break
 		}
+		token = next
 	}
 	return out, nil
 }
@@ -162,7 +156,16 @@ func (a *Admin) ListByOwner(ctx context.Context, owner string) ([]Client, error)
 // ListPage reads one page of every client, in Hydra's order, and the token of the
 // next page ("" after the last). Unfiltered, Hydra's Link header is right.
 func (a *Admin) ListPage(ctx context.Context, token string) ([]Client, string, error) {
+	return a.listPage(ctx, "", token)
+}
+
+// listPage reads one page of clients, of owner if set, and the token Hydra links
+// as the next page ("" when it links none, or the page is empty).
+func (a *Admin) listPage(ctx context.Context, owner, token string) ([]Client, string, error) {
 	req := a.oauth2.ListOAuth2Clients(ctx).PageSize(listPageSize)
+	if owner != "" {
+		req = req.Owner(owner)
+	}
 	if token != "" {
 		req = req.PageToken(token)
 	}
@@ -174,14 +177,13 @@ func (a *Admin) ListPage(ctx context.Context, token string) ([]Client, string, e
 	for i := range list {
 		out = append(out, fromHydra(&list[i]))
 	}
-	next := nextPageToken(res)
 	if len(list) == 0 {
-		next = ""
+		return out, "", nil
 	}
-	return out, next, nil
+	return out, nextPageToken(res), nil
 }
 
-// listPageSize is the clients asked for per page of an owner's list.
+// listPageSize is the clients asked for per page.
 const listPageSize = 500
 
 func nextPageToken(res *http.Response) string {

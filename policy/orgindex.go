@@ -153,10 +153,7 @@ func (r *Registrar) ResyncOrgIndex(ctx context.Context, pager ClientPager) (Resy
 	if r.Orgs == nil {
 		return out, nil
 	}
-	start := time.Now()
-	if r.Now != nil {
-		start = r.Now()
-	}
+	start := r.now()
 	token := ""
 	for {
 		if out.Pages >= maxResyncPages {

@@ -116,6 +116,14 @@ func (r *Registrar) decide(ctx context.Context, sub Submission, current *Registr
 	return ev, r.approved(ev), tr, nil
 }
 
+// now is the registrar's clock: Now when set (tests), else the time.
+func (r *Registrar) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
 // ClientIDFor is the client_id of a software_id's single registration. Making it a
 // function of the software_id lets Hydra's unique client_id enforce "one
 // registration per software_id" atomically, across every replica, with no lock.
@@ -295,12 +303,8 @@ func (r *Registrar) prepare(ctx context.Context, sub Submission, current *Regist
 	if !st.Enabled && current == nil {
 		return fail(Refuse(UnapprovedSoftwareStatement, "software_statement", "registrations under the %s profile are switched off on this server", p.Name))
 	}
-	now := time.Now
-	if r.Now != nil {
-		now = r.Now
-	}
 	ev := &Evaluation{
-		Now: now(), Profile: p, Settings: st.Settings, Audiences: r.Audiences,
+		Now: r.now(), Profile: p, Settings: st.Settings, Audiences: r.Audiences,
 		Certificate: sub.Certificate, Current: current,
 		Request: req, Claims: &claims, StatementJWS: ssa, StatementClaims: ssaClaims, Granted: claims.ClientMetadata,
 	}

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,6 +30,43 @@ type GrowthConfig struct {
 
 // growthBlocks is how many blocks a step's timed registrations go in.
 const growthBlocks = 5
+
+// blockTimes is what timeInBlocks measured of obdcr.
+type blockTimes struct {
+	cpuMs     []float64 // obdcr's CPU per registration of each block, sorted
+	allocated float64   // bytes obdcr allocated in all
+	took      time.Duration
+	errors    int
+}
+
+// timeInBlocks calls register(0..count-1) in growthBlocks blocks, reading obdcr's
+// CPU and allocations around each: the step's figure is the median block's, so
+// that a burst of noise on a shared machine moves one block, not the figure.
+func timeInBlocks(metrics string, count, concurrency int, register func(int) error) (blockTimes, error) {
+	var t blockTimes
+	blocks := max(1, min(growthBlocks, count))
+	for b := range blocks {
+		size := count / blocks
+		if b == blocks-1 {
+			size = count - size*(blocks-1)
+		}
+		cpu0, err := MetricSum(metrics, "process_cpu_seconds_total", nil)
+		if err != nil {
+			return t, err
+		}
+		alloc0, _ := MetricSum(metrics, "go_memstats_alloc_bytes_total", nil)
+		start := time.Now()
+		p := run(size, concurrency, func(i int) error { return register(b*(count/blocks) + i) })
+		t.took += time.Since(start)
+		cpu1, _ := MetricSum(metrics, "process_cpu_seconds_total", nil)
+		alloc1, _ := MetricSum(metrics, "go_memstats_alloc_bytes_total", nil)
+		t.allocated += alloc1 - alloc0
+		t.errors += p.Errors
+		t.cpuMs = append(t.cpuMs, (cpu1-cpu0)*1000/float64(size))
+	}
+	slices.Sort(t.cpuMs)
+	return t, nil
+}
 
 // GrowthStep is one TPP count's figures, from obdcr's own metrics.
 type GrowthStep struct {
@@ -77,18 +113,14 @@ func RunGrowth(ctx context.Context, sb *Sandbox, cfg GrowthConfig, progress io.W
 		if err != nil {
 			return nil, err
 		}
-		var failed atomic.Int32
-		run(cfg.Prefill, cfg.Concurrency, func(i int) error {
+		p := run(cfg.Prefill, cfg.Concurrency, func(i int) error {
 			_, err := h.Create(ctx, hydra.Client{ID: uuid.NewString(), Name: "prefill", Owner: fmt.Sprintf("prefill-org-%d", i%1000),
 				GrantTypes: []string{"client_credentials"}, TokenEndpointAuthMethod: "private_key_jwt", TokenEndpointAuthSigningAlg: "PS256",
 				JWKSURI: "https://prefill.example/jwks"})
-			if err != nil {
-				failed.Add(1)
-			}
 			return err
 		})
-		if failed.Load() > 0 {
-			return nil, fmt.Errorf("%d of %d prefill creates failed", failed.Load(), cfg.Prefill)
+		if p.Errors > 0 {
+			return nil, fmt.Errorf("%d of %d prefill creates failed", p.Errors, cfg.Prefill)
 		}
 		res.Prefilled = cfg.Prefill
 	}
@@ -123,46 +155,21 @@ func RunGrowth(ctx context.Context, sb *Sandbox, cfg GrowthConfig, progress io.W
 			if err != nil {
 				return err
 			}
-			r, err := clients[t].Register(ctx, cfg.ObdcrURL, jwt)
-			if err == nil && r.Status != http.StatusCreated {
-				err = fmt.Errorf("HTTP %d: %s", r.Status, r.Body)
-			}
-			return err
+			return expectCreated(clients[t].Register(ctx, cfg.ObdcrURL, jwt))
 		}
 		warm := run(n, cfg.Concurrency, register) // each TPP once: its JWKS fetched
 		fmt.Fprintf(progress, "growth: %d TPPs registered once; timing %d registrations...\n", n, cfg.Count)
 		step := GrowthStep{TPPs: n, Errors: warm.Errors}
 		peakMiB := samplePeakRSS(metrics, 100*time.Millisecond)
-		// The timed registrations go in blocks, and the step's CPU per registration
-		// is the median block's: a burst of noise on a shared machine moves one
-		// block, not the figure.
-		blocks := max(1, min(growthBlocks, cfg.Count))
-		var perBlock []float64
-		var took time.Duration
-		var allocated float64
-		for b := range blocks {
-			size := cfg.Count / blocks
-			if b == blocks-1 {
-				size = cfg.Count - size*(blocks-1)
-			}
-			cpu0, err := MetricSum(metrics, "process_cpu_seconds_total", nil)
-			if err != nil {
-				return nil, err
-			}
-			alloc0, _ := MetricSum(metrics, "go_memstats_alloc_bytes_total", nil)
-			start := time.Now()
-			p := run(size, cfg.Concurrency, func(i int) error { return register(b*(cfg.Count/blocks) + i) })
-			took += time.Since(start)
-			cpu1, _ := MetricSum(metrics, "process_cpu_seconds_total", nil)
-			alloc1, _ := MetricSum(metrics, "go_memstats_alloc_bytes_total", nil)
-			allocated += alloc1 - alloc0
-			step.Errors += p.Errors
-			perBlock = append(perBlock, (cpu1-cpu0)*1000/float64(size))
+		timed, err := timeInBlocks(metrics, cfg.Count, cfg.Concurrency, register)
+		if err != nil {
+			return nil, err
 		}
 		step.PeakRSSMiB = peakMiB()
-		step.AllocKiBPerRegistration = allocated / 1024 / float64(cfg.Count)
-		step.PerSecond = float64(cfg.Count) / took.Seconds()
-		slices.Sort(perBlock)
+		step.Errors += timed.errors
+		step.AllocKiBPerRegistration = timed.allocated / 1024 / float64(cfg.Count)
+		step.PerSecond = float64(cfg.Count) / timed.took.Seconds()
+		perBlock := timed.cpuMs
 		step.CPUMsPerRegistration, step.CPUMsPerBlock = perBlock[len(perBlock)/2], perBlock
 		step.JWKSCached, _ = MetricSum(metrics, "obdcr_jwks_cached", nil)
 		software := map[string]string{"source": "software"}

@@ -165,11 +165,23 @@ func RunLoad(ctx context.Context, sb *Sandbox, cfg LoadConfig, progress io.Write
 		}
 		warmID, _ = res.JSON()["client_id"].(string)
 	}
-	jwts := make([]string, cfg.Count)
-	for i := range jwts {
-		if jwts[i], err = sign(i); err != nil {
-			return nil, err
+	signN := func(n int) ([]string, error) {
+		out := make([]string, n)
+		for i := range out {
+			var err error
+			if out[i], err = sign(i); err != nil {
+				return nil, err
+			}
 		}
+		return out, nil
+	}
+	// register(jwts)(i) sends jwts[i] through obdcr, each TPP in turn.
+	register := func(jwts []string) func(i int) error {
+		return func(i int) error { return expectCreated(clients[i%len(clients)].Register(ctx, cfg.ObdcrURL, jwts[i])) }
+	}
+	jwts, err := signN(cfg.Count)
+	if err != nil {
+		return nil, err
 	}
 	fetchesBefore, err := admin.jwksFetches()
 	if err != nil {
@@ -179,16 +191,7 @@ func RunLoad(ctx context.Context, sb *Sandbox, cfg LoadConfig, progress io.Write
 
 	res := &LoadResult{Concurrency: cfg.Concurrency}
 	fmt.Fprintf(progress, "load: %d registrations through obdcr at concurrency %d...\n", cfg.Count, cfg.Concurrency)
-	res.Obdcr, err = clock.timed(cfg.Count, cfg.Concurrency, func(i int) error {
-		r, err := clients[i%len(clients)].Register(ctx, cfg.ObdcrURL, jwts[i])
-		if err != nil {
-			return err
-		}
-		if r.Status != http.StatusCreated {
-			return fmt.Errorf("HTTP %d: %s", r.Status, r.Body)
-		}
-		return nil
-	})
+	res.Obdcr, err = clock.timed(cfg.Count, cfg.Concurrency, register(jwts))
 	if err != nil {
 		return nil, err
 	}
@@ -209,13 +212,14 @@ func RunLoad(ctx context.Context, sb *Sandbox, cfg LoadConfig, progress io.Write
 		return nil, fmt.Errorf("reading a client obdcr made: %w", err)
 	}
 	template.Secret = ""
-	fmt.Fprintf(progress, "load: %d client creates against Hydra alone at concurrency %d...\n", cfg.Count, cfg.Concurrency)
-	res.Hydra, err = clock.timed(cfg.Count, cfg.Concurrency, func(int) error {
+	hydraAlone := func(int) error {
 		c := template
 		c.ID = uuid.NewString()
 		_, err := h.Create(ctx, c)
 		return err
-	})
+	}
+	fmt.Fprintf(progress, "load: %d client creates against Hydra alone at concurrency %d...\n", cfg.Count, cfg.Concurrency)
+	res.Hydra, err = clock.timed(cfg.Count, cfg.Concurrency, hydraAlone)
 	if err != nil {
 		return nil, err
 	}
@@ -223,25 +227,6 @@ func RunLoad(ctx context.Context, sb *Sandbox, cfg LoadConfig, progress io.Write
 		res.ObdcrOverHydra = res.Obdcr.PerSecond / res.Hydra.PerSecond
 	}
 	if cfg.OpenLoopSeconds > 0 && res.Hydra.PerSecond > 0 {
-		register := func(jwts []string) func(i int) error {
-			return func(i int) error {
-				r, err := clients[i%len(clients)].Register(ctx, cfg.ObdcrURL, jwts[i])
-				if err == nil && r.Status != http.StatusCreated {
-					err = fmt.Errorf("HTTP %d", r.Status)
-				}
-				return err
-			}
-		}
-		signN := func(n int) ([]string, error) {
-			out := make([]string, n)
-			for i := range out {
-				var err error
-				if out[i], err = sign(i); err != nil {
-					return nil, err
-				}
-			}
-			return out, nil
-		}
 		ol := &OpenLoopResult{HalfCapacity: res.Hydra.PerSecond / 2, KneeP99LimitMS: float64(kneeP99.Milliseconds())}
 		n := max(1, int(ol.HalfCapacity*cfg.OpenLoopSeconds))
 		jwts, err := signN(n)
@@ -250,12 +235,7 @@ func RunLoad(ctx context.Context, sb *Sandbox, cfg LoadConfig, progress io.Write
 		}
 		fmt.Fprintf(progress, "load: open loop at %.0f/s (half of Hydra's capacity), %.0fs each of obdcr + Hydra and Hydra alone, in %d alternating rounds...\n",
 			ol.HalfCapacity, cfg.OpenLoopSeconds, openLoopRounds)
-		ol.Obdcr, ol.Hydra = alternate(ol.HalfCapacity, n, openLoopRounds, register(jwts), func(int) error {
-			c := template
-			c.ID = uuid.NewString()
-			_, err := h.Create(ctx, c)
-			return err
-		})
+		ol.Obdcr, ol.Hydra = alternate(ol.HalfCapacity, n, openLoopRounds, register(jwts), hydraAlone)
 		if ol.Hydra.P99ms > 0 {
 			ol.P99Ratio = ol.Obdcr.P99ms / ol.Hydra.P99ms
 		}
@@ -277,6 +257,14 @@ func RunLoad(ctx context.Context, sb *Sandbox, cfg LoadConfig, progress io.Write
 		res.OpenLoop = ol
 	}
 	return res, nil
+}
+
+// expectCreated is a registration's outcome as an error: none for 201.
+func expectCreated(r *Response, err error) error {
+	if err == nil && r.Status != http.StatusCreated {
+		err = fmt.Errorf("HTTP %d: %s", r.Status, r.Body)
+	}
+	return err
 }
 
 // openLoopRounds is how many turns each side of the half-capacity comparison takes.
