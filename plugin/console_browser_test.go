@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -242,16 +243,25 @@ func TestConsoleRefusesCrossSitePosts(t *testing.T) {
 	if s := post("http://evil.example", url.Values{"enabled": {""}, "csrf": {"guess"}}); s != http.StatusForbidden {
 		t.Errorf("a cross-origin post: %d", s)
 	}
-	// In the browser: a page on another origin submits a form to the console.
+	// In the browser: a page on another origin submits a form to the console. The form is
+	// submitted once the page has loaded: a script submitting it while chromedp still waits for
+	// that load aborts the load (net::ERR_ABORTED), which is chromedp's race, not the console's.
 	ctx, _ := browser(t)
 	run(t, ctx, chromedp.Navigate(base+"/login"), chromedp.SendKeys(chromedp.CSS("#token"), testenv.AdminToken), chromedp.Submit(chromedp.CSS("#token")), chromedp.WaitVisible(chromedp.CSS("h1")))
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
-		fmt.Fprintf(w, `<form id=f method=post action="%s/profiles/uk"><input name=enabled value=""></form><script>document.getElementById("f").submit()</script>`, base)
+		fmt.Fprintf(w, `<form id=f method=post action="%s/profiles/uk"><input name=enabled value=""><button id=go>win a prize</button></form>`, base)
 	}))
 	defer evil.Close()
-	run(t, ctx, chromedp.Navigate(evil.URL), chromedp.WaitReady(chromedp.CSS("body")), chromedp.Sleep(500*time.Millisecond))
-	body := text(t, ctx, "body")
+	run(t, ctx, chromedp.Navigate(evil.URL), chromedp.WaitVisible(chromedp.CSS("#go")), chromedp.Click(chromedp.CSS("#go")))
+	body := ""
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		// An evaluation during the navigation can fail (its page is going away): ask again.
+		got, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.location.href.startsWith(`+strconv.Quote(base)+`) && document.readyState === "complete" ? document.body.innerText : ""`))
+		if body = got; err == nil && body != "" {
+			break
+		}
+	}
 	if !strings.Contains(body, "sign in first") && !strings.Contains(body, "refused") {
 		t.Errorf("the cross-site form got: %q", body)
 	}
