@@ -64,6 +64,9 @@ func browser(t *testing.T) (context.Context, *atomic.Int32) {
 	return ctx, &dialogs
 }
 
+// signedIn is the console's navigation, shown only to a signed-in admin.
+const signedIn = `nav[aria-label="Console"]`
+
 func run(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	if err := chromedp.Do(ctx, steps...); err != nil {
@@ -102,7 +105,8 @@ func TestConsoleInChromium(t *testing.T) {
 	if s := text(t, ctx, ".alert"); !strings.Contains(s, "not an admin token") {
 		t.Fatalf("wrong token: %q", s)
 	}
-	run(t, ctx, chromedp.SendKeys(chromedp.CSS("#token"), testenv.AdminToken), chromedp.Submit(chromedp.CSS("#token")), chromedp.WaitVisible(chromedp.CSS("h1")))
+	// The sign-in page has an h1 of its own: wait for the navigation only a signed-in page shows.
+	run(t, ctx, chromedp.SendKeys(chromedp.CSS("#token"), testenv.AdminToken), chromedp.Submit(chromedp.CSS("#token")), chromedp.WaitVisible(chromedp.CSS(signedIn)))
 	if s := text(t, ctx, "h1"); s != "Overview" {
 		t.Fatalf("after sign-in: %q", s)
 	}
@@ -247,7 +251,7 @@ func TestConsoleRefusesCrossSitePosts(t *testing.T) {
 	// submitted once the page has loaded: a script submitting it while chromedp still waits for
 	// that load aborts the load (net::ERR_ABORTED), which is chromedp's race, not the console's.
 	ctx, _ := browser(t)
-	run(t, ctx, chromedp.Navigate(base+"/login"), chromedp.SendKeys(chromedp.CSS("#token"), testenv.AdminToken), chromedp.Submit(chromedp.CSS("#token")), chromedp.WaitVisible(chromedp.CSS("h1")))
+	run(t, ctx, chromedp.Navigate(base+"/login"), chromedp.SendKeys(chromedp.CSS("#token"), testenv.AdminToken), chromedp.Submit(chromedp.CSS("#token")), chromedp.WaitVisible(chromedp.CSS(signedIn)))
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		fmt.Fprintf(w, `<form id=f method=post action="%s/profiles/uk"><input name=enabled value=""><button id=go>win a prize</button></form>`, base)
