@@ -54,7 +54,7 @@ type HydraAdminAuth struct {
 	BasicAuthFile  string `env:"HYDRA_ADMIN_BASIC_AUTH_FILE" help:"a file holding HYDRA_ADMIN_BASIC_AUTH, re-read when it changes"`
 	ClientCertFile string `env:"HYDRA_ADMIN_CLIENT_CERT_FILE" help:"client certificate for mTLS to Hydra's admin API, PEM (reloaded when it changes)"`
 	ClientKeyFile  string `env:"HYDRA_ADMIN_CLIENT_KEY_FILE" help:"its key, PEM"`
-	CAFile         string `env:"HYDRA_ADMIN_CA_FILE" help:"PEM CA bundle that Hydra's admin (and public) TLS certificate chains to"`
+	CAFile         string `env:"HYDRA_ADMIN_CA_FILE" help:"PEM CA bundle that Hydra's admin (and public) TLS certificate chains to (reloaded when it changes)"`
 }
 
 // variables names the variables set, for messages that say what to fix.

@@ -51,7 +51,7 @@ func hydraAccess(a HydraAdminAuth) (hydra.AdminAccess, error) {
 		if err != nil {
 			return access, fmt.Errorf("HYDRA_ADMIN_CA_FILE: %v", err)
 		}
-		access.RootCAs = pool.Get()
+		access.RootCAs = pool.Get
 	}
 	return access, nil
 }

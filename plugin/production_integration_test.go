@@ -39,7 +39,9 @@ func writeFile(t *testing.T, path string, b []byte) {
 // Hydra's admin API behind a guard that wants TLS from a private CA, a bearer
 // token and a client certificate. obdcr registers, manages and deletes through
 // it; then every secret and certificate is rotated during a load run, with no
-// failed registration and no restart.
+// failed registration and no restart: Hydra's token, obdcr's client certificate
+// to Hydra and the CA it checks Hydra's certificate with, obdcr's own certificate and the
+// client CAs it trusts TPPs with, and the admin tokens.
 func TestHydraBehindAGuardWithEverythingRotating(t *testing.T) {
 	dir := t.TempDir()
 	guard, err := testenv.StartGuard(dir, env.Hydra.AdminURL, "Bearer hydra-token-one-0123456789")
@@ -131,14 +133,30 @@ func TestHydraBehindAGuardWithEverythingRotating(t *testing.T) {
 	newCA, _ := sandbox.NewPKI("a directory's new issuing CA")
 	writeFile(t, clientCAs, append(append([]byte{}, env.Sandbox.PKI().CertPEM...), newCA.CertPEM...))
 	writeFile(t, adminTokenFile, []byte("ops:admin-token-two-0123456789"))
+	// Hydra's side moves to a new private CA the usual way: the bundle obdcr
+	// trusts gains the new CA, the guard's certificate moves, the old CA goes.
+	guardCA, _ := sandbox.NewPKI("the guard's new CA")
+	writeFile(t, guard.CAFile, append(append([]byte{}, guard.PKI.CertPEM...), guardCA.CertPEM...))
 	time.Sleep(2 * time.Second) // files are looked at once a second
 	guard.Allow("Bearer hydra-token-two-0123456789")
+	if err := guard.MoveToCA(guardCA); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	writeFile(t, guard.CAFile, guardCA.CertPEM)
+	time.Sleep(2 * time.Second)
+	okWithNewCAOnly := ok.Load()
 	time.Sleep(time.Second)
 	done.Store(1)
 	wg.Wait()
 	t.Logf("%d registrations during the rotation, %d failed", ok.Load(), failed.Load())
 	if ok.Load() < 4 {
 		t.Fatalf("only %d registrations ran", ok.Load())
+	}
+	// The guard keeps no connection alive: each of these was a handshake
+	// verified against the new CA alone.
+	if after := ok.Load() - okWithNewCAOnly; after < 2 {
+		t.Fatalf("%d registrations once HYDRA_ADMIN_CA_FILE held only the new CA", after)
 	}
 
 	if got := servedSerial(t, o.URL); got.Cmp(second.TLS.Leaf.SerialNumber) != 0 {

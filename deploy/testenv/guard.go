@@ -30,6 +30,7 @@ type Guard struct {
 	tokens  []string
 	serials []*big.Int
 	refused int
+	served  *tls.Certificate // the guard's own certificate, from PKI until MoveToCA
 	srv     *http.Server
 }
 
@@ -43,7 +44,7 @@ func StartGuard(dir, hydraAdminURL string, tokens ...string) (*Guard, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := &Guard{PKI: pki, tokens: tokens, CAFile: filepath.Join(dir, "guard-ca.pem")}
+	g := &Guard{PKI: pki, tokens: tokens, CAFile: filepath.Join(dir, "guard-ca.pem"), served: &leaf.TLS}
 	if err := os.WriteFile(g.CAFile, pki.CertPEM, 0o600); err != nil {
 		return nil, err
 	}
@@ -76,7 +77,7 @@ func StartGuard(dir, hydraAdminURL string, tokens ...string) (*Guard, error) {
 		}
 		r.Header.Del("Authorization")
 		proxy.ServeHTTP(w, r)
-	}), TLSConfig: &tls.Config{Certificates: []tls.Certificate{leaf.TLS}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}}
+	}), TLSConfig: &tls.Config{GetCertificate: g.certificate, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}}
 	// A handshake per request, so that a rotated client certificate shows at once.
 	g.srv.SetKeepAlivesEnabled(false)
 	go func() { _ = g.srv.ServeTLS(ln, "", "") }()
@@ -102,6 +103,25 @@ func (g *Guard) ClientCert(dir, name string) (certFile, keyFile string, serial *
 		return "", "", nil, err
 	}
 	return certFile, keyFile, leaf.TLS.Leaf.SerialNumber, WriteFileAtomic(keyFile, leaf.KeyPEM)
+}
+
+func (g *Guard) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.served, nil
+}
+
+// MoveToCA makes the guard serve a certificate from ca from its next handshake
+// on, as when the bank's private CA is replaced.
+func (g *Guard) MoveToCA(ca *sandbox.PKI) error {
+	leaf, err := ca.Server("127.0.0.1")
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.served = &leaf.TLS
+	return nil
 }
 
 // LastSerial is the serial of the client certificate of the last request.
