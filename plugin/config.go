@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v10"
+
+	"github.com/obdcr/obdcr/policy/au"
+	"github.com/obdcr/obdcr/policy/uk"
 )
 
 // Config is all of obdcr's configuration, from the environment. The help text of
@@ -98,6 +101,13 @@ type UKConfig struct {
 	SSAJWKSURL string `env:"SSA_JWKS_URL" help:"directory JWKS that signs UK SSAs (required if UK is enabled)"`
 }
 
+func (c UKConfig) check(enabled bool) error {
+	if enabled && c.SSAJWKSURL == "" {
+		return errors.New("OBDCR_UK_SSA_JWKS_URL: required when the uk profile is enabled (OBDCR_PROFILES)")
+	}
+	return checkURL("OBDCR_UK_SSA_JWKS_URL", c.SSAJWKSURL)
+}
+
 // AUConfig configures the AU Consumer Data Right profile.
 type AUConfig struct {
 	SSAIssuer          string        `env:"SSA_ISSUER" envDefault:"cdr-register" help:"SSA iss that selects the AU profile"`
@@ -106,6 +116,27 @@ type AUConfig struct {
 	StatusPollInterval time.Duration `env:"STATUS_POLL_INTERVAL" envDefault:"2m" help:"how often statuses are polled"`
 	StatusWait         time.Duration `env:"STATUS_WAIT" envDefault:"10s" help:"how long a registration of a not-yet-listed product waits for a fresh Register poll before the 503"`
 	StatusMinGap       time.Duration `env:"STATUS_MIN_GAP" envDefault:"1s" help:"least time between two on-demand polls for products not yet known (requests wait for the next poll; none is refused for it)"`
+}
+
+func (c AUConfig) check(enabled bool) error {
+	if enabled && c.SSAJWKSURL == "" {
+		return errors.New("OBDCR_AU_SSA_JWKS_URL: required when the au profile is enabled (OBDCR_PROFILES)")
+	}
+	if err := checkURL("OBDCR_AU_SSA_JWKS_URL", c.SSAJWKSURL); err != nil {
+		return err
+	}
+	if err := checkURL("OBDCR_AU_REGISTER_URL", c.RegisterURL); err != nil {
+		return err
+	}
+	switch {
+	case c.StatusPollInterval < time.Second:
+		return fmt.Errorf("OBDCR_AU_STATUS_POLL_INTERVAL: %s is under 1s", c.StatusPollInterval)
+	case c.StatusWait <= 0 || c.StatusWait > time.Minute:
+		return fmt.Errorf("OBDCR_AU_STATUS_WAIT: %s is not between 0 and 1m", c.StatusWait)
+	case c.StatusMinGap < 0 || c.StatusMinGap > c.StatusPollInterval:
+		return fmt.Errorf("OBDCR_AU_STATUS_MIN_GAP: %s is not between 0 and OBDCR_AU_STATUS_POLL_INTERVAL", c.StatusMinGap)
+	}
+	return nil
 }
 
 // LoadConfig reads the environment. The error is one line naming the variable.
@@ -123,29 +154,56 @@ func LoadConfig(environ map[string]string) (Config, error) {
 
 func (c Config) profileOn(name string) bool { return slices.Contains(c.Profiles, name) }
 
+// profileConfig is one profile's part of the configuration: it checks its own
+// variables, given whether OBDCR_PROFILES enables the profile.
+type profileConfig interface {
+	check(enabled bool) error
+}
+
+// profileConfigs lists each profile's configuration under the profile's name, in
+// the order OBDCR_PROFILES's message names them. A new profile adds its entry here
+// and in buildProfiles.
+func (c Config) profileConfigs() []struct {
+	name string
+	cfg  profileConfig
+} {
+	return []struct {
+		name string
+		cfg  profileConfig
+	}{{uk.Name, c.UK}, {au.Name, c.AU}}
+}
+
+// checkURL refuses a value of variable name that is set but not an http(s) URL.
+func checkURL(name, v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return fmt.Errorf("%s: %q is not an http(s) URL", name, v)
+	}
+	return nil
+}
+
 func (c Config) validate() error {
-	known := []string{"uk", "au"}
+	var known []string
+	for _, p := range c.profileConfigs() {
+		known = append(known, p.name)
+	}
 	for _, p := range c.Profiles {
 		if !slices.Contains(known, p) {
 			return fmt.Errorf("OBDCR_PROFILES: unknown profile %q; known: %s", p, strings.Join(known, ", "))
 		}
 	}
-	if c.profileOn("uk") && c.UK.SSAJWKSURL == "" {
-		return errors.New("OBDCR_UK_SSA_JWKS_URL: required when the uk profile is enabled (OBDCR_PROFILES)")
-	}
-	if c.profileOn("au") && c.AU.SSAJWKSURL == "" {
-		return errors.New("OBDCR_AU_SSA_JWKS_URL: required when the au profile is enabled (OBDCR_PROFILES)")
-	}
-	urls := map[string]string{"OBDCR_UK_SSA_JWKS_URL": c.UK.SSAJWKSURL, "OBDCR_AU_SSA_JWKS_URL": c.AU.SSAJWKSURL, "OBDCR_AU_REGISTER_URL": c.AU.RegisterURL,
-		"HYDRA_ADMIN_URL": c.HydraAdminURL, "OBDCR_ISSUER": c.Issuer, "HYDRA_PUBLIC_URL": c.HydraPublicURL, "OBDCR_PUBLIC_URL": c.PublicURL}
-	for _, name := range []string{"OBDCR_ISSUER", "HYDRA_ADMIN_URL", "HYDRA_PUBLIC_URL", "OBDCR_PUBLIC_URL", "OBDCR_UK_SSA_JWKS_URL", "OBDCR_AU_SSA_JWKS_URL", "OBDCR_AU_REGISTER_URL"} {
-		v := urls[name]
-		if v == "" {
-			continue
+	for _, p := range c.profileConfigs() {
+		if err := p.cfg.check(c.profileOn(p.name)); err != nil {
+			return err
 		}
-		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			return fmt.Errorf("%s: %q is not an http(s) URL", name, v)
+	}
+	for _, v := range []struct{ name, value string }{{"OBDCR_ISSUER", c.Issuer}, {"HYDRA_ADMIN_URL", c.HydraAdminURL},
+		{"HYDRA_PUBLIC_URL", c.HydraPublicURL}, {"OBDCR_PUBLIC_URL", c.PublicURL}} {
+		if err := checkURL(v.name, v.value); err != nil {
+			return err
 		}
 	}
 	if _, err := parseHeaderFormat(c.ClientCertFormat); err != nil {
@@ -158,15 +216,6 @@ func (c Config) validate() error {
 	}
 	if c.TPPMaxConns < 1 {
 		return fmt.Errorf("OBDCR_TPP_MAX_CONNS: %d is under 1", c.TPPMaxConns)
-	}
-	if c.AU.StatusPollInterval < time.Second {
-		return fmt.Errorf("OBDCR_AU_STATUS_POLL_INTERVAL: %s is under 1s", c.AU.StatusPollInterval)
-	}
-	if c.AU.StatusWait <= 0 || c.AU.StatusWait > time.Minute {
-		return fmt.Errorf("OBDCR_AU_STATUS_WAIT: %s is not between 0 and 1m", c.AU.StatusWait)
-	}
-	if c.AU.StatusMinGap < 0 || c.AU.StatusMinGap > c.AU.StatusPollInterval {
-		return fmt.Errorf("OBDCR_AU_STATUS_MIN_GAP: %s is not between 0 and OBDCR_AU_STATUS_POLL_INTERVAL", c.AU.StatusMinGap)
 	}
 	switch {
 	case c.AdminToken == "" && c.AdminTokenFile == "":
