@@ -199,3 +199,54 @@ func TestHydraBehindAGuardWithEverythingRotating(t *testing.T) {
 		t.Errorf("%d log lines about refused credentials (want 1, naming HYDRA_ADMIN_TOKEN_FILE)", n)
 	}
 }
+
+// Each way of authenticating to Hydra's admin API, through a guard that accepts
+// only the header that way should send: a registration passes, and the guard
+// turned nothing away.
+func TestHydraAdminCredentialsEachWay(t *testing.T) {
+	dir := t.TempDir()
+	secret := func(name, value string) string {
+		path := filepath.Join(dir, name)
+		writeFile(t, path, []byte(value+"\n"))
+		return path
+	}
+	cases := []struct {
+		name   string
+		auth   plugin.HydraAdminAuth
+		header string // what the guard accepts
+	}{
+		{"HYDRA_ADMIN_TOKEN", plugin.HydraAdminAuth{Token: "api-key-0123456789"}, "Bearer api-key-0123456789"},
+		{"HYDRA_ADMIN_TOKEN_FILE", plugin.HydraAdminAuth{TokenFile: secret("token", "file-key-0123456789")}, "Bearer file-key-0123456789"},
+		{"HYDRA_ADMIN_BASIC_AUTH", plugin.HydraAdminAuth{BasicAuth: "obdcr:pa:ss"}, "Basic b2JkY3I6cGE6c3M="},
+		{"HYDRA_ADMIN_BASIC_AUTH_FILE", plugin.HydraAdminAuth{BasicAuthFile: secret("basic", "obdcr:from-file")}, "Basic b2JkY3I6ZnJvbS1maWxl"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			guard, err := testenv.StartGuard(t.TempDir(), env.Hydra.AdminURL, tc.header)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer guard.Stop()
+			certFile, keyFile, _, err := guard.ClientCert(t.TempDir(), "obdcr")
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := env.Config()
+			cfg.HydraAdminURL = guard.URL
+			cfg.HydraAdminAuth = tc.auth
+			cfg.HydraAdminAuth.ClientCertFile, cfg.HydraAdminAuth.ClientKeyFile, cfg.HydraAdminAuth.CAFile = certFile, keyFile, guard.CAFile
+			o, err := env.StartObdcr(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer o.Stop()
+			r := registerTPP(t, o, sandbox.UK)
+			if res, _ := r.client.Delete(context.Background(), o.URL, r.clientID, r.token); res.Status != http.StatusNoContent {
+				t.Fatalf("DELETE through the guard: %d %s", res.Status, res.Body)
+			}
+			if n := guard.Refused(); n != 0 {
+				t.Errorf("the guard turned away %d of obdcr's calls", n)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -108,7 +109,10 @@ func (l *callerLimiter) allow(r *http.Request, now time.Time) (bool, time.Durati
 	return true, 0
 }
 
-// forget drops the buckets that have refilled; if none has, the older half.
+// forget drops the buckets that have refilled, then, if more than half the bound
+// is left, the older half by when they were last seen: the next forget is then at
+// least maxLimiterKeys/2 new callers away, so a flood of new callers costs a scan
+// per 25,000 of them, never one per request.
 func (l *callerLimiter) forget(now time.Time) {
 	full := time.Duration(float64(l.rate.Burst) / float64(l.rate.Limit) * float64(time.Second))
 	for k, b := range l.buckets {
@@ -116,20 +120,26 @@ func (l *callerLimiter) forget(now time.Time) {
 			delete(l.buckets, k)
 		}
 	}
-	if len(l.buckets) < maxLimiterKeys {
+	if len(l.buckets) <= maxLimiterKeys/2 {
 		return
 	}
-	var cut time.Time
+	seen := make([]time.Time, 0, len(l.buckets))
 	for _, b := range l.buckets {
-		if cut.IsZero() || b.seen.Before(cut) {
-			cut = b.seen
-		}
+		seen = append(seen, b.seen)
 	}
-	cut = cut.Add(now.Sub(cut) / 2)
+	slices.SortFunc(seen, time.Time.Compare)
+	cut := seen[len(seen)/2]
 	for k, b := range l.buckets {
 		if b.seen.Before(cut) {
 			delete(l.buckets, k)
 		}
+	}
+	// Callers seen in the same instant (a coarse clock) have no order: any will do.
+	for k := range l.buckets {
+		if len(l.buckets) <= maxLimiterKeys/2 {
+			break
+		}
+		delete(l.buckets, k)
 	}
 }
 
