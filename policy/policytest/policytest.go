@@ -45,6 +45,8 @@ type Hydra struct {
 	Clients    map[string]hydra.Client
 	FailCreate error
 	FailBefore bool
+	// FailReplace, when set, is returned by every Replace, which then changes nothing.
+	FailReplace error
 	Revoked    []string
 	// PageSize is how many clients a ListPage answers.
 	PageSize int
@@ -85,6 +87,9 @@ func (h *Hydra) Get(_ context.Context, id string) (hydra.Client, error) {
 func (h *Hydra) Replace(_ context.Context, c hydra.Client) (hydra.Client, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.FailReplace != nil {
+		return hydra.Client{}, h.FailReplace
+	}
 	if _, ok := h.Clients[c.ID]; !ok {
 		return hydra.Client{}, hydra.ErrNotFound
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -301,6 +302,52 @@ func TestHydraFailures(t *testing.T) {
 			}
 			if f.Hydra.Len() != c.wantLeft {
 				t.Fatalf("%d clients left in Hydra, want %d", f.Hydra.Len(), c.wantLeft)
+			}
+		})
+	}
+}
+
+// RFC 7592 §2.2: an update Hydra refuses or cannot take leaves the registration
+// exactly as it was, and the TPP is told which: its metadata (400, with Hydra's
+// words), Hydra down (503), or the client gone meanwhile.
+func TestUpdateFailuresKeepTheRegistration(t *testing.T) {
+	cases := []struct {
+		name     string
+		fail     error
+		deleted  bool // an admin deleted the client between the TPP's proof and the update
+		check    func(error) bool
+		wantKept bool
+	}{
+		{name: "hydra refuses the metadata", fail: &hydra.RejectedError{Message: "bad uri"}, wantKept: true, check: func(err error) bool {
+			e, ok := policy.AsError(err)
+			return ok && e.Code == policy.InvalidClientMetadata && strings.Contains(e.Description, "bad uri")
+		}},
+		{name: "hydra answers 500", fail: &hydra.UnavailableError{Status: 500, Err: errors.New("boom")}, wantKept: true, check: func(err error) bool {
+			var down *policy.Unavailable
+			return errors.As(err, &down) && down.Dependency == "hydra"
+		}},
+		{name: "the client was deleted meanwhile", deleted: true, check: func(err error) bool { return errors.Is(err, policy.ErrNoRegistration) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := context.Background()
+			current, _, err := f.Registrar.Register(ctx, policy.Submission{JWT: f.Request(t, nil, nil), Certificate: f.Cert})
+			if err != nil {
+				t.Fatal(err)
+			}
+			before := f.Hydra.Clients[current.ClientID]
+			if c.deleted {
+				delete(f.Hydra.Clients, current.ClientID)
+			}
+			f.Hydra.FailReplace = c.fail
+			changed := f.Request(t, nil, policytest.Set("redirect_uris", []string{before.RedirectURIs[0]}))
+			if _, _, err := f.Registrar.Update(ctx, current, policy.Submission{JWT: changed, Certificate: f.Cert}); !c.check(err) {
+				t.Fatalf("update: %v", err)
+			}
+			after, ok := f.Hydra.Clients[current.ClientID]
+			if ok != c.wantKept || (ok && !reflect.DeepEqual(after, before)) {
+				t.Fatalf("the client changed: before %+v, after %+v (present %v)", before, after, ok)
 			}
 		})
 	}
