@@ -67,8 +67,8 @@ type Discovery struct {
 	fetched time.Time
 	date    time.Time // Hydra's clock at the last read (its Date header)
 	err     error
-	// refreshing: a background read is in flight.
-	refreshing bool
+	// reading is closed when the read in flight ends; nil when none is.
+	reading chan struct{}
 }
 
 // NewDiscovery reads from publicURL + /.well-known/openid-configuration.
@@ -84,31 +84,55 @@ var ErrNoDiscovery = errors.New("hydra: its discovery document has not been read
 
 // Document returns the last good document. A stale one is refreshed in the
 // background, so that a slow Hydra never holds up a caller that has a copy;
-// without any copy, the caller waits for one read. Only a failure with no
-// earlier copy is an error.
+// without any copy, callers share the read in flight, or start one, and wait
+// for it (or for their ctx): a slow or failing Hydra sees one read at a time
+// however many callers there are, and a Hydra back up is seen at the next read.
+// Only a failure with no earlier copy is an error.
 func (d *Discovery) Document(ctx context.Context) (Document, error) {
+	d.mu.Lock()
+	if d.doc != nil {
+		if time.Since(d.fetched) > DiscoveryRefresh {
+			d.startRead(ctx)
+		}
+		doc := d.doc
+		d.mu.Unlock()
+		return doc, nil
+	}
+	done := d.startRead(ctx)
+	d.mu.Unlock()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrNoDiscovery, ctx.Err())
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.doc == nil {
-		d.store(d.read(ctx))
-		if d.doc == nil {
-			return nil, fmt.Errorf("%w: %v", ErrNoDiscovery, d.err)
-		}
-		return d.doc, nil
-	}
-	if time.Since(d.fetched) > DiscoveryRefresh && !d.refreshing {
-		d.refreshing = true
-		go func() {
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.client.Timeout+time.Second)
-			defer cancel()
-			doc, date, err := d.read(rctx)
-			d.mu.Lock()
-			defer d.mu.Unlock()
-			d.store(doc, date, err)
-			d.refreshing = false
-		}()
+		return nil, fmt.Errorf("%w: %v", ErrNoDiscovery, d.err)
 	}
 	return d.doc, nil
+}
+
+// startRead starts a read unless one is in flight, and returns the channel
+// closed when it ends. The read outlives the caller's ctx (others may be
+// waiting for it), bounded by the client's timeout. The caller holds mu.
+func (d *Discovery) startRead(ctx context.Context) <-chan struct{} {
+	if d.reading != nil {
+		return d.reading
+	}
+	done := make(chan struct{})
+	d.reading = done
+	go func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.client.Timeout+time.Second)
+		defer cancel()
+		doc, date, err := d.read(rctx)
+		d.mu.Lock()
+		d.store(doc, date, err)
+		d.reading = nil
+		d.mu.Unlock()
+		close(done)
+	}()
+	return done
 }
 
 // store keeps a read's outcome; the caller holds mu.
