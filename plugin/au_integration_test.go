@@ -84,7 +84,11 @@ func TestAURemovedSoftwareProductLosesItsClient(t *testing.T) {
 	if it, err := hydraAdmin(t).Introspect(ctx, tok); err != nil || it.Active {
 		t.Errorf("its token is still active: %+v %v", it, err)
 	}
-	// and it cannot register again while REMOVED
+	// and it cannot register again while REMOVED, once this obdcr has polled:
+	// another test's obdcr, polling the same Register, may have removed the
+	// client first (as another replica may), and until its own poll this one
+	// judges a known product on its last status.
+	waitForPolls(t, o, "ok", 2)
 	res, _ = c.Register(ctx, o.URL, request(t, tpp, nil, nil))
 	if res.Status != http.StatusBadRequest || res.JSON()["error"] != "unapproved_software_statement" {
 		t.Fatalf("REMOVED product re-registered: %d %s", res.Status, res.Body)
