@@ -85,9 +85,9 @@ func TestAURemovedSoftwareProductLosesItsClient(t *testing.T) {
 		t.Errorf("its token is still active: %+v %v", it, err)
 	}
 	// and it cannot register again while REMOVED, once this obdcr has polled:
-	// another test's obdcr, polling the same Register, may have removed the
-	// client first (as another replica may), and until its own poll this one
-	// judges a known product on its last status.
+	// another obdcr polling the same Register (a replica) may have removed the
+	// client first, and until its own poll this one judges a known product on its
+	// last status. (A stopped obdcr's poll once did so here: it now ends with it.)
 	waitForPolls(t, o, "ok", 2)
 	res, _ = c.Register(ctx, o.URL, request(t, tpp, nil, nil))
 	if res.Status != http.StatusBadRequest || res.JSON()["error"] != "unapproved_software_statement" {

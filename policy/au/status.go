@@ -79,6 +79,10 @@ type StatusBook struct {
 	pollMu    sync.Mutex
 	next      *pollRun
 	lastStart time.Time
+	// life is Run's context. A poll is shared by everyone waiting for it, so no
+	// request's end cancels it; but it is the server's, so the server's end does:
+	// a stopped obdcr must not go on to remove registrations.
+	life context.Context
 }
 
 // pollRun is one poll, shared by every caller waiting for it.
@@ -119,6 +123,9 @@ var (
 // backoff (capped at the interval) after a failure. Its polls are shared with
 // lookups like any other.
 func (b *StatusBook) Run(ctx context.Context) {
+	b.pollMu.Lock()
+	b.life = ctx
+	b.pollMu.Unlock()
 	bo := backoff.NewExponentialBackOff()
 	bo.InitialInterval, bo.MaxInterval, bo.MaxElapsedTime = time.Second, b.cfg.Interval, 0
 	for {
@@ -149,7 +156,11 @@ func (b *StatusBook) fresh(ctx context.Context, since time.Time) error {
 		if r == nil {
 			r = &pollRun{done: make(chan struct{})}
 			b.next = r
-			go b.start(context.WithoutCancel(ctx), r, time.Until(b.lastStart.Add(b.cfg.MinGap)))
+			life := b.life
+			if life == nil { // a book without Run (tests, tools): the poll outlives its first waiter
+				life = context.WithoutCancel(ctx)
+			}
+			go b.start(life, r, time.Until(b.lastStart.Add(b.cfg.MinGap)))
 		}
 		late := !r.started.IsZero() && r.started.Before(since)
 		b.pollMu.Unlock()
@@ -166,11 +177,19 @@ func (b *StatusBook) fresh(ctx context.Context, since time.Time) error {
 	}
 }
 
-// start runs a scheduled poll once its gap has passed. Its context is nobody's
-// request: a waiter giving up does not cancel a poll others share.
+// start runs a scheduled poll once its gap has passed. Its context is the
+// book's, nobody's request: a waiter giving up does not cancel a poll others share.
 func (b *StatusBook) start(ctx context.Context, r *pollRun, delay time.Duration) {
 	if delay > 0 {
-		time.Sleep(delay)
+		select {
+		case <-time.After(delay):
+		case <-ctx.Done():
+			b.pollMu.Lock()
+			r.err, b.next = ctx.Err(), nil
+			b.pollMu.Unlock()
+			close(r.done)
+			return
+		}
 	}
 	b.pollMu.Lock()
 	r.started = time.Now()

@@ -257,3 +257,35 @@ func TestStatusBookLargeRegister(t *testing.T) {
 		t.Fatalf("the last of 20,000 products: %+v %v", s, ok)
 	}
 }
+
+// A poll is nobody's request, but it is the server's: once Run's context ends
+// (obdcr is stopping), a poll in flight ends too and removes nothing, even if
+// the Register then answers that a product is REMOVED.
+func TestStatusPollEndsWithTheServer(t *testing.T) {
+	reg := newRegister(t)
+	reg.products["p1"] = "ACTIVE"
+	var removed []string
+	b := reg.bookWith(t, &removed, au.StatusBookConfig{MinGap: time.Millisecond, Wait: 10 * time.Second})
+	ctx, stop := context.WithCancel(context.Background())
+	go b.Run(ctx)
+	waitFor(t, func() bool { return !b.LastPoll().IsZero() })
+
+	hold := make(chan struct{})
+	reg.set(func(r *register) { r.hold, r.products["p1"] = hold, "REMOVED" })
+	asked := make(chan error, 1)
+	go func() {
+		_, err := b.Lookup(context.Background(), "new", "") // starts a poll the Register holds
+		asked <- err
+	}()
+	waitFor(t, func() bool { return reg.pollCount() == 2 })
+	stop()
+	reg.set(func(r *register) { r.hold = nil })
+	close(hold)
+	if err := <-asked; !errors.Is(err, au.ErrRegisterUnavailable) {
+		t.Fatalf("the lookup waiting on the stopped poll: %v", err)
+	}
+	// The lookup returned once the poll had ended: removed is read after it.
+	if len(removed) != 0 || b.Product("p1") != "ACTIVE" {
+		t.Fatalf("a stopped server's poll went on: removed %v, p1 %s", removed, b.Product("p1"))
+	}
+}

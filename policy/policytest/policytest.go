@@ -47,7 +47,7 @@ type Hydra struct {
 	FailBefore bool
 	// FailReplace, when set, is returned by every Replace, which then changes nothing.
 	FailReplace error
-	Revoked    []string
+	Revoked     []string
 	// PageSize is how many clients a ListPage answers.
 	PageSize int
 	// Gets and OwnerLists count Get and ListByOwner calls.
