@@ -160,17 +160,16 @@ type profileConfig interface {
 	check(enabled bool) error
 }
 
-// profileConfigs lists each profile's configuration under the profile's name, in
-// the order OBDCR_PROFILES's message names them. A new profile adds its entry here
-// and in buildProfiles.
-func (c Config) profileConfigs() []struct {
+// namedProfileConfig is a profile's configuration under the profile's name.
+type namedProfileConfig struct {
 	name string
 	cfg  profileConfig
-} {
-	return []struct {
-		name string
-		cfg  profileConfig
-	}{{uk.Name, c.UK}, {au.Name, c.AU}}
+}
+
+// profileConfigs lists each profile's configuration, in the order OBDCR_PROFILES's
+// message names them. A new profile adds its entry here and in buildProfiles.
+func (c Config) profileConfigs() []namedProfileConfig {
+	return []namedProfileConfig{{uk.Name, c.UK}, {au.Name, c.AU}}
 }
 
 // checkURL refuses a value of variable name that is set but not an http(s) URL.
