@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"math/big"
 	"net/http"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
 	"github.com/obdcr/obdcr/deploy/testenv"
+	"github.com/obdcr/obdcr/hydra"
 	"github.com/obdcr/obdcr/plugin"
 )
 
@@ -248,5 +250,46 @@ func TestHydraAdminCredentialsEachWay(t *testing.T) {
 				t.Errorf("the guard turned away %d of obdcr's calls", n)
 			}
 		})
+	}
+}
+
+// An admin deletion is audited before it happens; if Hydra then fails to
+// delete, a second entry says so, the client stays, and the admin may retry.
+func TestAdminDeleteThatHydraFails(t *testing.T) {
+	dir := t.TempDir()
+	guard, err := testenv.StartGuard(dir, env.Hydra.AdminURL, "Bearer hydra-token-0123456789")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer guard.Stop()
+	certFile, keyFile, _, err := guard.ClientCert(dir, "obdcr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := startObdcr(t, func(c *serverConfig) {
+		c.HydraAdminURL = guard.URL
+		c.HydraAdminAuth = plugin.HydraAdminAuth{Token: "hydra-token-0123456789", ClientCertFile: certFile, ClientKeyFile: keyFile, CAFile: guard.CAFile}
+	})
+	r := registerTPP(t, o, sandbox.UK)
+	guard.Fail(http.MethodDelete)
+	status, body := adminCall(t, o, http.MethodDelete, "/admin/registrations/"+r.clientID, "")
+	if status < 500 || status == http.StatusInternalServerError || !strings.Contains(string(body), "temporarily_unavailable") {
+		t.Fatalf("a deletion Hydra fails: %d %s", status, body)
+	}
+	if _, err := hydraAdmin(t).Get(context.Background(), r.clientID); err != nil {
+		t.Fatalf("the client after a failed deletion: %v", err)
+	}
+	_, audit := adminCall(t, o, http.MethodGet, "/admin/audit?kind=management&limit=2&software_id="+r.tpp.SoftwareID, "")
+	var entries []struct{ Outcome, Description, ClientID string }
+	if err := json.Unmarshal(audit, &entries); err != nil || len(entries) != 2 ||
+		entries[0].Outcome != "failed" || !strings.Contains(entries[0].Description, "deletion failed") || entries[1].Outcome != "deleted" {
+		t.Fatalf("the audit of a failed deletion, newest first: %s", audit)
+	}
+	guard.Fail()
+	if status, body := adminCall(t, o, http.MethodDelete, "/admin/registrations/"+r.clientID, ""); status != http.StatusNoContent {
+		t.Fatalf("the retry: %d %s", status, body)
+	}
+	if _, err := hydraAdmin(t).Get(context.Background(), r.clientID); err != hydra.ErrNotFound {
+		t.Fatalf("the client after the retry: %v", err)
 	}
 }

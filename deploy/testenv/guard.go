@@ -31,6 +31,7 @@ type Guard struct {
 	serials []*big.Int
 	refused int
 	served  *tls.Certificate // the guard's own certificate, from PKI until MoveToCA
+	failing []string         // methods answered 503, as a Hydra failing mid-operation
 	srv     *http.Server
 }
 
@@ -70,9 +71,14 @@ func StartGuard(dir, hydraAdminURL string, tokens ...string) (*Guard, error) {
 		if !ok {
 			g.refused++
 		}
+		fail := slices.Contains(g.failing, r.Method)
 		g.mu.Unlock()
 		if !ok {
 			http.Error(w, `{"error":"unauthorized"}`, http.StatusUnauthorized)
+			return
+		}
+		if fail {
+			http.Error(w, `{"error":"server_error"}`, http.StatusServiceUnavailable)
 			return
 		}
 		r.Header.Del("Authorization")
@@ -109,6 +115,13 @@ func (g *Guard) certificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.served, nil
+}
+
+// Fail answers requests with these methods 503 (none: stop failing).
+func (g *Guard) Fail(methods ...string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.failing = methods
 }
 
 // MoveToCA makes the guard serve a certificate from ca from its next handshake
