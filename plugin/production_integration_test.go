@@ -202,6 +202,25 @@ func TestHydraBehindAGuardWithEverythingRotating(t *testing.T) {
 	}
 }
 
+// guarded starts a guard in front of the test Hydra's admin API that accepts
+// header, and returns auth completed with the client certificate and CA obdcr
+// needs to reach it.
+func guarded(t *testing.T, header string, auth plugin.HydraAdminAuth) (*testenv.Guard, plugin.HydraAdminAuth) {
+	t.Helper()
+	dir := t.TempDir()
+	guard, err := testenv.StartGuard(dir, env.Hydra.AdminURL, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(guard.Stop)
+	certFile, keyFile, _, err := guard.ClientCert(dir, "obdcr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth.ClientCertFile, auth.ClientKeyFile, auth.CAFile = certFile, keyFile, guard.CAFile
+	return guard, auth
+}
+
 // Each way of authenticating to Hydra's admin API, through a guard that accepts
 // only the header that way should send: a registration passes, and the guard
 // turned nothing away.
@@ -224,24 +243,8 @@ func TestHydraAdminCredentialsEachWay(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			guard, err := testenv.StartGuard(t.TempDir(), env.Hydra.AdminURL, tc.header)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer guard.Stop()
-			certFile, keyFile, _, err := guard.ClientCert(t.TempDir(), "obdcr")
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg := env.Config()
-			cfg.HydraAdminURL = guard.URL
-			cfg.HydraAdminAuth = tc.auth
-			cfg.HydraAdminAuth.ClientCertFile, cfg.HydraAdminAuth.ClientKeyFile, cfg.HydraAdminAuth.CAFile = certFile, keyFile, guard.CAFile
-			o, err := env.StartObdcr(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer o.Stop()
+			guard, auth := guarded(t, tc.header, tc.auth)
+			o := startObdcr(t, func(c *serverConfig) { c.HydraAdminURL, c.HydraAdminAuth = guard.URL, auth })
 			r := registerTPP(t, o, sandbox.UK)
 			if res, _ := r.client.Delete(context.Background(), o.URL, r.clientID, r.token); res.Status != http.StatusNoContent {
 				t.Fatalf("DELETE through the guard: %d %s", res.Status, res.Body)
@@ -256,20 +259,8 @@ func TestHydraAdminCredentialsEachWay(t *testing.T) {
 // An admin deletion is audited before it happens; if Hydra then fails to
 // delete, a second entry says so, the client stays, and the admin may retry.
 func TestAdminDeleteThatHydraFails(t *testing.T) {
-	dir := t.TempDir()
-	guard, err := testenv.StartGuard(dir, env.Hydra.AdminURL, "Bearer hydra-token-0123456789")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer guard.Stop()
-	certFile, keyFile, _, err := guard.ClientCert(dir, "obdcr")
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := startObdcr(t, func(c *serverConfig) {
-		c.HydraAdminURL = guard.URL
-		c.HydraAdminAuth = plugin.HydraAdminAuth{Token: "hydra-token-0123456789", ClientCertFile: certFile, ClientKeyFile: keyFile, CAFile: guard.CAFile}
-	})
+	guard, auth := guarded(t, "Bearer hydra-token-0123456789", plugin.HydraAdminAuth{Token: "hydra-token-0123456789"})
+	o := startObdcr(t, func(c *serverConfig) { c.HydraAdminURL, c.HydraAdminAuth = guard.URL, auth })
 	r := registerTPP(t, o, sandbox.UK)
 	guard.Fail(http.MethodDelete)
 	status, body := adminCall(t, o, http.MethodDelete, "/admin/registrations/"+r.clientID, "")
