@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -321,5 +323,75 @@ func screenshots(t *testing.T, ctx context.Context, base, dir, softwareID, fault
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// Signing out ends the session on every replica, not only in this browser: a
+// copy of the cookie taken before (a shared computer, a proxy's log) is refused
+// afterwards, as ASVS 3.3.1 asks.
+func TestConsoleSignOutEndsTheSessionEverywhere(t *testing.T) {
+	dsn := "sqlite://" + t.TempDir() + "/obdcr.db"
+	a := startObdcr(t, func(c *serverConfig) { c.DSN = dsn })
+	b := startObdcr(t, func(c *serverConfig) { c.DSN = dsn })
+	noRedirect := func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	jar, _ := cookiejar.New(nil)
+	browserA := &http.Client{Jar: jar, CheckRedirect: noRedirect}
+	res, err := browserA.PostForm(a.AdminURL+"/console/login", url.Values{"token": {testenv.AdminToken}})
+	if err != nil || res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("sign-in: %v %v", err, res)
+	}
+	stolen := res.Cookies()[0]
+	// page fetches a console page with only the stolen cookie; a post carries the
+	// session's CSRF token too (csrf, once read), so only the session decides.
+	var csrf string
+	page := func(o *testenv.Obdcr, method string) int {
+		path := map[string]string{http.MethodGet: "/console/profiles", http.MethodPost: "/console/profiles/uk"}[method]
+		req, _ := http.NewRequest(method, o.AdminURL+path, strings.NewReader(url.Values{"csrf": {csrf}, "enabled": {"on"}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(stolen)
+		res, err := (&http.Client{CheckRedirect: noRedirect}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, o := range []*testenv.Obdcr{a, b} {
+		if s := page(o, http.MethodGet); s != http.StatusOK {
+			t.Fatalf("the session before signing out, on %s: %d", o.AdminURL, s)
+		}
+	}
+	// Sign out from the page's own form, CSRF token included.
+	res, err = browserA.Get(a.AdminURL + "/console/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(html)
+	if m == nil {
+		t.Fatalf("no CSRF token on the overview")
+	}
+	csrf = string(m[1])
+	req, _ := http.NewRequest(http.MethodPost, b.AdminURL+"/console/logout", strings.NewReader(url.Values{"csrf": {csrf}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(stolen)
+	if res, err := (&http.Client{CheckRedirect: noRedirect}).Do(req); err != nil || res.StatusCode != http.StatusSeeOther || res.Header.Get("Location") != "/console/login" {
+		t.Fatalf("sign-out on the other replica: %v %v", err, res)
+	}
+	for _, o := range []*testenv.Obdcr{a, b} {
+		if s := page(o, http.MethodGet); s != http.StatusSeeOther {
+			t.Errorf("the copied cookie after signing out, on %s: %d, want the sign-in page", o.AdminURL, s)
+		}
+		if s := page(o, http.MethodPost); s != http.StatusForbidden {
+			t.Errorf("a post with the copied cookie after signing out, on %s: %d", o.AdminURL, s)
+		}
+	}
+	// A new sign-in is a new session.
+	if res, err := browserA.PostForm(a.AdminURL+"/console/login", url.Values{"token": {testenv.AdminToken}}); err != nil || res.StatusCode != http.StatusSeeOther {
+		t.Fatalf("signing in again: %v %v", err, res)
+	}
+	if res, err := browserA.Get(b.AdminURL + "/console/profiles"); err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("the new session on the other replica: %v %v", err, res)
 	}
 }

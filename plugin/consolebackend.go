@@ -28,6 +28,20 @@ func (b consoleBackend) Authenticate(token string) (string, bool) {
 	return name, name != ""
 }
 
+// EndSession holds the session id in the shared replay store, which every
+// replica reads and which forgets it once the session would have expired.
+func (b consoleBackend) EndSession(ctx context.Context, id string, until time.Time) error {
+	_, err := b.s.store.Claim(ctx, endedSessionKey(id), until)
+	return err
+}
+
+func (b consoleBackend) SessionEnded(ctx context.Context, id string) (bool, error) {
+	return b.s.store.Seen(ctx, endedSessionKey(id))
+}
+
+// endedSessionKey cannot meet a jti's key: those are hex SHA-256 sums.
+func endedSessionKey(id string) string { return "console-session-ended:" + id }
+
 func (b consoleBackend) SessionKey() []byte {
 	h := sha256.New()
 	h.Write([]byte("obdcr console session\x00"))

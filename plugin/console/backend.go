@@ -19,6 +19,11 @@ type Backend interface {
 	// SessionKey signs sessions and CSRF tokens; it changes when the admin
 	// tokens do, which ends every session.
 	SessionKey() []byte
+	// EndSession records a signed-out session until it would have expired, on
+	// every replica: a copy of its cookie is then refused. SessionEnded says
+	// whether id was ended so.
+	EndSession(ctx context.Context, id string, until time.Time) error
+	SessionEnded(ctx context.Context, id string) (bool, error)
 	Policies(ctx context.Context) ([]Policy, error)
 	// SavePolicy applies a change as PUT /admin/policies does, audited under the
 	// actor on c. A bad setting is a *FieldError.

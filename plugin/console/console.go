@@ -105,6 +105,13 @@ func (h *Handler) signedIn(next echo.HandlerFunc) echo.HandlerFunc {
 		if ok {
 			s, ok = readSession(key, ck.Value, h.Now())
 		}
+		if ok {
+			ended, err := h.Backend.SessionEnded(c.Request().Context(), s.id)
+			if err != nil {
+				return c.String(http.StatusServiceUnavailable, "the store cannot be read, so this session cannot be checked; try again")
+			}
+			ok = !ended
+		}
 		if !ok {
 			if c.Request().Method != http.MethodGet {
 				return c.String(http.StatusForbidden, "sign in first")
@@ -166,8 +173,14 @@ func (h *Handler) login(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, "/console/")
 }
 
+// logout ends the session everywhere, not only in this browser: the cookie is
+// signed, not stored, so a copy of it would otherwise work until it expired.
 func (h *Handler) logout(c echo.Context) error {
 	h.setCookie(c, "", -1)
+	s, _ := c.Get(sessionKey).(session)
+	if err := h.Backend.EndSession(c.Request().Context(), s.id, h.Now().Add(IdleTimeout)); err != nil {
+		return c.String(http.StatusServiceUnavailable, "signed out of this browser, but the store is unavailable, so a copy of the session could still be used until it expires; try again")
+	}
 	return c.Redirect(http.StatusSeeOther, "/console/login")
 }
 
