@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -81,8 +82,28 @@ func TestStoreGoesAwayAndComesBack(t *testing.T) {
 	if res, _ := c1.Register(ctx, o.URL, request(t, first, nil, nil)); res.Status != http.StatusCreated {
 		t.Fatalf("%d %s", res.Status, res.Body)
 	}
+	// A console session, signed in while the store answers.
+	signIn, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).
+		PostForm(o.AdminURL+"/console/login", url.Values{"token": {testenv.AdminToken}})
+	if err != nil || signIn.StatusCode != http.StatusSeeOther {
+		t.Fatalf("console sign-in: %v %v", err, signIn)
+	}
+	consolePage := func() int {
+		req, _ := http.NewRequest(http.MethodGet, o.AdminURL+"/console/profiles", nil)
+		req.AddCookie(signIn.Cookies()[0])
+		res, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
 	if err := pg.Pause(); err != nil {
 		t.Fatal(err)
+	}
+	// The console cannot tell whether the session was signed out: 503, not a page.
+	if s := consolePage(); s != http.StatusServiceUnavailable {
+		t.Errorf("a console page while the store is down: %d", s)
 	}
 	second, c2 := newTPP(t, sandbox.UK)
 	res, _ := c2.Register(ctx, o.URL, request(t, second, nil, nil))
@@ -100,6 +121,9 @@ func TestStoreGoesAwayAndComesBack(t *testing.T) {
 	}
 	if res, _ := c2.Register(ctx, o.URL, request(t, second, nil, nil)); res.Status != http.StatusCreated {
 		t.Fatalf("store back: %d %s", res.Status, res.Body)
+	}
+	if s := consolePage(); s != http.StatusOK {
+		t.Errorf("the console session once the store is back: %d", s)
 	}
 	_, body := adminCall(t, o, http.MethodGet, "/admin/audit?kind=registration&software_id="+first.SoftwareID, "")
 	var entries []map[string]any
