@@ -179,7 +179,7 @@ func (h *Handler) logout(c echo.Context) error {
 	h.setCookie(c, "", -1)
 	s, _ := c.Get(sessionKey).(session)
 	if err := h.Backend.EndSession(c.Request().Context(), s.id, h.Now().Add(IdleTimeout)); err != nil {
-		return c.String(http.StatusServiceUnavailable, "signed out of this browser, but the store is unavailable, so a copy of the session could still be used until it expires; try again")
+		return c.String(http.StatusServiceUnavailable, "signed out of this browser, but the store is unavailable, so a copy of this session would still work until it expires (30 minutes after the last page)")
 	}
 	return c.Redirect(http.StatusSeeOther, "/console/login")
 }
