@@ -180,14 +180,17 @@ func (b *StatusBook) fresh(ctx context.Context, since time.Time) error {
 // start runs a scheduled poll once its gap has passed. Its context is the
 // book's, nobody's request: a waiter giving up does not cancel a poll others share.
 func (b *StatusBook) start(ctx context.Context, r *pollRun, delay time.Duration) {
+	defer func() {
+		b.pollMu.Lock()
+		b.next = nil
+		b.pollMu.Unlock()
+		close(r.done)
+	}()
 	if delay > 0 {
 		select {
 		case <-time.After(delay):
 		case <-ctx.Done():
-			b.pollMu.Lock()
-			r.err, b.next = ctx.Err(), nil
-			b.pollMu.Unlock()
-			close(r.done)
+			r.err = ctx.Err()
 			return
 		}
 	}
@@ -196,12 +199,8 @@ func (b *StatusBook) start(ctx context.Context, r *pollRun, delay time.Duration)
 	b.lastStart = r.started
 	b.pollMu.Unlock()
 	pctx, cancel := context.WithTimeout(ctx, b.cfg.Wait+b.cfg.Interval)
+	defer cancel()
 	r.err = b.Poll(pctx)
-	cancel()
-	b.pollMu.Lock()
-	b.next = nil
-	b.pollMu.Unlock()
-	close(r.done)
 }
 
 // Poll fetches both status lists and, if both are well-formed, applies them.
