@@ -20,7 +20,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf(`%q is not a duration such as "30s" or "5m"`, s)
+		return fmt.Errorf(`%q is not a duration such as "30s" or "5m"`, truncate(s, echoLimit))
 	}
 	*d = Duration(v)
 	return nil
@@ -64,6 +64,11 @@ type Limits struct {
 
 var transportProofs = []string{"any", "jwks", "subject", "none"}
 
+// echoLimit caps how much of an admin's value an error repeats: a settings error
+// is shown in the console, written to the audit and logged, so a megabyte-long
+// name must not become a megabyte-long message.
+const echoLimit = 64
+
 // Validate returns an error naming the first field that is out of bounds.
 func (s Settings) Validate(l Limits) error {
 	lists := []struct {
@@ -83,7 +88,7 @@ func (s Settings) Validate(l Limits) error {
 		}
 		for _, v := range f.got {
 			if !slices.Contains(f.may, v) {
-				return fmt.Errorf("%s: %q is not allowed; allowed: %s", f.name, v, strings.Join(f.may, ", "))
+				return fmt.Errorf("%s: %q is not allowed; allowed: %s", f.name, truncate(v, echoLimit), strings.Join(f.may, ", "))
 			}
 		}
 	}
@@ -105,7 +110,7 @@ func (s Settings) Validate(l Limits) error {
 		return fmt.Errorf("multiple_registrations: this profile's specification allows one registration per software_id")
 	}
 	if !slices.Contains(transportProofs, s.TransportCertificate) {
-		return fmt.Errorf("transport_certificate: %q is not allowed; allowed: %s", s.TransportCertificate, strings.Join(transportProofs, ", "))
+		return fmt.Errorf("transport_certificate: %q is not allowed; allowed: %s", truncate(s.TransportCertificate, echoLimit), strings.Join(transportProofs, ", "))
 	}
 	return nil
 }
@@ -123,7 +128,7 @@ func (s Settings) Merge(patch json.RawMessage) (Settings, error) {
 	}
 	for name := range fields {
 		if !known[name] {
-			return s, fmt.Errorf("%s: unknown setting; known: %s", name, strings.Join(settingNames(), ", "))
+			return s, fmt.Errorf("%q: unknown setting; known: %s", truncate(name, echoLimit), strings.Join(settingNames(), ", "))
 		}
 	}
 	out := s.clone()
@@ -162,7 +167,7 @@ func settingNames() []string {
 func unwrapJSONError(err error) string {
 	msg := err.Error()
 	if i := strings.Index(msg, "cannot unmarshal "); i >= 0 {
-		return "has the wrong type: " + msg[i+len("cannot unmarshal "):]
+		return "has the wrong type: " + truncate(msg[i+len("cannot unmarshal "):], echoLimit)
 	}
-	return msg
+	return truncate(msg, 2*echoLimit)
 }

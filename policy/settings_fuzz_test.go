@@ -17,6 +17,12 @@ func FuzzSettingsDecoder(f *testing.F) {
 		`{"transport_certificate":"jwks"}`, `{"ssa_max_age":"-1s"}`, `{"colour":"blue"}`, `[]`, `{"signing_algs":null}`, `{"clock_skew":1e400}`} {
 		f.Add([]byte(s))
 	}
+	// Long values: each error repeats only the start of what it names.
+	long := strings.Repeat("\xff", 13000)
+	for _, s := range []string{`{"` + long + `x":1}`, `{"transport_certificate":"` + long + `"}`, `{"clock_skew":"` + long + `"}`,
+		`{"signing_algs":["` + long + `"]}`} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, patch []byte) {
 		defaults, limits := uk.Defaults(), uk.Limits
 		if len(patch)%2 == 1 {
@@ -30,7 +36,10 @@ func FuzzSettingsDecoder(f *testing.F) {
 			}
 			return
 		}
-		if merged.Validate(limits) != nil {
+		if err := merged.Validate(limits); err != nil {
+			if msg := err.Error(); !strings.Contains(msg, ":") || len(msg) > 2000 {
+				t.Fatalf("a validation error that names nothing, or echoes the input: %q", msg)
+			}
 			return
 		}
 		stored, err := json.Marshal(merged)
