@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"cmp"
 	"slices"
 	"sync"
 	"time"
@@ -108,19 +109,9 @@ func (a *activity) topReasons(n int) []ReasonCount {
 			return y.Count - x.Count
 		}
 		if x.Error != y.Error {
-			return compare(x.Error, y.Error)
+			return cmp.Compare(x.Error, y.Error)
 		}
-		return compare(x.Rule, y.Rule)
+		return cmp.Compare(x.Rule, y.Rule)
 	})
 	return out[:min(n, len(out))]
-}
-
-func compare(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
