@@ -320,6 +320,42 @@ func TestDoctor(t *testing.T) {
 			t.Fatalf("registration_endpoint elsewhere: exit %d %+v", code, rep)
 		}
 	})
+	// A running obdcr's live profiles are the measure: the Hydra that passes on
+	// the defaults fails once the admins allow only ES256 ID tokens.
+	t.Run("judged by the running obdcr's profiles", func(t *testing.T) {
+		o, err := env.StartObdcr(env.Config())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer o.Stop()
+		vars := map[string]string{"HYDRA_ADMIN_URL": env.Hydra.AdminURL, "HYDRA_PUBLIC_URL": env.Hydra.PublicURL, "OBDCR_ISSUER": env.Issuer(),
+			"OBDCR_ADMIN_URL": o.AdminURL, "OBDCR_ADMIN_TOKEN": testenv.AdminToken}
+		check := func() doctorReport {
+			var out, errOut bytes.Buffer
+			run([]string{"doctor", "--json"}, func(k string) string { return vars[k] }, &out, &errOut)
+			var rep doctorReport
+			if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+				t.Fatalf("%s %s", out.String(), errOut.String())
+			}
+			if !strings.HasPrefix(rep.Policy, "the running obdcr's") {
+				t.Fatalf("judged by %q, not the running obdcr", rep.Policy)
+			}
+			return rep
+		}
+		if rep := check(); severity(rep, "hydra.id_token_alg") != "ok" {
+			t.Fatalf("Hydra's PS256 key with the profiles as they come: %+v", rep)
+		}
+		es256 := filepath.Join(t.TempDir(), "es256.json")
+		_ = os.WriteFile(es256, []byte(`{"signing_algs":["ES256"]}`), 0o600)
+		for _, args := range [][]string{{"policy", "set", "uk", es256}, {"policy", "disable", "au"}} {
+			if out, code := cli(t, o.AdminURL, args...); code != 0 {
+				t.Fatalf("%v: exit %d %s", args, code, out)
+			}
+		}
+		if rep := check(); severity(rep, "hydra.id_token_alg") != "error" {
+			t.Fatalf("UK allows only ES256, AU is off, Hydra signs ID tokens with PS256: %+v", rep)
+		}
+	})
 	t.Run("Hydra unreachable", func(t *testing.T) {
 		h := &testenv.Hydra{AdminURL: "http://127.0.0.1:1", PublicURL: "http://127.0.0.1:1"}
 		if rep, code := doctor(t, h, ""); code != 1 || severity(rep, "hydra.admin") != "error" || severity(rep, "hydra.public") != "error" {
