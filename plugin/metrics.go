@@ -57,7 +57,7 @@ func newMetrics() *metrics {
 			Name: "obdcr_jwks_lookups_total", Help: "Key lookups by source and whether the cache answered (hit) or a fetch was needed (miss).",
 		}, []string{"source", "result"}),
 		hydraCalls: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "obdcr_hydra_request_duration_seconds", Help: "Hydra admin API calls by operation and result (ok, client_error, server_error, unreachable).",
+			Name: "obdcr_hydra_request_duration_seconds", Help: "Hydra admin API calls by operation and result (ok, client_error, unauthorized, server_error, unreachable).",
 			Buckets: []float64{.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"operation", "result"}),
 		registerPolls: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -83,6 +83,25 @@ func newMetrics() *metrics {
 	m.registry.MustRegister(m.registrations, m.management, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.registerLookups, m.registerWait, m.auRemovals, m.setupProblems, m.orgIndexReady,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// startAtZero creates, at 0, the series deploy/prometheus/alerts.yml reads, so
+// that the first failure is an increase and a poller that never succeeded shows
+// as one. Prometheus cannot see a counter's first increment when the series is
+// born at 1. Every label set here is closed.
+func (m *metrics) startAtZero(profiles []string, polling bool) {
+	for _, p := range profiles {
+		m.registrations.WithLabelValues(p, "failed", "")
+	}
+	for _, source := range []string{"directory", "software"} {
+		for _, result := range []string{"ok", "error"} {
+			m.jwksFetches.WithLabelValues(source, result)
+		}
+	}
+	if polling {
+		m.registerPolls.WithLabelValues("ok")
+		m.registerPolls.WithLabelValues("error")
+	}
 }
 
 // countJWKS reports how many JWKS the trust store holds, read at each scrape.
@@ -161,6 +180,10 @@ func (t hydraTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		span.SetStatus(codes.Error, err.Error())
 	case res.StatusCode >= 500:
 		result = "server_error"
+	case res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden:
+		// obdcr's own credentials refused: the bank must fix them, and an alert
+		// must tell this from a TPP asking for a client that is not there (404).
+		result = "unauthorized"
 	case res.StatusCode >= 400:
 		result = "client_error"
 	}

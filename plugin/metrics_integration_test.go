@@ -43,6 +43,10 @@ func TestMetrics(t *testing.T) {
 		`obdcr_hydra_request_duration_seconds_count{operation="introspect",result="ok"} 1`,
 		`obdcr_http_request_duration_seconds_count{listener="tpp",method="POST",route="/register",status="201"} 1`,
 		`obdcr_http_request_duration_seconds_count{listener="tpp",method="GET",route="/register/:client_id",status="200"} 1`,
+		// at zero from the start, so that an alert sees the first failure
+		`obdcr_registrations_total{error="",outcome="failed",profile="uk"} 0`,
+		`obdcr_registrations_total{error="",outcome="failed",profile="au"} 0`,
+		`obdcr_jwks_fetches_total{result="error",source="directory"} 0`,
 		"go_goroutines", "process_resident_memory_bytes",
 	} {
 		if !strings.Contains(body, want) {

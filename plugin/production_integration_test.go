@@ -200,6 +200,10 @@ func TestHydraBehindAGuardWithEverythingRotating(t *testing.T) {
 	if n := strings.Count(logs.String(), "refused obdcr's credentials; registrations fail with 503"); n != 1 || !strings.Contains(logs.String(), "HYDRA_ADMIN_TOKEN_FILE") {
 		t.Errorf("%d log lines about refused credentials (want 1, naming HYDRA_ADMIN_TOKEN_FILE)", n)
 	}
+	// and a series of its own, which the ObdcrHydraRefusesCredentials alert reads
+	if n, err := sandbox.MetricSum(o.AdminURL+"/metrics", "obdcr_hydra_request_duration_seconds", map[string]string{"operation": "create", "result": "unauthorized"}); err != nil || n != 3 {
+		t.Errorf("Hydra creates refused for obdcr's credentials: %v (%v), want 3", n, err)
+	}
 }
 
 // guarded starts a guard in front of the test Hydra's admin API that accepts

@@ -161,6 +161,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	b := buildProfiles(cfg, profileDeps{keys: keys, replay: st, fetch: fetch, registrar: registrar, log: d.Logger, metrics: m,
 		idTokenAlg: disc.IDTokenAlg})
 	registrar.Profiles = b.profiles
+	m.startAtZero(profileNames(b.profiles), b.auStatuses != nil)
 	state, err := store.NewSharedState(ctx, st, b.profiles, cfg.Profiles, d.Logger)
 	if err != nil {
 		st.Close()

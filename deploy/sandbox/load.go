@@ -369,7 +369,8 @@ func (a adminAPI) jwksFetches() (float64, error) {
 var ErrNoMetric = errors.New("no such metric")
 
 // MetricSum adds up the samples of a counter or gauge on a Prometheus endpoint
-// whose labels include every pair of match (nil: every sample).
+// whose labels include every pair of match (nil: every sample); for a
+// histogram, the observations counted.
 func MetricSum(url, name string, match map[string]string) (float64, error) {
 	f, err := metricFamily(url, name)
 	if err != nil {
@@ -378,7 +379,7 @@ func MetricSum(url, name string, match map[string]string) (float64, error) {
 	var total float64
 	for _, m := range f.GetMetric() {
 		if labelsMatch(m.GetLabel(), match) {
-			total += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue()
+			total += m.GetCounter().GetValue() + m.GetGauge().GetValue() + m.GetUntyped().GetValue() + float64(m.GetHistogram().GetSampleCount())
 		}
 	}
 	return total, nil

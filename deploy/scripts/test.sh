@@ -33,6 +33,13 @@ if ! have nginx || ! have haproxy; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy >/dev/null
 fi
 
+# The alerting rules are checked and unit-tested with promtool, from Debian's
+# prometheus package (its server is not started).
+if ! have promtool; then
+  echo "test: installing Debian's prometheus for promtool, which tests deploy/prometheus/alerts.yml" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
 # The console's browser tests drive Debian's Chromium.
 if ! have chromium; then
   echo "test: installing Debian's chromium for the console's browser tests" >&2
