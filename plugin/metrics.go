@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"crypto/x509"
 	"net/http"
 	"strconv"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/obdcr/obdcr/hydra"
 )
 
 // metrics is obdcr's instrumentation, on a registry of the server's own.
@@ -102,6 +105,37 @@ func (m *metrics) startAtZero(profiles []string, polling bool) {
 		m.registerPolls.WithLabelValues("ok")
 		m.registerPolls.WithLabelValues("error")
 	}
+}
+
+// watchCertificates reports the expiry of the TPP listener's certificate and,
+// when obdcr authenticates to Hydra by mTLS, of its client certificate.
+func (m *metrics) watchCertificates(certs serverCerts, access hydra.AdminAccess) {
+	m.certificateExpiry("server", func() *x509.Certificate { return certs.pair.Get().Leaf })
+	if access.ClientCertificate != nil {
+		m.certificateExpiry("hydra_client", func() *x509.Certificate {
+			if c, err := access.ClientCertificate(); err == nil && c != nil {
+				return c.Leaf
+			}
+			return nil
+		})
+	}
+}
+
+// certificateExpiry reports when a certificate obdcr presents expires, read at
+// each scrape from the files as last loaded, so that a renewal that did not
+// happen shows weeks before handshakes fail. name is from a closed set:
+// "server" (OBDCR_TLS_CERT_FILE), "hydra_client" (HYDRA_ADMIN_CLIENT_CERT_FILE).
+func (m *metrics) certificateExpiry(name string, leaf func() *x509.Certificate) {
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name:        "obdcr_certificate_expiry_timestamp_seconds",
+		Help:        "When each certificate obdcr presents expires (Unix time), as its file was last loaded: server (TPP listener) or hydra_client (mTLS to Hydra's admin API).",
+		ConstLabels: prometheus.Labels{"certificate": name},
+	}, func() float64 {
+		if c := leaf(); c != nil {
+			return float64(c.NotAfter.Unix())
+		}
+		return 0
+	}))
 }
 
 // countJWKS reports how many JWKS the trust store holds, read at each scrape.

@@ -3,10 +3,13 @@ package plugin_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"math/big"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -85,6 +88,9 @@ func TestHydraBehindAGuardWithEverythingRotating(t *testing.T) {
 	if s := admin("admin-token-one-0123456789"); s != http.StatusOK {
 		t.Fatalf("the admin token from the file: %d", s)
 	}
+	if got, err := sandbox.MetricSum(o.AdminURL+"/metrics", "obdcr_certificate_expiry_timestamp_seconds", map[string]string{"certificate": "server"}); err != nil || int64(got) != first.TLS.Leaf.NotAfter.Unix() {
+		t.Fatalf("the server certificate's expiry: %v (%v), want %d", got, err, first.TLS.Leaf.NotAfter.Unix())
+	}
 
 	// Every admin call to Hydra goes through the guard: create, introspect, get, delete.
 	r := registerTPP(t, o, sandbox.UK)
@@ -129,7 +135,8 @@ func TestHydraBehindAGuardWithEverythingRotating(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	second, _ := env.Sandbox.PKI().Server("127.0.0.1", "localhost")
+	// a renewal that brought a certificate about to expire: the expiry metric shows it
+	second, _ := env.Sandbox.PKI().ServerUntil(time.Now().Add(10*24*time.Hour), "127.0.0.1", "localhost")
 	writeFile(t, serverCert, second.CertPEM)
 	writeFile(t, serverKey, second.KeyPEM)
 	newCA, _ := sandbox.NewPKI("a directory's new issuing CA")
@@ -163,6 +170,12 @@ func TestHydraBehindAGuardWithEverythingRotating(t *testing.T) {
 
 	if got := servedSerial(t, o.URL); got.Cmp(second.TLS.Leaf.SerialNumber) != 0 {
 		t.Errorf("a new handshake got serial %v, want the new certificate's %v", got, second.TLS.Leaf.SerialNumber)
+	}
+	for name, want := range map[string]time.Time{"server": second.TLS.Leaf.NotAfter, "hydra_client": leafOf(t, certFile).NotAfter} {
+		got, err := sandbox.MetricSum(o.AdminURL+"/metrics", "obdcr_certificate_expiry_timestamp_seconds", map[string]string{"certificate": name})
+		if err != nil || int64(got) != want.Unix() {
+			t.Errorf("the %s certificate's expiry after rotation: %v (%v), want %d", name, got, err, want.Unix())
+		}
 	}
 	if got := guard.LastSerial(); got.Cmp(newClientSerial) != 0 {
 		t.Errorf("Hydra's guard last saw client certificate %v, want the new one %v", got, newClientSerial)
@@ -287,4 +300,22 @@ func TestAdminDeleteThatHydraFails(t *testing.T) {
 	if _, err := hydraAdmin(t).Get(context.Background(), r.clientID); err != hydra.ErrNotFound {
 		t.Fatalf("the client after the retry: %v", err)
 	}
+}
+
+// leafOf reads the first certificate of a PEM file.
+func leafOf(t *testing.T, file string) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(b)
+	if block == nil {
+		t.Fatalf("%s: no PEM", file)
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

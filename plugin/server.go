@@ -110,6 +110,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	m.watchCertificates(certs, access)
 	hc := d.HTTPClient
 	if hc == nil {
 		alarm := &authAlarm{log: d.Logger, variables: cfg.HydraAdminAuth.variables()}

@@ -60,9 +60,15 @@ type Leaf struct {
 	KeyPEM  []byte
 }
 
-// Server issues a server certificate for hosts (names or IPs).
+// Server issues a server certificate for hosts (names or IPs), valid two years.
 func (p *PKI) Server(hosts ...string) (*Leaf, error) {
-	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: hosts[0]}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	return p.ServerUntil(time.Time{}, hosts...)
+}
+
+// ServerUntil issues a server certificate that expires at notAfter (zero: in two
+// years): one about to expire, for what watches expiry.
+func (p *PKI) ServerUntil(notAfter time.Time, hosts ...string) (*Leaf, error) {
+	tmpl := &x509.Certificate{Subject: pkix.Name{CommonName: hosts[0]}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, NotAfter: notAfter}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {
 			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
@@ -89,7 +95,9 @@ func (p *PKI) issue(tmpl *x509.Certificate, key crypto.Signer) (*Leaf, error) {
 	}
 	tmpl.SerialNumber = serial()
 	tmpl.NotBefore = time.Now().Add(-time.Hour)
-	tmpl.NotAfter = time.Now().Add(2 * 365 * 24 * time.Hour)
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotAfter = time.Now().Add(2 * 365 * 24 * time.Hour)
+	}
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.Cert, key.Public(), p.Key)
 	if err != nil {
