@@ -34,10 +34,12 @@ if ! have nginx || ! have haproxy; then
 fi
 
 # The alerting rules are checked and unit-tested with promtool, from Debian's
-# prometheus package (its server is not started).
+# prometheus package. Only promtool is wanted: where systemd started the
+# package's server, it is stopped and disabled again.
 if ! have promtool; then
   echo "test: installing Debian's prometheus for promtool, which tests deploy/prometheus/alerts.yml" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  if [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
 fi
 
 # The console's browser tests drive Debian's Chromium.
