@@ -5,6 +5,7 @@ package deploy_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -107,6 +108,63 @@ func TestDockerComposeConfig(t *testing.T) {
 		if get(services, svc, "read_only") != true {
 			t.Errorf("%s: root filesystem is not read-only", svc)
 		}
+	}
+	composeMonitoring(t, services)
+}
+
+// composeMonitoring: the compose file's Prometheus scrapes every replica's admin
+// listener with the alerts beside its configuration, and its Grafana reads that
+// Prometheus and loads the dashboard from where the provisioning looks.
+func composeMonitoring(t *testing.T, services doc) {
+	t.Helper()
+	mounts := func(svc string) map[string]string { // target -> source
+		out := map[string]string{}
+		vols, _ := get(services, svc, "volumes").([]any)
+		for _, v := range vols {
+			parts := strings.Split(v.(string), ":")
+			if len(parts) >= 2 {
+				out[parts[1]] = parts[0]
+			}
+		}
+		return out
+	}
+	if src := mounts("prometheus")["/etc/prometheus"]; !strings.HasSuffix(src, "/deploy/prometheus") {
+		t.Errorf("Prometheus's configuration comes from %q, not deploy/prometheus", src)
+	}
+	raw, err := os.ReadFile("prometheus/prometheus.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom := decodeAll(t, raw)[0]
+	targets := map[string]bool{}
+	for _, tg := range get(prom, "scrape_configs", 0, "static_configs", 0, "targets").([]any) {
+		targets[tg.(string)] = true
+	}
+	for _, svc := range []string{"obdcr-1", "obdcr-2"} {
+		listen, _ := get(services, svc, "environment", "OBDCR_ADMIN_LISTEN").(string)
+		port := listen[strings.LastIndex(listen, ":")+1:]
+		if !targets[svc+":"+port] {
+			t.Errorf("Prometheus does not scrape %s's admin listener %s:%s (targets %v)", svc, svc, port, targets)
+		}
+	}
+	if out, err := exec.Command(promtool(t), "check", "config", "prometheus/prometheus.yml").CombinedOutput(); err != nil {
+		t.Errorf("promtool check config: %v\n%s", err, out)
+	}
+
+	grafana := mounts("grafana")
+	if !strings.HasSuffix(grafana["/etc/grafana/provisioning"], "/deploy/grafana/provisioning") {
+		t.Errorf("Grafana's provisioning comes from %q", grafana["/etc/grafana/provisioning"])
+	}
+	raw, _ = os.ReadFile("grafana/provisioning/dashboards/obdcr.yml")
+	dashPath, _ := get(decodeAll(t, raw)[0], "providers", 0, "options", "path").(string)
+	if !strings.HasSuffix(grafana[dashPath], "/deploy/grafana") {
+		t.Errorf("Grafana looks for dashboards in %q, where %q is mounted", dashPath, grafana[dashPath])
+	}
+	raw, _ = os.ReadFile("grafana/provisioning/datasources/prometheus.yml")
+	ds := decodeAll(t, raw)[0]
+	port := fmt.Sprint(get(services, "prometheus", "ports", 0, "target"))
+	if get(ds, "datasources", 0, "url") != "http://prometheus:"+port || get(ds, "datasources", 0, "type") != "prometheus" {
+		t.Errorf("Grafana's data source %v is not the compose file's Prometheus (port %v)", get(ds, "datasources", 0), port)
 	}
 }
 
