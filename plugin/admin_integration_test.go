@@ -154,15 +154,7 @@ func TestAdminRegistrations(t *testing.T) {
 // across both give exactly one client, a replayed jti is refused by the other,
 // and a policy change on one reaches the other within 5 s.
 func TestTwoReplicasOneDatabase(t *testing.T) {
-	pg, err := testenv.StartPostgres()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Stop()
-	pgDSN, err := pg.NewDatabase()
-	if err != nil {
-		t.Fatal(err)
-	}
+	pgDSN, _ := testenv.PostgresDatabase(t)
 	for _, dsn := range []string{"sqlite://" + t.TempDir() + "/obdcr.db", pgDSN} {
 		name := strings.SplitN(dsn, ":", 2)[0]
 		t.Run(name, func(t *testing.T) {

@@ -70,12 +70,7 @@ func TestHydraGoesAwayAndComesBack(t *testing.T) {
 
 // The store down: refuse with 503; an audit entry that was acknowledged is not lost.
 func TestStoreGoesAwayAndComesBack(t *testing.T) {
-	pg, err := testenv.StartPostgres()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Stop()
-	dsn, _ := pg.NewDatabase()
+	dsn, pg := testenv.PostgresDatabase(t)
 	o := startObdcr(t, func(c *serverConfig) { c.DSN = dsn })
 	ctx := context.Background()
 	first, c1 := newTPP(t, sandbox.UK)

@@ -131,7 +131,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	}
 	st, err := store.Open(ctx, cfg.DSN)
 	if err != nil {
-		return nil, fmt.Errorf("OBDCR_DSN: %w", err)
+		return nil, err // it names OBDCR_DSN
 	}
 	source := func(u string) string {
 		if u == cfg.UK.SSAJWKSURL || u == cfg.AU.SSAJWKSURL {

@@ -62,12 +62,7 @@ func register(t *testing.T, o *testenv.Obdcr, profile string) *sandbox.Response 
 // registering and AU refused on both replicas, then reads why in the audit, all
 // on PostgreSQL.
 func TestCLISwitchesAUOffOnBothReplicas(t *testing.T) {
-	pg, err := testenv.StartPostgres()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Stop()
-	dsn, _ := pg.NewDatabase()
+	dsn, _ := testenv.PostgresDatabase(t)
 	var replicas []*testenv.Obdcr
 	for i := 0; i < 2; i++ {
 		cfg := env.Config()

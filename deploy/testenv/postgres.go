@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"testing"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
@@ -141,4 +142,20 @@ func (p *Postgres) Resume() error {
 func (p *Postgres) Stop() {
 	_, _ = p.run("pg_ctl", "-D", filepath.Join(p.dir, "data"), "-m", "immediate", "stop")
 	os.RemoveAll(p.dir)
+}
+
+// PostgresDatabase starts a cluster of the test's own, stopped when the test
+// ends, and returns the DSN of a fresh database in it, and the cluster.
+func PostgresDatabase(t testing.TB) (string, *Postgres) {
+	t.Helper()
+	pg, err := StartPostgres()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pg.Stop)
+	dsn, err := pg.NewDatabase()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dsn, pg
 }

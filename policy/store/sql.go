@@ -121,9 +121,6 @@ type SQL struct {
 }
 
 func openSQLite(ctx context.Context, path string) (*SQL, error) {
-	if path == "" {
-		return nil, errors.New("OBDCR_DSN: sqlite:// needs a file path, such as sqlite:///var/lib/obdcr/obdcr.db")
-	}
 	// WAL lets replicas on one file read while one writes; busy_timeout makes a
 	// writer wait for the lock instead of failing; immediate transactions take the
 	// write lock up front, so two replicas never deadlock upgrading a read lock.

@@ -116,9 +116,28 @@ func Open(ctx context.Context, dsn string) (Store, error) {
 	case dsn == "memory":
 		return NewMemory(), nil
 	case strings.HasPrefix(dsn, "sqlite://"):
-		return openSQLite(ctx, strings.TrimPrefix(dsn, "sqlite://"))
+		path := strings.TrimPrefix(dsn, "sqlite://")
+		if path == "" {
+			return nil, errors.New("OBDCR_DSN: sqlite:// needs a file path, such as sqlite:///var/lib/obdcr/obdcr.db")
+		}
+		st, err := openSQLite(ctx, path)
+		if err != nil {
+			hint := ""
+			if strings.Contains(err.Error(), "unable to open database file") {
+				hint = " (its directory must exist and be writable)"
+			}
+			return nil, fmt.Errorf("OBDCR_DSN: SQLite file %s%s: %w", path, hint, err)
+		}
+		return st, nil
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return openPostgres(ctx, dsn)
+		st, err := openPostgres(ctx, dsn)
+		if err != nil {
+			// pgx's message names the host, user and database, never the password;
+			// it lists each address tried on a line of its own, and a start-up error
+			// is one line.
+			return nil, fmt.Errorf("OBDCR_DSN: PostgreSQL: %s", strings.Join(strings.Fields(err.Error()), " "))
+		}
+		return st, nil
 	}
 	return nil, fmt.Errorf("OBDCR_DSN: must be memory, sqlite://PATH or postgres://...")
 }
