@@ -70,6 +70,8 @@ func TestUKRules(t *testing.T) {
 		{name: "ssa expired by max age", ssa: set("iat", time.Now().Add(-48*time.Hour).Unix()), code: policy.InvalidSoftwareStatement, claim: "software_statement.iat", rule: policy.RuleSSALifetime},
 		{name: "ssa iat in future", ssa: set("iat", time.Now().Add(time.Hour).Unix()), code: policy.InvalidSoftwareStatement, claim: "software_statement.iat", rule: policy.RuleSSALifetime},
 		{name: "ssa without software_id", ssa: del("software_id"), code: policy.InvalidSoftwareStatement, claim: "software_statement.software_id", rule: policy.RuleSSAClaims},
+		{name: "ssa without iat", ssa: del("iat"), code: policy.InvalidSoftwareStatement, claim: "software_statement.iat", rule: policy.RuleSSAClaims},
+		{name: "ssa naming no software JWKS", ssa: del("software_jwks_endpoint"), code: policy.InvalidSoftwareStatement, claim: "names no JWKS", rule: policy.RuleSSAClaims},
 		{name: "ssa roles of wrong type", ssa: set("software_roles", 7), code: policy.InvalidSoftwareStatement, claim: "software_statement.software_roles", rule: policy.RuleSSAClaims},
 		{name: "ssa software_version as number decodes", ssa: set("software_version", 2.1), code: ""},
 		{name: "org revoked", ssa: set("org_status", "Revoked"), code: policy.UnapprovedSoftwareStatement, claim: "org_status", rule: "ssa.org_status"},
@@ -352,3 +354,72 @@ func TestUpdateFailuresKeepTheRegistration(t *testing.T) {
 		})
 	}
 }
+
+// Whose keys sign what: an SSA the directory did not sign, or a request the
+// software's keys did not, is refused by the signature rule that names it; the
+// directory being unreachable is obdcr's problem (503), the software's JWKS
+// being unusable the TPP's (400). Nothing reaches Hydra in any case.
+func TestUKTrust(t *testing.T) {
+	cases := []struct {
+		name    string
+		jwks    string // the directory's JWKS URL the profile is built with; "" the fixture's
+		request func(f *fixture) []byte
+		code    policy.Code
+		mention string
+		rule    string
+		down    string // the dependency reported unavailable instead
+	}{
+		{name: "an SSA signed by another key under the directory's kid", request: func(f *fixture) []byte {
+			forger, _ := sandbox.NewKey("PS256", f.Authority.Key.KID)
+			ssa, _ := forger.Sign(f.Authority.SSAClaims(f.TPP, f.Now), nil)
+			req, _ := f.TPP.Request(ssa, issuer, f.Now, nil)
+			return []byte(req)
+		}, code: policy.InvalidSoftwareStatement, mention: "software_statement", rule: policy.RuleSSASignature},
+		{name: "an SSA whose claims were changed after signing", request: func(f *fixture) []byte {
+			ssa, _ := f.Authority.SSA(f.TPP, f.Now, nil)
+			parts := strings.Split(ssa, ".")
+			claims := f.Authority.SSAClaims(f.TPP, f.Now)
+			claims["software_roles"] = []string{"AISP", "PISP", "CBPII"}
+			req, _ := f.TPP.Request(parts[0]+"."+b64(t, claims)+"."+parts[2], issuer, f.Now, nil)
+			return []byte(req)
+		}, code: policy.InvalidSoftwareStatement, mention: "software_statement", rule: policy.RuleSSASignature},
+		{name: "the directory's JWKS unreachable", jwks: "https://down.directory.example/jwks", down: "directory"},
+		{name: "a request under a kid the software's JWKS lacks", request: func(f *fixture) []byte {
+			other, _ := sandbox.NewKey("PS256", "not-published")
+			ssa, _ := f.Authority.SSA(f.TPP, f.Now, nil)
+			req, _ := other.Sign(f.TPP.RequestClaims(ssa, issuer, f.Now), nil)
+			return []byte(req)
+		}, code: policy.InvalidClientMetadata, mention: "not in the software's JWKS", rule: policy.RuleReqSignature},
+		{name: "the software's JWKS unusable", request: func(f *fixture) []byte {
+			return f.Request(t, set("software_jwks_endpoint", "https://keystore.example/gone.jwks"), nil)
+		}, code: policy.InvalidClientMetadata, mention: "could not be used", rule: policy.RuleReqSignature},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := policytest.NewFixture(t, sandbox.UK, func(keys policy.TrustStore, replay policy.ReplayCache, jwks string) *policy.Profile {
+				if c.jwks != "" {
+					jwks = c.jwks
+				}
+				return uk.New(uk.Config{DirectoryJWKS: jwks, Keys: keys, Replay: replay})
+			})
+			req := f.Request(t, nil, nil)
+			if c.request != nil {
+				req = c.request(f)
+			}
+			_, err := f.Register(req)
+			if c.down != "" {
+				var down *policy.Unavailable
+				if !errors.As(err, &down) || down.Dependency != c.down {
+					t.Fatalf("want %s unavailable, got %v", c.down, err)
+				}
+			} else {
+				policytest.Refusal{Code: c.code, Mention: c.mention, Rule: c.rule}.Check(t, err)
+			}
+			if f.Hydra.Len() != 0 {
+				t.Fatalf("%d clients in Hydra", f.Hydra.Len())
+			}
+		})
+	}
+}
+
+func set(k string, v any) func(map[string]any) { return func(m map[string]any) { m[k] = v } }
