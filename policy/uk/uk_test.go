@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/obdcr/obdcr/deploy/sandbox"
 	"github.com/obdcr/obdcr/hydra"
 	"github.com/obdcr/obdcr/policy"
@@ -423,3 +424,53 @@ func TestUKTrust(t *testing.T) {
 }
 
 func set(k string, v any) func(map[string]any) { return func(m map[string]any) { m[k] = v } }
+
+// The transport_certificate setting: which proof of the TLS certificate being
+// the software's a profile accepts. "published" is the TPP's certificate (in its
+// JWKS, with the OB subject); "by subject" has the OB subject (OU=org_id,
+// CN=software_id) and is not published; "x5c only" is published as a chain
+// without a thumbprint; "neither" is another TPP's.
+func TestUKTransportCertificate(t *testing.T) {
+	certs := map[string]func(f *fixture) *x509.Certificate{
+		"published": func(f *fixture) *x509.Certificate { return f.Cert },
+		"x5c only":  func(f *fixture) *x509.Certificate { return f.Cert },
+		"by subject": func(f *fixture) *x509.Certificate {
+			l, _ := f.PKI.Client(pkix.Name{Organization: []string{"OpenBanking"}, OrganizationalUnit: []string{f.TPP.OrgID}, CommonName: f.TPP.SoftwareID}, nil)
+			return l.TLS.Leaf
+		},
+		"neither": func(f *fixture) *x509.Certificate {
+			l, _ := f.PKI.Client(pkix.Name{OrganizationalUnit: []string{"another-org"}, CommonName: "another-software"}, nil)
+			return l.TLS.Leaf
+		},
+	}
+	accepts := map[string][]string{
+		"any":     {"published", "x5c only", "by subject"},
+		"jwks":    {"published", "x5c only"},
+		"subject": {"published", "x5c only", "by subject"},
+		"none":    {"published", "x5c only", "by subject", "neither"},
+	}
+	for mode, accepted := range accepts {
+		for kind, cert := range certs {
+			t.Run(mode+"/"+kind, func(t *testing.T) {
+				f := policytest.NewFixture(t, sandbox.UK, func(keys policy.TrustStore, replay policy.ReplayCache, jwks string) *policy.Profile {
+					if kind == "x5c only" {
+						for u, set := range keys.(policytest.Keys) {
+							for i := 0; u != policytest.AuthorityJWKS && i < set.Len(); i++ {
+								k, _ := set.Key(i)
+								_ = k.Remove(jwk.X509CertThumbprintS256Key)
+							}
+						}
+					}
+					return uk.New(uk.Config{DirectoryJWKS: jwks, Keys: keys, Replay: replay})
+				})
+				f.Settings(func(st *policy.State) { st.Settings.TransportCertificate = mode })
+				_, _, err := f.Registrar.Register(context.Background(), policy.Submission{JWT: f.Request(t, nil, nil), Certificate: cert(f)})
+				want := policytest.Refusal{}
+				if !slices.Contains(accepted, kind) {
+					want = policytest.Refusal{Code: policy.UnapprovedSoftwareStatement, Mention: "is not the transport certificate", Rule: policy.RuleTransportCert}
+				}
+				want.Check(t, err)
+			})
+		}
+	}
+}
