@@ -82,7 +82,12 @@ func TestUKRules(t *testing.T) {
 		{name: "aud org id accepted", req: set("aud", "0015800001041RHAAY"), code: ""},
 		{name: "aud as array accepted", req: set("aud", []string{"x", issuer}), code: ""},
 		{name: "aud wrong", req: set("aud", "https://other.bank"), code: policy.InvalidClientMetadata, claim: "aud", rule: policy.RuleReqAudience},
+		{name: "aud missing", req: del("aud"), code: policy.InvalidClientMetadata, claim: "aud", rule: policy.RuleReqAudience},
 		{name: "exp missing", req: del("exp"), code: policy.InvalidClientMetadata, claim: "exp", rule: policy.RuleReqLifetime},
+		{name: "exp before iat", req: set("exp", time.Now().Add(-time.Second).Unix()), code: policy.InvalidClientMetadata, claim: "must be after iat", rule: policy.RuleReqLifetime},
+		{name: "a request signed over request_max_age ago", req: func(m map[string]any) {
+			m["iat"], m["exp"] = time.Now().Add(-2*time.Hour).Unix(), time.Now().Add(time.Minute).Unix()
+		}, code: policy.InvalidClientMetadata, claim: "accepts requests up to 1h0m0s old", rule: policy.RuleReqLifetime},
 		{name: "expired", req: set("exp", time.Now().Add(-time.Minute).Unix()), code: policy.InvalidClientMetadata, claim: "exp", rule: policy.RuleReqLifetime},
 		{name: "iat in future", req: set("iat", time.Now().Add(10*time.Minute).Unix()), code: policy.InvalidClientMetadata, claim: "iat", rule: policy.RuleReqLifetime},
 		{name: "iat as string", req: set("iat", "yesterday"), code: policy.InvalidClientMetadata, claim: "iat", rule: policy.StepSelect},
