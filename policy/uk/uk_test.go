@@ -99,6 +99,11 @@ func TestUKRules(t *testing.T) {
 		{name: "redirect localhost", ssa: set("software_redirect_uris", []string{"https://localhost/cb"}), req: set("redirect_uris", []string{"https://localhost/cb"}), code: policy.InvalidRedirectURI, claim: "localhost", rule: policy.RuleRedirectURIs},
 		{name: "redirect fragment", req: set("redirect_uris", []string{"https://acme.example.com/callback#x"}), code: policy.InvalidRedirectURI, claim: "fragment", rule: policy.RuleRedirectURIs},
 		{name: "redirect absent means ssa's", req: del("redirect_uris"), code: ""},
+		{name: "redirect absent and the SSA lists none", ssa: set("software_redirect_uris", []string{}), req: del("redirect_uris"), code: policy.InvalidRedirectURI, claim: "none requested", rule: policy.RuleRedirectURIs},
+		{name: "redirect too long", req: set("redirect_uris", []string{"https://acme.example.com/" + strings.Repeat("a", 300)}), code: policy.InvalidRedirectURI, claim: "longer than", rule: policy.RuleRedirectURIs},
+		{name: "redirect without a host", req: set("redirect_uris", []string{"https:///callback"}), code: policy.InvalidRedirectURI, claim: "must name a host", rule: policy.RuleRedirectURIs},
+		{name: "redirect not a URI", req: set("redirect_uris", []string{"https://acme.example.com/%zz"}), code: policy.InvalidRedirectURI, claim: "is not a URI", rule: policy.RuleRedirectURIs},
+		{name: "redirect with credentials", req: set("redirect_uris", []string{"https://user:pw@acme.example.com/callback"}), code: policy.InvalidRedirectURI, claim: "credentials", rule: policy.RuleRedirectURIs},
 		{name: "auth method missing", req: del("token_endpoint_auth_method"), code: policy.InvalidClientMetadata, claim: "token_endpoint_auth_method", rule: policy.RuleAuthMethod},
 		{name: "tls_client_auth explained", req: set("token_endpoint_auth_method", "tls_client_auth"), code: policy.InvalidClientMetadata, claim: "Hydra cannot authenticate", rule: policy.RuleAuthMethod},
 		{name: "client_secret_basic not allowed by default", req: set("token_endpoint_auth_method", "client_secret_basic"), code: policy.InvalidClientMetadata, claim: "token_endpoint_auth_method", rule: policy.RuleAuthMethod},
@@ -109,6 +114,15 @@ func TestUKRules(t *testing.T) {
 		{name: "grant implicit", req: set("grant_types", []string{"implicit"}), code: policy.InvalidClientMetadata, claim: "grant_types", rule: policy.RuleGrantTypes},
 		{name: "response type token", req: set("response_types", []string{"token"}), code: policy.InvalidClientMetadata, claim: "response_types", rule: policy.RuleResponseTypes},
 		{name: "response type code allowed by default", req: set("response_types", []string{"code"}), code: ""},
+		{name: "client_credentials alone needs no response type", req: func(m map[string]any) {
+			m["grant_types"] = []string{"client_credentials"}
+			delete(m, "response_types")
+		}, code: ""},
+		{name: "a signing alg for client_secret_basic", mutate: func(f *fixture) {
+			f.Settings(func(st *policy.State) {
+				st.Settings.TokenEndpointAuthMethods = []string{"private_key_jwt", "client_secret_basic"}
+			})
+		}, req: set("token_endpoint_auth_method", "client_secret_basic"), code: policy.InvalidClientMetadata, claim: "applies only to private_key_jwt", rule: policy.RuleAuthSigningAlg},
 		{name: "response types without code grant", req: func(m map[string]any) { m["grant_types"] = []string{"client_credentials"} }, code: policy.InvalidClientMetadata, claim: "authorization_code", rule: policy.RuleResponseTypes},
 		{name: "scope beyond roles", req: set("scope", "openid fundsconfirmations"), code: policy.InvalidClientMetadata, claim: "scope", rule: "scope"},
 		{name: "scope absent means roles'", req: del("scope"), code: ""},
