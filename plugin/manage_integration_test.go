@@ -173,6 +173,16 @@ func TestManagementRefusals(t *testing.T) {
 			t.Fatalf("%v %d %s", err, res.Status, res.Body)
 		}
 	})
+	t.Run("PUT with an SSA of another profile", func(t *testing.T) {
+		now := time.Now()
+		ssa, _ := env.Sandbox.Authority(sandbox.AU).SSA(a.tpp, now, nil)
+		jwt, _ := a.tpp.Request(ssa, env.Issuer(), now, nil)
+		res, err := a.client.Update(ctx, o.URL, a.clientID, a.token, jwt)
+		if err != nil || res.Status != http.StatusBadRequest || res.JSON()["error"] != "invalid_software_statement" ||
+			!strings.Contains(string(res.Body), "registered under the uk profile") {
+			t.Fatalf("%v %d %s", err, res.Status, res.Body)
+		}
+	})
 	t.Run("AU token without cdr:registration", func(t *testing.T) {
 		r := registerTPP(t, o, sandbox.AU)
 		tok, tres, err := r.client.Token(ctx, env.Hydra.TokenURL(), r.clientID, "bank:accounts.basic:read")

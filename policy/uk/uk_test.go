@@ -133,6 +133,8 @@ func TestUKRules(t *testing.T) {
 		{name: "request object alg none", req: set("request_object_signing_alg", "none"), code: policy.InvalidClientMetadata, claim: "request_object_signing_alg", rule: "request_object_signing_alg"},
 		{name: "request object alg ES256 ok", req: set("request_object_signing_alg", "ES256"), code: ""},
 		{name: "software_statement missing", req: del("software_statement"), code: policy.InvalidSoftwareStatement, claim: "software_statement", rule: policy.StepSelect},
+		{name: "software_statement not a JWT", req: set("software_statement", "my-ssa"), code: policy.InvalidSoftwareStatement, claim: "software_statement", rule: policy.StepSelect},
+		{name: "software_statement claims not JSON", req: set("software_statement", "eyJhbGciOiJQUzI1NiIsImtpZCI6ImsifQ.bm90IGpzb24.c2ln"), code: policy.InvalidSoftwareStatement, claim: "software_statement", rule: policy.StepSelect},
 		{name: "unknown claims ignored", req: set("x_vendor", map[string]any{"a": 1}), code: ""},
 		{name: "profile switched off", mutate: func(f *fixture) {
 			st, _ := f.State.State(context.Background(), "uk")
