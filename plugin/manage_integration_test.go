@@ -1,6 +1,7 @@
 package plugin_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509/pkix"
 	"encoding/json"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/obdcr/obdcr/deploy/sandbox"
 	"github.com/obdcr/obdcr/deploy/testenv"
 	"github.com/obdcr/obdcr/hydra"
@@ -171,6 +173,55 @@ func TestManagementRefusals(t *testing.T) {
 		res, err := a.client.Update(ctx, o.URL, a.clientID, a.token, jwt)
 		if err != nil || res.Status != http.StatusBadRequest || !strings.Contains(string(res.Body), "software") {
 			t.Fatalf("%v %d %s", err, res.Status, res.Body)
+		}
+	})
+	t.Run("a client_id not of the shape this server issues", func(t *testing.T) {
+		res, err := a.client.Get(ctx, o.URL, "bank-app", a.token)
+		wantUnauthorized(t, res, err, "not one this server issues")
+	})
+	t.Run("the token of a Hydra client obdcr did not register", func(t *testing.T) {
+		id := uuid.NewString()
+		native := `{"client_id":"` + id + `","client_secret":"a-secret-of-the-bank-0123456789","grant_types":["client_credentials"],"token_endpoint_auth_method":"client_secret_basic"}`
+		res, err := http.Post(env.Hydra.AdminURL+"/admin/clients", "application/json", strings.NewReader(native))
+		if err != nil || res.StatusCode != http.StatusCreated {
+			t.Fatalf("%v %v", err, res)
+		}
+		t.Cleanup(func() { _ = hydraAdmin(t).Delete(context.Background(), id) })
+		req, _ := http.NewRequest(http.MethodPost, env.Hydra.TokenURL(), strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth(id, "a-secret-of-the-bank-0123456789")
+		res, err = http.DefaultClient.Do(req)
+		if err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("the bank's client's token: %v %v", err, res)
+		}
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		_ = json.NewDecoder(res.Body).Decode(&tok)
+		res.Body.Close()
+		got, err := a.client.Get(ctx, o.URL, id, tok.AccessToken)
+		wantUnauthorized(t, got, err, "not issued to this client")
+	})
+	t.Run("PUT of the wrong media type, or too large", func(t *testing.T) {
+		for _, tc := range []struct {
+			contentType string
+			body        []byte
+			status      int
+		}{
+			{"application/json", []byte(`{"redirect_uris":[]}`), http.StatusUnsupportedMediaType},
+			{"application/jwt", bytes.Repeat([]byte("a"), 65*1024), http.StatusRequestEntityTooLarge},
+		} {
+			req, _ := http.NewRequest(http.MethodPut, o.URL+"/register/"+a.clientID, bytes.NewReader(tc.body))
+			req.Header.Set("Content-Type", tc.contentType)
+			req.Header.Set("Authorization", "Bearer "+a.token)
+			res, err := a.client.HTTP.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if res.StatusCode != tc.status {
+				t.Errorf("%s of %d bytes: %d, want %d", tc.contentType, len(tc.body), res.StatusCode, tc.status)
+			}
 		}
 	})
 	t.Run("PUT with an SSA of another profile", func(t *testing.T) {
