@@ -35,7 +35,19 @@ func TestHydraGoesAwayAndComesBack(t *testing.T) {
 	if res := reg(); res.Status != http.StatusCreated {
 		t.Fatalf("before: %d %s", res.Status, res.Body)
 	}
+	// A TPP managing its registration while Hydra cannot introspect: told to retry, never that its token is bad.
+	mtpp, mc := newTPP(t, sandbox.UK)
+	if res, _ := mc.Register(ctx, o.URL, request(t, mtpp, nil, nil)); res.Status != http.StatusCreated {
+		t.Fatalf("%d %s", res.Status, res.Body)
+	}
+	token, tres, err := mc.Token(ctx, h.TokenURL(), clientIDOf(mtpp), "")
+	if err != nil {
+		t.Fatalf("%v %v", err, tres)
+	}
 	h.Stop()
+	if res, _ := mc.Get(ctx, o.URL, clientIDOf(mtpp), token); res.Status != http.StatusServiceUnavailable || res.JSON()["error"] != "temporarily_unavailable" {
+		t.Errorf("GET /register/{id} while Hydra is down: %d %s", res.Status, res.Body)
+	}
 	res := reg()
 	if res.Status != http.StatusServiceUnavailable || res.JSON()["error"] != "temporarily_unavailable" || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("Hydra down: %d %s", res.Status, res.Body)
@@ -77,6 +89,7 @@ func TestStoreGoesAwayAndComesBack(t *testing.T) {
 	if res, _ := c1.Register(ctx, o.URL, request(t, first, nil, nil)); res.Status != http.StatusCreated {
 		t.Fatalf("%d %s", res.Status, res.Body)
 	}
+	managed := registerTPP(t, o, sandbox.UK)
 	// A console session, signed in while the store answers.
 	signIn, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).
 		PostForm(o.AdminURL+"/console/login", url.Values{"token": {testenv.AdminToken}})
@@ -108,6 +121,16 @@ func TestStoreGoesAwayAndComesBack(t *testing.T) {
 	if _, err := hydraAdmin(t).Get(ctx, clientIDOf(second)); err == nil {
 		t.Fatal("a client was created while the store was down")
 	}
+	// Management calls cannot be audited: 503, and a DELETE deletes nothing.
+	if res, _ := managed.client.Get(ctx, o.URL, managed.clientID, managed.token); res.Status != http.StatusServiceUnavailable {
+		t.Errorf("GET while the store is down: %d %s", res.Status, res.Body)
+	}
+	if res, _ := managed.client.Delete(ctx, o.URL, managed.clientID, managed.token); res.Status != http.StatusServiceUnavailable {
+		t.Errorf("DELETE while the store is down: %d %s", res.Status, res.Body)
+	}
+	if _, err := hydraAdmin(t).Get(ctx, managed.clientID); err != nil {
+		t.Errorf("the client of a DELETE that could not be audited: %v", err)
+	}
 	if ready, _ := http.Get(o.AdminURL + "/health/ready"); ready.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("ready while the store is down: %d", ready.StatusCode)
 	}
@@ -119,6 +142,9 @@ func TestStoreGoesAwayAndComesBack(t *testing.T) {
 	}
 	if s := consolePage(); s != http.StatusOK {
 		t.Errorf("the console session once the store is back: %d", s)
+	}
+	if res, _ := managed.client.Get(ctx, o.URL, managed.clientID, managed.token); res.Status != http.StatusOK {
+		t.Errorf("GET once the store is back: %d %s", res.Status, res.Body)
 	}
 	_, body := adminCall(t, o, http.MethodGet, "/admin/audit?kind=registration&software_id="+first.SoftwareID, "")
 	var entries []map[string]any
