@@ -88,11 +88,26 @@ func TestAdminAPI(t *testing.T) {
 			t.Fatalf("%d %s", status, body)
 		}
 	})
-	t.Run("bad limit", func(t *testing.T) {
-		if status, _ := adminCall(t, o, http.MethodGet, "/admin/audit?limit=x", ""); status != 400 {
-			t.Fatalf("%d", status)
-		}
-	})
+	// Queries an admin gets wrong: each a 4xx that says what to send instead.
+	for _, q := range []struct {
+		method, path string
+		status       int
+		mention      string
+	}{
+		{http.MethodGet, "/admin/audit?limit=x", 400, "limit must be a number from 1 to 1000"},
+		{http.MethodGet, "/admin/audit?limit=0", 400, "limit must be a number from 1 to 1000"},
+		{http.MethodGet, "/admin/audit?limit=1001", 400, "limit must be a number from 1 to 1000"},
+		{http.MethodGet, "/admin/audit?before=yesterday", 400, "before must be an entry id"},
+		{http.MethodGet, "/admin/audit?before=0", 400, "before must be an entry id"},
+		{http.MethodGet, "/admin/registrations", 400, "give software_id and/or org_id"},
+		{http.MethodDelete, "/admin/registrations/00000000-0000-0000-0000-000000000000", 404, "no registration with that client_id"},
+	} {
+		t.Run(q.method+" "+q.path, func(t *testing.T) {
+			if status, body := adminCall(t, o, q.method, q.path, ""); status != q.status || !strings.Contains(string(body), q.mention) {
+				t.Fatalf("%d %s, want %d mentioning %q", status, body, q.status, q.mention)
+			}
+		})
+	}
 }
 
 // A switched-off profile refuses registrations, and says so; the other goes on;
