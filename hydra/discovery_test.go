@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,6 +83,64 @@ func TestDiscoveryCallersShareOneRead(t *testing.T) {
 			}
 			if c.wantDoc && got.Load() != callers || !c.wantDoc && failed.Load() != callers {
 				t.Errorf("%d callers got the document, %d were told there is none", got.Load(), failed.Load())
+			}
+		})
+	}
+}
+
+// What Hydra's discovery answer can be, and what obdcr makes of it: a document
+// and its ID-token algorithm and clock, or an error that says what was wrong.
+// Before a first good read every error is ErrNoDiscovery, whatever the cause:
+// the discovery endpoint then answers 503, as the interface says.
+func TestDiscoveryAnswers(t *testing.T) {
+	cases := []struct {
+		name    string
+		status  int
+		body    string
+		date    string
+		wantAlg string
+		wantErr string // in Document's error; "" when it succeeds
+		algErr  string // in IDTokenAlg's error, when the document is fine
+		offset  time.Duration
+	}{
+		{name: "a document", status: 200, body: `{"issuer":"https://bank.example","id_token_signing_alg_values_supported":["PS256","RS256"]}`,
+			date: time.Now().Add(90 * time.Second).UTC().Format(http.TimeFormat), wantAlg: "PS256", offset: 90 * time.Second},
+		{name: "no ID-token algorithm", status: 200, body: `{"issuer":"https://bank.example"}`, algErr: "states no id_token_signing_alg_values_supported"},
+		{name: "Hydra failing", status: 503, body: `{"error":"down"}`, wantErr: "HTTP 503"},
+		{name: "not JSON", status: 200, body: `<html>proxy error</html>`, wantErr: "not a JSON object"},
+		{name: "JSON null", status: 200, body: `null`, wantErr: "not a JSON object"},
+		{name: "a JSON array", status: 200, body: `[1,2]`, wantErr: "not a JSON object"},
+		{name: "too large", status: 200, body: `{"x":"` + strings.Repeat("a", 300<<10) + `"}`, wantErr: "over 262144 bytes"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				if c.date != "" {
+					w.Header().Set("Date", c.date)
+				}
+				w.WriteHeader(c.status)
+				_, _ = w.Write([]byte(c.body))
+			}))
+			defer srv.Close()
+			d := hydra.NewDiscovery(srv.URL, nil)
+			if _, ok := d.ClockOffset(); ok {
+				t.Fatal("a clock offset before any read")
+			}
+			_, err := d.Document(context.Background())
+			switch {
+			case c.wantErr == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case c.wantErr != "" && (!errors.Is(err, hydra.ErrNoDiscovery) || !strings.Contains(err.Error(), c.wantErr)):
+				t.Fatalf("error %v, want ErrNoDiscovery saying %q", err, c.wantErr)
+			case c.wantErr != "":
+				return
+			}
+			alg, err := d.IDTokenAlg(context.Background())
+			if alg != c.wantAlg || (c.algErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), c.algErr)) {
+				t.Fatalf("IDTokenAlg %q %v, want %q %q", alg, err, c.wantAlg, c.algErr)
+			}
+			if off, ok := d.ClockOffset(); c.offset != 0 && (!ok || (off-c.offset).Abs() > 2*time.Second) {
+				t.Fatalf("clock offset %v %v, want about %v", off, ok, c.offset)
 			}
 		})
 	}
