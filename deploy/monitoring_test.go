@@ -23,7 +23,7 @@ func promtool(t *testing.T) string {
 
 // The alerting rules parse, and each fires on the failure it names and stays
 // quiet beside it (deploy/prometheus/alerts_test.yml), in Prometheus's own
-// evaluator. plugin/alerts_integration_test.go checks the series they read
+// evaluator. plugin/monitoring_integration_test.go checks the series they read
 // against a real obdcr.
 func TestAlertRules(t *testing.T) {
 	bin := promtool(t)
