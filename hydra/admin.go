@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	hc "github.com/ory/hydra-client-go/v2"
 )
 
@@ -27,14 +28,18 @@ type RejectedError struct{ Message string }
 
 func (e *RejectedError) Error() string { return "hydra refused the client: " + e.Message }
 
-// UnavailableError is Hydra unreachable, timing out, failing (5xx), or refusing
-// obdcr's own credentials (401, 403): none of these is the TPP's doing.
+// UnavailableError is Hydra unreachable, timing out, failing (5xx), refusing
+// obdcr's own credentials (401, 403), or too busy to write: none of these is the
+// TPP's doing.
 type UnavailableError struct {
 	Status  int // 0 when no answer came
 	Timeout bool
 	// Unauthorized: Hydra's admin API (or what guards it) refused obdcr's credentials.
 	Unauthorized bool
-	Err          error
+	// Busy: Hydra's database could not serialize the write beside a concurrent
+	// one; nothing was written and the same call may succeed again.
+	Busy bool
+	Err  error
 }
 
 func (e *UnavailableError) Error() string {
@@ -85,9 +90,12 @@ func NewTransport() *http.Transport {
 // with what only Hydra knows (the secret it made, the creation time): re-reading
 // the metadata Hydra echoes back would only cost time on the registration path.
 func (a *Admin) Create(ctx context.Context, c Client) (Client, error) {
-	out, res, err := a.oauth2.CreateOAuth2Client(ctx).OAuth2Client(toHydra(c)).Execute()
+	out, err := retryBusy(ctx, func() (*hc.OAuth2Client, error) {
+		out, res, err := a.oauth2.CreateOAuth2Client(ctx).OAuth2Client(toHydra(c)).Execute()
+		return out, classify(res, err)
+	})
 	if err != nil {
-		return Client{}, classify(res, err)
+		return Client{}, err
 	}
 	c.Secret = val(out.ClientSecret)
 	if out.CreatedAt != nil {
@@ -107,20 +115,44 @@ func (a *Admin) Get(ctx context.Context, id string) (Client, error) {
 
 // Replace sends the whole client (Hydra's PUT is a full replace).
 func (a *Admin) Replace(ctx context.Context, c Client) (Client, error) {
-	out, res, err := a.oauth2.SetOAuth2Client(ctx, c.ID).OAuth2Client(toHydra(c)).Execute()
+	out, err := retryBusy(ctx, func() (*hc.OAuth2Client, error) {
+		out, res, err := a.oauth2.SetOAuth2Client(ctx, c.ID).OAuth2Client(toHydra(c)).Execute()
+		return out, classify(res, err)
+	})
 	if err != nil {
-		return Client{}, classify(res, err)
+		return Client{}, err
 	}
 	return fromHydra(out), nil
 }
 
 // Delete removes the client. Hydra removes its tokens with it.
 func (a *Admin) Delete(ctx context.Context, id string) error {
-	res, err := a.oauth2.DeleteOAuth2Client(ctx, id).Execute()
-	if err != nil {
-		return classify(res, err)
+	_, err := retryBusy(ctx, func() (struct{}, error) {
+		res, err := a.oauth2.DeleteOAuth2Client(ctx, id).Execute()
+		return struct{}{}, classify(res, err)
+	})
+	return err
+}
+
+// retryBusy runs a write again while Hydra answers that its database was busy
+// with a concurrent write (nothing was written), for up to about a second; any
+// other answer ends it. A TPP should not hear of a collision it did not cause.
+func retryBusy[T any](ctx context.Context, write func() (T, error)) (T, error) {
+	b := backoff.NewExponentialBackOff()
+	b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = 20*time.Millisecond, 200*time.Millisecond, time.Second
+	var last error
+	out, err := backoff.RetryWithData(func() (T, error) {
+		out, err := write()
+		var u *UnavailableError
+		if last = err; err != nil && !(errors.As(err, &u) && u.Busy) {
+			return out, backoff.Permanent(err)
+		}
+		return out, err
+	}, backoff.WithContext(b, ctx))
+	if err != nil && last != nil {
+		return out, last // Hydra's last answer, not only that the caller gave up
 	}
-	return nil
+	return out, err
 }
 
 // RevokeTokens removes every access and refresh token of the client.
@@ -249,7 +281,15 @@ func (a *Admin) Ready(ctx context.Context) error {
 }
 
 // classify turns a hydra-client-go failure into the errors above, by status code.
+// concurrentUpdate begins Ory's answer when its database could not serialize a
+// write beside a concurrent one (a PostgreSQL or CockroachDB serialization
+// failure, SQLite locked). Hydra sends it as HTTP 400, yet the request was fine.
+const concurrentUpdate = "Unable to serialize access due to a concurrent update"
+
 func classify(res *http.Response, err error) error {
+	if err == nil {
+		return nil
+	}
 	if res == nil {
 		var ne net.Error
 		timeout := errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
@@ -262,6 +302,8 @@ func classify(res *http.Response, err error) error {
 		return ErrConflict
 	case res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden:
 		return &UnavailableError{Status: res.StatusCode, Unauthorized: true, Err: errors.New("the admin API refused obdcr's credentials")}
+	case res.StatusCode == http.StatusBadRequest && strings.HasPrefix(hydraMessage(err), concurrentUpdate):
+		return &UnavailableError{Status: res.StatusCode, Busy: true, Err: errors.New(hydraMessage(err))}
 	case res.StatusCode >= 400 && res.StatusCode < 500:
 		return &RejectedError{Message: hydraMessage(err)}
 	default:

@@ -41,6 +41,10 @@ func TestAdminErrorClassification(t *testing.T) {
 			var u *hydra.UnavailableError
 			return errors.As(err, &u) && u.Status == 500
 		}},
+		{"Ory's concurrent-update 400 is Hydra busy, not a refusal", 400, `{"error":"Unable to serialize access due to a concurrent update in another session","error_description":""}`, func(err error) bool {
+			var u *hydra.UnavailableError
+			return errors.As(err, &u) && u.Busy && u.Status == 400
+		}},
 		{"201 is success", 201, `{"client_id":"abc","client_secret":"s","metadata":{"x":1}}`, func(err error) bool { return err == nil }},
 	}
 	for _, c := range cases {
@@ -222,5 +226,74 @@ func TestListPageFollowsTheLinkHeader(t *testing.T) {
 				t.Fatalf("sent token %q, got %d clients, next %q; want %d, %q", gotToken, len(list), next, c.clients, c.wantNext)
 			}
 		})
+	}
+}
+
+// A write Hydra answers with Ory's concurrent-update error (its database could
+// not serialize it beside another; nothing was written) is sent again, within
+// about a second; any other answer is final at once.
+func TestAdminRetriesWritesHydraWasTooBusyFor(t *testing.T) {
+	busy := `{"error":"Unable to serialize access due to a concurrent update in another session"}`
+	cases := []struct {
+		name    string
+		answers []string // "busy", "ok" or "bad", in turn; the last repeats
+		calls   int      // at least; 0: exactly len(answers)
+		check   func(error) bool
+	}{
+		{"busy twice, then created", []string{"busy", "busy", "ok"}, 0, func(err error) bool { return err == nil }},
+		{"a refusal is not retried", []string{"bad", "ok"}, 1, func(err error) bool {
+			var r *hydra.RejectedError
+			return errors.As(err, &r)
+		}},
+		{"busy throughout: unavailable, busy", []string{"busy"}, 3, func(err error) bool {
+			var u *hydra.UnavailableError
+			return errors.As(err, &u) && u.Busy
+		}},
+	}
+	for _, c := range cases {
+		for _, write := range []string{"create", "replace", "delete"} {
+			t.Run(c.name+"/"+write, func(t *testing.T) {
+				var calls atomic.Int32
+				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					n := int(calls.Add(1))
+					answer := c.answers[min(n, len(c.answers))-1]
+					w.Header().Set("Content-Type", "application/json")
+					switch {
+					case answer == "busy":
+						w.WriteHeader(http.StatusBadRequest)
+						_, _ = w.Write([]byte(busy))
+					case answer == "bad":
+						w.WriteHeader(http.StatusBadRequest)
+						_, _ = w.Write([]byte(`{"error":"invalid_client_metadata","error_description":"redirect_uris are bad"}`))
+					case r.Method == http.MethodDelete:
+						w.WriteHeader(http.StatusNoContent)
+					case r.Method == http.MethodPost:
+						w.WriteHeader(http.StatusCreated)
+						_, _ = w.Write([]byte(`{"client_id":"abc"}`))
+					default:
+						_, _ = w.Write([]byte(`{"client_id":"abc"}`))
+					}
+				}))
+				defer srv.Close()
+				a, _ := hydra.NewAdmin(srv.URL, nil)
+				ctx := context.Background()
+				var err error
+				switch write {
+				case "create":
+					_, err = a.Create(ctx, hydra.Client{ID: "abc"})
+				case "replace":
+					_, err = a.Replace(ctx, hydra.Client{ID: "abc"})
+				case "delete":
+					err = a.Delete(ctx, "abc")
+				}
+				if !c.check(err) {
+					t.Fatalf("got %T %v", err, err)
+				}
+				got := int(calls.Load())
+				if (c.calls == 0 && got != len(c.answers)) || (c.calls == 1 && got != 1) || (c.calls > 1 && (got < c.calls || got > 20)) {
+					t.Fatalf("%d calls to Hydra", got)
+				}
+			})
+		}
 	}
 }

@@ -53,6 +53,8 @@ func errorStatus(err error) (int, errorBody, map[string]string) {
 			// obdcr's credentials for Hydra are wrong: the bank must fix them.
 		case un.Timeout || (errors.As(err, &hu) && hu.Timeout):
 			status = http.StatusGatewayTimeout
+		case errors.As(err, &hu) && hu.Busy:
+			// Hydra's database was busy with a concurrent write, and stayed so through obdcr's retries.
 		case errors.As(err, &hu) && hu.Status != 0:
 			status = http.StatusBadGateway
 		}

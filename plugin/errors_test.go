@@ -21,6 +21,7 @@ func TestErrorStatus(t *testing.T) {
 		{"refusal", policy.Refuse(policy.InvalidRedirectURI, "redirect_uris", "bad"), 400, "invalid_redirect_uri"},
 		{"hydra unreachable", &policy.Unavailable{Dependency: "hydra", Err: &hydra.UnavailableError{Err: errors.New("refused")}}, 503, "temporarily_unavailable"},
 		{"hydra 500", &policy.Unavailable{Dependency: "hydra", Err: &hydra.UnavailableError{Status: 500, Err: errors.New("boom")}}, 502, "temporarily_unavailable"},
+		{"hydra busy with a concurrent write (its 400)", &policy.Unavailable{Dependency: "hydra", Err: &hydra.UnavailableError{Status: 400, Busy: true, Err: errors.New("concurrent update")}}, 503, "temporarily_unavailable"},
 		{"hydra timeout", &policy.Unavailable{Dependency: "hydra", Err: &hydra.UnavailableError{Timeout: true, Err: errors.New("slow")}}, 504, "temporarily_unavailable"},
 		{"store down", &policy.Unavailable{Dependency: "store", Err: errors.New("down")}, 503, "temporarily_unavailable"},
 		{"directory down", &policy.Unavailable{Dependency: "directory", Err: errors.New("down")}, 503, "temporarily_unavailable"},
