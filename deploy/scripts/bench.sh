@@ -139,11 +139,22 @@ say "Floods (Hardening II): obdcr alone, rate limit off, four attacker floods"
 flood_rss="$(bash deploy/scripts/floods.sh | sed -n 's/.*"rss_peak_mib":\([0-9.]*\).*/\1/p' | sort -n | tail -n 1)"
 echo "obdcr peak RSS through every flood: ${flood_rss} MiB (goal: under 60)"
 
+# Registrations that failed in the closed-loop runs: every one is a finding (the
+# figures of a run with failures are not of the registration path alone).
+reg_errors=0
+for run in "$mem16" "${sqlite16:-}" "$shared16"; do
+  n="$(echo "$run" | phase obdcr_and_hydra errors)"
+  reg_errors=$((reg_errors + ${n:-0}))
+done
+if [ "$reg_errors" -gt 0 ]; then
+  echo "bench: $reg_errors registrations failed in the load runs; obdcr's log is $work/obdcr.log, its audit says why" >&2
+fi
+
 echo "make bench took $((SECONDS / 60))m$((SECONDS % 60))s" >&2
 num() { if [ "$1" = null ]; then echo null; else printf '%.2f' "$1"; fi; }
-printf '{"validation_over_verify":%s,"validation_over_verify_uk":%s,"validation_over_verify_au":%s,"obdcr_over_hydra":%s,"obdcr_over_hydra_sqlite":%s,"obdcr_over_hydra_shared_cpus":%.2f,"jwks_fetches_per_registration":%s,"rss_mib_at_64":%s,"registrations_per_s":%.1f,"hydra_creates_per_s":%.1f,"obdcr_cpu_ms_per_registration":%.2f,"hydra_cpu_ms_per_create":%.2f,"flood_peak_rss_mib":%.1f,"p99_ms_at_half_capacity":%s,"p99_ratio_at_half_capacity":%s,"knee_per_s":%s,"p99_ms_at_half_capacity_shared_cpus":%s,"p99_ratio_at_half_capacity_shared_cpus":%s,"knee_per_s_shared_cpus":%s,"rss_mib_at_10000_tpps":%s,"cpu_ms_per_registration_10_tpps":%s,"cpu_ms_per_registration_10000_tpps":%s,"background_fetches_per_min_10000_tpps":%s,"admin_lookup_ms_50000_clients":%s,"au_poll_ms_20000_products":%s}\n' \
+printf '{"validation_over_verify":%s,"validation_over_verify_uk":%s,"validation_over_verify_au":%s,"obdcr_over_hydra":%s,"obdcr_over_hydra_sqlite":%s,"obdcr_over_hydra_shared_cpus":%.2f,"jwks_fetches_per_registration":%s,"rss_mib_at_64":%s,"registrations_per_s":%.1f,"hydra_creates_per_s":%.1f,"obdcr_cpu_ms_per_registration":%.2f,"hydra_cpu_ms_per_create":%.2f,"flood_peak_rss_mib":%.1f,"p99_ms_at_half_capacity":%s,"p99_ratio_at_half_capacity":%s,"knee_per_s":%s,"p99_ms_at_half_capacity_shared_cpus":%s,"p99_ratio_at_half_capacity_shared_cpus":%s,"knee_per_s_shared_cpus":%s,"rss_mib_at_10000_tpps":%s,"cpu_ms_per_registration_10_tpps":%s,"cpu_ms_per_registration_10000_tpps":%s,"background_fetches_per_min_10000_tpps":%s,"admin_lookup_ms_50000_clients":%s,"au_poll_ms_20000_products":%s,"registration_errors":%s}\n' \
   "$validation_over_verify" "$uk_ratio" "$au_ratio" "$(num "$pinned_ratio")" "$(num "$sqlite_ratio")" \
   "$(echo "$shared16" | field obdcr_over_hydra)" "$(echo "$mem16" | field jwks_fetches_per_registration)" "$rss_mib" \
   "$(echo "$mem16" | phase obdcr_and_hydra per_second)" "$(echo "$mem16" | phase hydra_alone per_second)" \
   "$(echo "$shared16" | cpu_ms obdcr_and_hydra obdcr)" "$(echo "$shared16" | cpu_ms hydra_alone hydra)" "$flood_rss" "${p99_half:-null}" "${p99_ratio:-null}" "${knee:-null}" "${p99_half_shared:-null}" "${p99_ratio_shared:-null}" "${knee_shared:-null}" \
-  "${rss_10000:-null}" "${cpu_10:-null}" "${cpu_10000:-null}" "${bg_10000:-null}" "${lookup_ms:-null}" "${au_poll_ms:-null}"
+  "${rss_10000:-null}" "${cpu_10:-null}" "${cpu_10000:-null}" "${bg_10000:-null}" "${lookup_ms:-null}" "${au_poll_ms:-null}" "$reg_errors"
