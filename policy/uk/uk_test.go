@@ -416,7 +416,7 @@ func TestUKTrust(t *testing.T) {
 			return []byte(req)
 		}, code: policy.InvalidClientMetadata, mention: "not in the software's JWKS", rule: policy.RuleReqSignature},
 		{name: "the software's JWKS unusable", request: func(f *fixture) []byte {
-			return f.Request(t, set("software_jwks_endpoint", "https://keystore.example/gone.jwks"), nil)
+			return f.Request(t, policytest.Set("software_jwks_endpoint", "https://keystore.example/gone.jwks"), nil)
 		}, code: policy.InvalidClientMetadata, mention: "could not be used", rule: policy.RuleReqSignature},
 	}
 	for _, c := range cases {
@@ -447,7 +447,6 @@ func TestUKTrust(t *testing.T) {
 	}
 }
 
-func set(k string, v any) func(map[string]any) { return func(m map[string]any) { m[k] = v } }
 
 // The transport_certificate setting: which proof of the TLS certificate being
 // the software's a profile accepts. "published" is the TPP's certificate (in its
