@@ -447,7 +447,6 @@ func TestUKTrust(t *testing.T) {
 	}
 }
 
-
 // The transport_certificate setting: which proof of the TLS certificate being
 // the software's a profile accepts. "published" is the TPP's certificate (in its
 // JWKS, with the OB subject); "by subject" has the OB subject (OU=org_id,
