@@ -25,7 +25,7 @@ Usage:
   obdcr policy list                          profiles, whether enabled, and their settings
   obdcr policy enable|disable PROFILE        switch a profile on or off on every replica
   obdcr policy set PROFILE FILE              change settings (a JSON object; - reads stdin)
-  obdcr registrations --software-id ID | --org-id ID
+  obdcr registrations [--software-id ID] [--org-id ID]
   obdcr registrations delete CLIENT_ID       remove a registration and its tokens
   obdcr audit [--limit N] [--software-id ID] [--profile P] [--kind K]
   obdcr check FILE                           every rule's verdict for a request JWT, nothing created
