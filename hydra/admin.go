@@ -280,12 +280,12 @@ func (a *Admin) Ready(ctx context.Context) error {
 	return nil
 }
 
-// classify turns a hydra-client-go failure into the errors above, by status code.
 // concurrentUpdate begins Ory's answer when its database could not serialize a
 // write beside a concurrent one (a PostgreSQL or CockroachDB serialization
 // failure, SQLite locked). Hydra sends it as HTTP 400, yet the request was fine.
 const concurrentUpdate = "Unable to serialize access due to a concurrent update"
 
+// classify turns a hydra-client-go failure into the errors above, by status code.
 func classify(res *http.Response, err error) error {
 	if err == nil {
 		return nil
@@ -302,10 +302,12 @@ func classify(res *http.Response, err error) error {
 		return ErrConflict
 	case res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden:
 		return &UnavailableError{Status: res.StatusCode, Unauthorized: true, Err: errors.New("the admin API refused obdcr's credentials")}
-	case res.StatusCode == http.StatusBadRequest && strings.HasPrefix(hydraMessage(err), concurrentUpdate):
-		return &UnavailableError{Status: res.StatusCode, Busy: true, Err: errors.New(hydraMessage(err))}
 	case res.StatusCode >= 400 && res.StatusCode < 500:
-		return &RejectedError{Message: hydraMessage(err)}
+		msg := hydraMessage(err)
+		if res.StatusCode == http.StatusBadRequest && strings.HasPrefix(msg, concurrentUpdate) {
+			return &UnavailableError{Status: res.StatusCode, Busy: true, Err: errors.New(msg)}
+		}
+		return &RejectedError{Message: msg}
 	default:
 		return &UnavailableError{Status: res.StatusCode, Err: errors.New(hydraMessage(err))}
 	}
