@@ -25,7 +25,8 @@ type Config struct {
 	TLSKeyFile       string         `env:"OBDCR_TLS_KEY_FILE,required" help:"server key, PEM"`
 	TLSClientCAFile  string         `env:"OBDCR_TLS_CLIENT_CA_FILE,required" help:"PEM bundle of the CAs that issue TPP transport certificates"`
 	ClientCertHeader string         `env:"OBDCR_CLIENT_CERT_HEADER" help:"behind a TLS-terminating proxy: header carrying the verified client certificate (PEM, URL-encoded); trusted only from OBDCR_TRUSTED_PROXIES"`
-	ClientCertFormat string         `env:"OBDCR_CLIENT_CERT_HEADER_FORMAT" envDefault:"pem-urlencoded" help:"pem-urlencoded (nginx, AWS ALB), xfcc (Envoy X-Forwarded-Client-Cert: the Cert of the last element), der-base64 (HAProxy; Traefik's URL-escaped form too), pem-spaces (Apache)"`
+	ClientCertFormat string         `env:"OBDCR_CLIENT_CERT_HEADER_FORMAT" envDefault:"pem-urlencoded" help:"pem-urlencoded (nginx, AWS ALB), xfcc (Envoy X-Forwarded-Client-Cert; see OBDCR_CLIENT_CERT_HEADER_XFCC_ELEMENTS), der-base64 (HAProxy; Traefik's URL-escaped form too), pem-spaces (Apache)"`
+	XFCCElements     string         `env:"OBDCR_CLIENT_CERT_HEADER_XFCC_ELEMENTS" envDefault:"one" help:"with the xfcc format: one (the proxy replaces the header, Envoy's SANITIZE_SET; a header of more elements is refused) or last (the proxy appends, APPEND_FORWARD, and its own element, the last, is read)"`
 	TrustedProxies   []string       `env:"OBDCR_TRUSTED_PROXIES" envSeparator:"," help:"CIDRs allowed to set that header"`
 	Issuer           string         `env:"OBDCR_ISSUER,required" help:"this authorization server's issuer (Hydra's public issuer URL); accepted as the request JWT aud"`
 	Audiences        []string       `env:"OBDCR_AUDIENCES" envSeparator:"," help:"more accepted aud values, comma separated (UK: the ASPSP's directory organisation id)"`
@@ -43,6 +44,7 @@ type Config struct {
 	AdminTokenFile   string         `env:"OBDCR_ADMIN_TOKEN_FILE" help:"a file holding OBDCR_ADMIN_TOKEN's value, re-read when it changes"`
 	TPPRateLimit     Rate           `env:"OBDCR_TPP_RATE_LIMIT" envDefault:"20/s" help:"requests per second per client certificate on the TPP listener, and per source address for requests without one (burst twice that; 0 off); over it: 429 with Retry-After. Behind a proxy the certificate is the one in the header"`
 	TPPMaxConns      int            `env:"OBDCR_TPP_MAX_CONNS" envDefault:"1024" help:"open connections on the TPP listener; TLS handshakes are limited to this many per second too"`
+	TPPConnsPerAddr  int            `env:"OBDCR_TPP_MAX_CONNS_PER_ADDR" envDefault:"64" help:"open connections on the TPP listener from one source address (an IPv6 /64), counted before TLS; more are closed at once. OBDCR_TRUSTED_PROXIES are exempt"`
 	Console          bool           `env:"OBDCR_CONSOLE" envDefault:"true" help:"serve the policy console under /console/ on the admin listener"`
 	AuditRetention   time.Duration  `env:"OBDCR_AUDIT_RETENTION" envDefault:"9600h" help:"how long SQL stores keep decision entries; policy changes are kept"`
 	DSN              string         `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
@@ -205,7 +207,7 @@ func (c Config) validate() error {
 			return err
 		}
 	}
-	if _, err := parseHeaderFormat(c.ClientCertFormat); err != nil {
+	if _, err := parseHeaderFormat(c.ClientCertFormat, c.XFCCElements); err != nil {
 		return err
 	}
 	for _, p := range c.TrustedProxies {
@@ -215,6 +217,9 @@ func (c Config) validate() error {
 	}
 	if c.TPPMaxConns < 1 {
 		return fmt.Errorf("OBDCR_TPP_MAX_CONNS: %d is under 1", c.TPPMaxConns)
+	}
+	if c.TPPConnsPerAddr < 1 {
+		return fmt.Errorf("OBDCR_TPP_MAX_CONNS_PER_ADDR: %d is under 1", c.TPPConnsPerAddr)
 	}
 	switch {
 	case c.AdminToken == "" && c.AdminTokenFile == "":

@@ -27,26 +27,6 @@ var headerFormats = map[string]headerFormat{
 		}
 		return onePEM(raw)
 	}},
-	// Envoy X-Forwarded-Client-Cert: the Cert of the last element, the one the
-	// nearest proxy (the trusted one) added.
-	"xfcc": {"xfcc", func(v []string) (*x509.Certificate, error) {
-		elements := splitQuoted(strings.Join(v, ","), ',')
-		cert := ""
-		for _, pair := range splitQuoted(elements[len(elements)-1], ';') {
-			k, val, _ := strings.Cut(strings.TrimSpace(pair), "=")
-			if strings.EqualFold(k, "Cert") {
-				cert = strings.Trim(val, `"`)
-			}
-		}
-		if cert == "" {
-			return nil, errors.New("its last element has no Cert")
-		}
-		raw, err := unescapePEM(cert)
-		if err != nil {
-			return nil, err
-		}
-		return onePEM(raw)
-	}},
 	// HAProxy %[ssl_c_der,base64]; Traefik's X-Forwarded-Tls-Client-Cert (the same,
 	// URL-escaped, certificates separated by commas).
 	"der-base64": {"der-base64", func(v []string) (*x509.Certificate, error) {
@@ -78,7 +58,15 @@ var headerFormats = map[string]headerFormat{
 	}},
 }
 
-func parseHeaderFormat(name string) (headerFormat, error) {
+// parseHeaderFormat finds a format by name; xfccElements is
+// OBDCR_CLIENT_CERT_HEADER_XFCC_ELEMENTS, which only Envoy's format reads.
+func parseHeaderFormat(name, xfccElements string) (headerFormat, error) {
+	if xfccElements != xfccOne && xfccElements != xfccLast {
+		return headerFormat{}, fmt.Errorf("OBDCR_CLIENT_CERT_HEADER_XFCC_ELEMENTS: %q is not one or last", xfccElements)
+	}
+	if name == "xfcc" {
+		return xfccFormat(xfccElements), nil
+	}
 	f, ok := headerFormats[name]
 	if !ok {
 		return f, fmt.Errorf("OBDCR_CLIENT_CERT_HEADER_FORMAT: %q is not one of pem-urlencoded, xfcc, der-base64, pem-spaces", name)
@@ -128,23 +116,4 @@ func derBase64(s string) (*x509.Certificate, error) {
 		}
 	}
 	return x509.ParseCertificate(der)
-}
-
-// splitQuoted splits s at sep outside double quotes (XFCC quotes values that
-// hold commas or semicolons).
-func splitQuoted(s string, sep byte) []string {
-	var out []string
-	quoted, start := false, 0
-	for i := 0; i < len(s); i++ {
-		switch {
-		case s[i] == '\\' && quoted:
-			i++
-		case s[i] == '"':
-			quoted = !quoted
-		case s[i] == sep && !quoted:
-			out = append(out, s[start:i])
-			start = i + 1
-		}
-	}
-	return append(out, s[start:])
 }

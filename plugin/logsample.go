@@ -1,11 +1,15 @@
 package plugin
 
 import (
+	"log"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 	"golang.org/x/time/rate"
+
+	"github.com/obdcr/obdcr/policy/store"
 )
 
 // provenKey marks a request whose caller proved something: a verified client
@@ -45,4 +49,30 @@ func (l *logSampler) admit(now time.Time) (bool, int) {
 	n := l.skipped
 	l.skipped = 0
 	return true, n
+}
+
+// serverErrorLog is net/http's own error log (failed TLS handshakes, bad
+// connections) as obdcr's JSON log, sampled like unproven requests: anyone can
+// fail a handshake as often as it can connect, and the default logger wrote a
+// line to stderr for each.
+func (s *Server) serverErrorLog(listener string) *log.Logger {
+	return log.New(sampledWriter{s: s, listener: listener}, "", 0)
+}
+
+type sampledWriter struct {
+	s        *Server
+	listener string
+}
+
+func (w sampledWriter) Write(p []byte) (int, error) {
+	ok, skipped := w.s.unprovenLog.admit(time.Now())
+	if ok {
+		msg := store.Clean(strings.TrimSpace(string(p)), maxLoggedPath)
+		if skipped > 0 {
+			w.s.log.Warn("connection", "listener", w.listener, "error", msg, "unproven_failures_not_logged", skipped)
+		} else {
+			w.s.log.Warn("connection", "listener", w.listener, "error", msg)
+		}
+	}
+	return len(p), nil
 }

@@ -41,7 +41,7 @@ func insufficientScope(scope string) *httpError {
 // trusted CA (a caller without one is never audited: it could be anyone, as
 // often as it likes), then a client_id of the shape obdcr issues, then the token.
 func (s *Server) authorize(c echo.Context) (*policy.Registration, error) {
-	cert, err := s.certs.certificate(c.Request())
+	cert, err := s.certs.request(c)
 	if err != nil {
 		return nil, &unproven{unauthorized(err.Error())}
 	}
@@ -162,7 +162,7 @@ func (s *Server) putRegistration(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	cert, _ := s.certs.certificate(c.Request())
+	cert, _ := s.certs.request(c)
 	reg, tr, err := s.registrar.Update(c.Request().Context(), current, policy.Submission{JWT: body, Certificate: cert})
 	outcome, _ := s.noteOutcome(c, tr, err)
 	s.metrics.management.WithLabelValues(current.Profile, "update", outcome).Inc()

@@ -38,6 +38,8 @@ type metrics struct {
 	setupProblems prometheus.Gauge
 	// orgIndexReady is 1 once org_id lookups go through the org index.
 	orgIndexReady prometheus.Gauge
+	// connsRefused counts TPP connections closed for their address's cap.
+	connsRefused prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -82,8 +84,12 @@ func newMetrics() *metrics {
 		auRemovals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "obdcr_cdr_removed_registrations_total", Help: "Registrations removed because the CDR Register lists their software product as REMOVED.",
 		}),
+		connsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "obdcr_tpp_connections_refused_total", Help: "TPP listener connections closed on accept because their source address already held OBDCR_TPP_MAX_CONNS_PER_ADDR.",
+		}),
 	}
 	m.registry.MustRegister(m.registrations, m.management, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.registerLookups, m.registerWait, m.auRemovals, m.setupProblems, m.orgIndexReady,
+		m.connsRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/labstack/echo/v4"
+
 	"github.com/obdcr/obdcr/plugin/reload"
 )
 
@@ -95,6 +97,26 @@ func newCertSource(header string, format headerFormat, proxies []string, roots f
 	return cs
 }
 
+// peerCertKey memoizes a request's certificate: the rate limiter reads it to
+// key the caller, the handler to authenticate it, and behind a proxy each read
+// is a parse and a chain verification.
+const peerCertKey = "obdcr.peer_certificate"
+
+type peerCert struct {
+	cert *x509.Certificate
+	err  error
+}
+
+// request is certificate, read once per request.
+func (cs certSource) request(c echo.Context) (*x509.Certificate, error) {
+	if p, ok := c.Get(peerCertKey).(peerCert); ok {
+		return p.cert, p.err
+	}
+	cert, err := cs.certificate(c.Request())
+	c.Set(peerCertKey, peerCert{cert, err})
+	return cert, err
+}
+
 func (cs certSource) certificate(r *http.Request) (*x509.Certificate, error) {
 	if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.PeerCertificates) > 0 {
 		return r.TLS.PeerCertificates[0], nil
@@ -117,12 +139,14 @@ func (cs certSource) certificate(r *http.Request) (*x509.Certificate, error) {
 }
 
 func (cs certSource) fromTrustedProxy(r *http.Request) bool {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
+	addr, ok := remoteAddr(r.RemoteAddr)
+	return ok && cs.trusted(addr)
+}
+
+// trusted says whether addr is one of OBDCR_TRUSTED_PROXIES.
+func (cs certSource) trusted(addr netip.Addr) bool {
 	for _, p := range cs.proxies {
-		if p.Contains(ap.Addr().Unmap()) {
+		if p.Contains(addr) {
 			return true
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"net/http"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -71,25 +70,28 @@ func newCallerLimiter(r Rate, certs certSource) *callerLimiter {
 	return &callerLimiter{rate: r, certs: certs, buckets: map[[32]byte]*callerBucket{}}
 }
 
-// caller keys a request by who it can claim to be without any parsing: the
-// certificate's bytes, the header a trusted proxy set, or the source address.
-func (l *callerLimiter) caller(r *http.Request) [32]byte {
-	switch {
-	case r.TLS != nil && len(r.TLS.PeerCertificates) > 0:
-		return sha256.Sum256(append([]byte("cert:"), r.TLS.PeerCertificates[0].Raw...))
-	case l.certs.header != "" && r.Header.Get(l.certs.header) != "" && l.certs.fromTrustedProxy(r):
-		return sha256.Sum256([]byte("header:" + r.Header.Get(l.certs.header)))
+// caller keys a request by who it has shown itself to be: the SHA-256
+// thumbprint of its certificate (from the TLS connection, or the header a
+// trusted proxy set, parsed), or else its source address, an IPv6 caller by its
+// /64. Never by a header's raw text: a caller who can vary the text around the
+// same certificate would get a fresh bucket each time.
+func (l *callerLimiter) caller(c echo.Context) [32]byte {
+	r := c.Request()
+	if (r.TLS != nil && len(r.TLS.PeerCertificates) > 0) || (l.certs.header != "" && r.Header.Get(l.certs.header) != "") {
+		if cert, err := l.certs.request(c); err == nil {
+			return sha256.Sum256(cert.Raw)
+		}
 	}
 	addr := r.RemoteAddr
-	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
-		addr = ap.Addr().Unmap().String()
+	if a, ok := remoteAddr(r.RemoteAddr); ok {
+		addr = callerAddr(a).String()
 	}
 	return sha256.Sum256([]byte("addr:" + addr))
 }
 
 // allow takes a token for the caller, or says how long until one is free.
-func (l *callerLimiter) allow(r *http.Request, now time.Time) (bool, time.Duration) {
-	key := l.caller(r)
+func (l *callerLimiter) allow(c echo.Context, now time.Time) (bool, time.Duration) {
+	key := l.caller(c)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b, ok := l.buckets[key]
@@ -144,15 +146,16 @@ func (l *callerLimiter) forget(now time.Time) {
 }
 
 // middleware answers 429 with Retry-After past the caller's rate. Health probes
-// and the discovery document are not limited: both are cheap, and both reach
-// obdcr without a certificate, so behind a proxy every caller would share the
-// proxy's address and its limit.
+// count like any request without a certificate: the kubelet probes the admin
+// listener, and an unlimited probe here was a free lever on Hydra. The
+// discovery document alone is not limited: it is served from memory, and
+// behind a proxy every TPP's software reads it from the proxy's address.
 func (l *callerLimiter) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if p := c.Request().URL.Path; strings.HasPrefix(p, "/health/") || strings.HasPrefix(p, "/.well-known/") {
+		if strings.HasPrefix(c.Request().URL.Path, "/.well-known/") {
 			return next(c)
 		}
-		ok, wait := l.allow(c.Request(), time.Now())
+		ok, wait := l.allow(c, time.Now())
 		if ok {
 			return next(c)
 		}

@@ -54,6 +54,8 @@ type Server struct {
 	metrics     *metrics
 	tracing     *tracing
 	activity    *activity
+	// readiness is the TPP listener's /health/ready, checked in the background.
+	readiness *readiness
 	// findings are the last setup check's, for the console.
 	findings atomic.Pointer[[]Finding]
 	digest   *refusalDigest
@@ -97,7 +99,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	format, err := parseHeaderFormat(cfg.ClientCertFormat)
+	format, err := parseHeaderFormat(cfg.ClientCertFormat, cfg.XFCCElements)
 	if err != nil {
 		return nil, err
 	}
@@ -175,6 +177,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 		store: st, state: state, adminTokens: tokens, metrics: m, digest: newRefusalDigest(time.Minute),
 		unprovenLog: newLogSampler(5, 20),
 	}
+	s.readiness = newReadiness(s.checkReady, readyInterval, time.Now)
 	go state.Run(ctx)
 	go s.digest.run(ctx, st.Append)
 	go s.pruneAudit(ctx)
@@ -219,8 +222,8 @@ func (s *Server) routes() {
 		e.GET("/openapi.yaml", serveOpenAPI)
 	}
 	// Anyone can reach the TPP listener's probe: it says ready or not, and no more.
-	s.tpp.GET("/health/ready", func(c echo.Context) error { return s.ready(c, false) })
-	s.admin.GET("/health/ready", func(c echo.Context) error { return s.ready(c, true) })
+	s.tpp.GET("/health/ready", s.readyTPP)
+	s.admin.GET("/health/ready", s.readyAdmin)
 	s.tpp.GET("/.well-known/openid-configuration", s.discoveryHandler)
 	s.tpp.POST("/register", s.register)
 	s.tpp.GET("/register/:client_id", s.getRegistration)
@@ -266,19 +269,29 @@ func (s *Server) serveTLS(n int) {
 // header is about 2-4 KiB; Go's default of 1 MiB let a caller send a 1 MiB method.
 const maxHeaderBytes = 32 << 10
 
+// tppIdleTimeout closes a TPP's idle keep-alive connection. A TPP's client
+// reconnects at the cost of one handshake; an idle connection held longer is a
+// slot of OBDCR_TPP_MAX_CONNS that no one else can use.
+const tppIdleTimeout = 15 * time.Second
+
 // requestBudget bounds the outbound calls one request makes (Hydra, JWKS). The
 // CDS sets 1000 ms for DCR at the 95th percentile; this leaves room for a cold JWKS.
 const requestBudget = 10 * time.Second
 
 // Serve runs both listeners until ctx ends, then drains in-flight requests.
 func (s *Server) Serve(ctx context.Context, tppLn, adminLn net.Listener) error {
+	// The TLS handshake is bounded by the shortest of the read timeouts (10 s);
+	// an idle keep-alive connection is closed after tppIdleTimeout, so a client
+	// that opens connections and sends nothing holds them briefly.
 	tppSrv := &http.Server{Handler: s.tpp, TLSConfig: s.tls, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes,
-		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 120 * time.Second}
+		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: tppIdleTimeout, ErrorLog: s.serverErrorLog("tpp")}
 	adminSrv := &http.Server{Handler: s.admin, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes,
-		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second}
+		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, ErrorLog: s.serverErrorLog("admin")}
 	g, gctx := errgroup.WithContext(ctx)
-	// Connections are bounded before TLS: a flood of them waits in the kernel's
+	// Connections are bounded before TLS: per source address first (one client
+	// cannot take every slot), then in all, where a flood waits in the kernel's
 	// backlog rather than in goroutines and buffers here.
+	tppLn = newPerAddrListener(tppLn, max(s.cfg.TPPConnsPerAddr, 1), s.certs.trusted, s.metrics.connsRefused.Inc)
 	tppLn = netutil.LimitListener(tppLn, max(s.cfg.TPPMaxConns, 1))
 	g.Go(func() error { return ignoreClosed(tppSrv.Serve(tls.NewListener(tppLn, s.tls))) })
 	g.Go(func() error { return ignoreClosed(adminSrv.Serve(adminLn)) })
@@ -327,25 +340,6 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 func (s *Server) Registrar() *policy.Registrar { return s.registrar }
 
 func (s *Server) alive(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (s *Server) ready(c echo.Context, details bool) error {
-	ctx, cancel := context.WithTimeout(c.Request().Context(), 3*time.Second)
-	defer cancel()
-	problems := map[string]string{}
-	if err := s.hydra.Ready(ctx); err != nil {
-		problems["hydra"] = err.Error()
-	}
-	if err := s.store.Ping(ctx); err != nil {
-		problems["store"] = err.Error()
-	}
-	if len(problems) > 0 {
-		if !details {
-			return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable"})
-		}
-		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "errors": problems})
-	}
 	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
 }
 
@@ -420,7 +414,7 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 }
 
 func (s *Server) clientCertificate(c echo.Context) (*x509.Certificate, error) {
-	cert, err := s.certs.certificate(c.Request())
+	cert, err := s.certs.request(c)
 	if err != nil {
 		he := newHTTPError(http.StatusUnauthorized, "invalid_client", err.Error()+"; register over mutual TLS with your transport certificate")
 		return nil, he
