@@ -67,6 +67,9 @@ type Discovery struct {
 	fetched time.Time
 	date    time.Time // Hydra's clock at the last read (its Date header)
 	err     error
+	// gen counts the documents read; what callers derive from one can be kept
+	// until it changes.
+	gen uint64
 	// reading is closed when the read in flight ends; nil when none is.
 	reading chan struct{}
 }
@@ -89,28 +92,36 @@ var ErrNoDiscovery = errors.New("hydra: its discovery document has not been read
 // however many callers there are, and a Hydra back up is seen at the next read.
 // Only a failure with no earlier copy is an error.
 func (d *Discovery) Document(ctx context.Context) (Document, error) {
+	doc, _, err := d.Snapshot(ctx)
+	return doc, err
+}
+
+// Snapshot is Document with the generation of the read that gave it: the
+// generation changes exactly when a read gives a new document, so a caller may
+// keep what it builds from one until then.
+func (d *Discovery) Snapshot(ctx context.Context) (Document, uint64, error) {
 	d.mu.Lock()
 	if d.doc != nil {
 		if time.Since(d.fetched) > DiscoveryRefresh {
 			d.startRead(ctx)
 		}
-		doc := d.doc
+		doc, gen := d.doc, d.gen
 		d.mu.Unlock()
-		return doc, nil
+		return doc, gen, nil
 	}
 	done := d.startRead(ctx)
 	d.mu.Unlock()
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return nil, fmt.Errorf("%w: %w", ErrNoDiscovery, ctx.Err())
+		return nil, 0, fmt.Errorf("%w: %w", ErrNoDiscovery, ctx.Err())
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.doc == nil {
-		return nil, fmt.Errorf("%w: %v", ErrNoDiscovery, d.err)
+		return nil, 0, fmt.Errorf("%w: %v", ErrNoDiscovery, d.err)
 	}
-	return d.doc, nil
+	return d.doc, d.gen, nil
 }
 
 // startRead starts a read unless one is in flight, and returns the channel
@@ -140,6 +151,7 @@ func (d *Discovery) store(doc Document, date time.Time, err error) {
 	d.fetched, d.err = time.Now(), err
 	if err == nil {
 		d.doc, d.date = doc, date
+		d.gen++
 	}
 }
 

@@ -145,3 +145,40 @@ func TestDiscoveryAnswers(t *testing.T) {
 		})
 	}
 }
+
+// A snapshot's generation changes with each document read, and only then: a
+// failed read keeps both the document and its generation.
+func TestDiscoverySnapshotGeneration(t *testing.T) {
+	var fail atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if fail.Load() {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write([]byte(`{"issuer":"https://bank.example"}`))
+	}))
+	defer srv.Close()
+	d := hydra.NewDiscovery(srv.URL, nil)
+	ctx := context.Background()
+	_, first, err := d.Snapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, again, _ := d.Snapshot(ctx); again != first {
+		t.Fatalf("no read, yet the generation moved from %d to %d", first, again)
+	}
+	if _, err := d.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, second, _ := d.Snapshot(ctx)
+	if second == first {
+		t.Fatal("a new read kept the generation")
+	}
+	fail.Store(true)
+	if _, err := d.Refresh(ctx); err == nil {
+		t.Fatal("a failed read was not an error")
+	}
+	if doc, third, err := d.Snapshot(ctx); err != nil || third != second || doc.String("issuer") != "https://bank.example" {
+		t.Fatalf("after a failed read: %v %d %v, want the last document at %d", doc, third, err, second)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/labstack/echo/v4"
 
@@ -53,9 +54,30 @@ func (s *Server) accepted(ctx context.Context) (acceptance, error) {
 	return a, nil
 }
 
-// discoveryDocument is Hydra's document with obdcr's members laid over it.
-func (s *Server) discoveryDocument(ctx context.Context) (hydra.Document, error) {
-	base, err := s.discovery.Document(ctx)
+// key names what a discovery document is built from besides the fixed
+// configuration: what the profiles accept now.
+func (a acceptance) key() string {
+	var b strings.Builder
+	for _, l := range [][]string{a.methods, a.algs, a.responseTypes, a.grantTypes, a.scopes} {
+		b.WriteString(strings.Join(l, " "))
+		b.WriteByte('|')
+	}
+	return b.String()
+}
+
+// discoveryCache keeps the last document obdcr served, as JSON. Building one
+// from Hydra's (up to 256 KiB) took milliseconds, for anyone who asked: it is
+// built again only when Hydra's copy or what the profiles accept changes.
+type discoveryCache struct {
+	mu   sync.Mutex
+	gen  uint64 // Hydra's document's generation
+	key  string // acceptance.key
+	json []byte
+}
+
+// discoveryJSON is the document as served, built when its inputs changed.
+func (s *Server) discoveryJSON(ctx context.Context) ([]byte, error) {
+	base, gen, err := s.discovery.Snapshot(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +85,27 @@ func (s *Server) discoveryDocument(ctx context.Context) (hydra.Document, error) 
 	if err != nil {
 		return nil, err
 	}
+	return s.discoveryCache.get(gen, a.key(), func() ([]byte, error) { return json.Marshal(s.buildDiscovery(base, a)) })
+}
+
+// get is the document built from Hydra's generation gen and acceptance key,
+// built by build only when either differs from the last one's.
+func (c *discoveryCache) get(gen uint64, key string, build func() ([]byte, error)) ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.json != nil && c.gen == gen && c.key == key {
+		return c.json, nil
+	}
+	b, err := build()
+	if err != nil {
+		return nil, err
+	}
+	c.gen, c.key, c.json = gen, key, b
+	return b, nil
+}
+
+// buildDiscovery is Hydra's document with obdcr's members laid over it.
+func (s *Server) buildDiscovery(base hydra.Document, a acceptance) hydra.Document {
 	doc := base.Clone()
 	registration := strings.TrimRight(s.cfg.PublicURL, "/") + "/register"
 	doc.Set("registration_endpoint", registration)
@@ -86,7 +129,7 @@ func (s *Server) discoveryDocument(ctx context.Context) (hydra.Document, error) 
 	doc.Set("tls_client_certificate_bound_access_tokens", false)
 	doc.Set("require_pushed_authorization_requests", false)
 	delete(doc, "pushed_authorization_request_endpoint")
-	return doc, nil
+	return doc
 }
 
 // discoveryHandler is GET /.well-known/openid-configuration on the TPP listener.
@@ -94,13 +137,13 @@ func (s *Server) discoveryHandler(c echo.Context) error {
 	if s.cfg.PublicURL == "" {
 		return newHTTPError(http.StatusNotFound, "not_found", "this server publishes no discovery document: OBDCR_PUBLIC_URL is not set")
 	}
-	doc, err := s.discoveryDocument(c.Request().Context())
+	doc, err := s.discoveryJSON(c.Request().Context())
 	if err != nil {
 		return &policy.Unavailable{Dependency: "hydra", Err: err}
 	}
 	// A policy change must show within seconds: caches may keep it briefly only.
 	c.Response().Header().Set("Cache-Control", "public, max-age=5")
-	return c.JSON(http.StatusOK, doc)
+	return c.JSONBlob(http.StatusOK, doc)
 }
 
 func union(a, b []string) []string {

@@ -39,7 +39,9 @@ type Server struct {
 	hydra     *hydra.Admin
 	// discovery is Hydra's own discovery document, which obdcr's is made from.
 	discovery *hydra.Discovery
-	certs     certSource
+	// discoveryCache is obdcr's document as last served.
+	discoveryCache discoveryCache
+	certs          certSource
 	// serverCerts are the TPP listener's certificate and client CAs, reloaded on change.
 	serverCerts serverCerts
 	tls         *tls.Config
