@@ -166,9 +166,25 @@ func (s Setup) idTokenKey(doc hydra.Document) Finding {
 	}
 	f.Severity = SeverityError
 	f.Message = fmt.Sprintf("Hydra signs ID tokens with %s, which no enabled profile allows (%s): every registration is refused rather than promise it", signs, strings.Join(s.algs(), ", "))
-	f.Fix = fmt.Sprintf("add a %s key: POST %s to Hydra's admin API /admin/keys/%s with {\"alg\":%q,\"use\":\"sig\"} (obdcr doctor --fix does this)",
-		s.preferredAlg(), hydra.IDTokenKeySet, hydra.IDTokenKeySet, s.preferredAlg())
+	f.Fix = fmt.Sprintf("add a %s key: POST to Hydra's admin API /admin/keys/%s with {\"alg\":%q,\"use\":\"sig\"} (obdcr doctor --fix does this). %s",
+		s.preferredAlg(), hydra.IDTokenKeySet, s.preferredAlg(), idTokenKeyImpact)
 	return f
+}
+
+// idTokenKeyImpact is what adding an ID-token key does beyond obdcr: Hydra has
+// one ID-token key set for all its clients, and signs with the newest key.
+const idTokenKeyImpact = "Hydra signs every client's ID tokens with its newest key, so this changes the ID-token alg of ALL its clients, including those obdcr did not register (the bank's own apps): their relying parties must accept the new alg first"
+
+// Plan says what Fix would do for these findings, with its effect on Hydra's
+// other clients, so that obdcr doctor can say it before it acts.
+func (s Setup) Plan(findings []Finding) []string {
+	var plan []string
+	for _, f := range findings {
+		if f.Check == "hydra.id_token_alg" && f.Severity == SeverityError {
+			plan = append(plan, fmt.Sprintf("add a %s key to Hydra's %s set. %s", s.preferredAlg(), hydra.IDTokenKeySet, idTokenKeyImpact))
+		}
+	}
+	return plan
 }
 
 func (s Setup) preferredAlg() string {

@@ -17,12 +17,15 @@ const doctorUsage = `usage: obdcr doctor [--json] [--fix]
 Checks the Hydra obdcr fronts: its own registration endpoint off, its ID-token key's alg
 allowed by the enabled profiles, its issuer, its discovery document, reachability and
 clock. Exit 0 only when nothing is wrong. --fix adds a PS256 (or ES256) ID-token key
-when the active one is not allowed, and changes nothing else.`
+when the active one is not allowed, and changes nothing else in obdcr's name; but Hydra
+signs every client's ID tokens with its newest key, so the new alg applies to ALL of
+Hydra's clients, the bank's own apps too. --fix prints what it will do before it acts.`
 
 // doctorReport is what --json prints.
 type doctorReport struct {
 	Problems int              `json:"problems"`
-	Policy   string           `json:"policy"` // where the profiles' settings came from
+	Policy   string           `json:"policy"`         // where the profiles' settings came from
+	Plan     []string         `json:"plan,omitempty"` // what --fix set out to do, said before it acted
 	Fixed    []string         `json:"fixed,omitempty"`
 	Findings []plugin.Finding `json:"findings"`
 }
@@ -60,6 +63,12 @@ func doctorCmd(getenv func(string) string, args []string, stdout io.Writer) (boo
 	defer cancel()
 	rep.Findings = setup.Run(ctx)
 	if *fix {
+		rep.Plan = setup.Plan(rep.Findings)
+		if !*asJSON {
+			for _, p := range rep.Plan {
+				fmt.Fprintln(stdout, "--fix will:", p)
+			}
+		}
 		if rep.Fixed, err = setup.Fix(ctx, rep.Findings); err != nil {
 			return false, err
 		}

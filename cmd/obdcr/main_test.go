@@ -296,6 +296,10 @@ func TestDoctor(t *testing.T) {
 		if code != 1 || len(rep.Fixed) != 1 || severity(rep, "hydra.id_token_alg") != "ok" || severity(rep, "hydra.registration_endpoint") != "error" {
 			t.Fatalf("after --fix, exit %d: %+v", code, rep)
 		}
+		// It said, before acting, that the new alg reaches every Hydra client.
+		if len(rep.Plan) != 1 || !strings.Contains(rep.Plan[0], "ALL its clients") || !strings.Contains(rep.Plan[0], "obdcr did not register") {
+			t.Fatalf("--fix did not say that every Hydra client is affected: %q", rep.Plan)
+		}
 		// --fix mends only the key; a second run has nothing to do.
 		if rep, _ = doctor(t, h, "https://obdcr.example", "--fix"); len(rep.Fixed) != 0 {
 			t.Fatalf("a second --fix changed Hydra again: %v", rep.Fixed)
