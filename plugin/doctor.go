@@ -137,14 +137,19 @@ func (s Setup) registrationEndpoint(ctx context.Context) Finding {
 	if err == nil {
 		req.Header.Set("Content-Type", "application/json")
 		var res *http.Response
-		if res, err = s.HTTP.Do(req); err == nil {
-			res.Body.Close()
-			if res.StatusCode == http.StatusNotFound {
-				f.Severity, f.Message = SeverityOK, "Hydra's own registration endpoint is off"
-				return f
-			}
-			err = fmt.Errorf("POST /oauth2/register answered %d", res.StatusCode)
+		if res, err = s.HTTP.Do(req); err != nil {
+			// Not an answer: whether the endpoint is on is unknown, and saying
+			// "on" sent operators hunting a setting that was right.
+			f.Severity, f.Message = SeverityError, "could not probe Hydra's own registration endpoint: "+err.Error()
+			f.Fix = "check HYDRA_PUBLIC_URL, and HYDRA_ADMIN_CA_FILE when Hydra's public API has a private CA"
+			return f
 		}
+		res.Body.Close()
+		if res.StatusCode == http.StatusNotFound {
+			f.Severity, f.Message = SeverityOK, "Hydra's own registration endpoint is off"
+			return f
+		}
+		err = fmt.Errorf("POST /oauth2/register answered %d", res.StatusCode)
 	}
 	f.Severity, f.Fix = SeverityError, "set oidc.dynamic_client_registration.enabled=false (OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED=false) in Hydra"
 	f.Message = "Hydra's own registration endpoint is on, so TPPs could bypass every rule: " + err.Error()
@@ -255,22 +260,17 @@ func NewDoctor(environ map[string]string, live []policy.State) (Setup, error) {
 	if err := c.HydraAdminAuth.validate(); err != nil {
 		return Setup{}, err
 	}
-	access, err := hydraAccess(c.HydraAdminAuth)
+	hc, err := newHydraClients(c.HydraAdminAuth, c.HydraAdminURL, c.HydraPublicURL, hydraClientOptions{})
 	if err != nil {
 		return Setup{}, err
 	}
-	admin, err := hydra.NewAdmin(c.HydraAdminURL, &http.Client{Timeout: 10 * time.Second, Transport: hydra.NewAdminTransport(access)})
-	if err != nil {
-		return Setup{}, err
-	}
-	client := &http.Client{Timeout: 10 * time.Second, Transport: hydra.NewPublicTransport(access.RootCAs)}
 	if live == nil {
 		for _, p := range OfflineRegistrar(c.Issuer, nil).Profiles {
 			live = append(live, policy.State{Enabled: slices.Contains(c.Profiles, p.Name), Settings: p.Defaults})
 		}
 	}
-	return Setup{Admin: admin, Discovery: hydra.NewDiscovery(c.HydraPublicURL, client), HydraPublicURL: c.HydraPublicURL,
-		Issuer: c.Issuer, PublicURL: c.PublicURL, Policies: live, HTTP: client}, nil
+	return Setup{Admin: hc.admin, Discovery: hc.discovery, HydraPublicURL: c.HydraPublicURL,
+		Issuer: c.Issuer, PublicURL: c.PublicURL, Policies: live, HTTP: hc.public}, nil
 }
 
 // setup is the check of the Hydra this server fronts, with its live policy.
@@ -282,7 +282,7 @@ func (s *Server) setup(ctx context.Context) Setup {
 		}
 	}
 	return Setup{Admin: s.hydra, Discovery: s.discovery, HydraPublicURL: s.cfg.HydraPublicURL, Issuer: s.cfg.Issuer,
-		PublicURL: s.cfg.PublicURL, Policies: states, HTTP: &http.Client{Timeout: 10 * time.Second}}
+		PublicURL: s.cfg.PublicURL, Policies: states, HTTP: s.hydraPublic}
 }
 
 // watchSetup runs the setup check at start-up and every few minutes: what it
@@ -308,4 +308,12 @@ func (s *Server) watchSetup(ctx context.Context) {
 		case <-time.After(5 * time.Minute):
 		}
 	}
+}
+
+// SetupFindings are the last setup check's findings; nil until the first ends.
+func (s *Server) SetupFindings() []Finding {
+	if f := s.findings.Load(); f != nil {
+		return *f
+	}
+	return nil
 }

@@ -39,6 +39,8 @@ type Server struct {
 	hydra     *hydra.Admin
 	// discovery is Hydra's own discovery document, which obdcr's is made from.
 	discovery *hydra.Discovery
+	// hydraPublic reaches Hydra's public API (the setup check's probes).
+	hydraPublic *http.Client
 	// discoveryCache is obdcr's document as last served.
 	discoveryCache discoveryCache
 	certs          certSource
@@ -110,20 +112,16 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("OTEL_*: %w", err)
 	}
-	access, err := hydraAccess(cfg.HydraAdminAuth)
+	alarm := &authAlarm{log: d.Logger, variables: cfg.HydraAdminAuth.variables()}
+	hc, err := newHydraClients(cfg.HydraAdminAuth, cfg.HydraAdminURL, cfg.HydraPublicURL, hydraClientOptions{adminHTTP: d.HTTPClient,
+		wrapAdmin: func(rt http.RoundTripper) http.RoundTripper {
+			return hydraTransport{rt: rt, m: m, alarm: alarm, tracing: tr}
+		}})
 	if err != nil {
 		return nil, err
 	}
-	m.watchCertificates(certs, access)
-	hc := d.HTTPClient
-	if hc == nil {
-		alarm := &authAlarm{log: d.Logger, variables: cfg.HydraAdminAuth.variables()}
-		hc = &http.Client{Timeout: 10 * time.Second, Transport: hydraTransport{rt: hydra.NewAdminTransport(access), m: m, alarm: alarm, tracing: tr}}
-	}
-	admin, err := hydra.NewAdmin(cfg.HydraAdminURL, hc)
-	if err != nil {
-		return nil, err
-	}
+	m.watchCertificates(certs, hc.access)
+	admin, disc := hc.admin, hc.discovery
 	fetch := policy.DefaultFetchPolicy()
 	if d.Fetch != nil {
 		fetch = *d.Fetch
@@ -162,7 +160,6 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	})
 	m.countJWKS(keys.Len)
 	registrar := &policy.Registrar{Clients: admin, Replay: st, Orgs: st, Audiences: append([]string{cfg.Issuer}, cfg.Audiences...), Now: d.Now}
-	disc := hydra.NewDiscovery(cfg.HydraPublicURL, &http.Client{Timeout: 5 * time.Second, Transport: hydra.NewPublicTransport(access.RootCAs)})
 	b := buildProfiles(cfg, profileDeps{keys: keys, replay: st, fetch: fetch, registrar: registrar, log: d.Logger, metrics: m,
 		idTokenAlg: disc.IDTokenAlg})
 	registrar.Profiles = b.profiles
@@ -174,7 +171,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	}
 	registrar.State = state
 	s := &Server{
-		cfg: cfg, log: d.Logger, hydra: admin, discovery: disc, registrar: registrar, auStatuses: b.auStatuses,
+		cfg: cfg, log: d.Logger, hydra: admin, discovery: disc, hydraPublic: hc.public, registrar: registrar, auStatuses: b.auStatuses,
 		tracing: tr, activity: newActivity(profileNames(b.profiles)), serverCerts: certs, certs: newCertSource(cfg.ClientCertHeader, format, cfg.TrustedProxies, certs.cas.Get),
 		store: st, state: state, adminTokens: tokens, metrics: m, digest: newRefusalDigest(time.Minute),
 		unprovenLog: newLogSampler(5, 20),
