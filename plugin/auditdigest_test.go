@@ -89,11 +89,7 @@ func testCertificate(t *testing.T) *x509.Certificate {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, err := x509.ParseCertificate(leaf.TLS.Certificate[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
+	return leaf.TLS.Leaf
 }
 
 // kidRefusal is the refusal the SSA rule gives a kid the directory does not
