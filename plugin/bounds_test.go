@@ -67,7 +67,8 @@ func TestRefusalDigest(t *testing.T) {
 	refusal := func(cert, desc string) store.AuditEntry {
 		return store.AuditEntry{Kind: store.KindManagement, Outcome: "refused", Error: "invalid_token", CertThumbprint: cert, Description: desc}
 	}
-	d := newRefusalDigest(time.Minute)
+	unlimited := func() *refusalDigest { return newRefusalDigest(time.Minute, 1<<30, func(string, int) {}) }
+	d := unlimited()
 	if !d.admit(refusal("a", "x"), now) {
 		t.Fatal("the first refusal of its kind was not written")
 	}
@@ -76,8 +77,10 @@ func TestRefusalDigest(t *testing.T) {
 			t.Fatal("a like refusal in the same window was written")
 		}
 	}
-	if !d.admit(refusal("b", "x"), now) || !d.admit(refusal("a", "y"), now) {
-		t.Fatal("a refusal of another certificate or answer was held back")
+	other := refusal("a", "x")
+	other.Error = "invalid_request"
+	if !d.admit(refusal("b", "x"), now) || !d.admit(other, now) {
+		t.Fatal("a refusal of another certificate or error code was held back")
 	}
 	if !d.admit(store.AuditEntry{Kind: store.KindRegistration, Outcome: "approved"}, now) {
 		t.Fatal("an approval was held back")
@@ -93,7 +96,7 @@ func TestRefusalDigest(t *testing.T) {
 		t.Fatal("a refusal after its window was not written")
 	}
 	// Kinds are bounded: past the bound, refusals are counted together.
-	d = newRefusalDigest(time.Minute)
+	d = unlimited()
 	d.max = 10
 	written := 0
 	for i := range 1000 {

@@ -47,6 +47,7 @@ type Config struct {
 	TPPConnsPerAddr  int            `env:"OBDCR_TPP_MAX_CONNS_PER_ADDR" envDefault:"64" help:"open connections on the TPP listener from one source address (an IPv6 /64), counted before TLS; more are closed at once. OBDCR_TRUSTED_PROXIES are exempt"`
 	Console          bool           `env:"OBDCR_CONSOLE" envDefault:"true" help:"serve the policy console under /console/ on the admin listener"`
 	AuditRetention   time.Duration  `env:"OBDCR_AUDIT_RETENTION" envDefault:"9600h" help:"how long SQL stores keep decision entries; policy changes are kept"`
+	AuditRefusals    int            `env:"OBDCR_AUDIT_REFUSALS_PER_CERT_HOUR" envDefault:"60" help:"refusal entries one client certificate may have written to the audit an hour, summaries included; past it refusals are only counted (obdcr_audit_refusals_suppressed_total)"`
 	DSN              string         `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
 	LogLevel         string         `env:"OBDCR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs on stderr"`
 }
@@ -214,6 +215,9 @@ func (c Config) validate() error {
 		if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {
 			return fmt.Errorf("OBDCR_TRUSTED_PROXIES: %q is not a CIDR such as 10.0.0.0/8", p)
 		}
+	}
+	if c.AuditRefusals < 0 {
+		return fmt.Errorf("OBDCR_AUDIT_REFUSALS_PER_CERT_HOUR: %d is under 0", c.AuditRefusals)
 	}
 	if c.TPPMaxConns < 1 {
 		return fmt.Errorf("OBDCR_TPP_MAX_CONNS: %d is under 1", c.TPPMaxConns)

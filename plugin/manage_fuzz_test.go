@@ -32,7 +32,7 @@ func FuzzManagementPath(f *testing.F) {
 		f.Fatal(err)
 	}
 	s := &Server{tracing: tr, log: slog.New(slog.NewJSONHandler(discard{}, nil)), store: mem, metrics: newMetrics(),
-		digest: newRefusalDigest(time.Minute), unprovenLog: newLogSampler(5, 20), certs: newCertSource("X-Client-Cert", headerFormats["pem-urlencoded"], []string{"127.0.0.0/8"}, x509.NewCertPool)}
+		digest: newRefusalDigest(time.Minute, 60, func(string, int) {}), unprovenLog: newLogSampler(5, 20), certs: newCertSource("X-Client-Cert", headerFormats["pem-urlencoded"], []string{"127.0.0.0/8"}, x509.NewCertPool)}
 	s.tpp = s.newEcho("tpp")
 	s.tpp.GET("/register/:client_id", s.getRegistration)
 	s.tpp.PUT("/register/:client_id", s.putRegistration)

@@ -24,11 +24,13 @@ type metrics struct {
 	registry      *prometheus.Registry
 	registrations *prometheus.CounterVec
 	management    *prometheus.CounterVec
-	requests      *prometheus.HistogramVec
-	jwksFetches   *prometheus.CounterVec
-	jwksLookups   *prometheus.CounterVec
-	hydraCalls    *prometheus.HistogramVec
-	registerPolls *prometheus.CounterVec
+	// auditSuppressed: refusals past their certificate's audit budget.
+	auditSuppressed *prometheus.CounterVec
+	requests        *prometheus.HistogramVec
+	jwksFetches     *prometheus.CounterVec
+	jwksLookups     *prometheus.CounterVec
+	hydraCalls      *prometheus.HistogramVec
+	registerPolls   *prometheus.CounterVec
 	// registerLookups and registerWait: AU status lookups, and how long those
 	// of products not yet listed waited for a fresh poll.
 	registerLookups *prometheus.CounterVec
@@ -51,6 +53,9 @@ func newMetrics() *metrics {
 		management: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "obdcr_management_total", Help: "GET, PUT and DELETE /register/{client_id} by profile, operation and outcome.",
 		}, []string{"profile", "operation", "outcome"}),
+		auditSuppressed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "obdcr_audit_refusals_suppressed_total", Help: "Refusals not written to the audit because their certificate had spent OBDCR_AUDIT_REFUSALS_PER_CERT_HOUR, by profile.",
+		}, []string{"profile"}),
 		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "obdcr_http_request_duration_seconds", Help: "HTTP request latency by listener, route and status.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
@@ -88,7 +93,7 @@ func newMetrics() *metrics {
 			Name: "obdcr_tpp_connections_refused_total", Help: "TPP listener connections closed on accept because their source address already held OBDCR_TPP_MAX_CONNS_PER_ADDR.",
 		}),
 	}
-	m.registry.MustRegister(m.registrations, m.management, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.registerLookups, m.registerWait, m.auRemovals, m.setupProblems, m.orgIndexReady,
+	m.registry.MustRegister(m.registrations, m.management, m.auditSuppressed, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.registerLookups, m.registerWait, m.auRemovals, m.setupProblems, m.orgIndexReady,
 		m.connsRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -101,6 +106,7 @@ func newMetrics() *metrics {
 func (m *metrics) startAtZero(profiles []string, polling bool) {
 	for _, p := range profiles {
 		m.registrations.WithLabelValues(p, "failed", "")
+		m.auditSuppressed.WithLabelValues(p)
 	}
 	for _, source := range []string{"directory", "software"} {
 		for _, result := range []string{"ok", "error"} {
@@ -111,6 +117,12 @@ func (m *metrics) startAtZero(profiles []string, polling bool) {
 		m.registerPolls.WithLabelValues("ok")
 		m.registerPolls.WithLabelValues("error")
 	}
+}
+
+// countSuppressed counts refusals the audit did not write (refusalDigest). Its
+// profile is one obdcr resolved, or empty: the label set is closed.
+func (m *metrics) countSuppressed(profile string, n int) {
+	m.auditSuppressed.WithLabelValues(profile).Add(float64(n))
 }
 
 // watchCertificates reports the expiry of the TPP listener's certificate and,

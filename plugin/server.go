@@ -173,7 +173,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: d.Logger, hydra: admin, discovery: disc, hydraPublic: hc.public, registrar: registrar, auStatuses: b.auStatuses,
 		tracing: tr, activity: newActivity(profileNames(b.profiles)), serverCerts: certs, certs: newCertSource(cfg.ClientCertHeader, format, cfg.TrustedProxies, certs.cas.Get),
-		store: st, state: state, adminTokens: tokens, metrics: m, digest: newRefusalDigest(time.Minute),
+		store: st, state: state, adminTokens: tokens, metrics: m, digest: newRefusalDigest(time.Minute, cfg.AuditRefusals, m.countSuppressed),
 		unprovenLog: newLogSampler(5, 20),
 	}
 	s.readiness = newReadiness(s.checkReady, readyInterval, time.Now)

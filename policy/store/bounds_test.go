@@ -38,6 +38,43 @@ func TestMemoryAuditKeepsApprovalsThroughARefusalFlood(t *testing.T) {
 	}
 }
 
+// What a TPP can repeat once let in (updates of its own registration, and reads
+// were audited too) never pushes out a policy change or an approved registration:
+// each class has a log of its own, and the newest entries still come first.
+func TestMemoryAuditKeepsPolicyThroughATPPsOwnCalls(t *testing.T) {
+	ctx := context.Background()
+	for _, outcome := range []string{"updated", "read", "deleted"} {
+		t.Run(outcome, func(t *testing.T) {
+			s := store.NewMemory()
+			_ = s.Append(ctx, store.AuditEntry{Kind: store.KindPolicy, Outcome: "changed", Profile: "uk", Actor: "alice"})
+			_ = s.Append(ctx, store.AuditEntry{Kind: store.KindRegistration, Outcome: "approved", SoftwareID: "good", ClientID: "c1"})
+			for i := range 100_050 {
+				_ = s.Append(ctx, store.AuditEntry{Kind: store.KindManagement, Outcome: outcome, SoftwareID: "tpp", ClientID: fmt.Sprint(i)})
+				if i%1000 == 0 {
+					_ = s.Append(ctx, store.AuditEntry{Kind: store.KindManagement, Outcome: "refused", ClaimedClientID: fmt.Sprint(i)})
+				}
+			}
+			_ = s.Append(ctx, store.AuditEntry{Kind: store.KindManagement, Outcome: "refused", ClaimedClientID: "last"})
+			if got, _ := s.Audit(ctx, store.AuditQuery{Kind: store.KindPolicy}); len(got) != 1 || got[0].Actor != "alice" {
+				t.Fatalf("the policy change is gone: %+v", got)
+			}
+			if got, _ := s.Audit(ctx, store.AuditQuery{SoftwareID: "good"}); len(got) != 1 || got[0].ClientID != "c1" {
+				t.Fatalf("the approved registration is gone: %+v", got)
+			}
+			got, _ := s.Audit(ctx, store.AuditQuery{Limit: 3})
+			if len(got) != 3 || got[0].ClaimedClientID != "last" || got[1].ClientID != "100049" || got[2].ClientID != "100048" {
+				t.Fatalf("newest first across the logs: %+v", got)
+			}
+			all, _ := s.Audit(ctx, store.AuditQuery{Limit: store.MaxAuditLimit, BeforeID: got[2].ID})
+			for i := 1; i < len(all); i++ {
+				if all[i].ID >= all[i-1].ID {
+					t.Fatalf("entry %d out of order: %d after %d", i, all[i].ID, all[i-1].ID)
+				}
+			}
+		})
+	}
+}
+
 func TestAuditRetentionAndVersions(t *testing.T) {
 	ctx := context.Background()
 	for _, b := range backends {

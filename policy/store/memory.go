@@ -8,10 +8,33 @@ import (
 	"github.com/obdcr/obdcr/policy"
 )
 
-// maxMemoryAudit bounds each of the in-memory audit's two logs; a single process
-// keeps the newest of each. Refusals have a log of their own, so that no flood of
-// them can push out an approved decision or a policy change.
+// maxMemoryAudit bounds each of the in-memory audit's logs; a single process
+// keeps the newest of each.
 const maxMemoryAudit = 100_000
+
+// The in-memory audit's logs. Each holds entries of one class, so that what a TPP
+// can repeat at will (refusals; updates of its own registration) only pushes out
+// older entries of its own class, never a policy change (only admins make those)
+// or an approved registration.
+const (
+	logPolicy     = iota // policy changes
+	logRegistered        // approved registrations
+	logCalls             // other entries that let something happen: updates, deletions, dry runs
+	logRefused           // refusals and failures
+	nLogs
+)
+
+func logOf(e AuditEntry) int {
+	switch {
+	case e.Outcome == "refused" || e.Outcome == "failed":
+		return logRefused
+	case e.Kind == KindPolicy:
+		return logPolicy
+	case e.Kind == KindRegistration:
+		return logRegistered
+	}
+	return logCalls
+}
 
 // Memory is the Store of one process (OBDCR_DSN=memory).
 type Memory struct {
@@ -20,8 +43,7 @@ type Memory struct {
 	mu      sync.Mutex
 	states  map[string]StoredState
 	version int64
-	kept    auditLog // decisions that let something happen, and policy changes
-	refused auditLog // refusals and failures
+	logs    [nLogs]auditLog
 	nextID  int64
 }
 
@@ -85,11 +107,7 @@ func (m *Memory) appendLocked(e AuditEntry) {
 	if e.Time.IsZero() {
 		e.Time = time.Now().UTC()
 	}
-	if e.Outcome == "refused" || e.Outcome == "failed" {
-		m.refused.add(e)
-	} else {
-		m.kept.add(e)
-	}
+	m.logs[logOf(e)].add(e)
 }
 
 func (m *Memory) Audit(_ context.Context, q AuditQuery) ([]AuditEntry, error) {
@@ -100,15 +118,23 @@ func (m *Memory) Audit(_ context.Context, q AuditQuery) ([]AuditEntry, error) {
 		return (q.SoftwareID == "" || e.SoftwareID == q.SoftwareID || e.ClaimedSoftwareID == q.SoftwareID) && (q.Profile == "" || e.Profile == q.Profile) && (q.Kind == "" || e.Kind == q.Kind) &&
 			(q.Outcome == "" || e.Outcome == q.Outcome) && (q.BeforeID == 0 || e.ID < q.BeforeID)
 	}
-	// Both logs are in id order: merge them, newest first.
-	i, j := len(m.kept.entries)-1, len(m.refused.entries)-1
-	for len(out) < q.limit() && (i >= 0 || j >= 0) {
-		var e AuditEntry
-		if j < 0 || (i >= 0 && m.kept.entries[i].ID > m.refused.entries[j].ID) {
-			e, i = m.kept.entries[i], i-1
-		} else {
-			e, j = m.refused.entries[j], j-1
+	// Every log is in id order: merge them, newest first.
+	var next [nLogs]int
+	for i := range m.logs {
+		next[i] = len(m.logs[i].entries) - 1
+	}
+	for len(out) < q.limit() {
+		newest := -1
+		for i := range m.logs {
+			if next[i] >= 0 && (newest < 0 || m.logs[i].entries[next[i]].ID > m.logs[newest].entries[next[newest]].ID) {
+				newest = i
+			}
 		}
+		if newest < 0 {
+			break
+		}
+		e := m.logs[newest].entries[next[newest]]
+		next[newest]--
 		if match(e) {
 			out = append(out, e)
 		}
@@ -120,7 +146,11 @@ func (m *Memory) Audit(_ context.Context, q AuditQuery) ([]AuditEntry, error) {
 func (m *Memory) Prune(_ context.Context, before time.Time) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.kept.prune(before) + m.refused.prune(before), nil
+	var n int64
+	for i := range m.logs {
+		n += m.logs[i].prune(before)
+	}
+	return n, nil
 }
 
 // auditLog is a bounded log in id order.
