@@ -44,6 +44,7 @@ type Config struct {
 	TPPRateLimit     Rate           `env:"OBDCR_TPP_RATE_LIMIT" envDefault:"20/s" help:"requests per second per client certificate on the TPP listener, and per source address for requests without one (burst twice that; 0 off); over it: 429 with Retry-After. Behind a proxy the certificate is the one in the header"`
 	TPPMaxConns      int            `env:"OBDCR_TPP_MAX_CONNS" envDefault:"1024" help:"open connections on the TPP listener; TLS handshakes are limited to this many per second too"`
 	Console          bool           `env:"OBDCR_CONSOLE" envDefault:"true" help:"serve the policy console under /console/ on the admin listener"`
+	ConsoleMaxAge    time.Duration  `env:"OBDCR_CONSOLE_SESSION_MAX" envDefault:"8h" help:"a console session ends this long after its sign-in, however busy (it also ends 30 minutes after its last page)"`
 	AuditRetention   time.Duration  `env:"OBDCR_AUDIT_RETENTION" envDefault:"9600h" help:"how long SQL stores keep decision entries; policy changes are kept"`
 	DSN              string         `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
 	LogLevel         string         `env:"OBDCR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs on stderr"`
@@ -212,6 +213,9 @@ func (c Config) validate() error {
 		if _, err := netip.ParsePrefix(strings.TrimSpace(p)); err != nil {
 			return fmt.Errorf("OBDCR_TRUSTED_PROXIES: %q is not a CIDR such as 10.0.0.0/8", p)
 		}
+	}
+	if c.ConsoleMaxAge < time.Minute {
+		return fmt.Errorf("OBDCR_CONSOLE_SESSION_MAX: %s is under 1m", c.ConsoleMaxAge)
 	}
 	if c.TPPMaxConns < 1 {
 		return fmt.Errorf("OBDCR_TPP_MAX_CONNS: %d is under 1", c.TPPMaxConns)

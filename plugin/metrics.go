@@ -38,6 +38,7 @@ type metrics struct {
 	setupProblems prometheus.Gauge
 	// orgIndexReady is 1 once org_id lookups go through the org index.
 	orgIndexReady prometheus.Gauge
+	consoleMetrics
 }
 
 func newMetrics() *metrics {
@@ -85,6 +86,7 @@ func newMetrics() *metrics {
 	}
 	m.registry.MustRegister(m.registrations, m.management, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.registerLookups, m.registerWait, m.auRemovals, m.setupProblems, m.orgIndexReady,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.consoleMetrics = newConsoleMetrics(m.registry)
 	return m
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/obdcr/obdcr/policy"
 	"github.com/obdcr/obdcr/policy/store"
 )
 
@@ -33,13 +34,18 @@ type Handler struct {
 	// X-Forwarded-Proto may be believed (for the cookie's Secure flag).
 	TrustedProxy func(*http.Request) bool
 	Now          func() time.Time
+	// SessionMax is a session's absolute lifetime from its sign-in
+	// (OBDCR_CONSOLE_SESSION_MAX); the idle expiry slides within it.
+	SessionMax time.Duration
 
-	pages map[string]*template.Template
+	pages    map[string]*template.Template
+	failures *throttle // sign-in failures by source address and by token name
 }
 
 // New parses the templates; they are part of the binary, so an error is a bug.
 func New(b Backend, trustedProxy func(*http.Request) bool) *Handler {
-	h := &Handler{Backend: b, TrustedProxy: trustedProxy, Now: time.Now, pages: map[string]*template.Template{}}
+	h := &Handler{Backend: b, TrustedProxy: trustedProxy, Now: time.Now, SessionMax: DefaultSessionMax,
+		pages: map[string]*template.Template{}, failures: newThrottle(maxThrottleKeys)}
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html"))
 	names, _ := fs.Glob(files, "templates/*.html")
 	for _, n := range names {
@@ -93,9 +99,10 @@ const (
 	sessionKey = "console.session"
 )
 
-// signedIn lets a request with a valid session through, sliding its expiry;
-// a state-changing request must also carry the session's CSRF token and come
-// from this site.
+// signedIn lets a request with a valid session through, sliding its expiry
+// within the session's absolute lifetime; a state-changing request must also
+// be a form within its size cap, carry the session's CSRF token and come from
+// this site.
 func (h *Handler) signedIn(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		key := h.Backend.SessionKey()
@@ -103,7 +110,7 @@ func (h *Handler) signedIn(next echo.HandlerFunc) echo.HandlerFunc {
 		var s session
 		ok := err == nil
 		if ok {
-			s, ok = readSession(key, ck.Value, h.Now())
+			s, ok = readSession(key, ck.Value, h.Now(), h.SessionMax)
 		}
 		if ok {
 			ended, err := h.Backend.SessionEnded(c.Request().Context(), s.id)
@@ -119,12 +126,16 @@ func (h *Handler) signedIn(next echo.HandlerFunc) echo.HandlerFunc {
 			return c.Redirect(http.StatusSeeOther, "/console/login")
 		}
 		if c.Request().Method == http.MethodPost {
+			if fe := readForm(c, formLimit(c)); fe != nil {
+				return c.String(fe.status, fe.msg)
+			}
 			if crossSite(c.Request()) || !hmacEqual(c.FormValue("csrf"), s.csrf(key)) {
 				return c.String(http.StatusForbidden, "refused: this form did not come from this console's page (CSRF)")
 			}
 		}
-		s.expires = h.Now().Add(IdleTimeout)
-		h.setCookie(c, s.cookieValue(key), int(IdleTimeout.Seconds()))
+		now := h.Now()
+		s.slide(now, h.SessionMax)
+		h.setCookie(c, s.cookieValue(key), int(s.expires.Sub(now).Seconds()))
 		c.Set(sessionKey, s)
 		c.Set("actor", s.actor) // the server's audit records changes under it
 		return next(c)
@@ -154,34 +165,6 @@ func (h *Handler) render(c echo.Context, status int, page, title string, data an
 		return err
 	}
 	return c.HTMLBlob(status, buf.Bytes())
-}
-
-func (h *Handler) loginPage(c echo.Context) error {
-	return h.render(c, http.StatusOK, "login", "Sign in", nil)
-}
-
-func (h *Handler) login(c echo.Context) error {
-	if crossSite(c.Request()) {
-		return c.String(http.StatusForbidden, "refused: cross-site sign-in")
-	}
-	actor, ok := h.Backend.Authenticate(strings.TrimSpace(c.FormValue("token")))
-	if !ok {
-		return h.render(c, http.StatusUnauthorized, "login", "Sign in", map[string]string{"Error": "That is not an admin token of this server."})
-	}
-	s := session{id: newSessionID(), actor: actor, expires: h.Now().Add(IdleTimeout)}
-	h.setCookie(c, s.cookieValue(h.Backend.SessionKey()), int(IdleTimeout.Seconds()))
-	return c.Redirect(http.StatusSeeOther, "/console/")
-}
-
-// logout ends the session everywhere, not only in this browser: the cookie is
-// signed, not stored, so a copy of it would otherwise work until it expired.
-func (h *Handler) logout(c echo.Context) error {
-	h.setCookie(c, "", -1)
-	s, _ := c.Get(sessionKey).(session)
-	if err := h.Backend.EndSession(c.Request().Context(), s.id, h.Now().Add(IdleTimeout)); err != nil {
-		return c.String(http.StatusServiceUnavailable, "signed out of this browser, but the store is unavailable, so a copy of this session would still work until it expires (30 minutes after the last page)")
-	}
-	return c.Redirect(http.StatusSeeOther, "/console/login")
 }
 
 func (h *Handler) overview(c echo.Context) error {
@@ -256,15 +239,26 @@ func (h *Handler) registrations(c echo.Context) error {
 func (h *Handler) registration(c echo.Context) error {
 	r, err := h.Backend.Registration(c.Request().Context(), c.Param("client_id"))
 	if err != nil {
-		return h.render(c, http.StatusNotFound, "registrations", "Registrations", map[string]any{"Error": "No registration with that client_id."})
+		return h.noRegistration(c, err)
 	}
 	return h.render(c, http.StatusOK, "registration", "Registration "+r.ClientID, map[string]any{"R": r, "Metadata": pretty(r.Metadata), "Hydra": prettyRaw(r.HydraClient)})
+}
+
+// noRegistration answers a registration that could not be loaded: the search
+// page, filled in with the id, saying there is none (404); any other error is
+// the server's to answer (a store or Hydra outage is a 503).
+func (h *Handler) noRegistration(c echo.Context, err error) error {
+	if !errors.Is(err, policy.ErrNoRegistration) {
+		return err
+	}
+	q := map[string]string{"software_id": "", "org_id": "", "client_id": c.Param("client_id")}
+	return h.render(c, http.StatusNotFound, "registrations", "Registrations", map[string]any{"Query": q, "Error": "No registration with that client_id."})
 }
 
 func (h *Handler) confirmDelete(c echo.Context) error {
 	r, err := h.Backend.Registration(c.Request().Context(), c.Param("client_id"))
 	if err != nil {
-		return h.render(c, http.StatusNotFound, "registrations", "Registrations", map[string]any{"Error": "No registration with that client_id."})
+		return h.noRegistration(c, err)
 	}
 	return h.render(c, http.StatusOK, "delete", "Delete "+r.ClientID, r)
 }
@@ -313,6 +307,12 @@ func (h *Handler) dryRun(c echo.Context) error {
 	if jwt == "" {
 		data["Error"] = "Paste a registration request JWT."
 		return h.render(c, http.StatusBadRequest, "dryrun", "Dry run", data)
+	}
+	if len(jwt) > maxDryRunJWT {
+		// As POST /admin/dry-run and POST /register answer it; the JWT is not
+		// shown again, so the page stays small.
+		data["JWT"], data["Error"] = "", fmt.Sprintf("The JWT is %d KiB; a registration request is at most %d KiB (POST /register and POST /admin/dry-run answer 413).", len(jwt)>>10, maxDryRunJWT>>10)
+		return h.render(c, http.StatusRequestEntityTooLarge, "dryrun", "Dry run", data)
 	}
 	rep, err := h.Backend.DryRun(c, []byte(jwt), []byte(cert))
 	if err != nil {
@@ -488,5 +488,7 @@ var funcs = template.FuncMap{
 		return f == "allow_delete" || f == "require_active_status" || f == "multiple_registrations"
 	},
 	"transportModes": func() []string { return []string{"any", "jwks", "subject", "none"} },
-	"kinds":          func() []string { return []string{"", "registration", "management", "policy", "dry_run"} },
+	"kinds": func() []string {
+		return []string{"", "registration", "management", "policy", "dry_run", store.KindSignIn}
+	},
 }
