@@ -98,11 +98,16 @@ func TestConsoleUnknownRegistration(t *testing.T) {
 func TestThrottleForgetsTheOldestPastItsBound(t *testing.T) {
 	th := newThrottle(3)
 	now := time.Unix(1_700_000_000, 0)
+	fail := func(k string) {
+		for range freeFailures + 1 {
+			th.fail(k, now)
+		}
+	}
 	for _, k := range []string{"a", "b", "c"} {
-		th.fail(k, now)
+		fail(k)
 	}
 	th.fail("a", now) // a is now the most recent
-	th.fail("d", now) // b, the least recent, goes
+	fail("d")         // b, the least recent, goes
 	for k, want := range map[string]bool{"a": true, "b": false, "c": true, "d": true} {
 		if waits := th.wait(k, now) > 0; waits != want {
 			t.Errorf("%s waits %v, want %v", k, waits, want)

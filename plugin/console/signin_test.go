@@ -7,7 +7,6 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,35 +78,61 @@ func TestConsoleFormsAreCappedAndUrlencoded(t *testing.T) {
 	}
 }
 
-// Sign-in failures back off by source address and, for name:token, by name; a
-// throttled attempt is 429 with Retry-After and its token is never compared;
-// the right token works once the wait is over.
+// Sign-in failures back off by source address and, for name:token, by name:
+// the first freeFailures go through at once, then a throttled attempt is 429
+// with Retry-After and its token is never compared; the right token works once
+// the wait is over.
 func TestConsoleSignInBacksOff(t *testing.T) {
 	tc := newTestConsole(t)
 	const a, b, b2 = "198.51.100.7:1000", "[2001:db8:1:2::10]:1000", "[2001:db8:1:2::99]:2000"
-	steps := []struct {
+	const wrong = "wrong-token-0000000000"
+	type step struct {
 		name       string
 		after      time.Duration // since the step before
 		from, tok  string
 		status     int
 		retryAfter string
 		compared   bool
-	}{
-		{"a wrong token", 0, a, "wrong-token-0000000000", http.StatusUnauthorized, "", true},
+	}
+	// free is the failures that cost nothing, from one address each, or all from one.
+	free := func(name, tok string, from ...string) []step {
+		var out []step
+		for i := range freeFailures {
+			out = append(out, step{fmt.Sprintf("%s: free failure %d", name, i+1), 0, from[i%len(from)], tok, http.StatusUnauthorized, "", true})
+		}
+		return out
+	}
+	var steps []step
+	steps = append(steps, free("an address", wrong, a)...)
+	steps = append(steps, []step{
+		{"the right token after the free failures", 0, a, adminTok, http.StatusSeeOther, "", true},
+	}...)
+	steps = append(steps, free("again", wrong, a)...)
+	steps = append(steps, []step{
+		{"one failure more", 0, a, wrong, http.StatusUnauthorized, "", true},
 		{"the right one at once", 0, a, adminTok, http.StatusTooManyRequests, "1", false},
-		{"a wrong one after the 1 s wait", time.Second, a, "wrong-token-0000000000", http.StatusUnauthorized, "", true},
+		{"a wrong one after the 1 s wait", time.Second, a, wrong, http.StatusUnauthorized, "", true},
 		{"the right one 1 s into the 2 s wait", time.Second, a, adminTok, http.StatusTooManyRequests, "1", false},
 		{"the right one when the wait is over", time.Second, a, adminTok, http.StatusSeeOther, "", true},
-		{"a success forgets the failures", 0, a, "wrong-token-0000000000", http.StatusUnauthorized, "", true},
+		{"a success forgets the failures", 0, a, wrong, http.StatusUnauthorized, "", true},
 		{"another address is not held back", 0, "203.0.113.9:1", adminTok, http.StatusSeeOther, "", true},
-		{"IPv6: a wrong token", 0, b, "wrong-token-0000000000", http.StatusUnauthorized, "", true},
+	}...)
+	steps = append(steps, free("IPv6", wrong, b)...)
+	steps = append(steps, []step{
+		{"IPv6: one failure more", 0, b, wrong, http.StatusUnauthorized, "", true},
 		{"IPv6: another address of the same /64 waits too", 0, b2, adminTok, http.StatusTooManyRequests, "1", false},
-		{"a name: a wrong token for alice", time.Second, "203.0.113.20:1", "alice:wrong-token-000000", http.StatusUnauthorized, "", true},
-		{"alice's name waits from any address", 0, "203.0.113.21:1", "alice:" + aliceTok, http.StatusTooManyRequests, "1", false},
-		{"alice's bare token is not held back by the name", 0, "203.0.113.21:1", aliceTok, http.StatusSeeOther, "", true},
-		{"an unknown name is not tracked", 0, "203.0.113.22:1", "mallory:wrong-token-0000", http.StatusUnauthorized, "", true},
-		{"so it holds back no one else", 0, "203.0.113.23:1", "mallory:wrong-token-0000", http.StatusUnauthorized, "", true},
-	}
+	}...)
+	steps = append(steps, free("a name", "alice:"+wrong, "203.0.113.20:1", "203.0.113.21:1", "203.0.113.22:1")...)
+	steps = append(steps, []step{
+		{"a name: one failure more", 0, "203.0.113.23:1", "alice:" + wrong, http.StatusUnauthorized, "", true},
+		{"alice's name waits from any address", 0, "203.0.113.24:1", "alice:" + aliceTok, http.StatusTooManyRequests, "1", false},
+		{"alice's bare token is not held back by the name", 0, "203.0.113.24:1", aliceTok, http.StatusSeeOther, "", true},
+	}...)
+	steps = append(steps, free("an unknown name", "mallory:"+wrong, "203.0.113.30:1", "203.0.113.31:1", "203.0.113.32:1")...)
+	steps = append(steps, []step{
+		{"an unknown name: one failure more", 0, "203.0.113.33:1", "mallory:" + wrong, http.StatusUnauthorized, "", true},
+		{"an unknown name is not tracked", 0, "203.0.113.34:1", "mallory:" + wrong, http.StatusUnauthorized, "", true},
+	}...)
 	for _, s := range steps {
 		tc.at.advance(s.after)
 		before := tc.b.tokensCompared()
@@ -121,8 +146,11 @@ func TestConsoleSignInBacksOff(t *testing.T) {
 	}
 	// The wait doubles to the cap and stays there.
 	const c = "198.51.100.77:1"
+	for range freeFailures {
+		tc.signIn(c, wrong)
+	}
 	for n, want := range []int{1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300} {
-		if rec := tc.signIn(c, "wrong-token-0000000000"); rec.Code != http.StatusUnauthorized {
+		if rec := tc.signIn(c, wrong); rec.Code != http.StatusUnauthorized {
 			t.Fatalf("failure %d: %d", n+1, rec.Code)
 		}
 		if got := tc.signIn(c, adminTok).Header().Get("Retry-After"); got != fmt.Sprint(want) {
@@ -165,12 +193,14 @@ func TestConsoleSignInAuditIsBounded(t *testing.T) {
 				if rec := tc.signIn(c.from+":1", "wrong-token-0000000000"); rec.Code != http.StatusUnauthorized {
 					t.Fatalf("a failure: %d", rec.Code)
 				}
-				rec := tc.signIn(c.from+":1", adminTok) // throttled: neither compared nor audited
-				wait, err := strconv.Atoi(rec.Header().Get("Retry-After"))
-				if rec.Code != http.StatusTooManyRequests || err != nil {
-					t.Fatalf("right after a failure: %d %v", rec.Code, err)
+				wait := tc.h.failures.wait("addr:"+c.from, tc.at.now())
+				if wait > 0 {
+					// throttled: neither compared nor audited
+					if rec := tc.signIn(c.from+":1", adminTok); rec.Code != http.StatusTooManyRequests {
+						t.Fatalf("during a wait: %d", rec.Code)
+					}
 				}
-				tc.at.advance(time.Duration(wait) * time.Second)
+				tc.at.advance(wait)
 			}
 			refused := 0
 			for _, e := range tc.b.events {

@@ -6,15 +6,18 @@ import (
 	"time"
 )
 
-// Sign-in failures back off exponentially: after the nth failure in a row a key
-// (a source address, or a token name) may try again only after
-// backoffBase·2^(n-1), at most backoffCap. A key quiet for backoffCap past its
-// wait starts again from nothing, so an admin's typo of last week costs nothing.
+// Sign-in failures back off exponentially: the first freeFailures in a row of a
+// key (a source address, or a token name) cost nothing, so that a typo and its
+// correction at once both go through; after the nth failure the key may try
+// again only after backoffBase·2^(n-freeFailures-1), at most backoffCap. A key
+// quiet for backoffCap past its wait starts again from nothing, so an admin's
+// typos of last week cost nothing.
 // Admin tokens have 16+ characters, so guessing is hopeless anyway: the backoff
 // keeps a guesser from costing CPU, log lines and audit entries at line rate.
 const (
-	backoffBase = time.Second
-	backoffCap  = 5 * time.Minute
+	freeFailures = 3
+	backoffBase  = time.Second
+	backoffCap   = 5 * time.Minute
 	// maxThrottleKeys bounds each table; past it the key used least recently is
 	// forgotten. A flood of fresh keys can only forget keys, never add a wait.
 	maxThrottleKeys = 10_000
@@ -97,7 +100,10 @@ func (t *throttle) clear(key string) {
 }
 
 func backoff(n int) time.Duration {
-	if n > 20 { // 2^20 s is far past the cap; no shift overflows
+	switch n -= freeFailures; {
+	case n <= 0:
+		return 0
+	case n > 20: // 2^20 s is far past the cap; no shift overflows
 		return backoffCap
 	}
 	return min(backoffBase<<(n-1), backoffCap)
