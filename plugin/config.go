@@ -46,6 +46,7 @@ type Config struct {
 	TPPMaxConns      int            `env:"OBDCR_TPP_MAX_CONNS" envDefault:"1024" help:"open connections on the TPP listener; TLS handshakes are limited to this many per second too"`
 	TPPConnsPerAddr  int            `env:"OBDCR_TPP_MAX_CONNS_PER_ADDR" envDefault:"64" help:"open connections on the TPP listener from one source address (an IPv6 /64), counted before TLS; more are closed at once. OBDCR_TRUSTED_PROXIES are exempt"`
 	Console          bool           `env:"OBDCR_CONSOLE" envDefault:"true" help:"serve the policy console under /console/ on the admin listener"`
+	ConsoleMaxAge    time.Duration  `env:"OBDCR_CONSOLE_SESSION_MAX" envDefault:"8h" help:"a console session ends this long after its sign-in, however busy (it also ends 30 minutes after its last page)"`
 	AuditRetention   time.Duration  `env:"OBDCR_AUDIT_RETENTION" envDefault:"9600h" help:"how long SQL stores keep decision entries; policy changes are kept"`
 	AuditRefusals    int            `env:"OBDCR_AUDIT_REFUSALS_PER_CERT_HOUR" envDefault:"60" help:"refusal entries one client certificate may have written to the audit an hour, summaries included; past it refusals are only counted (obdcr_audit_refusals_suppressed_total)"`
 	DSN              string         `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
@@ -218,6 +219,9 @@ func (c Config) validate() error {
 	}
 	if c.AuditRefusals < 0 {
 		return fmt.Errorf("OBDCR_AUDIT_REFUSALS_PER_CERT_HOUR: %d is under 0", c.AuditRefusals)
+	}
+	if c.ConsoleMaxAge < time.Minute {
+		return fmt.Errorf("OBDCR_CONSOLE_SESSION_MAX: %s is under 1m", c.ConsoleMaxAge)
 	}
 	if c.TPPMaxConns < 1 {
 		return fmt.Errorf("OBDCR_TPP_MAX_CONNS: %d is under 1", c.TPPMaxConns)

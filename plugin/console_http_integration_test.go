@@ -129,3 +129,64 @@ func TestConsoleSearchesRegistrations(t *testing.T) {
 		})
 	}
 }
+
+// The console against a real obdcr: 30 MiB sign-in bodies are refused unread
+// (multipart 415, urlencoded 413); a wrong token is 401, audited as a
+// console_sign_in refusal and counted; after the free failures the address
+// waits (429 with Retry-After); an unknown registration is a 404 page, not a 500.
+func TestConsoleSignInAgainstObdcr(t *testing.T) {
+	o := startObdcr(t, nil)
+	client, base := consoleSession(t, o)
+	post := func(contentType string, body io.Reader) (int, string) {
+		t.Helper()
+		res, err := http.Post(base+"/login", contentType, body)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, res.Header.Get("Retry-After") + " " + string(b)
+	}
+	huge := func() io.Reader { return io.LimitReader(strings.NewReader(strings.Repeat("token=", 1<<20)), 30<<20) }
+	wrong := func() io.Reader { return strings.NewReader(url.Values{"token": {"wrong-token-0123456789"}}.Encode()) }
+	cases := []struct {
+		name        string
+		contentType string
+		body        func() io.Reader
+		status      int
+		shows       string
+	}{
+		{"30 MiB of multipart", "multipart/form-data; boundary=x", huge, http.StatusUnsupportedMediaType, "urlencoded"},
+		{"30 MiB urlencoded", "application/x-www-form-urlencoded", huge, http.StatusRequestEntityTooLarge, "over 4 KiB"},
+		{"a wrong token", "application/x-www-form-urlencoded", wrong, http.StatusUnauthorized, "not an admin token"},
+		{"a second", "application/x-www-form-urlencoded", wrong, http.StatusUnauthorized, "not an admin token"},
+		{"a third", "application/x-www-form-urlencoded", wrong, http.StatusUnauthorized, "not an admin token"},
+		{"a fourth", "application/x-www-form-urlencoded", wrong, http.StatusUnauthorized, "not an admin token"},
+		{"then the address waits", "application/x-www-form-urlencoded", wrong, http.StatusTooManyRequests, "1 "},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if status, body := post(c.contentType, c.body()); status != c.status || !strings.Contains(body, c.shows) {
+				t.Fatalf("%d %.200q, want %d showing %q", status, body, c.status, c.shows)
+			}
+		})
+	}
+	_, body := adminCall(t, o, http.MethodGet, "/admin/audit?kind=console_sign_in", "")
+	if n := strings.Count(string(body), `"kind":"console_sign_in"`); n < 1 || n > 4 {
+		t.Errorf("%d console_sign_in entries for 4 refusals, want 1 to 4:\n%s", n, body)
+	}
+	for outcome, want := range map[string]float64{"refused": 4, "throttled": 1} {
+		if v, err := sandbox.MetricSum(o.AdminURL+"/metrics", "obdcr_console_sign_ins_total", map[string]string{"outcome": outcome}); err != nil || v != want {
+			t.Errorf("obdcr_console_sign_ins_total{outcome=%q} = %v (%v), want %v", outcome, v, err, want)
+		}
+	}
+	page := consolePage(t)(client.Get(base + "/registrations/00000000-0000-0000-0000-000000000000"))
+	if !strings.Contains(page, "No registration with that client_id.") || !strings.Contains(page, `value="00000000-0000-0000-0000-000000000000"`) {
+		t.Fatalf("an unknown registration:\n%s", page)
+	}
+	res, err := client.Get(base + "/registrations/00000000-0000-0000-0000-000000000000")
+	if err != nil || res.StatusCode != http.StatusNotFound {
+		t.Fatalf("an unknown registration: %v %v", err, res)
+	}
+	res.Body.Close()
+}

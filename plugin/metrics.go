@@ -42,6 +42,7 @@ type metrics struct {
 	orgIndexReady prometheus.Gauge
 	// connsRefused counts TPP connections closed for their address's cap.
 	connsRefused prometheus.Counter
+	consoleMetrics
 }
 
 func newMetrics() *metrics {
@@ -96,6 +97,7 @@ func newMetrics() *metrics {
 	m.registry.MustRegister(m.registrations, m.management, m.auditSuppressed, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.registerLookups, m.registerWait, m.auRemovals, m.setupProblems, m.orgIndexReady,
 		m.connsRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.consoleMetrics = newConsoleMetrics(m.registry)
 	return m
 }
 

@@ -232,7 +232,9 @@ func (s *Server) routes() {
 	s.admin.GET("/metrics", echo.WrapHandler(s.metrics.handler()))
 
 	if s.cfg.Console {
-		console.New(consoleBackend{s}, s.trustedProxy).Mount(s.admin)
+		h := console.New(consoleBackend{s}, s.trustedProxy)
+		h.SessionMax = s.cfg.ConsoleMaxAge
+		h.Mount(s.admin)
 	}
 
 	admin := s.admin.Group("/admin", s.adminAuth)

@@ -40,7 +40,7 @@ Usage:
                          registrations through obdcr, then Hydra creates alone, compared (OBDCR_ADMIN_TOKEN)
   obdcr-sandbox growth   [--dir D] --obdcr URL --aud AUD [--growth-tpps 10,1000,10000] [--prefill N] [--count 1000] [--settle 1m]
                          cost as the TPPs grow: registrations/s, obdcr CPU each, RSS, JWKS held and background fetches
-  obdcr-sandbox flood    [--dir D] --obdcr URL [--admin-url URL] [--mode methods|management|refusals|claims|all]
+  obdcr-sandbox flood    [--dir D] --obdcr URL [--admin-url URL] [--mode methods|management|refusals|claims|sign-in|all]
                          [--count 2000] [--max-rss-mib N]   attacker floods; obdcr's memory, series and audit
                          before and after, one JSON line each; fails past --max-rss-mib or on any growth
   obdcr-sandbox flow     [--dir D] --tpp NAME --obdcr URL --client-id ID   the registered client's flows on Hydra:
@@ -113,7 +113,7 @@ func run(args []string, out io.Writer) error {
 	growthTPPs := fs.String("growth-tpps", "10,1000,10000", "growth: the counts of distinct TPPs, in turn")
 	prefill := fs.Int("prefill", 0, "growth: clients put in Hydra first")
 	settle := fs.Duration("settle", time.Minute, "growth: how long after each step background JWKS fetches are counted")
-	mode := fs.String("mode", "all", "flood: methods, management, refusals, claims or all")
+	mode := fs.String("mode", "all", "flood: methods, management, refusals, claims, sign-in (ten 30 MiB console sign-ins, whatever --count) or all")
 	maxRSS := fs.Float64("max-rss-mib", 0, "flood: fail if obdcr's resident memory passes this (0: report only)")
 	sets := setFlags{}
 	fs.Var(sets, "set", "override a request claim: claim=json (repeatable)")

@@ -16,6 +16,11 @@ import (
 type Backend interface {
 	// Authenticate returns the name of the admin token given, if it is one.
 	Authenticate(token string) (actor string, ok bool)
+	// KnownName says whether some admin token has this name.
+	KnownName(name string) bool
+	// NoteSignIn counts a sign-in's outcome in metrics and, for a refusal with
+	// e.Audit, writes it to the audit.
+	NoteSignIn(c echo.Context, e SignInEvent)
 	// SessionKey signs sessions and CSRF tokens; it changes when the admin
 	// tokens do, which ends every session.
 	SessionKey() []byte

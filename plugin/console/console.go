@@ -20,6 +20,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/obdcr/obdcr/policy"
 	"github.com/obdcr/obdcr/policy/store"
 )
 
@@ -33,13 +34,18 @@ type Handler struct {
 	// X-Forwarded-Proto may be believed (for the cookie's Secure flag).
 	TrustedProxy func(*http.Request) bool
 	Now          func() time.Time
+	// SessionMax is a session's absolute lifetime from its sign-in
+	// (OBDCR_CONSOLE_SESSION_MAX); the idle expiry slides within it.
+	SessionMax time.Duration
 
-	pages map[string]*template.Template
+	pages    map[string]*template.Template
+	failures *throttle // sign-in failures by source address and by token name
 }
 
 // New parses the templates; they are part of the binary, so an error is a bug.
 func New(b Backend, trustedProxy func(*http.Request) bool) *Handler {
-	h := &Handler{Backend: b, TrustedProxy: trustedProxy, Now: time.Now, pages: map[string]*template.Template{}}
+	h := &Handler{Backend: b, TrustedProxy: trustedProxy, Now: time.Now, SessionMax: DefaultSessionMax,
+		pages: map[string]*template.Template{}, failures: newThrottle(maxThrottleKeys)}
 	base := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(files, "templates/layout.html"))
 	names, _ := fs.Glob(files, "templates/*.html")
 	for _, n := range names {
@@ -93,9 +99,10 @@ const (
 	sessionKey = "console.session"
 )
 
-// signedIn lets a request with a valid session through, sliding its expiry;
-// a state-changing request must also carry the session's CSRF token and come
-// from this site.
+// signedIn lets a request with a valid session through, sliding its expiry
+// within the session's absolute lifetime; a state-changing request must also
+// be a form within its size cap, carry the session's CSRF token and come from
+// this site.
 func (h *Handler) signedIn(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		key := h.Backend.SessionKey()
@@ -103,7 +110,7 @@ func (h *Handler) signedIn(next echo.HandlerFunc) echo.HandlerFunc {
 		var s session
 		ok := err == nil
 		if ok {
-			s, ok = readSession(key, ck.Value, h.Now())
+			s, ok = readSession(key, ck.Value, h.Now(), h.SessionMax)
 		}
 		if ok {
 			ended, err := h.Backend.SessionEnded(c.Request().Context(), s.id)
@@ -119,12 +126,16 @@ func (h *Handler) signedIn(next echo.HandlerFunc) echo.HandlerFunc {
 			return c.Redirect(http.StatusSeeOther, "/console/login")
 		}
 		if c.Request().Method == http.MethodPost {
+			if fe := readForm(c, formLimit(c)); fe != nil {
+				return c.String(fe.status, fe.msg)
+			}
 			if crossSite(c.Request()) || !hmacEqual(c.FormValue("csrf"), s.csrf(key)) {
 				return c.String(http.StatusForbidden, "refused: this form did not come from this console's page (CSRF)")
 			}
 		}
-		s.expires = h.Now().Add(IdleTimeout)
-		h.setCookie(c, s.cookieValue(key), int(IdleTimeout.Seconds()))
+		now := h.Now()
+		s.slide(now, h.SessionMax)
+		h.setCookie(c, s.cookieValue(key), int(s.expires.Sub(now).Seconds()))
 		c.Set(sessionKey, s)
 		c.Set("actor", s.actor) // the server's audit records changes under it
 		return next(c)
@@ -154,34 +165,6 @@ func (h *Handler) render(c echo.Context, status int, page, title string, data an
 		return err
 	}
 	return c.HTMLBlob(status, buf.Bytes())
-}
-
-func (h *Handler) loginPage(c echo.Context) error {
-	return h.render(c, http.StatusOK, "login", "Sign in", nil)
-}
-
-func (h *Handler) login(c echo.Context) error {
-	if crossSite(c.Request()) {
-		return c.String(http.StatusForbidden, "refused: cross-site sign-in")
-	}
-	actor, ok := h.Backend.Authenticate(strings.TrimSpace(c.FormValue("token")))
-	if !ok {
-		return h.render(c, http.StatusUnauthorized, "login", "Sign in", map[string]string{"Error": "That is not an admin token of this server."})
-	}
-	s := session{id: newSessionID(), actor: actor, expires: h.Now().Add(IdleTimeout)}
-	h.setCookie(c, s.cookieValue(h.Backend.SessionKey()), int(IdleTimeout.Seconds()))
-	return c.Redirect(http.StatusSeeOther, "/console/")
-}
-
-// logout ends the session everywhere, not only in this browser: the cookie is
-// signed, not stored, so a copy of it would otherwise work until it expired.
-func (h *Handler) logout(c echo.Context) error {
-	h.setCookie(c, "", -1)
-	s, _ := c.Get(sessionKey).(session)
-	if err := h.Backend.EndSession(c.Request().Context(), s.id, h.Now().Add(IdleTimeout)); err != nil {
-		return c.String(http.StatusServiceUnavailable, "signed out of this browser, but the store is unavailable, so a copy of this session would still work until it expires (30 minutes after the last page)")
-	}
-	return c.Redirect(http.StatusSeeOther, "/console/login")
 }
 
 func (h *Handler) overview(c echo.Context) error {
@@ -256,15 +239,26 @@ func (h *Handler) registrations(c echo.Context) error {
 func (h *Handler) registration(c echo.Context) error {
 	r, err := h.Backend.Registration(c.Request().Context(), c.Param("client_id"))
 	if err != nil {
-		return h.render(c, http.StatusNotFound, "registrations", "Registrations", map[string]any{"Error": "No registration with that client_id."})
+		return h.noRegistration(c, err)
 	}
 	return h.render(c, http.StatusOK, "registration", "Registration "+r.ClientID, map[string]any{"R": r, "Metadata": pretty(r.Metadata), "Hydra": prettyRaw(r.HydraClient)})
+}
+
+// noRegistration answers a registration that could not be loaded: the search
+// page, filled in with the id, saying there is none (404); any other error is
+// the server's to answer (a store or Hydra outage is a 503).
+func (h *Handler) noRegistration(c echo.Context, err error) error {
+	if !errors.Is(err, policy.ErrNoRegistration) {
+		return err
+	}
+	q := map[string]string{"software_id": "", "org_id": "", "client_id": c.Param("client_id")}
+	return h.render(c, http.StatusNotFound, "registrations", "Registrations", map[string]any{"Query": q, "Error": "No registration with that client_id."})
 }
 
 func (h *Handler) confirmDelete(c echo.Context) error {
 	r, err := h.Backend.Registration(c.Request().Context(), c.Param("client_id"))
 	if err != nil {
-		return h.render(c, http.StatusNotFound, "registrations", "Registrations", map[string]any{"Error": "No registration with that client_id."})
+		return h.noRegistration(c, err)
 	}
 	return h.render(c, http.StatusOK, "delete", "Delete "+r.ClientID, r)
 }
@@ -314,6 +308,12 @@ func (h *Handler) dryRun(c echo.Context) error {
 		data["Error"] = "Paste a registration request JWT."
 		return h.render(c, http.StatusBadRequest, "dryrun", "Dry run", data)
 	}
+	if len(jwt) > maxDryRunJWT {
+		// As POST /admin/dry-run and POST /register answer it; the JWT is not
+		// shown again, so the page stays small.
+		data["JWT"], data["Error"] = "", fmt.Sprintf("The JWT is %d KiB; a registration request is at most %d KiB (POST /register and POST /admin/dry-run answer 413).", len(jwt)>>10, maxDryRunJWT>>10)
+		return h.render(c, http.StatusRequestEntityTooLarge, "dryrun", "Dry run", data)
+	}
 	rep, err := h.Backend.DryRun(c, []byte(jwt), []byte(cert))
 	if err != nil {
 		data["Error"] = err.Error()
@@ -321,121 +321,6 @@ func (h *Handler) dryRun(c echo.Context) error {
 	}
 	data["Report"] = rep
 	return h.render(c, http.StatusOK, "dryrun", "Dry run", data)
-}
-
-// settingValues are a profile's settings as the form shows them.
-func settingValues(p Policy) map[string]string {
-	s := p.Settings
-	yes := func(b bool) string {
-		if b {
-			return "true"
-		}
-		return "false"
-	}
-	return map[string]string{
-		"signing_algs": strings.Join(s.SigningAlgs, " "), "token_endpoint_auth_methods": strings.Join(s.TokenEndpointAuthMethods, " "),
-		"grant_types": strings.Join(s.GrantTypes, " "), "response_types": strings.Join(s.ResponseTypes, ", "),
-		"application_types": strings.Join(s.ApplicationTypes, " "), "scopes": strings.Join(s.Scopes, " "),
-		"clock_skew": time.Duration(s.ClockSkew).String(), "ssa_max_age": time.Duration(s.SSAMaxAge).String(),
-		"request_max_age": time.Duration(s.RequestMaxAge).String(), "allow_delete": yes(s.AllowDelete),
-		"require_active_status": yes(s.RequireActiveStatus), "multiple_registrations": yes(s.MultipleRegistrations),
-		"transport_certificate": s.TransportCertificate,
-	}
-}
-
-// settingsPatch reads the form into the admin API's settings object, sending
-// only what differs, so that a setting the admin did not touch is not re-validated.
-func settingsPatch(c echo.Context, p Policy) (json.RawMessage, map[string]string) {
-	current := settingValues(p)
-	values := map[string]string{}
-	patch := map[string]any{}
-	for field := range current {
-		v := strings.TrimSpace(c.FormValue(field))
-		values[field] = v
-		if v == current[field] {
-			continue
-		}
-		switch field {
-		case "response_types":
-			patch[field] = splitList(v, ",")
-		case "signing_algs", "token_endpoint_auth_methods", "grant_types", "application_types", "scopes":
-			patch[field] = splitList(strings.ReplaceAll(v, ",", " "), " ")
-		case "allow_delete", "require_active_status", "multiple_registrations":
-			patch[field] = v == "true"
-		default:
-			patch[field] = v
-		}
-	}
-	b, _ := json.Marshal(patch)
-	return b, values
-}
-
-func splitList(v, sep string) []string {
-	out := []string{}
-	for _, s := range strings.Split(v, sep) {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func changes(before, after Policy) []change {
-	var out []change
-	if before.Enabled != after.Enabled {
-		out = append(out, change{"enabled", strconv.FormatBool(before.Enabled), strconv.FormatBool(after.Enabled)})
-	}
-	b, a := settingValues(before), settingValues(after)
-	keys := make([]string, 0, len(a))
-	for k := range a {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		if b[k] != a[k] {
-			out = append(out, change{k, b[k], a[k]})
-		}
-	}
-	return out
-}
-
-// jsonDiff lists the members that differ between two JSON objects, flattened one level.
-func jsonDiff(before, after json.RawMessage) []change {
-	if len(before) == 0 && len(after) == 0 {
-		return nil
-	}
-	flat := func(raw json.RawMessage) map[string]string {
-		var m map[string]json.RawMessage
-		_ = json.Unmarshal(raw, &m)
-		out := map[string]string{}
-		for k, v := range m {
-			var inner map[string]json.RawMessage
-			if json.Unmarshal(v, &inner) == nil {
-				for ik, iv := range inner {
-					out[k+"."+ik] = string(iv)
-				}
-				continue
-			}
-			out[k] = string(v)
-		}
-		return out
-	}
-	b, a := flat(before), flat(after)
-	keys := map[string]bool{}
-	for k := range b {
-		keys[k] = true
-	}
-	for k := range a {
-		keys[k] = true
-	}
-	var out []change
-	for k := range keys {
-		if b[k] != a[k] {
-			out = append(out, change{k, b[k], a[k]})
-		}
-	}
-	slices.SortFunc(out, func(x, y change) int { return strings.Compare(x.Field, y.Field) })
-	return out
 }
 
 func pretty(v any) string {
@@ -488,5 +373,7 @@ var funcs = template.FuncMap{
 		return f == "allow_delete" || f == "require_active_status" || f == "multiple_registrations"
 	},
 	"transportModes": func() []string { return []string{"any", "jwks", "subject", "none"} },
-	"kinds":          func() []string { return []string{"", "registration", "management", "policy", "dry_run"} },
+	"kinds": func() []string {
+		return []string{"", "registration", "management", "policy", "dry_run", store.KindSignIn}
+	},
 }

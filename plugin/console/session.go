@@ -15,17 +15,29 @@ import (
 )
 
 // Sessions are stateless, so that every replica knows them: a cookie holds a
-// random session id, the admin token's name and an expiry, signed with a key
-// made from the admin tokens (rotating them ends every session). The expiry
-// slides: 30 minutes after the last page.
+// random session id, the admin token's name, when it signed in and an expiry,
+// signed with a key made from the admin tokens (rotating them ends every
+// session). The expiry slides, 30 minutes after the last page, but never past
+// the handler's SessionMax from the sign-in: a session kept busy (or a stolen
+// cookie kept in use) still ends.
 const (
-	cookieName  = "obdcr_console"
-	IdleTimeout = 30 * time.Minute
+	cookieName        = "obdcr_console"
+	IdleTimeout       = 30 * time.Minute
+	DefaultSessionMax = 8 * time.Hour
 )
 
 type session struct {
-	id, actor string
-	expires   time.Time
+	id, actor        string
+	started, expires time.Time
+}
+
+// slide moves the expiry to IdleTimeout from now, but not past the session's
+// absolute end.
+func (s *session) slide(now time.Time, maxAge time.Duration) {
+	s.expires = now.Add(IdleTimeout)
+	if end := s.started.Add(maxAge); end.Before(s.expires) {
+		s.expires = end
+	}
 }
 
 func sign(key []byte, parts ...string) string {
@@ -35,12 +47,14 @@ func sign(key []byte, parts ...string) string {
 }
 
 func (s session) cookieValue(key []byte) string {
-	exp := strconv.FormatInt(s.expires.Unix(), 10)
-	payload := base64.RawURLEncoding.EncodeToString([]byte(s.id + "\x00" + s.actor + "\x00" + exp))
-	return payload + "." + sign(key, "session", s.id, s.actor, exp)
+	start, exp := strconv.FormatInt(s.started.Unix(), 10), strconv.FormatInt(s.expires.Unix(), 10)
+	payload := base64.RawURLEncoding.EncodeToString([]byte(s.id + "\x00" + s.actor + "\x00" + start + "\x00" + exp))
+	return payload + "." + sign(key, "session", s.id, s.actor, start, exp)
 }
 
-func readSession(key []byte, value string, now time.Time) (session, bool) {
+// readSession checks a cookie's signature, its expiry and its age: one signed
+// in more than maxAge ago is refused whatever its expiry says.
+func readSession(key []byte, value string, now time.Time, maxAge time.Duration) (session, bool) {
 	payload, mac, ok := strings.Cut(value, ".")
 	if !ok {
 		return session{}, false
@@ -50,14 +64,15 @@ func readSession(key []byte, value string, now time.Time) (session, bool) {
 		return session{}, false
 	}
 	parts := strings.Split(string(raw), "\x00")
-	if len(parts) != 3 || subtle.ConstantTimeCompare([]byte(mac), []byte(sign(key, "session", parts[0], parts[1], parts[2]))) != 1 {
+	if len(parts) != 4 || subtle.ConstantTimeCompare([]byte(mac), []byte(sign(key, "session", parts[0], parts[1], parts[2], parts[3]))) != 1 {
 		return session{}, false
 	}
-	exp, err := strconv.ParseInt(parts[2], 10, 64)
-	if err != nil || now.Unix() > exp {
+	start, err1 := strconv.ParseInt(parts[2], 10, 64)
+	exp, err2 := strconv.ParseInt(parts[3], 10, 64)
+	if err1 != nil || err2 != nil || now.Unix() > exp || now.Sub(time.Unix(start, 0)) > maxAge {
 		return session{}, false
 	}
-	return session{id: parts[0], actor: parts[1], expires: time.Unix(exp, 0)}, true
+	return session{id: parts[0], actor: parts[1], started: time.Unix(start, 0), expires: time.Unix(exp, 0)}, true
 }
 
 // csrf is the session's CSRF token: only a page of this session knows it.

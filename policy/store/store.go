@@ -55,6 +55,7 @@ const (
 	KindManagement   = "management"
 	KindPolicy       = "policy"
 	KindDryRun       = "dry_run"
+	KindSignIn       = "console_sign_in" // refused console sign-ins, within a budget per source
 )
 
 // AuditEntry is one decision or change. It never holds a JWT, key or token. The
