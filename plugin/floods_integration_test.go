@@ -202,17 +202,36 @@ func TestTPPRateLimit(t *testing.T) {
 	if allowed := 10 + int(5*time.Since(start).Seconds()) + 1; limited < 30-allowed {
 		t.Errorf("%d of 30 anonymous requests limited; want at least %d", limited, 30-allowed)
 	}
-	// probes and the discovery document are never limited
+	// The discovery document is never limited; probes from this address are, like
+	// any request without a certificate (the kubelet probes the admin listener),
+	// and the admin listener's probe is not.
 	for range 30 {
-		for _, p := range []string{"/health/alive", "/.well-known/openid-configuration"} {
+		res, err := client.Get(o.URL + "/.well-known/openid-configuration")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("discovery: %d", res.StatusCode)
+		}
+	}
+	for _, p := range []string{"/health/alive", "/health/ready"} {
+		limited := 0
+		for range 10 {
 			res, err := client.Get(o.URL + p)
 			if err != nil {
 				t.Fatal(err)
 			}
 			res.Body.Close()
-			if res.StatusCode != http.StatusOK {
-				t.Fatalf("%s: %d", p, res.StatusCode)
+			if res.StatusCode == http.StatusTooManyRequests {
+				limited++
 			}
+		}
+		if limited < 5 {
+			t.Errorf("%s from an address over its limit: %d of 10 limited, want most", p, limited)
+		}
+		if res, err := http.Get(o.AdminURL + p); err != nil || res.StatusCode != http.StatusOK {
+			t.Errorf("the admin listener's %s: %v %v", p, err, res)
 		}
 	}
 }
