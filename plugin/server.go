@@ -175,6 +175,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 		store: st, state: state, adminTokens: tokens, metrics: m, digest: newRefusalDigest(time.Minute),
 		unprovenLog: newLogSampler(5, 20),
 	}
+	tr.trustParents(cfg.TraceTrustIncoming, s.certs.fromTrustedProxy)
 	go state.Run(ctx)
 	go s.digest.run(ctx, st.Append)
 	go s.pruneAudit(ctx)
