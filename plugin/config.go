@@ -41,7 +41,7 @@ type Config struct {
 	JWKSIdleAfter      time.Duration  `env:"OBDCR_JWKS_IDLE_AFTER" envDefault:"24h" help:"a software JWKS unused this long stops being refreshed and is fetched again when next needed (0: keep every one); directory JWKS are always kept"`
 	AdminListen        string         `env:"OBDCR_ADMIN_LISTEN" envDefault:"127.0.0.1:8444" help:"admin listener, plain HTTP like Hydra's admin port: policies, audit, metrics, health"`
 	AdminToken         string         `env:"OBDCR_ADMIN_TOKEN" help:"bearer tokens for the admin API and console, token or name:token,name:token (each 16+ characters; the audit records the name); this or OBDCR_ADMIN_TOKEN_FILE is required"`
-	AdminTokenFile     string         `env:"OBDCR_ADMIN_TOKEN_FILE" help:"a file holding OBDCR_ADMIN_TOKEN's value, re-read when it changes"`
+	AdminTokenFile     string         `env:"OBDCR_ADMIN_TOKEN_FILE" help:"a file holding OBDCR_ADMIN_TOKEN's value, re-read when it changes; made invalid, empty or deleted, it admits no token until mended"`
 	TPPRateLimit       Rate           `env:"OBDCR_TPP_RATE_LIMIT" envDefault:"20/s" help:"requests per second per client certificate on the TPP listener, and per source address for requests without one (burst twice that; 0 off); over it: 429 with Retry-After. Behind a proxy the certificate is the one in the header"`
 	TPPMaxConns        int            `env:"OBDCR_TPP_MAX_CONNS" envDefault:"1024" help:"open connections on the TPP listener; TLS handshakes are limited to this many per second too"`
 	Console            bool           `env:"OBDCR_CONSOLE" envDefault:"true" help:"serve the policy console under /console/ on the admin listener"`

@@ -239,7 +239,7 @@ func NewDoctor(environ map[string]string, live []policy.State) (Setup, error) {
 	if err := c.HydraAdminAuth.validate(); err != nil {
 		return Setup{}, err
 	}
-	access, err := hydraAccess(c.HydraAdminAuth)
+	access, err := hydraAccess(c.HydraAdminAuth, nil)
 	if err != nil {
 		return Setup{}, err
 	}

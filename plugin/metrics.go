@@ -38,6 +38,9 @@ type metrics struct {
 	setupProblems prometheus.Gauge
 	// orgIndexReady is 1 once org_id lookups go through the org index.
 	orgIndexReady prometheus.Gauge
+	// reloadFailures counts changed files that could not be applied, by the
+	// variable naming the file.
+	reloadFailures *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -79,11 +82,14 @@ func newMetrics() *metrics {
 		orgIndexReady: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "obdcr_org_index_ready", Help: "1 once the org index is filled from Hydra and answers org_id lookups; 0 while they read Hydra's list of every client.",
 		}),
+		reloadFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "obdcr_reload_failures_total", Help: "Changed secret or certificate files that could not be applied (gone, empty or invalid), by the variable naming the file.",
+		}, []string{"file"}),
 		auRemovals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "obdcr_cdr_removed_registrations_total", Help: "Registrations removed because the CDR Register lists their software product as REMOVED.",
 		}),
 	}
-	m.registry.MustRegister(m.registrations, m.management, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.registerLookups, m.registerWait, m.auRemovals, m.setupProblems, m.orgIndexReady,
+	m.registry.MustRegister(m.registrations, m.management, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.registerLookups, m.registerWait, m.auRemovals, m.setupProblems, m.orgIndexReady, m.reloadFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -93,7 +93,9 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.NewJSONHandler(discard{}, nil))
 	}
-	certs, err := loadServerCerts(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSClientCAFile)
+	m := newMetrics()
+	report := &reloadReport{log: d.Logger, failures: m.reloadFailures}
+	certs, err := loadServerCerts(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSClientCAFile, report)
 	if err != nil {
 		return nil, err
 	}
@@ -101,12 +103,11 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := newMetrics()
 	tr, err := newTracing(ctx, d.Version)
 	if err != nil {
 		return nil, fmt.Errorf("OTEL_*: %w", err)
 	}
-	access, err := hydraAccess(cfg.HydraAdminAuth)
+	access, err := hydraAccess(cfg.HydraAdminAuth, report)
 	if err != nil {
 		return nil, err
 	}
@@ -125,7 +126,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 		fetch = *d.Fetch
 	}
 	fetch.AllowPrivate = fetch.AllowPrivate || cfg.AllowPrivateJWKS
-	tokens, err := adminTokenSource(cfg)
+	tokens, err := adminTokenSource(cfg, report)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,43 @@
+package plugin
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/obdcr/obdcr/plugin/reload"
+)
+
+// reloadReport is how a file that changed but cannot be applied (gone, empty,
+// or not parsing) is reported: an error log line naming the variable, and
+// obdcr_reload_failures_total{file}, whose label is that variable's name, a
+// closed set. A nil report reports nothing (obdcr doctor, which runs once).
+type reloadReport struct {
+	log      *slog.Logger
+	failures *prometheus.CounterVec
+	// every and settle shorten reload's defaults in tests; zero keeps them.
+	every, settle time.Duration
+}
+
+// options are the reload options of the file named by the variable file. With
+// failClosed nothing is served until the file is mended: a secret that admits
+// callers. Without, the last good value stays: a certificate or a credential
+// obdcr presents, whose half-rotated file must not take obdcr down.
+func (r *reloadReport) options(file string, failClosed bool) reload.Options {
+	o := reload.Options{Name: file, FailClosed: failClosed}
+	if r == nil {
+		return o
+	}
+	o.Every, o.Settle = r.every, r.settle
+	r.failures.WithLabelValues(file) // at 0, so that the first failure is an increase
+	kept := "the last good value is kept until the file is mended"
+	if failClosed {
+		kept = "nothing from it is accepted until the file is mended"
+	}
+	o.OnFailure = func(err error) {
+		r.failures.WithLabelValues(file).Inc()
+		r.log.Error("a changed file could not be applied; "+kept, "file", file, "error", err.Error())
+	}
+	return o
+}
