@@ -138,6 +138,19 @@ func TestReloadFailuresAreReported(t *testing.T) {
 			t.Fatalf("%s: %s\nlog:\n%s", s.name, strings.Join(problems, "; "), logs.String())
 		}
 	}
+	// A file that breaks is reported when it breaks, not at its next use: here
+	// nothing asks for the admin token.
+	writeFile(t, adminFile, nil)
+	failures["OBDCR_ADMIN_TOKEN_FILE"]++
+	for deadline := time.Now().Add(6 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		got, err := sandbox.MetricSum(o.AdminURL+"/metrics", "obdcr_reload_failures_total", map[string]string{"file": "OBDCR_ADMIN_TOKEN_FILE"})
+		if err == nil && int(got) == failures["OBDCR_ADMIN_TOKEN_FILE"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("an emptied admin token file nobody used: %v failures (%v), want %d", got, err, failures["OBDCR_ADMIN_TOKEN_FILE"])
+		}
+	}
 	// one error line per failure, each naming its variable
 	for f, want := range failures {
 		if got := strings.Count(logs.String(), `"file":"`+f+`"`); got != want || !strings.Contains(logs.String(), `"level":"ERROR","msg":"a changed file could not be applied`) {

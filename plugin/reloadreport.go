@@ -1,11 +1,13 @@
 package plugin
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/obdcr/obdcr/hydra"
 	"github.com/obdcr/obdcr/plugin/reload"
 )
 
@@ -40,4 +42,32 @@ func (r *reloadReport) options(file string, failClosed bool) reload.Options {
 		r.log.Error("a changed file could not be applied; "+kept, "file", file, "error", err.Error())
 	}
 	return o
+}
+
+// readFiles asks for every reloaded value once a check interval, whatever the
+// traffic, so that a file that breaks is logged and counted when it breaks,
+// not at its next use (the admin token file may go unused for days).
+func (s *Server) readFiles(ctx context.Context, access hydra.AdminAccess) {
+	gets := []func(){func() { s.serverCerts.pair.Get() }, func() { s.serverCerts.cas.Get() }, func() { s.adminTokens.Get() }}
+	if access.Authorization != nil {
+		gets = append(gets, func() { access.Authorization() })
+	}
+	if access.ClientCertificate != nil {
+		gets = append(gets, func() { _, _ = access.ClientCertificate() })
+	}
+	if access.RootCAs != nil {
+		gets = append(gets, func() { access.RootCAs() })
+	}
+	t := time.NewTicker(reload.CheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, get := range gets {
+			get()
+		}
+	}
 }

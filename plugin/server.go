@@ -182,6 +182,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	go s.pruneAudit(ctx)
 	go s.keepOrgIndex(ctx)
 	go s.watchSetup(ctx)
+	go s.readFiles(ctx, access)
 	for _, run := range b.background {
 		go run(ctx)
 	}
