@@ -18,8 +18,6 @@ import (
 type reloadReport struct {
 	log      *slog.Logger
 	failures *prometheus.CounterVec
-	// every and settle shorten reload's defaults in tests; zero keeps them.
-	every, settle time.Duration
 }
 
 // options are the reload options of the file named by the variable file. With
@@ -31,7 +29,6 @@ func (r *reloadReport) options(file string, failClosed bool) reload.Options {
 	if r == nil {
 		return o
 	}
-	o.Every, o.Settle = r.every, r.settle
 	r.failures.WithLabelValues(file) // at 0, so that the first failure is an increase
 	kept := "the last good value is kept until the file is mended"
 	if failClosed {

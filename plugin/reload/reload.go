@@ -3,7 +3,7 @@
 // its files changes (size, modification time, or appearing or going), checked
 // at most once a second, so callers can ask on every request.
 //
-// A change is applied only when two reads a moment apart (Options.Settle) agree,
+// A change is applied only when two reads a moment apart (SettleFor) agree,
 // so that a file caught while it is being written is not applied by its prefix.
 // A change that cannot be applied (the file is gone, empty, or does not parse)
 // is reported once to Options.OnFailure, and then either the last good value
@@ -21,10 +21,11 @@ import (
 	"time"
 )
 
-// CheckEvery is how often the files are looked at, at most, by default.
+// CheckEvery is how often the files are looked at, at most.
 const CheckEvery = time.Second
 
-// SettleFor is how long apart the two reads of a change are, by default.
+// SettleFor is how long apart the two reads of a change are: long enough for a
+// writer to finish a secret or certificate, short enough not to delay a rotation.
 const SettleFor = 150 * time.Millisecond
 
 // Options say how a Value reports and what it serves when a change fails.
@@ -36,8 +37,6 @@ type Options struct {
 	FailClosed bool
 	// OnFailure is told, once per change, why a change could not be applied.
 	OnFailure func(err error)
-	// Every and Settle: CheckEvery and SettleFor when zero.
-	Every, Settle time.Duration
 }
 
 // Value is T made from the contents of one or more files.
@@ -68,12 +67,6 @@ func New[T any](opts Options, parse func(contents [][]byte) (T, error), paths ..
 	if len(paths) == 0 {
 		return nil, errors.New("reload: no file")
 	}
-	if opts.Every <= 0 {
-		opts.Every = CheckEvery
-	}
-	if opts.Settle <= 0 {
-		opts.Settle = SettleFor
-	}
 	v := &Value[T]{paths: paths, parse: parse, opts: opts, now: time.Now, sleep: time.Sleep}
 	r := v.read()
 	if r.err != nil {
@@ -91,7 +84,7 @@ func New[T any](opts Options, parse func(contents [][]byte) (T, error), paths ..
 func (v *Value[T]) Get() T {
 	v.mu.Lock()
 	now := v.now()
-	if v.checking || now.Sub(v.checked) < v.opts.Every {
+	if v.checking || now.Sub(v.checked) < CheckEvery {
 		defer v.mu.Unlock()
 		return v.current()
 	}
@@ -105,7 +98,7 @@ func (v *Value[T]) Get() T {
 	v.checking = true
 	v.mu.Unlock()
 	first := v.read()
-	v.sleep(v.opts.Settle)
+	v.sleep(SettleFor)
 	second := v.read()
 
 	v.mu.Lock()
