@@ -61,13 +61,15 @@ func parseAdminTokens(v string) ([]adminToken, error) {
 
 // adminTokenSource is OBDCR_ADMIN_TOKEN's tokens, or OBDCR_ADMIN_TOKEN_FILE's,
 // re-read when the file changes: a rotated token works at once, the old one
-// stops, and no restart is needed.
-func adminTokenSource(cfg Config) (*reload.Value[[]adminToken], error) {
+// stops, and no restart is needed. A file made invalid, empty or deleted fails
+// closed: no admin token is accepted until it is mended, because emptying it
+// is how an operator would revoke every token.
+func adminTokenSource(cfg Config, report *reloadReport) (*reload.Value[[]adminToken], error) {
 	if cfg.AdminTokenFile == "" {
 		tokens, err := parseAdminTokens(cfg.AdminToken)
 		return reload.Static(tokens), err
 	}
-	v, err := reload.New(func(c [][]byte) ([]adminToken, error) {
+	v, err := reload.New(report.options("OBDCR_ADMIN_TOKEN_FILE", true), func(c [][]byte) ([]adminToken, error) {
 		return parseAdminTokens(strings.TrimSpace(string(c[0])))
 	}, cfg.AdminTokenFile)
 	if err != nil {

@@ -20,37 +20,38 @@ import (
 // `obdcr serve --help` and the README's table are generated from these tags, so
 // the documentation cannot drift from the code.
 type Config struct {
-	Listen           string         `env:"OBDCR_LISTEN" envDefault:":8443" help:"TPP listener (HTTPS; asks for and verifies a client certificate)"`
-	TLSCertFile      string         `env:"OBDCR_TLS_CERT_FILE,required" help:"server certificate, PEM"`
-	TLSKeyFile       string         `env:"OBDCR_TLS_KEY_FILE,required" help:"server key, PEM"`
-	TLSClientCAFile  string         `env:"OBDCR_TLS_CLIENT_CA_FILE,required" help:"PEM bundle of the CAs that issue TPP transport certificates"`
-	ClientCertHeader string         `env:"OBDCR_CLIENT_CERT_HEADER" help:"behind a TLS-terminating proxy: header carrying the verified client certificate (PEM, URL-encoded); trusted only from OBDCR_TRUSTED_PROXIES"`
-	ClientCertFormat string         `env:"OBDCR_CLIENT_CERT_HEADER_FORMAT" envDefault:"pem-urlencoded" help:"pem-urlencoded (nginx, AWS ALB), xfcc (Envoy X-Forwarded-Client-Cert; see OBDCR_CLIENT_CERT_HEADER_XFCC_ELEMENTS), der-base64 (HAProxy; Traefik's URL-escaped form too), pem-spaces (Apache)"`
-	XFCCElements     string         `env:"OBDCR_CLIENT_CERT_HEADER_XFCC_ELEMENTS" envDefault:"one" help:"with the xfcc format: one (the proxy replaces the header, Envoy's SANITIZE_SET; a header of more elements is refused) or last (the proxy appends, APPEND_FORWARD, and its own element, the last, is read)"`
-	TrustedProxies   []string       `env:"OBDCR_TRUSTED_PROXIES" envSeparator:"," help:"CIDRs allowed to set that header"`
-	Issuer           string         `env:"OBDCR_ISSUER,required" help:"this authorization server's issuer (Hydra's public issuer URL); accepted as the request JWT aud"`
-	Audiences        []string       `env:"OBDCR_AUDIENCES" envSeparator:"," help:"more accepted aud values, comma separated (UK: the ASPSP's directory organisation id)"`
-	HydraAdminURL    string         `env:"HYDRA_ADMIN_URL" envDefault:"http://127.0.0.1:4445" help:"Hydra admin API"`
-	HydraAdminAuth   HydraAdminAuth `envPrefix:""`
-	HydraPublicURL   string         `env:"HYDRA_PUBLIC_URL" envDefault:"http://127.0.0.1:4444" help:"Hydra public API: its discovery document is read from here"`
-	PublicURL        string         `env:"OBDCR_PUBLIC_URL" help:"the public base URL of the TPP listener, as TPPs reach it (registration_endpoint is this + /register); required for discovery"`
-	Profiles         []string       `env:"OBDCR_PROFILES" envDefault:"uk,au" envSeparator:"," help:"profiles enabled on first start (later the stored state wins)"`
-	UK               UKConfig       `envPrefix:"OBDCR_UK_"`
-	AU               AUConfig       `envPrefix:"OBDCR_AU_"`
-	AllowPrivateJWKS bool           `env:"OBDCR_ALLOW_PRIVATE_JWKS" envDefault:"false" help:"allow JWKS and Register URLs on loopback or private addresses (sandbox and tests only)"`
-	JWKSIdleAfter    time.Duration  `env:"OBDCR_JWKS_IDLE_AFTER" envDefault:"24h" help:"a software JWKS unused this long stops being refreshed and is fetched again when next needed (0: keep every one); directory JWKS are always kept"`
-	AdminListen      string         `env:"OBDCR_ADMIN_LISTEN" envDefault:"127.0.0.1:8444" help:"admin listener, plain HTTP like Hydra's admin port: policies, audit, metrics, health"`
-	AdminToken       string         `env:"OBDCR_ADMIN_TOKEN" help:"bearer tokens for the admin API and console, token or name:token,name:token (each 16+ characters; the audit records the name); this or OBDCR_ADMIN_TOKEN_FILE is required"`
-	AdminTokenFile   string         `env:"OBDCR_ADMIN_TOKEN_FILE" help:"a file holding OBDCR_ADMIN_TOKEN's value, re-read when it changes"`
-	TPPRateLimit     Rate           `env:"OBDCR_TPP_RATE_LIMIT" envDefault:"20/s" help:"requests per second per client certificate on the TPP listener, and per source address for requests without one (burst twice that; 0 off); over it: 429 with Retry-After. Behind a proxy the certificate is the one in the header"`
-	TPPMaxConns      int            `env:"OBDCR_TPP_MAX_CONNS" envDefault:"1024" help:"open connections on the TPP listener; TLS handshakes are limited to this many per second too"`
-	TPPConnsPerAddr  int            `env:"OBDCR_TPP_MAX_CONNS_PER_ADDR" envDefault:"64" help:"open connections on the TPP listener from one source address (an IPv6 /64), counted before TLS; more are closed at once. OBDCR_TRUSTED_PROXIES are exempt"`
-	Console          bool           `env:"OBDCR_CONSOLE" envDefault:"true" help:"serve the policy console under /console/ on the admin listener"`
-	ConsoleMaxAge    time.Duration  `env:"OBDCR_CONSOLE_SESSION_MAX" envDefault:"8h" help:"a console session ends this long after its sign-in, however busy (it also ends 30 minutes after its last page)"`
-	AuditRetention   time.Duration  `env:"OBDCR_AUDIT_RETENTION" envDefault:"9600h" help:"how long SQL stores keep decision entries; policy changes are kept"`
-	AuditRefusals    int            `env:"OBDCR_AUDIT_REFUSALS_PER_CERT_HOUR" envDefault:"60" help:"refusal entries one client certificate may have written to the audit an hour, summaries included; past it refusals are only counted (obdcr_audit_refusals_suppressed_total)"`
-	DSN              string         `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
-	LogLevel         string         `env:"OBDCR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs on stderr"`
+	Listen             string         `env:"OBDCR_LISTEN" envDefault:":8443" help:"TPP listener (HTTPS; asks for and verifies a client certificate)"`
+	TLSCertFile        string         `env:"OBDCR_TLS_CERT_FILE,required" help:"server certificate, PEM"`
+	TLSKeyFile         string         `env:"OBDCR_TLS_KEY_FILE,required" help:"server key, PEM"`
+	TLSClientCAFile    string         `env:"OBDCR_TLS_CLIENT_CA_FILE,required" help:"PEM bundle of the CAs that issue TPP transport certificates"`
+	ClientCertHeader   string         `env:"OBDCR_CLIENT_CERT_HEADER" help:"behind a TLS-terminating proxy: header carrying the verified client certificate (PEM, URL-encoded); trusted only from OBDCR_TRUSTED_PROXIES"`
+	ClientCertFormat   string         `env:"OBDCR_CLIENT_CERT_HEADER_FORMAT" envDefault:"pem-urlencoded" help:"pem-urlencoded (nginx, AWS ALB), xfcc (Envoy X-Forwarded-Client-Cert; see OBDCR_CLIENT_CERT_HEADER_XFCC_ELEMENTS), der-base64 (HAProxy; Traefik's URL-escaped form too), pem-spaces (Apache)"`
+	XFCCElements       string         `env:"OBDCR_CLIENT_CERT_HEADER_XFCC_ELEMENTS" envDefault:"one" help:"with the xfcc format: one (the proxy replaces the header, Envoy's SANITIZE_SET; a header of more elements is refused) or last (the proxy appends, APPEND_FORWARD, and its own element, the last, is read)"`
+	TrustedProxies     []string       `env:"OBDCR_TRUSTED_PROXIES" envSeparator:"," help:"CIDRs allowed to set that header"`
+	TraceTrustIncoming string         `env:"OBDCR_TRACE_TRUST_INCOMING" envDefault:"proxies" help:"whose W3C traceparent obdcr's spans join: proxies (only from OBDCR_TRUSTED_PROXIES) or none; any other caller's trace is linked, never joined, and baggage is always dropped"`
+	Issuer             string         `env:"OBDCR_ISSUER,required" help:"this authorization server's issuer (Hydra's public issuer URL); accepted as the request JWT aud"`
+	Audiences          []string       `env:"OBDCR_AUDIENCES" envSeparator:"," help:"more accepted aud values, comma separated (UK: the ASPSP's directory organisation id)"`
+	HydraAdminURL      string         `env:"HYDRA_ADMIN_URL" envDefault:"http://127.0.0.1:4445" help:"Hydra admin API"`
+	HydraAdminAuth     HydraAdminAuth `envPrefix:""`
+	HydraPublicURL     string         `env:"HYDRA_PUBLIC_URL" envDefault:"http://127.0.0.1:4444" help:"Hydra public API: its discovery document is read from here"`
+	PublicURL          string         `env:"OBDCR_PUBLIC_URL" help:"the public base URL of the TPP listener, as TPPs reach it (registration_endpoint is this + /register); required for discovery"`
+	Profiles           []string       `env:"OBDCR_PROFILES" envDefault:"uk,au" envSeparator:"," help:"profiles enabled on first start (later the stored state wins)"`
+	UK                 UKConfig       `envPrefix:"OBDCR_UK_"`
+	AU                 AUConfig       `envPrefix:"OBDCR_AU_"`
+	AllowPrivateJWKS   bool           `env:"OBDCR_ALLOW_PRIVATE_JWKS" envDefault:"false" help:"allow JWKS and Register URLs on loopback or private addresses (sandbox and tests only)"`
+	JWKSIdleAfter      time.Duration  `env:"OBDCR_JWKS_IDLE_AFTER" envDefault:"24h" help:"a software JWKS unused this long stops being refreshed and is fetched again when next needed (0: keep every one); directory JWKS are always kept"`
+	AdminListen        string         `env:"OBDCR_ADMIN_LISTEN" envDefault:"127.0.0.1:8444" help:"admin listener, plain HTTP like Hydra's admin port: policies, audit, metrics, health"`
+	AdminToken         string         `env:"OBDCR_ADMIN_TOKEN" help:"bearer tokens for the admin API and console, token or name:token,name:token (each 16+ characters; the audit records the name); this or OBDCR_ADMIN_TOKEN_FILE is required"`
+	AdminTokenFile     string         `env:"OBDCR_ADMIN_TOKEN_FILE" help:"a file holding OBDCR_ADMIN_TOKEN's value, re-read when it changes; made invalid, empty or deleted, it admits no token until mended"`
+	TPPRateLimit       Rate           `env:"OBDCR_TPP_RATE_LIMIT" envDefault:"20/s" help:"requests per second per client certificate on the TPP listener, and per source address for requests without one (burst twice that; 0 off); over it: 429 with Retry-After. Behind a proxy the certificate is the one in the header"`
+	TPPMaxConns        int            `env:"OBDCR_TPP_MAX_CONNS" envDefault:"1024" help:"open connections on the TPP listener; TLS handshakes are limited to this many per second too"`
+	TPPConnsPerAddr    int            `env:"OBDCR_TPP_MAX_CONNS_PER_ADDR" envDefault:"64" help:"open connections on the TPP listener from one source address (an IPv6 /64), counted before TLS; more are closed at once. OBDCR_TRUSTED_PROXIES are exempt"`
+	Console            bool           `env:"OBDCR_CONSOLE" envDefault:"true" help:"serve the policy console under /console/ on the admin listener"`
+	ConsoleMaxAge      time.Duration  `env:"OBDCR_CONSOLE_SESSION_MAX" envDefault:"8h" help:"a console session ends this long after its sign-in, however busy (it also ends 30 minutes after its last page)"`
+	AuditRetention     time.Duration  `env:"OBDCR_AUDIT_RETENTION" envDefault:"9600h" help:"how long SQL stores keep decision entries; policy changes are kept"`
+	AuditRefusals      int            `env:"OBDCR_AUDIT_REFUSALS_PER_CERT_HOUR" envDefault:"60" help:"refusal entries one client certificate may have written to the audit an hour, summaries included; past it refusals are only counted (obdcr_audit_refusals_suppressed_total)"`
+	DSN                string         `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
+	LogLevel           string         `env:"OBDCR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs on stderr"`
 }
 
 // HydraAdminAuth is how obdcr authenticates to Hydra's admin API.
@@ -222,6 +223,9 @@ func (c Config) validate() error {
 	}
 	if c.ConsoleMaxAge < time.Minute {
 		return fmt.Errorf("OBDCR_CONSOLE_SESSION_MAX: %s is under 1m", c.ConsoleMaxAge)
+	}
+	if c.TraceTrustIncoming != traceTrustProxies && c.TraceTrustIncoming != traceTrustNone {
+		return fmt.Errorf("OBDCR_TRACE_TRUST_INCOMING: %q is not proxies or none", c.TraceTrustIncoming)
 	}
 	if c.TPPMaxConns < 1 {
 		return fmt.Errorf("OBDCR_TPP_MAX_CONNS: %d is under 1", c.TPPMaxConns)

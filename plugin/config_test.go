@@ -39,6 +39,7 @@ func TestConfigNamesTheVariableToFix(t *testing.T) {
 		{name: "a rate that does not parse", set: map[string]string{"OBDCR_TPP_RATE_LIMIT": "fast"}, wantErr: "OBDCR_TPP_RATE_LIMIT: "},
 		{name: "an unknown header format", set: map[string]string{"OBDCR_CLIENT_CERT_HEADER_FORMAT": "json"}, wantErr: "OBDCR_CLIENT_CERT_HEADER_FORMAT: "},
 		{name: "a proxy address that is not a CIDR", set: map[string]string{"OBDCR_TRUSTED_PROXIES": "10.0.0.0/8,10.1.2.3"}, wantErr: `OBDCR_TRUSTED_PROXIES: "10.1.2.3"`},
+		{name: "an unknown trace trust", set: map[string]string{"OBDCR_TRACE_TRUST_INCOMING": "all"}, wantErr: `OBDCR_TRACE_TRUST_INCOMING: "all" is not proxies or none`},
 		{name: "no connections allowed", set: map[string]string{"OBDCR_TPP_MAX_CONNS": "0"}, wantErr: "OBDCR_TPP_MAX_CONNS: 0 is under 1"},
 		{name: "no admin token", unset: []string{"OBDCR_ADMIN_TOKEN"}, wantErr: "OBDCR_ADMIN_TOKEN: required but not set"},
 		{name: "an admin token and its file", set: map[string]string{"OBDCR_ADMIN_TOKEN_FILE": "/run/secrets/admin"}, wantErr: "OBDCR_ADMIN_TOKEN, OBDCR_ADMIN_TOKEN_FILE: set one"},

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/json"
@@ -39,13 +40,25 @@ func (b consoleBackend) SessionEnded(ctx context.Context, id string) (bool, erro
 	return b.s.store.Seen(ctx, endedSessionKey(id))
 }
 
+func randomSessionKey() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k) // crypto/rand never fails on supported platforms
+	return k
+}
+
 // endedSessionKey cannot meet a jti's key: those are hex SHA-256 sums.
 func endedSessionKey(id string) string { return "console-session-ended:" + id }
 
 func (b consoleBackend) SessionKey() []byte {
+	tokens := b.s.adminTokens.Get()
+	if len(tokens) == 0 {
+		// OBDCR_ADMIN_TOKEN_FILE failed closed. A key made of no token would be
+		// a constant anyone can compute; a fresh random one verifies no session.
+		return randomSessionKey()
+	}
 	h := sha256.New()
 	h.Write([]byte("obdcr console session\x00"))
-	for _, t := range b.s.adminTokens.Get() {
+	for _, t := range tokens {
 		h.Write([]byte(t.name))
 		h.Write(t.hash[:])
 	}

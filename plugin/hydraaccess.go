@@ -14,14 +14,16 @@ import (
 
 // hydraAccess builds the credentials for Hydra's admin API from the
 // configuration. Secrets and certificates from files are re-read when the files
-// change, so that rotating them needs no restart.
-func hydraAccess(a HydraAdminAuth) (hydra.AdminAccess, error) {
+// change, so that rotating them needs no restart; a change that cannot be
+// applied keeps the last good value (report says so), as Hydra, not obdcr, is
+// the one to refuse a credential.
+func hydraAccess(a HydraAdminAuth, report *reloadReport) (hydra.AdminAccess, error) {
 	var access hydra.AdminAccess
 	switch {
 	case a.Token != "":
 		access.Authorization = func() string { return "Bearer " + a.Token }
 	case a.TokenFile != "":
-		tok, err := reload.New(reload.String, a.TokenFile)
+		tok, err := reload.New(report.options("HYDRA_ADMIN_TOKEN_FILE", false), reload.String, a.TokenFile)
 		if err != nil {
 			return access, fmt.Errorf("HYDRA_ADMIN_TOKEN_FILE: %v", err)
 		}
@@ -30,14 +32,14 @@ func hydraAccess(a HydraAdminAuth) (hydra.AdminAccess, error) {
 		h := basic(a.BasicAuth)
 		access.Authorization = func() string { return h }
 	case a.BasicAuthFile != "":
-		cred, err := reload.New(reload.String, a.BasicAuthFile)
+		cred, err := reload.New(report.options("HYDRA_ADMIN_BASIC_AUTH_FILE", false), reload.String, a.BasicAuthFile)
 		if err != nil {
 			return access, fmt.Errorf("HYDRA_ADMIN_BASIC_AUTH_FILE: %v", err)
 		}
 		access.Authorization = func() string { return basic(cred.Get()) }
 	}
 	if a.ClientCertFile != "" {
-		pair, err := reload.New(keyPair, a.ClientCertFile, a.ClientKeyFile)
+		pair, err := reload.New(report.options("HYDRA_ADMIN_CLIENT_CERT_FILE", false), keyPair, a.ClientCertFile, a.ClientKeyFile)
 		if err != nil {
 			return access, fmt.Errorf("HYDRA_ADMIN_CLIENT_CERT_FILE/HYDRA_ADMIN_CLIENT_KEY_FILE: %v", err)
 		}
@@ -47,7 +49,7 @@ func hydraAccess(a HydraAdminAuth) (hydra.AdminAccess, error) {
 		}
 	}
 	if a.CAFile != "" {
-		pool, err := reload.New(certPool, a.CAFile)
+		pool, err := reload.New(report.options("HYDRA_ADMIN_CA_FILE", false), certPool, a.CAFile)
 		if err != nil {
 			return access, fmt.Errorf("HYDRA_ADMIN_CA_FILE: %v", err)
 		}

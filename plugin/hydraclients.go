@@ -27,10 +27,12 @@ type hydraClientOptions struct {
 	wrapAdmin func(http.RoundTripper) http.RoundTripper
 	// adminHTTP replaces the admin API's client whole (tests).
 	adminHTTP *http.Client
+	// report says when a credential file's change cannot be applied; nil: no one is told.
+	report *reloadReport
 }
 
 func newHydraClients(auth HydraAdminAuth, adminURL, publicURL string, o hydraClientOptions) (hydraClients, error) {
-	access, err := hydraAccess(auth)
+	access, err := hydraAccess(auth, o.report)
 	if err != nil {
 		return hydraClients{}, err
 	}

@@ -43,6 +43,9 @@ type metrics struct {
 	// connsRefused counts TPP connections closed for their address's cap.
 	connsRefused prometheus.Counter
 	consoleMetrics
+	// reloadFailures counts changed files that could not be applied, by the
+	// variable naming the file.
+	reloadFailures *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -87,6 +90,9 @@ func newMetrics() *metrics {
 		orgIndexReady: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "obdcr_org_index_ready", Help: "1 once the org index is filled from Hydra and answers org_id lookups; 0 while they read Hydra's list of every client.",
 		}),
+		reloadFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "obdcr_reload_failures_total", Help: "Changed secret or certificate files that could not be applied (gone, empty or invalid), by the variable naming the file.",
+		}, []string{"file"}),
 		auRemovals: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "obdcr_cdr_removed_registrations_total", Help: "Registrations removed because the CDR Register lists their software product as REMOVED.",
 		}),
@@ -95,7 +101,7 @@ func newMetrics() *metrics {
 		}),
 	}
 	m.registry.MustRegister(m.registrations, m.management, m.auditSuppressed, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.registerLookups, m.registerWait, m.auRemovals, m.setupProblems, m.orgIndexReady,
-		m.connsRefused,
+		m.connsRefused, m.reloadFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.consoleMetrics = newConsoleMetrics(m.registry)
 	return m

@@ -30,12 +30,12 @@ type serverCerts struct {
 	cas  *reload.Value[*x509.CertPool]
 }
 
-func loadServerCerts(certFile, keyFile, caFile string) (serverCerts, error) {
-	pair, err := reload.New(keyPair, certFile, keyFile)
+func loadServerCerts(certFile, keyFile, caFile string, report *reloadReport) (serverCerts, error) {
+	pair, err := reload.New(report.options("OBDCR_TLS_CERT_FILE", false), keyPair, certFile, keyFile)
 	if err != nil {
 		return serverCerts{}, fmt.Errorf("OBDCR_TLS_CERT_FILE/OBDCR_TLS_KEY_FILE: %v", err)
 	}
-	cas, err := reload.New(certPool, caFile)
+	cas, err := reload.New(report.options("OBDCR_TLS_CLIENT_CA_FILE", false), certPool, caFile)
 	if err != nil {
 		return serverCerts{}, fmt.Errorf("OBDCR_TLS_CLIENT_CA_FILE: %v", err)
 	}

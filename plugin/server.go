@@ -99,7 +99,9 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.NewJSONHandler(discard{}, nil))
 	}
-	certs, err := loadServerCerts(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSClientCAFile)
+	m := newMetrics()
+	report := &reloadReport{log: d.Logger, failures: m.reloadFailures}
+	certs, err := loadServerCerts(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSClientCAFile, report)
 	if err != nil {
 		return nil, err
 	}
@@ -107,13 +109,12 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := newMetrics()
 	tr, err := newTracing(ctx, d.Version)
 	if err != nil {
 		return nil, fmt.Errorf("OTEL_*: %w", err)
 	}
 	alarm := &authAlarm{log: d.Logger, variables: cfg.HydraAdminAuth.variables()}
-	hc, err := newHydraClients(cfg.HydraAdminAuth, cfg.HydraAdminURL, cfg.HydraPublicURL, hydraClientOptions{adminHTTP: d.HTTPClient,
+	hc, err := newHydraClients(cfg.HydraAdminAuth, cfg.HydraAdminURL, cfg.HydraPublicURL, hydraClientOptions{adminHTTP: d.HTTPClient, report: report,
 		wrapAdmin: func(rt http.RoundTripper) http.RoundTripper {
 			return hydraTransport{rt: rt, m: m, alarm: alarm, tracing: tr}
 		}})
@@ -127,7 +128,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 		fetch = *d.Fetch
 	}
 	fetch.AllowPrivate = fetch.AllowPrivate || cfg.AllowPrivateJWKS
-	tokens, err := adminTokenSource(cfg)
+	tokens, err := adminTokenSource(cfg, report)
 	if err != nil {
 		return nil, err
 	}
@@ -177,11 +178,13 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 		unprovenLog: newLogSampler(5, 20),
 	}
 	s.readiness = newReadiness(s.checkReady, readyInterval, time.Now)
+	tr.trustParents(cfg.TraceTrustIncoming, s.certs.fromTrustedProxy)
 	go state.Run(ctx)
 	go s.digest.run(ctx, st.Append)
 	go s.pruneAudit(ctx)
 	go s.keepOrgIndex(ctx)
 	go s.watchSetup(ctx)
+	go s.readFiles(ctx, hc.access)
 	for _, run := range b.background {
 		go run(ctx)
 	}
