@@ -129,7 +129,7 @@ func (h *Handler) signedIn(next echo.HandlerFunc) echo.HandlerFunc {
 			if fe := readForm(c, formLimit(c)); fe != nil {
 				return c.String(fe.status, fe.msg)
 			}
-			if crossSite(c.Request()) || !hmacEqual(c.FormValue("csrf"), s.csrf(key)) {
+			if crossSite(c.Request()) || !hmacEqual(posted(c, "csrf"), s.csrf(key)) {
 				return c.String(http.StatusForbidden, "refused: this form did not come from this console's page (CSRF)")
 			}
 		}
@@ -203,7 +203,7 @@ func (h *Handler) saveProfile(c echo.Context) error {
 	if idx < 0 {
 		return c.String(http.StatusNotFound, "no such profile")
 	}
-	enabled := c.FormValue("enabled") == "on"
+	enabled := posted(c, "enabled") == "on"
 	patch, values := settingsPatch(c, ps[idx])
 	forms := make([]profileForm, len(ps))
 	for i, p := range ps {
@@ -301,8 +301,8 @@ func (h *Handler) dryRunPage(c echo.Context) error {
 }
 
 func (h *Handler) dryRun(c echo.Context) error {
-	jwt := strings.TrimSpace(c.FormValue("jwt"))
-	cert := strings.TrimSpace(c.FormValue("cert"))
+	jwt := strings.TrimSpace(posted(c, "jwt"))
+	cert := strings.TrimSpace(posted(c, "cert"))
 	data := map[string]any{"JWT": jwt, "Cert": cert}
 	if jwt == "" {
 		data["Error"] = "Paste a registration request JWT."

@@ -29,7 +29,7 @@ type formError struct {
 }
 
 // readForm reads a POST's form through a cap of limit bytes. Afterwards
-// c.FormValue answers from what was read and parses nothing more.
+// posted answers from what was read and parses nothing more.
 func readForm(c echo.Context, limit int64) *formError {
 	r := c.Request()
 	mt, _, err := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
@@ -58,3 +58,7 @@ func formLimit(c echo.Context) int64 {
 	}
 	return maxForm
 }
+
+// posted is a field of the POST's body, never of the URL's query: a token or
+// CSRF value in a URL is written to every proxy's and browser's history.
+func posted(c echo.Context, name string) string { return c.Request().PostFormValue(name) }

@@ -37,7 +37,7 @@ func settingsPatch(c echo.Context, p Policy) (json.RawMessage, map[string]string
 	values := map[string]string{}
 	patch := map[string]any{}
 	for field := range current {
-		v := strings.TrimSpace(c.FormValue(field))
+		v := strings.TrimSpace(posted(c, field))
 		values[field] = v
 		if v == current[field] {
 			continue

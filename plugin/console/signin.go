@@ -45,7 +45,7 @@ func (h *Handler) login(c echo.Context) error {
 	if fe := readForm(c, maxSignInForm); fe != nil {
 		return c.String(fe.status, fe.msg)
 	}
-	given := strings.TrimSpace(c.FormValue("token"))
+	given := strings.TrimSpace(posted(c, "token"))
 	now := h.Now()
 	ev := SignInEvent{Source: h.source(c.Request()), Name: h.claimedName(given)}
 	keys := []string{"addr:" + ev.Source}

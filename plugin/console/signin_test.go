@@ -214,3 +214,27 @@ func TestConsoleSignInAuditIsBounded(t *testing.T) {
 		})
 	}
 }
+
+// A token or CSRF value is read from the posted body only, never from the URL's
+// query, which proxies and browsers write to their logs and history.
+func TestConsoleReadsFormsFromTheBodyOnly(t *testing.T) {
+	tc := newTestConsole(t)
+	cookie, csrf := tc.session()
+	cases := []struct {
+		name, path, body string
+		cookie           string
+		want             int
+	}{
+		{"the token in the query, none in the body", "/console/login?token=" + url.QueryEscape(adminTok), "", "", http.StatusUnauthorized},
+		{"the token in the body", "/console/login", url.Values{"token": {adminTok}}.Encode(), "", http.StatusSeeOther},
+		{"the CSRF token in the query", "/console/profiles/uk?csrf=" + url.QueryEscape(csrf), "enabled=on", cookie, http.StatusForbidden},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			rec := tc.request(http.MethodPost, c.path, "192.0.2.9:5000", echo.MIMEApplicationForm, strings.NewReader(c.body), c.cookie)
+			if rec.Code != c.want {
+				t.Fatalf("%d %s, want %d", rec.Code, rec.Body.String(), c.want)
+			}
+		})
+	}
+}
