@@ -63,9 +63,7 @@ func (r *Registrar) duplicateStep(ctx context.Context, ev *Evaluation) (RuleResu
 	}
 	id := ClientIDFor(ev.Profile.Name, ev.Statement.SoftwareID)
 	if _, err := r.Clients.Get(ctx, id); err == nil {
-		e := Refuse(InvalidClientMetadata, "software_id", "software %s already has a registration (client_id %s); update it with PUT /register/%s, or delete it first",
-			ev.Statement.SoftwareID, id, id)
-		e.Rule = StepCreate
+		e := alreadyRegistered(ev.Statement.SoftwareID, id)
 		return RuleResult{Rule: StepCreate, Verdict: Fail, Message: e.Description}, e
 	}
 	return RuleResult{Rule: StepCreate, Verdict: Pass}, nil

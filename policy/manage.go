@@ -108,9 +108,7 @@ func (r *Registrar) Update(ctx context.Context, current *Registration, sub Submi
 		case errors.Is(err, hydra.ErrNotFound):
 			return nil, tr, ErrNoRegistration
 		case errors.As(err, &rejected):
-			e := Refuse(InvalidClientMetadata, "", "the authorization server refused the client: %s", rejected.Message)
-			e.Rule = StepReplace
-			return nil, tr, e
+			return nil, tr, hydraRefused(StepReplace, rejected)
 		default:
 			return nil, tr, &Unavailable{Dependency: "hydra", Err: err}
 		}

@@ -71,15 +71,9 @@ func (r *Registrar) createFailed(ctx context.Context, reg *Registration, nonce s
 	var down *hydra.UnavailableError
 	switch {
 	case errors.Is(err, hydra.ErrConflict):
-		e := Refuse(InvalidClientMetadata, "software_id",
-			"software %s already has a registration (client_id %s); update it with PUT /register/%s, or delete it first",
-			reg.SoftwareID, reg.ClientID, reg.ClientID)
-		e.Rule = StepCreate
-		return e
+		return alreadyRegistered(reg.SoftwareID, reg.ClientID)
 	case errors.As(err, &rejected):
-		e := Refuse(InvalidClientMetadata, "", "the authorization server refused the client: %s", rejected.Message)
-		e.Rule = StepCreate
-		return e
+		return hydraRefused(StepCreate, rejected)
 	case errors.As(err, &down):
 		r.compensate(ctx, reg.ClientID, nonce)
 		return &Unavailable{Dependency: "hydra", Timeout: down.Timeout, Err: err}
@@ -87,6 +81,24 @@ func (r *Registrar) createFailed(ctx context.Context, reg *Registration, nonce s
 		r.compensate(ctx, reg.ClientID, nonce)
 		return &Unavailable{Dependency: "hydra", Err: err}
 	}
+}
+
+// alreadyRegistered refuses a second registration of a software_id: Hydra's
+// conflict on create and the dry run's look-ahead give the TPP the same answer.
+func alreadyRegistered(softwareID, clientID string) *Error {
+	e := Refuse(InvalidClientMetadata, "software_id",
+		"software %s already has a registration (client_id %s); update it with PUT /register/%s, or delete it first",
+		softwareID, clientID, clientID)
+	e.Rule = StepCreate
+	return e
+}
+
+// hydraRefused passes on Hydra's refusal of a client every rule approved, as the
+// step (create or replace) that met it.
+func hydraRefused(step string, rejected *hydra.RejectedError) *Error {
+	e := Refuse(InvalidClientMetadata, "", "the authorization server refused the client: %s", rejected.Message)
+	e.Rule = step
+	return e
 }
 
 func (r *Registrar) compensate(ctx context.Context, clientID, nonce string) {
