@@ -4,19 +4,18 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
 	"math"
-	"reflect"
 	"strconv"
-	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
 	"github.com/go-json-experiment/json/jsontext"
 )
+
+// The claims obdcr reads, as Go types: JWT value types, client metadata, the
+// registration request and the software statement, and the error that names a
+// claim. Reading a payload strictly is in claims_parse.go; decoding claims into
+// these types by exact name in claims_decode.go.
 
 // NumericDate is a JWT time (RFC 7519 §2): seconds since the epoch, integer or not.
 type NumericDate struct{ time.Time }
@@ -186,281 +185,6 @@ func (b StatementBase) Fill(st *SoftwareStatement) {
 	}
 }
 
-// maxJSONDepth bounds nesting in claims: no real SSA or request goes past 5 levels,
-// and a deep document is a way to burn CPU in every later step.
-const maxJSONDepth = 16
-
-// maxClaims bounds the top-level claims of a payload: a real request or SSA has
-// about 30. Past it, every later step (the case check included) would be work an
-// unsigned payload makes obdcr do.
-const maxClaims = 200
-
-// maxClaimName bounds a claim name's length; the longest standard one has 40 bytes.
-const maxClaimName = 128
-
-// RawClaims are a JWT payload's claims, checked and kept undecoded. Each value
-// aliases the payload it was split from.
-type RawClaims map[string]json.RawMessage
-
-// ParseClaims checks a JWT payload and splits it into its claims in one pass. It
-// refuses what encoding/json would let through silently: duplicate claims (escaped
-// names included), names that differ only in case (which copy would a later check
-// see?), invalid UTF-8 and absurd nesting. jsontext validates strictly and reads
-// the payload in place, which is most of what a registration costs beyond its two
-// signatures.
-func ParseClaims(payload []byte) (RawClaims, error) {
-	// Claim names must be unique (RFC 7519 §4); they are checked here as they are
-	// read. Members of nested objects are not: no claim obdcr decodes is an object,
-	// and tracking every object's names was a fifth of the parse.
-	dec := jsontext.NewDecoder(bytes.NewBuffer(payload), jsontext.AllowDuplicateNames(true))
-	if dec.PeekKind() != '{' {
-		return nil, errors.New("payload is not a JSON object")
-	}
-	if _, err := dec.ReadToken(); err != nil {
-		return nil, errors.New("payload is not a JSON object")
-	}
-	raw := make(RawClaims, 24)
-	for dec.PeekKind() != '}' {
-		name, err := dec.ReadToken()
-		if err != nil {
-			return nil, syntaxError(payload, err)
-		}
-		claim := name.String()
-		if len(claim) > maxClaimName {
-			return nil, fmt.Errorf("payload has a claim name over %d bytes", maxClaimName)
-		}
-		if len(raw) == maxClaims {
-			return nil, fmt.Errorf("payload has more than %d claims", maxClaims)
-		}
-		value, err := dec.ReadValue()
-		if err != nil {
-			return nil, syntaxError(payload, err)
-		}
-		if k := value.Kind(); (k == '{' || k == '[') && depth(value) > maxJSONDepth-1 {
-			return nil, fmt.Errorf("payload nests deeper than %d levels", maxJSONDepth)
-		}
-		if _, dup := raw[claim]; dup {
-			return nil, &claimError{claim: claim, msg: "appears more than once"}
-		}
-		raw[claim] = json.RawMessage(value)
-	}
-	if _, err := dec.ReadToken(); err != nil {
-		return nil, syntaxError(payload, err)
-	}
-	if _, err := dec.ReadToken(); err != io.EOF {
-		return nil, errors.New("payload has data after its JSON object")
-	}
-	return raw, foldedDuplicate(raw)
-}
-
-// syntaxError turns jsontext's error into one that names the claim at fault when
-// there is one, without echoing the offending bytes. Only refused payloads pay for
-// the UTF-8 check.
-func syntaxError(payload []byte, err error) error {
-	var se *jsontext.SyntacticError
-	if !errors.As(err, &se) {
-		return errors.New("payload is not valid JSON")
-	}
-	claim := ""
-	for first := range se.JSONPointer.Tokens() { // the top-level claim the error is in
-		claim = first
-		break
-	}
-	switch {
-	case !utf8.Valid(payload):
-		if claim != "" {
-			return &claimError{claim: claim, msg: "is not valid UTF-8"}
-		}
-		return errors.New("payload is not valid UTF-8")
-	case claim != "":
-		return &claimError{claim: claim, msg: "is not valid JSON"}
-	}
-	return errors.New("payload is not valid JSON")
-}
-
-// foldedDuplicate refuses two claim names that differ only in case. Names in
-// lower-case ASCII, which is all of them in practice, cannot collide with each
-// other, so when every name is one nothing is allocated. Otherwise each name is
-// keyed by its case fold, once: linear in the claims, never pairwise.
-func foldedDuplicate(raw RawClaims) error {
-	mixed := false
-	for name := range raw {
-		if !isLowerASCII(name) {
-			mixed = true
-			break
-		}
-	}
-	if !mixed {
-		return nil
-	}
-	seen := make(map[string]string, len(raw))
-	for name := range raw {
-		key := foldKey(name)
-		if other, dup := seen[key]; dup {
-			first, second := min(name, other), max(name, other)
-			return &claimError{claim: second, msg: "differs from claim " + first + " only in case"}
-		}
-		seen[key] = name
-	}
-	return nil
-}
-
-// foldKey maps every rune to the least rune of its Unicode case-fold orbit, so
-// that two names have the same key exactly when strings.EqualFold says they match.
-func foldKey(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range s {
-		least := r
-		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
-			least = min(least, f)
-		}
-		b.WriteRune(least)
-	}
-	return b.String()
-}
-
-func isLowerASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c >= 'A' && c <= 'Z' || c >= 0x80 {
-			return false
-		}
-	}
-	return true
-}
-
-// String returns a string claim, or "" if it is absent or not a string.
-func (r RawClaims) String(name string) string {
-	s, _ := jsonString(r[name])
-	return s
-}
-
-// depth is how deeply a valid JSON value nests objects and arrays (strings skipped).
-func depth(b []byte) int {
-	d, deepest, inString, escaped := 0, 0, false, false
-	for _, c := range b {
-		switch {
-		case escaped:
-			escaped = false
-		case inString:
-			switch c {
-			case '\\':
-				escaped = true
-			case '"':
-				inString = false
-			}
-		case c == '"':
-			inString = true
-		case c == '{' || c == '[':
-			d++
-			deepest = max(deepest, d)
-		case c == '}' || c == ']':
-			d--
-		}
-	}
-	return deepest
-}
-
-// ClaimSet decodes claims into T by exact claim name (JSON names are case-sensitive,
-// though encoding/json's struct matching is not). Build it once per type.
-type ClaimSet[T any] struct {
-	fields map[string][]int
-}
-
-// NewClaimSet indexes T's json tags, embedded structs included.
-func NewClaimSet[T any]() ClaimSet[T] {
-	fields := map[string][]int{}
-	var walk func(t reflect.Type, prefix []int)
-	walk = func(t reflect.Type, prefix []int) {
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			idx := append(append([]int{}, prefix...), i)
-			if f.Anonymous && f.Type.Kind() == reflect.Struct {
-				walk(f.Type, idx)
-				continue
-			}
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if name != "" && name != "-" && f.IsExported() {
-				fields[name] = idx
-			}
-		}
-	}
-	walk(reflect.TypeOf((*T)(nil)).Elem(), nil)
-	return ClaimSet[T]{fields: fields}
-}
-
-// Decode fills into from raw. Unknown claims are ignored, as RFC 7591 asks; an
-// error names the claim at fault.
-func (c ClaimSet[T]) Decode(raw RawClaims, into *T) error {
-	v := reflect.ValueOf(into).Elem()
-	for name, r := range raw {
-		idx, ok := c.fields[name]
-		if !ok {
-			continue
-		}
-		f := v.FieldByIndex(idx)
-		if err := decodeField(r, f); err != nil {
-			return &claimError{claim: name, msg: typeMessage(err, f.Type())}
-		}
-	}
-	return nil
-}
-
-// each calls f with every claim of from that encoding/json would write under
-// omitempty: the answer to a TPP is built from it without a JSON round trip.
-func (c ClaimSet[T]) each(from *T, f func(name string, v any)) {
-	v := reflect.ValueOf(from).Elem()
-	for name, idx := range c.fields {
-		field := v.FieldByIndex(idx)
-		if field.IsZero() || (field.Kind() == reflect.Slice && field.Len() == 0) {
-			continue
-		}
-		f(name, field.Interface())
-	}
-}
-
-// DecodeClaims is ParseClaims and a ClaimSet's Decode in one, for one-off use.
-func DecodeClaims[T any](payload []byte, into *T) (RawClaims, error) {
-	raw, err := ParseClaims(payload)
-	if err != nil {
-		return nil, err
-	}
-	return raw, NewClaimSet[T]().Decode(raw, into)
-}
-
-// decodeField decodes one claim whose bytes ParseClaims has already checked as
-// JSON. Strings, and types with their own UnmarshalJSON, take the bytes directly:
-// encoding/json would only check them again.
-func decodeField(r json.RawMessage, f reflect.Value) error {
-	if bytes.Equal(r, []byte("null")) {
-		return nil
-	}
-	if f.Kind() == reflect.String && len(r) > 0 && r[0] == '"' {
-		s, err := jsonString(r)
-		f.SetString(s)
-		return err
-	}
-	target := f.Addr()
-	if f.Kind() == reflect.Pointer {
-		if f.IsNil() {
-			f.Set(reflect.New(f.Type().Elem()))
-		}
-		target = f
-	}
-	if u, ok := target.Interface().(json.Unmarshaler); ok {
-		return u.UnmarshalJSON(r)
-	}
-	return json.Unmarshal(r, target.Interface())
-}
-
-func typeMessage(err error, t reflect.Type) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return fmt.Sprintf("must be %s, not a JSON %s", jsonKind(t), te.Value)
-	}
-	return err.Error()
-}
-
 // claimError is a decoding failure that knows the claim at fault.
 type claimError struct{ claim, msg string }
 
@@ -475,24 +199,6 @@ func ClaimOf(err error) string {
 	return ""
 }
 
-func jsonKind(t reflect.Type) string {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	switch t.Kind() {
-	case reflect.String:
-		return "a string"
-	case reflect.Slice:
-		return "an array of strings"
-	case reflect.Bool:
-		return "a boolean"
-	case reflect.Struct, reflect.Map:
-		return "an object"
-	default:
-		return "a number"
-	}
-}
-
 // ClaimError is a decoding or validation failure of one claim; profiles use it
 // in their statement decoders so the refusal names the claim.
 func ClaimError(claim, msg string) error { return &claimError{claim: claim, msg: msg} }
@@ -505,25 +211,3 @@ type Statement interface {
 }
 
 func (b *StatementBase) base() *StatementBase { return b }
-
-// StatementDecoder is a profile's DecodeStatement for the SSA claims type T: it
-// decodes by exact claim name, maps, and fills the registered claims and Claims.
-func StatementDecoder[T any, P interface {
-	*T
-	Statement
-}]() func(RawClaims) (*SoftwareStatement, error) {
-	set := NewClaimSet[T]()
-	return func(claims RawClaims) (*SoftwareStatement, error) {
-		var s T
-		if err := set.Decode(claims, &s); err != nil {
-			return nil, err
-		}
-		st, err := P(&s).Statement()
-		if err != nil {
-			return nil, err
-		}
-		P(&s).base().Fill(st)
-		st.Claims = claims
-		return st, nil
-	}
-}

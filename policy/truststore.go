@@ -154,22 +154,9 @@ func NewJWKSCache(ctx context.Context, o JWKSCacheOptions) *JWKSCache {
 	c.softwareOpts = []jwk.RegisterOption{client, jwk.WithRefreshInterval(onDemand), check}
 	c.directoryOpts = []jwk.RegisterOption{client, jwk.WithRefreshInterval(o.RefreshInterval), check}
 	if o.IdleAfter > 0 {
-		go c.dropIdleEvery(ctx, min(o.IdleAfter/4, time.Hour))
+		go Every(ctx, min(o.IdleAfter/4, time.Hour), func(context.Context) { c.DropIdle() })
 	}
 	return c
-}
-
-func (c *JWKSCache) dropIdleEvery(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			c.DropIdle()
-		}
-	}
 }
 
 // DropIdle forgets every JWKS unused for IdleAfter, except those in Keep and those

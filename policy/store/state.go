@@ -178,29 +178,26 @@ func (s *SharedState) apply(ctx context.Context, p *policy.Profile, c Change) (p
 
 // Run keeps the cache current until ctx ends.
 func (s *SharedState) Run(ctx context.Context) {
-	t := time.NewTicker(PolicyPoll)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		v, err := s.store.Version(ctx)
-		if err != nil {
-			s.log.Warn("policy version check failed; keeping the current policy", "error", err.Error())
-			continue
-		}
-		s.mu.RLock()
-		same := v == s.version
-		s.mu.RUnlock()
-		if same {
-			continue
-		}
-		if err := s.reload(ctx); err != nil {
-			s.log.Error("policy reload failed; keeping the current policy", "error", err.Error())
-			continue
-		}
-		s.log.Info("policy changed elsewhere; reloaded", "version", v)
+	policy.Every(ctx, PolicyPoll, s.reloadIfChanged)
+}
+
+// reloadIfChanged reloads the cache when the store's version has moved: one
+// small query when nothing changed, which is nearly always.
+func (s *SharedState) reloadIfChanged(ctx context.Context) {
+	v, err := s.store.Version(ctx)
+	if err != nil {
+		s.log.Warn("policy version check failed; keeping the current policy", "error", err.Error())
+		return
 	}
+	s.mu.RLock()
+	same := v == s.version
+	s.mu.RUnlock()
+	if same {
+		return
+	}
+	if err := s.reload(ctx); err != nil {
+		s.log.Error("policy reload failed; keeping the current policy", "error", err.Error())
+		return
+	}
+	s.log.Info("policy changed elsewhere; reloaded", "version", v)
 }
