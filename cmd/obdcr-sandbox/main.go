@@ -103,7 +103,7 @@ func run(ctx context.Context, args []string, e *cmdEnv) int {
 			fmt.Fprint(e.stdout, usage(cmds))
 			return 0
 		}
-		args = append(args[1:], "--help")
+		args = append(append([]string{}, args[1:]...), "--help")
 	}
 	name, args := args[0], args[1:]
 	if name == "tpp" && len(args) > 0 {
