@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/obdcr/obdcr/cmd/internal/cmdline"
 	"github.com/obdcr/obdcr/deploy/sandbox"
 )
 
@@ -82,7 +83,7 @@ func growthCmd(fs *flag.FlagSet, e *cmdEnv) action {
 		for _, f := range strings.Split(*growthTPPs, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(f))
 			if err != nil || n < 1 {
-				return usageError(fmt.Sprintf("--growth-tpps: %q is not a count", f))
+				return cmdline.UsageError(fmt.Sprintf("--growth-tpps: %q is not a count", f))
 			}
 			counts = append(counts, n)
 		}

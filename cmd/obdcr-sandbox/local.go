@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/obdcr/obdcr/cmd/internal/cmdline"
 	"github.com/obdcr/obdcr/deploy/sandbox"
 )
 
@@ -113,7 +114,7 @@ func hydraClientCmd(fs *flag.FlagSet, e *cmdEnv) action {
 	clientID := clientIDFlag(fs)
 	return func(ctx context.Context, args []string) error {
 		if len(args) != 1 || *clientID == "" {
-			return usageError("want --client-id ID and HYDRA_ADMIN_URL")
+			return cmdline.UsageError("want --client-id ID and HYDRA_ADMIN_URL")
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(args[0], "/")+"/admin/clients/"+*clientID, nil)
 		if err != nil {
@@ -133,7 +134,7 @@ func hydraClientCmd(fs *flag.FlagSet, e *cmdEnv) action {
 func waitCmd(*flag.FlagSet, *cmdEnv) action {
 	return func(ctx context.Context, args []string) error {
 		if len(args) != 1 {
-			return usageError("want one URL")
+			return cmdline.UsageError("want one URL")
 		}
 		client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // readiness probe
 		deadline := time.Now().Add(60 * time.Second)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/obdcr/obdcr/cmd/internal/cmdline"
 	"github.com/obdcr/obdcr/deploy/sandbox"
 )
 
@@ -70,7 +71,7 @@ func subcommands() []subcommand {
 	}
 }
 
-// synopsis is a subcommand's usage line(s), after prefix.
+// usage is a subcommand's usage line(s), after prefix.
 func (s subcommand) usage(prefix string) string {
 	return fmt.Sprintf("%s%-8s %s\n", prefix, s.name, strings.ReplaceAll(s.synopsis, "\n\t", "\n"+strings.Repeat(" ", len(prefix)+9)))
 }
@@ -84,11 +85,6 @@ func usage(cmds []subcommand) string {
 	return b.String() + usageTail
 }
 
-// usageError is a command line the subcommand cannot run: exit 2, with its usage.
-type usageError string
-
-func (u usageError) Error() string { return string(u) }
-
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	code := run(ctx, os.Args[1:], &cmdEnv{getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr})
@@ -98,7 +94,7 @@ func main() {
 
 func run(ctx context.Context, args []string, e *cmdEnv) int {
 	cmds := subcommands()
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 || cmdline.IsHelp(args) {
 		if len(args) < 2 {
 			fmt.Fprint(e.stdout, usage(cmds))
 			return 0
@@ -111,52 +107,13 @@ func run(ctx context.Context, args []string, e *cmdEnv) int {
 	}
 	for _, s := range cmds {
 		if s.name == name {
-			return execute(ctx, s, e, args)
+			fs := cmdline.NewFlagSet("obdcr-sandbox " + s.name)
+			act := s.define(fs, e)
+			return cmdline.Run(fs, args, s.usage("usage: obdcr-sandbox "), func(args []string) error { return act(ctx, args) }, e.stdout, e.stderr)
 		}
 	}
 	fmt.Fprintf(e.stderr, "obdcr-sandbox: unknown command %q\n\n%s", name, usage(cmds))
 	return 2
-}
-
-// execute parses a subcommand's flags, runs it and turns its error into the
-// exit code: --help is asked-for usage (stdout, 0), a flag it does not take or a
-// missing argument a usage error (stderr, 2), anything else 1.
-func execute(ctx context.Context, s subcommand, e *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("obdcr-sandbox "+s.name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	run := s.define(fs, e)
-	err := fs.Parse(args)
-	if err == nil {
-		err = run(ctx, fs.Args())
-	} else if !errors.Is(err, flag.ErrHelp) {
-		err = usageError(err.Error())
-	}
-	var bad usageError
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, flag.ErrHelp):
-		printUsage(e.stdout, s, fs)
-		return 0
-	case errors.As(err, &bad):
-		fmt.Fprintf(e.stderr, "obdcr-sandbox %s: %s\n\n", s.name, bad)
-		printUsage(e.stderr, s, fs)
-		return 2
-	default:
-		fmt.Fprintln(e.stderr, "obdcr-sandbox:", err)
-		return 1
-	}
-}
-
-func printUsage(w io.Writer, s subcommand, fs *flag.FlagSet) {
-	fmt.Fprint(w, s.usage("usage: obdcr-sandbox "))
-	hasFlags := false
-	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
-	if hasFlags {
-		fmt.Fprintln(w, "\nFlags:")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-	}
 }
 
 // dirFlag is --dir, the sandbox folder every command but hydra-client and wait reads.
@@ -194,7 +151,7 @@ func tppFlags(fs *flag.FlagSet, e *cmdEnv) func() (*sandbox.Sandbox, *sandbox.TP
 			return nil, nil, nil, err
 		}
 		if *name == "" {
-			return nil, nil, nil, usageError("--tpp is required")
+			return nil, nil, nil, cmdline.UsageError("--tpp is required")
 		}
 		t, err := sb.TPP(*name)
 		if err != nil {
@@ -213,7 +170,7 @@ func tokenFlags(fs *flag.FlagSet) (clientID *string, token func(ctx context.Cont
 	scope := fs.String("scope", "", "token scope (AU: cdr:registration when empty)")
 	return clientID, func(ctx context.Context, c *sandbox.Client, t *sandbox.TPP) (string, error) {
 		if *clientID == "" {
-			return "", usageError("--client-id is required")
+			return "", cmdline.UsageError("--client-id is required")
 		}
 		s := *scope
 		if s == "" && t.Profile == sandbox.AU {
@@ -221,6 +178,21 @@ func tokenFlags(fs *flag.FlagSet) (clientID *string, token func(ctx context.Cont
 		}
 		tok, _, err := c.Token(ctx, *tokenURL, *clientID, s)
 		return tok, err
+	}
+}
+
+// tppTokenFlags are tppFlags and tokenFlags: the answer loads the TPP's client
+// and gets it a token.
+func tppTokenFlags(fs *flag.FlagSet, e *cmdEnv) (clientID *string, token func(ctx context.Context) (*sandbox.Client, string, error)) {
+	load := tppFlags(fs, e)
+	clientID, get := tokenFlags(fs)
+	return clientID, func(ctx context.Context) (*sandbox.Client, string, error) {
+		_, t, c, err := load()
+		if err != nil {
+			return nil, "", err
+		}
+		tok, err := get(ctx, c, t)
+		return c, tok, err
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/obdcr/obdcr/cmd/internal/cmdline"
 	"github.com/obdcr/obdcr/deploy/sandbox"
 )
 
@@ -21,7 +22,7 @@ func tppAddCmd(fs *flag.FlagSet, e *cmdEnv) action {
 			return err
 		}
 		if *name == "" {
-			return usageError("--name is required")
+			return cmdline.UsageError("--name is required")
 		}
 		t, err := sb.AddTPP(*profile, *name)
 		if err != nil {
@@ -60,7 +61,7 @@ func requestFlags(fs *flag.FlagSet, e *cmdEnv) func() (*sandbox.TPP, *sandbox.Cl
 			return nil, nil, "", err
 		}
 		if *aud == "" {
-			return nil, nil, "", usageError("--aud is required: obdcr's OBDCR_ISSUER")
+			return nil, nil, "", cmdline.UsageError("--aud is required: obdcr's OBDCR_ISSUER")
 		}
 		now := time.Now()
 		ssa, err := sb.Authority(t.Profile).SSA(t, now, nil)
@@ -118,14 +119,9 @@ func updateCmd(fs *flag.FlagSet, e *cmdEnv) action {
 }
 
 func tokenCmd(fs *flag.FlagSet, e *cmdEnv) action {
-	load := tppFlags(fs, e)
-	_, token := tokenFlags(fs)
+	_, token := tppTokenFlags(fs, e)
 	return func(ctx context.Context, _ []string) error {
-		_, t, c, err := load()
-		if err != nil {
-			return err
-		}
-		tok, err := token(ctx, c, t)
+		_, tok, err := token(ctx)
 		if err != nil {
 			return err
 		}
@@ -139,15 +135,10 @@ func deleteCmd(fs *flag.FlagSet, e *cmdEnv) action { return manageCmd(fs, e, (*s
 
 // manageCmd reads or deletes a registration with a client_credentials token.
 func manageCmd(fs *flag.FlagSet, e *cmdEnv, call func(*sandbox.Client, context.Context, string, string, string) (*sandbox.Response, error)) action {
-	load := tppFlags(fs, e)
+	clientID, token := tppTokenFlags(fs, e)
 	obdcrURL := obdcrFlag(fs)
-	clientID, token := tokenFlags(fs)
 	return func(ctx context.Context, _ []string) error {
-		_, t, c, err := load()
-		if err != nil {
-			return err
-		}
-		tok, err := token(ctx, c, t)
+		c, tok, err := token(ctx)
 		if err != nil {
 			return err
 		}
@@ -166,7 +157,7 @@ func flowCmd(fs *flag.FlagSet, e *cmdEnv) action {
 			return err
 		}
 		if *clientID == "" {
-			return usageError("--client-id is required")
+			return cmdline.UsageError("--client-id is required")
 		}
 		rep, err := c.RunFlow(ctx, *obdcrURL, *clientID, sb.PKI().Pool())
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/obdcr/obdcr/cmd/internal/cmdline"
 	"github.com/obdcr/obdcr/plugin"
 	"github.com/obdcr/obdcr/policy/store"
 )
@@ -81,6 +82,25 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// adminList reads a list from the admin API into rows and prints it: as JSON,
+// or as a table of header and the rows printRows writes once they are read.
+func (c *cmdEnv) adminList(path string, asJSON bool, rows any, header string, printRows func(tw io.Writer)) error {
+	a, err := newAdminClient(c.getenv)
+	if err != nil {
+		return err
+	}
+	if err := a.call(http.MethodGet, path, "", nil, rows); err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(c.stdout, rows)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	printRows(tw)
+	return tw.Flush()
+}
+
 type policyRow struct {
 	Profile  string         `json:"profile"`
 	Enabled  bool           `json:"enabled"`
@@ -100,14 +120,23 @@ func policyCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 	asJSON := jsonFlag(fs)
 	return func(args []string) error {
 		if len(args) == 0 {
-			return usageError("want list, enable, disable or set")
+			return cmdline.UsageError("want list, enable, disable or set")
 		}
 		verb, args := args[0], args[1:]
 		want := map[string]int{"list": 0, "enable": 1, "disable": 1, "set": 2}
 		if n, ok := want[verb]; !ok {
-			return usageError(fmt.Sprintf("unknown verb %q (list, enable, disable, set)", verb))
+			return cmdline.UsageError(fmt.Sprintf("unknown verb %q (list, enable, disable, set)", verb))
 		} else if len(args) != n {
-			return usageError(fmt.Sprintf("policy %s takes %d argument(s)", verb, n))
+			return cmdline.UsageError(fmt.Sprintf("policy %s takes %d argument(s)", verb, n))
+		}
+		if verb == "list" {
+			var rows []policyRow
+			return c.adminList("/admin/policies", *asJSON, &rows, "PROFILE\tENABLED\tSSA ISSUER\tRULES\tSETTINGS", func(tw io.Writer) {
+				for _, r := range rows {
+					s, _ := json.Marshal(r.Settings)
+					fmt.Fprintf(tw, "%s\t%v\t%s\t%d\t%s\n", r.Profile, r.Enabled, r.Issuer, len(r.Rules), s)
+				}
+			})
 		}
 		a, err := newAdminClient(c.getenv)
 		if err != nil {
@@ -115,21 +144,6 @@ func policyCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 		}
 		var row policyRow
 		switch verb {
-		case "list":
-			var rows []policyRow
-			if err := a.call(http.MethodGet, "/admin/policies", "", nil, &rows); err != nil {
-				return err
-			}
-			if *asJSON {
-				return printJSON(c.stdout, rows)
-			}
-			tw := tabwriter.NewWriter(c.stdout, 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "PROFILE\tENABLED\tSSA ISSUER\tRULES\tSETTINGS")
-			for _, r := range rows {
-				s, _ := json.Marshal(r.Settings)
-				fmt.Fprintf(tw, "%s\t%v\t%s\t%d\t%s\n", r.Profile, r.Enabled, r.Issuer, len(r.Rules), s)
-			}
-			return tw.Flush()
 		case "enable", "disable":
 			body := fmt.Sprintf(`{"enabled":%v}`, verb == "enable")
 			if err := a.call(http.MethodPut, "/admin/policies/"+url.PathEscape(args[0]), "application/json", []byte(body), &row); err != nil {
@@ -197,25 +211,22 @@ func registrationsCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 	org := fs.String("org-id", "", "only this organisation id")
 	asJSON := jsonFlag(fs)
 	return func(args []string) error {
-		deleting := len(args) > 0 && args[0] == "delete"
-		if deleting && len(args) != 2 {
-			return usageError("delete takes one CLIENT_ID")
-		}
-		if !deleting {
-			if err := noArgs(args); err != nil {
+		if len(args) > 0 && args[0] == "delete" {
+			if len(args) != 2 {
+				return cmdline.UsageError("delete takes one CLIENT_ID")
+			}
+			a, err := newAdminClient(c.getenv)
+			if err != nil {
 				return err
 			}
-		}
-		a, err := newAdminClient(c.getenv)
-		if err != nil {
-			return err
-		}
-		if deleting {
 			if err := a.call(http.MethodDelete, "/admin/registrations/"+url.PathEscape(args[1]), "", nil, nil); err != nil {
 				return err
 			}
 			fmt.Fprintf(c.stdout, "deleted %s and its tokens\n", args[1])
 			return nil
+		}
+		if err := noArgs(args); err != nil {
+			return err
 		}
 		q := url.Values{}
 		if *sw != "" {
@@ -225,18 +236,11 @@ func registrationsCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 			q.Set("org_id", *org)
 		}
 		var rows []plugin.RegistrationView
-		if err := a.call(http.MethodGet, "/admin/registrations?"+q.Encode(), "", nil, &rows); err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(c.stdout, rows)
-		}
-		tw := tabwriter.NewWriter(c.stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CLIENT_ID\tPROFILE\tSOFTWARE_ID\tORG_ID\tNAME\tISSUED\tREDIRECT_URIS")
-		for _, r := range rows {
-			row(tw, r.ClientID, r.Profile, r.SoftwareID, r.OrgID, r.ClientName, r.IssuedAt.Format(time.RFC3339), strings.Join(r.RedirectURIs, " "))
-		}
-		return tw.Flush()
+		return c.adminList("/admin/registrations?"+q.Encode(), *asJSON, &rows, "CLIENT_ID\tPROFILE\tSOFTWARE_ID\tORG_ID\tNAME\tISSUED\tREDIRECT_URIS", func(tw io.Writer) {
+			for _, r := range rows {
+				row(tw, r.ClientID, r.Profile, r.SoftwareID, r.OrgID, r.ClientName, r.IssuedAt.Format(time.RFC3339), strings.Join(r.RedirectURIs, " "))
+			}
+		})
 	}
 }
 
@@ -254,10 +258,6 @@ func auditCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 		if err := noArgs(args); err != nil {
 			return err
 		}
-		a, err := newAdminClient(c.getenv)
-		if err != nil {
-			return err
-		}
 		q := url.Values{"limit": {fmt.Sprint(*limit)}}
 		for k, v := range map[string]string{"software_id": *sw, "profile": *profile, "kind": *kind} {
 			if v != "" {
@@ -265,20 +265,13 @@ func auditCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 			}
 		}
 		var raw []json.RawMessage
-		if err := a.call(http.MethodGet, "/admin/audit?"+q.Encode(), "", nil, &raw); err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(c.stdout, raw)
-		}
-		tw := tabwriter.NewWriter(c.stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "TIME\tKIND\tPROFILE\tSOFTWARE_ID\tOUTCOME\tERROR\tRULE\tWHO\tDETAIL")
-		for _, r := range raw {
-			var e store.AuditEntry
-			_ = json.Unmarshal(r, &e)
-			row(tw, e.Time.Format(time.RFC3339), e.Kind, e.Profile, auditSoftware(e), e.Outcome, e.Error, e.Rule, auditWho(e), truncate(e.Description, 100))
-		}
-		return tw.Flush()
+		return c.adminList("/admin/audit?"+q.Encode(), *asJSON, &raw, "TIME\tKIND\tPROFILE\tSOFTWARE_ID\tOUTCOME\tERROR\tRULE\tWHO\tDETAIL", func(tw io.Writer) {
+			for _, r := range raw {
+				var e store.AuditEntry
+				_ = json.Unmarshal(r, &e)
+				row(tw, e.Time.Format(time.RFC3339), e.Kind, e.Profile, auditSoftware(e), e.Outcome, e.Error, e.Rule, auditWho(e), truncate(e.Description, 100))
+			}
+		})
 	}
 }
 

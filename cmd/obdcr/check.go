@@ -10,6 +10,7 @@ import (
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
+	"github.com/obdcr/obdcr/cmd/internal/cmdline"
 	"github.com/obdcr/obdcr/plugin"
 	"github.com/obdcr/obdcr/policy"
 )
@@ -39,10 +40,10 @@ func checkCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 	issuer := fs.String("issuer", c.getenv("OBDCR_ISSUER"), "offline: the aud this server accepts (OBDCR_ISSUER)")
 	return func(args []string) error {
 		if len(args) != 1 {
-			return usageError("want one FILE")
+			return cmdline.UsageError("want one FILE")
 		}
 		if *offline && (*dirJWKS == "" || *swJWKS == "" || *issuer == "") {
-			return usageError("--offline needs --directory-jwks, --software-jwks and --issuer")
+			return cmdline.UsageError("--offline needs --directory-jwks, --software-jwks and --issuer")
 		}
 		jwt, err := readArg(args[0])
 		if err != nil {

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/obdcr/obdcr/cmd/internal/cmdline"
 	"github.com/obdcr/obdcr/plugin"
 	"github.com/obdcr/obdcr/policy"
 )
@@ -36,7 +37,7 @@ var doctorVariables = []string{"HYDRA_ADMIN_URL", "HYDRA_PUBLIC_URL", "OBDCR_ISS
 	"HYDRA_ADMIN_TOKEN", "HYDRA_ADMIN_TOKEN_FILE", "HYDRA_ADMIN_BASIC_AUTH", "HYDRA_ADMIN_BASIC_AUTH_FILE",
 	"HYDRA_ADMIN_CLIENT_CERT_FILE", "HYDRA_ADMIN_CLIENT_KEY_FILE", "HYDRA_ADMIN_CA_FILE"}
 
-// doctorCmd fails (exit 1, errReported) when anything is wrong.
+// doctorCmd fails (exit 1, cmdline.ErrReported) when anything is wrong.
 func doctorCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 	asJSON := jsonFlag(fs)
 	fix := fs.Bool("fix", false, "add an allowed ID-token key to Hydra when the active one is not allowed")
@@ -54,7 +55,7 @@ func doctorCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 			printDoctor(c.stdout, rep)
 		}
 		if err == nil && rep.Problems > 0 {
-			err = errReported
+			err = cmdline.ErrReported
 		}
 		return err
 	}

@@ -3,7 +3,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/obdcr/obdcr/cmd/internal/cmdline"
 	"github.com/obdcr/obdcr/plugin"
 	"github.com/obdcr/obdcr/policy/store"
 )
@@ -70,15 +70,6 @@ func commands() []command {
 	}
 }
 
-// usageError is a command line the command cannot run: exit 2, with its usage.
-type usageError string
-
-func (u usageError) Error() string { return string(u) }
-
-// errReported: the command has said what went wrong (doctor's findings, serve's
-// log); exit 1 without another line.
-var errReported = errors.New("reported")
-
 func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
 }
@@ -89,67 +80,26 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 		return 2
 	}
 	name, rest := args[0], args[1:]
-	switch name {
-	case "-h", "-help", "--help", "help":
+	if cmdline.IsHelp(args) {
 		if len(rest) == 0 {
 			fmt.Fprint(stdout, usage)
 			return 0
 		}
 		name, rest = rest[0], []string{"--help"}
-	case "--version":
+	}
+	if name == "--version" {
 		name = "version"
 	}
 	for _, cmd := range commands() {
 		if cmd.name == name {
-			return execute(cmd, &cmdEnv{getenv: getenv, stdout: stdout, stderr: stderr}, rest)
+			fs := cmdline.NewFlagSet("obdcr " + cmd.name)
+			act := cmd.define(fs, &cmdEnv{getenv: getenv, stdout: stdout, stderr: stderr})
+			// Flags may stand anywhere among the arguments: policy list --json.
+			return cmdline.Run(fs, reorder(fs, rest), cmd.usage, act, stdout, stderr)
 		}
 	}
 	fmt.Fprintf(stderr, "obdcr: unknown command %q\n\n%s", name, usage)
 	return 2
-}
-
-// execute parses a command's flags, wherever they stand among its arguments, runs
-// it and turns its error into the exit code: --help is asked-for usage (stdout,
-// 0), a command line it cannot run is a usage error (stderr, 2), anything else 1.
-func execute(cmd command, c *cmdEnv, args []string) int {
-	fs := flag.NewFlagSet("obdcr "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	action := cmd.define(fs, c)
-	err := fs.Parse(reorder(fs, args))
-	if err == nil {
-		err = action(fs.Args())
-	} else if !errors.Is(err, flag.ErrHelp) {
-		err = usageError(err.Error())
-	}
-	var bad usageError
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, flag.ErrHelp):
-		printUsage(c.stdout, cmd.usage, fs)
-		return 0
-	case errors.As(err, &bad):
-		fmt.Fprintf(c.stderr, "obdcr %s: %s\n\n", cmd.name, bad)
-		printUsage(c.stderr, cmd.usage, fs)
-		return 2
-	case errors.Is(err, errReported):
-		return 1
-	default:
-		fmt.Fprintf(c.stderr, "obdcr %s: %s\n", cmd.name, err)
-		return 1
-	}
-}
-
-// printUsage writes a command's usage text, then its flags with their defaults.
-func printUsage(w io.Writer, text string, fs *flag.FlagSet) {
-	fmt.Fprint(w, text)
-	hasFlags := false
-	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
-	if hasFlags {
-		fmt.Fprintln(w, "\nFlags:")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
-	}
 }
 
 // jsonFlag is --json, which every command that prints a table has.
@@ -160,12 +110,12 @@ func jsonFlag(fs *flag.FlagSet) *bool {
 // noArgs refuses positional arguments a command does not take.
 func noArgs(args []string) error {
 	if len(args) != 0 {
-		return usageError(fmt.Sprintf("unexpected arguments %q", strings.Join(args, " ")))
+		return cmdline.UsageError(fmt.Sprintf("unexpected arguments %q", strings.Join(args, " ")))
 	}
 	return nil
 }
 
-const serveUsage = "obdcr serve: run obdcr until SIGTERM or SIGINT, then drain in-flight requests.\n\n"
+const serveUsage = "usage: obdcr serve\nRuns obdcr until SIGTERM or SIGINT, then drains in-flight requests.\n\n"
 
 func serveCmd(_ *flag.FlagSet, c *cmdEnv) func([]string) error {
 	return func(args []string) error {
@@ -187,7 +137,7 @@ func serveCmd(_ *flag.FlagSet, c *cmdEnv) func([]string) error {
 		}
 		if err := srv.ListenAndServe(ctx); err != nil {
 			log.Error("obdcr stopped", "error", err.Error())
-			return errReported
+			return cmdline.ErrReported
 		}
 		log.Info("obdcr stopped")
 		return nil
