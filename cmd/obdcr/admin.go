@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/obdcr/obdcr/cmd/internal/cmdline"
 	"github.com/obdcr/obdcr/plugin"
 	"github.com/obdcr/obdcr/policy/store"
 )
@@ -81,6 +82,25 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// adminList reads a list from the admin API into rows and prints it: as JSON,
+// or as a table of header and the rows printRows writes once they are read.
+func (c *cmdEnv) adminList(path string, asJSON bool, rows any, header string, printRows func(tw io.Writer)) error {
+	a, err := newAdminClient(c.getenv)
+	if err != nil {
+		return err
+	}
+	if err := a.call(http.MethodGet, path, "", nil, rows); err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(c.stdout, rows)
+	}
+	tw := tabwriter.NewWriter(c.stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, header)
+	printRows(tw)
+	return tw.Flush()
+}
+
 type policyRow struct {
 	Profile  string         `json:"profile"`
 	Enabled  bool           `json:"enabled"`
@@ -89,62 +109,63 @@ type policyRow struct {
 	Rules    []string       `json:"rules"`
 }
 
-func policyCmd(a *adminClient, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("policy", flag.ContinueOnError)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if len(args) == 0 {
-		return errors.New("usage: obdcr policy list|enable PROFILE|disable PROFILE|set PROFILE FILE [--json]")
-	}
-	verb := args[0]
-	if err := fs.Parse(reorder(fs, args[1:])); err != nil {
-		return err
-	}
-	var row policyRow
-	switch verb {
-	case "list":
-		var rows []policyRow
-		if err := a.call(http.MethodGet, "/admin/policies", "", nil, &rows); err != nil {
-			return err
+const policyUsage = `usage: obdcr policy list [--json]
+       obdcr policy enable|disable PROFILE [--json]
+       obdcr policy set PROFILE FILE [--json]
+Lists the profiles, switches one on or off on every replica, or changes its
+settings (FILE is a JSON object of settings; - reads stdin), through the admin API.
+`
+
+func policyCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
+	asJSON := jsonFlag(fs)
+	return func(args []string) error {
+		if len(args) == 0 {
+			return cmdline.UsageError("want list, enable, disable or set")
 		}
-		if *asJSON {
-			return printJSON(stdout, rows)
+		verb, args := args[0], args[1:]
+		want := map[string]int{"list": 0, "enable": 1, "disable": 1, "set": 2}
+		if n, ok := want[verb]; !ok {
+			return cmdline.UsageError(fmt.Sprintf("unknown verb %q (list, enable, disable, set)", verb))
+		} else if len(args) != n {
+			return cmdline.UsageError(fmt.Sprintf("policy %s takes %d argument(s)", verb, n))
 		}
-		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PROFILE\tENABLED\tSSA ISSUER\tRULES\tSETTINGS")
-		for _, r := range rows {
-			s, _ := json.Marshal(r.Settings)
-			fmt.Fprintf(tw, "%s\t%v\t%s\t%d\t%s\n", r.Profile, r.Enabled, r.Issuer, len(r.Rules), s)
+		if verb == "list" {
+			var rows []policyRow
+			return c.adminList("/admin/policies", *asJSON, &rows, "PROFILE\tENABLED\tSSA ISSUER\tRULES\tSETTINGS", func(tw io.Writer) {
+				for _, r := range rows {
+					s, _ := json.Marshal(r.Settings)
+					fmt.Fprintf(tw, "%s\t%v\t%s\t%d\t%s\n", r.Profile, r.Enabled, r.Issuer, len(r.Rules), s)
+				}
+			})
 		}
-		return tw.Flush()
-	case "enable", "disable":
-		if fs.NArg() != 1 {
-			return fmt.Errorf("usage: obdcr policy %s PROFILE", verb)
-		}
-		body := fmt.Sprintf(`{"enabled":%v}`, verb == "enable")
-		if err := a.call(http.MethodPut, "/admin/policies/"+url.PathEscape(fs.Arg(0)), "application/json", []byte(body), &row); err != nil {
-			return err
-		}
-	case "set":
-		if fs.NArg() != 2 {
-			return errors.New("usage: obdcr policy set PROFILE FILE (a JSON object of settings; - reads stdin)")
-		}
-		settings, err := readArg(fs.Arg(1))
+		a, err := newAdminClient(c.getenv)
 		if err != nil {
 			return err
 		}
-		body, _ := json.Marshal(map[string]json.RawMessage{"settings": bytes.TrimSpace(settings)})
-		if err := a.call(http.MethodPut, "/admin/policies/"+url.PathEscape(fs.Arg(0)), "application/json", body, &row); err != nil {
-			return err
+		var row policyRow
+		switch verb {
+		case "enable", "disable":
+			body := fmt.Sprintf(`{"enabled":%v}`, verb == "enable")
+			if err := a.call(http.MethodPut, "/admin/policies/"+url.PathEscape(args[0]), "application/json", []byte(body), &row); err != nil {
+				return err
+			}
+		case "set":
+			settings, err := readArg(args[1])
+			if err != nil {
+				return err
+			}
+			body, _ := json.Marshal(map[string]json.RawMessage{"settings": bytes.TrimSpace(settings)})
+			if err := a.call(http.MethodPut, "/admin/policies/"+url.PathEscape(args[0]), "application/json", body, &row); err != nil {
+				return err
+			}
 		}
-	default:
-		return fmt.Errorf("obdcr policy: unknown verb %q (list, enable, disable, set)", verb)
+		if *asJSON {
+			return printJSON(c.stdout, row)
+		}
+		s, _ := json.Marshal(row.Settings)
+		fmt.Fprintf(c.stdout, "%s: enabled=%v settings=%s\n", row.Profile, row.Enabled, s)
+		return nil
 	}
-	if *asJSON {
-		return printJSON(stdout, row)
-	}
-	s, _ := json.Marshal(row.Settings)
-	fmt.Fprintf(stdout, "%s: enabled=%v settings=%s\n", row.Profile, row.Enabled, s)
-	return nil
 }
 
 func readArg(name string) ([]byte, error) {
@@ -180,88 +201,99 @@ func reorder(fs *flag.FlagSet, args []string) []string {
 	return append(flags, rest...)
 }
 
-func registrationsCmd(a *adminClient, args []string, stdout io.Writer) error {
-	if len(args) > 0 && args[0] == "delete" {
-		if len(args) != 2 {
-			return errors.New("usage: obdcr registrations delete CLIENT_ID")
+const registrationsUsage = `usage: obdcr registrations [--software-id ID] [--org-id ID] [--json]
+       obdcr registrations delete CLIENT_ID
+Lists the registrations, or removes one and its tokens, through the admin API.
+`
+
+func registrationsCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
+	sw := fs.String("software-id", "", "only this software_id")
+	org := fs.String("org-id", "", "only this organisation id")
+	asJSON := jsonFlag(fs)
+	return func(args []string) error {
+		if len(args) > 0 && args[0] == "delete" {
+			if len(args) != 2 {
+				return cmdline.UsageError("delete takes one CLIENT_ID")
+			}
+			a, err := newAdminClient(c.getenv)
+			if err != nil {
+				return err
+			}
+			if err := a.call(http.MethodDelete, "/admin/registrations/"+url.PathEscape(args[1]), "", nil, nil); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "deleted %s and its tokens\n", args[1])
+			return nil
 		}
-		if err := a.call(http.MethodDelete, "/admin/registrations/"+url.PathEscape(args[1]), "", nil, nil); err != nil {
+		if err := noArgs(args); err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "deleted %s and its tokens\n", args[1])
-		return nil
+		q := url.Values{}
+		if *sw != "" {
+			q.Set("software_id", *sw)
+		}
+		if *org != "" {
+			q.Set("org_id", *org)
+		}
+		var rows []plugin.RegistrationView
+		return c.adminList("/admin/registrations?"+q.Encode(), *asJSON, &rows, "CLIENT_ID\tPROFILE\tSOFTWARE_ID\tORG_ID\tNAME\tISSUED\tREDIRECT_URIS", func(tw io.Writer) {
+			for _, r := range rows {
+				row(tw, r.ClientID, r.Profile, r.SoftwareID, r.OrgID, r.ClientName, r.IssuedAt.Format(time.RFC3339), strings.Join(r.RedirectURIs, " "))
+			}
+		})
 	}
-	fs := flag.NewFlagSet("registrations", flag.ContinueOnError)
-	sw := fs.String("software-id", "", "software_id")
-	org := fs.String("org-id", "", "organisation id")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	q := url.Values{}
-	if *sw != "" {
-		q.Set("software_id", *sw)
-	}
-	if *org != "" {
-		q.Set("org_id", *org)
-	}
-	var rows []plugin.RegistrationView
-	if err := a.call(http.MethodGet, "/admin/registrations?"+q.Encode(), "", nil, &rows); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(stdout, rows)
-	}
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CLIENT_ID\tPROFILE\tSOFTWARE_ID\tORG_ID\tNAME\tISSUED\tREDIRECT_URIS")
-	for _, r := range rows {
-		row(tw, r.ClientID, r.Profile, r.SoftwareID, r.OrgID, r.ClientName, r.IssuedAt.Format(time.RFC3339), strings.Join(r.RedirectURIs, " "))
-	}
-	return tw.Flush()
 }
 
-func auditCmd(a *adminClient, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+const auditUsage = `usage: obdcr audit [--limit N] [--software-id ID] [--profile P] [--kind K] [--json]
+The audit, newest first, through the admin API.
+`
+
+func auditCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 	limit := fs.Int("limit", 50, "entries, newest first")
 	sw := fs.String("software-id", "", "only this software_id")
 	profile := fs.String("profile", "", "only this profile")
 	kind := fs.String("kind", "", "registration, management, policy or dry_run")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	q := url.Values{"limit": {fmt.Sprint(*limit)}}
-	for k, v := range map[string]string{"software_id": *sw, "profile": *profile, "kind": *kind} {
-		if v != "" {
-			q.Set(k, v)
+	asJSON := jsonFlag(fs)
+	return func(args []string) error {
+		if err := noArgs(args); err != nil {
+			return err
 		}
-	}
-	var raw []json.RawMessage
-	if err := a.call(http.MethodGet, "/admin/audit?"+q.Encode(), "", nil, &raw); err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(stdout, raw)
-	}
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tKIND\tPROFILE\tSOFTWARE_ID\tOUTCOME\tERROR\tRULE\tWHO\tDETAIL")
-	for _, r := range raw {
-		var e store.AuditEntry
-		_ = json.Unmarshal(r, &e)
-		who := e.Actor
-		if who == "" {
-			who = e.ClientID
+		q := url.Values{"limit": {fmt.Sprint(*limit)}}
+		for k, v := range map[string]string{"software_id": *sw, "profile": *profile, "kind": *kind} {
+			if v != "" {
+				q.Set(k, v)
+			}
 		}
-		if who == "" && e.ClaimedClientID != "" {
-			who = "claimed " + e.ClaimedClientID
-		}
-		sw := e.SoftwareID
-		if sw == "" && e.ClaimedSoftwareID != "" {
-			sw = "claimed " + e.ClaimedSoftwareID
-		}
-		row(tw, e.Time.Format(time.RFC3339), e.Kind, e.Profile, sw, e.Outcome, e.Error, e.Rule, who, truncate(e.Description, 100))
+		var raw []json.RawMessage
+		return c.adminList("/admin/audit?"+q.Encode(), *asJSON, &raw, "TIME\tKIND\tPROFILE\tSOFTWARE_ID\tOUTCOME\tERROR\tRULE\tWHO\tDETAIL", func(tw io.Writer) {
+			for _, r := range raw {
+				var e store.AuditEntry
+				_ = json.Unmarshal(r, &e)
+				row(tw, e.Time.Format(time.RFC3339), e.Kind, e.Profile, auditSoftware(e), e.Outcome, e.Error, e.Rule, auditWho(e), truncate(e.Description, 100))
+			}
+		})
 	}
-	return tw.Flush()
+}
+
+// auditWho is who acted: the admin, else the client, else the client a refused
+// request claimed to be.
+func auditWho(e store.AuditEntry) string {
+	switch {
+	case e.Actor != "":
+		return e.Actor
+	case e.ClientID != "":
+		return e.ClientID
+	case e.ClaimedClientID != "":
+		return "claimed " + e.ClaimedClientID
+	}
+	return ""
+}
+
+func auditSoftware(e store.AuditEntry) string {
+	if e.SoftwareID == "" && e.ClaimedSoftwareID != "" {
+		return "claimed " + e.ClaimedSoftwareID
+	}
+	return e.SoftwareID
 }
 
 // row prints one table row. Every cell is cleaned: values a TPP chose reach this

@@ -2,16 +2,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"text/tabwriter"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
+	"github.com/obdcr/obdcr/cmd/internal/cmdline"
 	"github.com/obdcr/obdcr/plugin"
 	"github.com/obdcr/obdcr/policy"
 )
@@ -30,50 +29,54 @@ type dryRun struct {
 const checkUsage = `usage: obdcr check [--json] FILE
        obdcr check --offline --directory-jwks FILE --software-jwks FILE --issuer AUD [--json] FILE
 FILE is a registration request JWT (- reads stdin). Every rule's verdict is shown;
-nothing is registered and the jti stays unused.`
+nothing is registered and the jti stays unused.
+`
 
-func checkCmd(getenv func(string) string, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	asJSON := fs.Bool("json", false, "print JSON")
+func checkCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
+	asJSON := jsonFlag(fs)
 	offline := fs.Bool("offline", false, "check here, with local JWKS files, not through the admin API")
 	dirJWKS := fs.String("directory-jwks", "", "offline: the directory's (or CDR Register's) JWKS file")
 	swJWKS := fs.String("software-jwks", "", "offline: the software's JWKS file")
-	issuer := fs.String("issuer", getenv("OBDCR_ISSUER"), "offline: the aud this server accepts (OBDCR_ISSUER)")
-	if err := fs.Parse(reorder(fs, args)); err != nil || fs.NArg() != 1 {
-		return errors.New(checkUsage)
-	}
-	jwt, err := readArg(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	var rep dryRun
-	if *offline {
-		rep, err = checkOffline(jwt, *dirJWKS, *swJWKS, *issuer)
-	} else {
-		var a *adminClient
-		if a, err = newAdminClient(getenv); err == nil {
-			err = a.call(http.MethodPost, "/admin/dry-run", "application/jwt", jwt, &rep)
+	issuer := fs.String("issuer", c.getenv("OBDCR_ISSUER"), "offline: the aud this server accepts (OBDCR_ISSUER)")
+	return func(args []string) error {
+		if len(args) != 1 {
+			return cmdline.UsageError("want one FILE")
 		}
+		if *offline && (*dirJWKS == "" || *swJWKS == "" || *issuer == "") {
+			return cmdline.UsageError("--offline needs --directory-jwks, --software-jwks and --issuer")
+		}
+		jwt, err := readArg(args[0])
+		if err != nil {
+			return err
+		}
+		var rep dryRun
+		if *offline {
+			rep, err = checkOffline(jwt, *dirJWKS, *swJWKS, *issuer)
+		} else {
+			var a *adminClient
+			if a, err = newAdminClient(c.getenv); err == nil {
+				err = a.call(http.MethodPost, "/admin/dry-run", "application/jwt", jwt, &rep)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(c.stdout, rep)
+		}
+		tw := tabwriter.NewWriter(c.stdout, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RULE\tVERDICT\tMESSAGE")
+		for _, r := range rep.Rules {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Rule, r.Verdict, r.Message)
+		}
+		_ = tw.Flush()
+		if rep.Error != nil {
+			fmt.Fprintf(c.stdout, "\nrefused (profile %s): %s: %s\n", orNone(rep.Profile), rep.Error.Error, rep.Error.Description)
+		} else {
+			fmt.Fprintf(c.stdout, "\napproved (profile %s)\n", rep.Profile)
+		}
+		return nil
 	}
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(stdout, rep)
-	}
-	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RULE\tVERDICT\tMESSAGE")
-	for _, r := range rep.Rules {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", r.Rule, r.Verdict, r.Message)
-	}
-	_ = tw.Flush()
-	if rep.Error != nil {
-		fmt.Fprintf(stdout, "\nrefused (profile %s): %s: %s\n", orNone(rep.Profile), rep.Error.Error, rep.Error.Description)
-	} else {
-		fmt.Fprintf(stdout, "\napproved (profile %s)\n", rep.Profile)
-	}
-	return nil
 }
 
 func orNone(s string) string {
@@ -103,9 +106,6 @@ func (f fileKeys) Key(ctx context.Context, u, kid string) (jwk.Key, error) {
 }
 
 func checkOffline(jwt []byte, dirFile, swFile, issuer string) (dryRun, error) {
-	if dirFile == "" || swFile == "" || issuer == "" {
-		return dryRun{}, errors.New("--offline needs --directory-jwks, --software-jwks and --issuer\n" + checkUsage)
-	}
 	var sets [2]jwk.Set
 	for i, f := range []string{dirFile, swFile} {
 		b, err := os.ReadFile(f)

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/obdcr/obdcr/cmd/internal/cmdline"
 	"github.com/obdcr/obdcr/plugin"
 	"github.com/obdcr/obdcr/policy"
 )
@@ -19,7 +20,8 @@ allowed by the enabled profiles, its issuer, its discovery document, reachabilit
 clock. Exit 0 only when nothing is wrong. --fix adds a PS256 (or ES256) ID-token key
 when the active one is not allowed, and changes nothing else in obdcr's name; but Hydra
 signs every client's ID tokens with its newest key, so the new alg applies to ALL of
-Hydra's clients, the bank's own apps too. --fix prints what it will do before it acts.`
+Hydra's clients, the bank's own apps too. --fix prints what it will do before it acts.
+`
 
 // doctorReport is what --json prints.
 type doctorReport struct {
@@ -35,15 +37,33 @@ var doctorVariables = []string{"HYDRA_ADMIN_URL", "HYDRA_PUBLIC_URL", "OBDCR_ISS
 	"HYDRA_ADMIN_TOKEN", "HYDRA_ADMIN_TOKEN_FILE", "HYDRA_ADMIN_BASIC_AUTH", "HYDRA_ADMIN_BASIC_AUTH_FILE",
 	"HYDRA_ADMIN_CLIENT_CERT_FILE", "HYDRA_ADMIN_CLIENT_KEY_FILE", "HYDRA_ADMIN_CA_FILE"}
 
-// doctorCmd returns whether everything was ok.
-func doctorCmd(getenv func(string) string, args []string, stdout io.Writer) (bool, error) {
-	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	asJSON := fs.Bool("json", false, "print JSON")
+// doctorCmd fails (exit 1, cmdline.ErrReported) when anything is wrong.
+func doctorCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
+	asJSON := jsonFlag(fs)
 	fix := fs.Bool("fix", false, "add an allowed ID-token key to Hydra when the active one is not allowed")
-	if err := fs.Parse(args); err != nil || fs.NArg() != 0 {
-		return false, fmt.Errorf("%s", doctorUsage)
+	return func(args []string) error {
+		if err := noArgs(args); err != nil {
+			return err
+		}
+		rep, err := doctor(c.getenv, *fix, *asJSON, c.stdout)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			err = printJSON(c.stdout, rep)
+		} else {
+			printDoctor(c.stdout, rep)
+		}
+		if err == nil && rep.Problems > 0 {
+			err = cmdline.ErrReported
+		}
+		return err
 	}
+}
+
+// doctor runs the checks and, with fix, mends what it can, saying first what it
+// will do (to stdout, unless the answer is JSON).
+func doctor(getenv func(string) string, fix, asJSON bool, stdout io.Writer) (doctorReport, error) {
 	environ := map[string]string{}
 	for _, v := range doctorVariables {
 		if val := getenv(v); val != "" {
@@ -57,29 +77,30 @@ func doctorCmd(getenv func(string) string, args []string, stdout io.Writer) (boo
 	}
 	setup, err := plugin.NewDoctor(environ, live)
 	if err != nil {
-		return false, err
+		return rep, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rep.Findings = setup.Run(ctx)
-	if *fix {
+	if fix {
 		rep.Plan = setup.Plan(rep.Findings)
-		if !*asJSON {
+		if !asJSON {
 			for _, p := range rep.Plan {
 				fmt.Fprintln(stdout, "--fix will:", p)
 			}
 		}
 		if rep.Fixed, err = setup.Fix(ctx, rep.Findings); err != nil {
-			return false, err
+			return rep, err
 		}
 		if len(rep.Fixed) > 0 {
 			rep.Findings = setup.Run(ctx)
 		}
 	}
 	rep.Problems = plugin.Problems(rep.Findings)
-	if *asJSON {
-		return rep.Problems == 0, printJSON(stdout, rep)
-	}
+	return rep, nil
+}
+
+func printDoctor(stdout io.Writer, rep doctorReport) {
 	for _, f := range rep.Fixed {
 		fmt.Fprintln(stdout, "fixed:", f)
 	}
@@ -93,7 +114,6 @@ func doctorCmd(getenv func(string) string, args []string, stdout io.Writer) (boo
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(stdout, "%d problem(s); checked against %s\n", rep.Problems, rep.Policy)
-	return rep.Problems == 0, nil
 }
 
 // livePolicies reads the profiles' live states from the running obdcr.

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/obdcr/obdcr/cmd/internal/cmdline"
+	"github.com/obdcr/obdcr/deploy/sandbox"
+)
+
+// The measurements make bench runs: load, growth and the attackers' floods.
+
+// benchFlags are what every measurement takes: the sandbox, obdcr's two
+// listeners, and how many requests, how many at once.
+type benchFlags struct {
+	dir, obdcrURL, adminURL *string
+	concurrency, count      *int
+}
+
+func newBenchFlags(fs *flag.FlagSet, e *cmdEnv) benchFlags {
+	return benchFlags{dir: dirFlag(fs, e), obdcrURL: obdcrFlag(fs), adminURL: adminURLFlag(fs),
+		concurrency: fs.Int("concurrency", 16, "requests in flight"), count: fs.Int("count", 1000, "requests")}
+}
+
+func hydraAdminFlag(fs *flag.FlagSet, help string) *string {
+	return fs.String("hydra-admin", "http://127.0.0.1:4445", help)
+}
+
+func loadCmd(fs *flag.FlagSet, e *cmdEnv) action {
+	b := newBenchFlags(fs, e)
+	aud := audFlag(fs)
+	hydraAdmin := hydraAdminFlag(fs, "Hydra's admin API, driven alone for comparison")
+	tppCount := fs.Int("tpps", 8, "distinct TPPs")
+	openLoop := fs.Float64("open-loop", 0, "seconds of open-loop runs at a fixed rate (half of Hydra's capacity, then the knee); 0 skips them")
+	return func(ctx context.Context, _ []string) error {
+		sb, err := sandbox.Load(*b.dir)
+		if err != nil {
+			return err
+		}
+		res, err := sandbox.RunLoad(ctx, sb, sandbox.LoadConfig{
+			ObdcrURL: *b.obdcrURL, AdminURL: *b.adminURL, AdminToken: e.getenv("OBDCR_ADMIN_TOKEN"), HydraAdmin: *hydraAdmin,
+			Audience: *aud, Concurrency: *b.concurrency, Count: *b.count, TPPs: *tppCount, OpenLoopSeconds: *openLoop,
+		}, e.stderr)
+		if err != nil {
+			return err
+		}
+		out := e.stdout
+		fmt.Fprintf(out, "concurrency %d, %d each:\n", res.Concurrency, res.Obdcr.Count)
+		fmt.Fprintf(out, "  obdcr + Hydra  %8.1f registrations/s  p50 %6.1f ms  p99 %6.1f ms  errors %d\n", res.Obdcr.PerSecond, res.Obdcr.P50ms, res.Obdcr.P99ms, res.Obdcr.Errors)
+		fmt.Fprintf(out, "  Hydra alone    %8.1f creates/s        p50 %6.1f ms  p99 %6.1f ms  errors %d\n", res.Hydra.PerSecond, res.Hydra.P50ms, res.Hydra.P99ms, res.Hydra.Errors)
+		fmt.Fprintf(out, "  ratio %.2f; JWKS fetches per registration %.3f\n", res.ObdcrOverHydra, res.JWKSFetchesPerRegistration)
+		fmt.Fprintf(out, "  CPU ms per operation  obdcr %.2f  Hydra %.2f  load tool %.2f  (obdcr + Hydra)\n", res.Obdcr.CPU.Obdcr, res.Obdcr.CPU.Hydra, res.Obdcr.CPU.Load)
+		fmt.Fprintf(out, "                        obdcr %.2f  Hydra %.2f  load tool %.2f  (Hydra alone)\n", res.Hydra.CPU.Obdcr, res.Hydra.CPU.Hydra, res.Hydra.CPU.Load)
+		if ol := res.OpenLoop; ol != nil {
+			fmt.Fprintf(out, "  open loop at %.0f/s: obdcr + Hydra p50 %.1f p99 %.1f p99.9 %.1f ms; Hydra alone p50 %.1f p99 %.1f p99.9 %.1f ms; p99 ratio %.2f; knee %.0f/s\n",
+				ol.HalfCapacity, ol.Obdcr.P50ms, ol.Obdcr.P99ms, ol.Obdcr.P999ms, ol.Hydra.P50ms, ol.Hydra.P99ms, ol.Hydra.P999ms, ol.P99Ratio, ol.Knee)
+			fmt.Fprintf(out, "openloop p99_ms_at_half_capacity=%.1f p99_ratio_at_half_capacity=%.2f knee_per_s=%.0f\n", ol.Obdcr.P99ms, ol.P99Ratio, ol.Knee)
+		}
+		j, _ := json.Marshal(res)
+		fmt.Fprintln(out, string(j))
+		if res.Obdcr.Errors > 0 || res.Hydra.Errors > 0 {
+			return fmt.Errorf("%d registrations and %d creates failed", res.Obdcr.Errors, res.Hydra.Errors)
+		}
+		return nil
+	}
+}
+
+func growthCmd(fs *flag.FlagSet, e *cmdEnv) action {
+	b := newBenchFlags(fs, e)
+	aud := audFlag(fs)
+	hydraAdmin := hydraAdminFlag(fs, "Hydra's admin API, which --prefill fills")
+	growthTPPs := fs.String("growth-tpps", "10,1000,10000", "the counts of distinct TPPs, in turn")
+	prefill := fs.Int("prefill", 0, "clients put in Hydra first")
+	settle := fs.Duration("settle", time.Minute, "how long after each step background JWKS fetches are counted")
+	return func(ctx context.Context, _ []string) error {
+		var counts []int
+		for _, f := range strings.Split(*growthTPPs, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				return cmdline.UsageError(fmt.Sprintf("--growth-tpps: %q is not a count", f))
+			}
+			counts = append(counts, n)
+		}
+		sb, err := sandbox.Load(*b.dir)
+		if err != nil {
+			return err
+		}
+		res, err := sandbox.RunGrowth(ctx, sb, sandbox.GrowthConfig{ObdcrURL: *b.obdcrURL, AdminURL: *b.adminURL,
+			AdminToken: e.getenv("OBDCR_ADMIN_TOKEN"), HydraAdmin: *hydraAdmin, Audience: *aud, TPPs: counts,
+			Count: *b.count, Concurrency: *b.concurrency, Prefill: *prefill, Settle: *settle}, e.stderr)
+		if err != nil {
+			return err
+		}
+		for _, st := range res.Steps {
+			fmt.Fprintf(e.stdout, "growth tpps=%d registrations_per_s=%.1f cpu_ms_per_registration=%.2f peak_rss_mib=%.1f jwks_cached=%.0f background_fetches_per_min=%.2f register_polls_per_min=%.2f errors=%d\n",
+				st.TPPs, st.PerSecond, st.CPUMsPerRegistration, st.PeakRSSMiB, st.JWKSCached, st.BackgroundFetchesPerMin, st.RegisterPollsPerMin, st.Errors)
+		}
+		fmt.Fprintf(e.stdout, "growth admin_lookup_org_id_ms=%.1f admin_lookup_software_id_ms=%.1f hydra_clients=%d\n", res.OrgLookupMs, res.SoftwareLookup, res.Prefilled)
+		j, _ := json.Marshal(res)
+		fmt.Fprintln(e.stdout, string(j))
+		return nil
+	}
+}
+
+func floodCmd(fs *flag.FlagSet, e *cmdEnv) action {
+	b := newBenchFlags(fs, e)
+	mode := fs.String("mode", "all", "methods, management, refusals, claims, sign-in (ten 30 MiB console sign-ins, whatever --count) or all")
+	maxRSS := fs.Float64("max-rss-mib", 0, "fail if obdcr's resident memory passes this (0: report only)")
+	return func(ctx context.Context, _ []string) error {
+		sb, err := sandbox.Load(*b.dir)
+		if err != nil {
+			return err
+		}
+		modes := []string{*mode}
+		if *mode == "all" {
+			modes = sandbox.FloodModes
+		}
+		var failed []string
+		for _, m := range modes {
+			res, err := sandbox.RunFlood(ctx, sb, sandbox.FloodConfig{ObdcrURL: *b.obdcrURL, AdminURL: *b.adminURL,
+				AdminToken: e.getenv("OBDCR_ADMIN_TOKEN"), Mode: m, Count: *b.count, Concurrency: *b.concurrency})
+			if err != nil {
+				return err
+			}
+			j, _ := json.Marshal(res)
+			fmt.Fprintln(e.stdout, string(j))
+			switch {
+			case *maxRSS > 0 && res.RSSPeakMiB > *maxRSS:
+				failed = append(failed, fmt.Sprintf("%s: obdcr reached %.1f MiB, over %.0f", m, res.RSSPeakMiB, *maxRSS))
+			case res.SeriesAfter != res.SeriesBefore:
+				failed = append(failed, fmt.Sprintf("%s: request series %d -> %d", m, res.SeriesBefore, res.SeriesAfter))
+			case res.AuditAfter > res.AuditBefore+1:
+				failed = append(failed, fmt.Sprintf("%s: audit %d -> %d entries", m, res.AuditBefore, res.AuditAfter))
+			}
+		}
+		if len(failed) > 0 {
+			return errors.New(strings.Join(failed, "; "))
+		}
+		return nil
+	}
+}
