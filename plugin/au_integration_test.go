@@ -13,11 +13,15 @@ import (
 	"github.com/obdcr/obdcr/deploy/testenv"
 	"github.com/obdcr/obdcr/hydra"
 	"github.com/obdcr/obdcr/policy"
+	"github.com/obdcr/obdcr/policy/au"
 )
 
+// auEnv is the configuration's OBDCR_AU_* variables, to adjust.
+func auEnv(c *serverConfig) *au.Env { return c.Env(au.Name).(*au.Env) }
+
 func withRegister(c *serverConfig) {
-	c.AU.RegisterURL = env.Sandbox.BaseURL
-	c.AU.StatusPollInterval = time.Second
+	auEnv(c).RegisterURL = env.Sandbox.BaseURL
+	auEnv(c).StatusPollInterval = time.Second
 }
 
 func TestAUBesideUK(t *testing.T) {
@@ -166,9 +170,9 @@ func waitForPolls(t *testing.T, o *testenv.Obdcr, result string, n int) {
 // counts are the ones its registrations caused.
 func withOnDemandLookups(c *serverConfig) {
 	withRegister(c)
-	c.AU.StatusPollInterval = time.Hour
-	c.AU.StatusWait = 10 * time.Second
-	c.AU.StatusMinGap = time.Second
+	auEnv(c).StatusPollInterval = time.Hour
+	auEnv(c).StatusWait = 10 * time.Second
+	auEnv(c).StatusMinGap = time.Second
 }
 
 // newProducts makes n AU software products, ACTIVE at the Register, that obdcr
@@ -269,7 +273,7 @@ func TestAUNotYetKnownProducts(t *testing.T) {
 		known, kc := newTPP(t, sandbox.AU)
 		o := startObdcr(t, func(c *serverConfig) {
 			withOnDemandLookups(c)
-			c.AU.StatusWait = 2 * time.Second
+			auEnv(c).StatusWait = 2 * time.Second
 		})
 		waitForFirstPoll(t, o) // it knows the first product
 		if err := env.Sandbox.SetRegisterDown(true); err != nil {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"net/url"
 	"reflect"
 	"slices"
 	"strings"
@@ -12,8 +11,7 @@ import (
 
 	"github.com/caarlos0/env/v10"
 
-	"github.com/obdcr/obdcr/policy/au"
-	"github.com/obdcr/obdcr/policy/uk"
+	"github.com/obdcr/obdcr/policy"
 )
 
 // Config is all of obdcr's configuration, from the environment. The help text of
@@ -36,8 +34,6 @@ type Config struct {
 	HydraPublicURL     string         `env:"HYDRA_PUBLIC_URL" envDefault:"http://127.0.0.1:4444" help:"Hydra public API: its discovery document is read from here"`
 	PublicURL          string         `env:"OBDCR_PUBLIC_URL" help:"the public base URL of the TPP listener, as TPPs reach it (registration_endpoint is this + /register); required for discovery"`
 	Profiles           []string       `env:"OBDCR_PROFILES" envDefault:"uk,au" envSeparator:"," help:"profiles enabled on first start (later the stored state wins)"`
-	UK                 UKConfig       `envPrefix:"OBDCR_UK_"`
-	AU                 AUConfig       `envPrefix:"OBDCR_AU_"`
 	AllowPrivateJWKS   bool           `env:"OBDCR_ALLOW_PRIVATE_JWKS" envDefault:"false" help:"allow JWKS and Register URLs on loopback or private addresses (sandbox and tests only)"`
 	JWKSIdleAfter      time.Duration  `env:"OBDCR_JWKS_IDLE_AFTER" envDefault:"24h" help:"a software JWKS unused this long stops being refreshed and is fetched again when next needed (0: keep every one); directory JWKS are always kept"`
 	AdminListen        string         `env:"OBDCR_ADMIN_LISTEN" envDefault:"127.0.0.1:8444" help:"admin listener, plain HTTP like Hydra's admin port: policies, audit, metrics, health"`
@@ -52,6 +48,10 @@ type Config struct {
 	AuditRefusals      int            `env:"OBDCR_AUDIT_REFUSALS_PER_CERT_HOUR" envDefault:"60" help:"refusal entries one client certificate may have written to the audit an hour, summaries included; past it refusals are only counted (obdcr_audit_refusals_suppressed_total)"`
 	DSN                string         `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
 	LogLevel           string         `env:"OBDCR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs on stderr"`
+
+	// jurisdictions are those LoadConfigFor read, and envs their variables by name.
+	jurisdictions []policy.Jurisdiction
+	envs          map[string]policy.JurisdictionEnv
 }
 
 // HydraAdminAuth is how obdcr authenticates to Hydra's admin API.
@@ -100,52 +100,15 @@ func (a HydraAdminAuth) validate() error {
 	return nil
 }
 
-// UKConfig configures the UK Open Banking profile.
-type UKConfig struct {
-	SSAIssuer  string `env:"SSA_ISSUER" envDefault:"OpenBanking Ltd" help:"SSA iss that selects the UK profile"`
-	SSAJWKSURL string `env:"SSA_JWKS_URL" help:"directory JWKS that signs UK SSAs (required if UK is enabled)"`
-}
-
-func (c UKConfig) check(enabled bool) error {
-	if enabled && c.SSAJWKSURL == "" {
-		return errors.New("OBDCR_UK_SSA_JWKS_URL: required when the uk profile is enabled (OBDCR_PROFILES)")
-	}
-	return checkURL("OBDCR_UK_SSA_JWKS_URL", c.SSAJWKSURL)
-}
-
-// AUConfig configures the AU Consumer Data Right profile.
-type AUConfig struct {
-	SSAIssuer          string        `env:"SSA_ISSUER" envDefault:"cdr-register" help:"SSA iss that selects the AU profile"`
-	SSAJWKSURL         string        `env:"SSA_JWKS_URL" help:"CDR Register JWKS that signs AU SSAs (required if AU is enabled)"`
-	RegisterURL        string        `env:"REGISTER_URL" help:"CDR Register base URL for status polling, /cdr-register/v1/... appended (empty: no polling)"`
-	StatusPollInterval time.Duration `env:"STATUS_POLL_INTERVAL" envDefault:"2m" help:"how often statuses are polled"`
-	StatusWait         time.Duration `env:"STATUS_WAIT" envDefault:"10s" help:"how long a registration of a not-yet-listed product waits for a fresh Register poll before the 503"`
-	StatusMinGap       time.Duration `env:"STATUS_MIN_GAP" envDefault:"1s" help:"least time between two on-demand polls for products not yet known (requests wait for the next poll; none is refused for it)"`
-}
-
-func (c AUConfig) check(enabled bool) error {
-	if enabled && c.SSAJWKSURL == "" {
-		return errors.New("OBDCR_AU_SSA_JWKS_URL: required when the au profile is enabled (OBDCR_PROFILES)")
-	}
-	if err := checkURL("OBDCR_AU_SSA_JWKS_URL", c.SSAJWKSURL); err != nil {
-		return err
-	}
-	if err := checkURL("OBDCR_AU_REGISTER_URL", c.RegisterURL); err != nil {
-		return err
-	}
-	switch {
-	case c.StatusPollInterval < time.Second:
-		return fmt.Errorf("OBDCR_AU_STATUS_POLL_INTERVAL: %s is under 1s", c.StatusPollInterval)
-	case c.StatusWait <= 0 || c.StatusWait > time.Minute:
-		return fmt.Errorf("OBDCR_AU_STATUS_WAIT: %s is not between 0 and 1m", c.StatusWait)
-	case c.StatusMinGap < 0 || c.StatusMinGap > c.StatusPollInterval:
-		return fmt.Errorf("OBDCR_AU_STATUS_MIN_GAP: %s is not between 0 and OBDCR_AU_STATUS_POLL_INTERVAL", c.StatusMinGap)
-	}
-	return nil
-}
-
-// LoadConfig reads the environment. The error is one line naming the variable.
+// LoadConfig reads the environment for the jurisdictions this build serves
+// (Jurisdictions). The error is one line naming the variable.
 func LoadConfig(environ map[string]string) (Config, error) {
+	return LoadConfigFor(environ, Jurisdictions())
+}
+
+// LoadConfigFor reads the environment for the jurisdictions js: obdcr's own
+// variables, then each jurisdiction's under OBDCR_<NAME>_.
+func LoadConfigFor(environ map[string]string, js []policy.Jurisdiction) (Config, error) {
 	var c Config
 	opts := env.Options{}
 	if environ != nil {
@@ -154,59 +117,39 @@ func LoadConfig(environ map[string]string) (Config, error) {
 	if err := env.ParseWithOptions(&c, opts); err != nil {
 		return c, oneLine(err)
 	}
+	c.jurisdictions, c.envs = js, map[string]policy.JurisdictionEnv{}
+	for _, j := range js {
+		e := j.Env()
+		o := opts
+		o.Prefix = envPrefix(j)
+		if err := env.ParseWithOptions(e, o); err != nil {
+			return c, oneLine(err)
+		}
+		c.envs[j.Name()] = e
+	}
 	return c, c.validate()
 }
 
 func (c Config) profileOn(name string) bool { return slices.Contains(c.Profiles, name) }
 
-// profileConfig is one profile's part of the configuration: it checks its own
-// variables, given whether OBDCR_PROFILES enables the profile.
-type profileConfig interface {
-	check(enabled bool) error
-}
-
-// namedProfileConfig is a profile's configuration under the profile's name.
-type namedProfileConfig struct {
-	name string
-	cfg  profileConfig
-}
-
-// profileConfigs lists each profile's configuration, in the order OBDCR_PROFILES's
-// message names them. A new profile adds its entry here and in buildProfiles.
-func (c Config) profileConfigs() []namedProfileConfig {
-	return []namedProfileConfig{{uk.Name, c.UK}, {au.Name, c.AU}}
-}
-
-// checkURL refuses a value of variable name that is set but not an http(s) URL.
-func checkURL(name, v string) error {
-	if v == "" {
-		return nil
-	}
-	u, err := url.Parse(v)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return fmt.Errorf("%s: %q is not an http(s) URL", name, v)
-	}
-	return nil
-}
-
 func (c Config) validate() error {
 	var known []string
-	for _, p := range c.profileConfigs() {
-		known = append(known, p.name)
+	for _, j := range c.jurisdictions {
+		known = append(known, j.Name())
 	}
 	for _, p := range c.Profiles {
 		if !slices.Contains(known, p) {
 			return fmt.Errorf("OBDCR_PROFILES: unknown profile %q; known: %s", p, strings.Join(known, ", "))
 		}
 	}
-	for _, p := range c.profileConfigs() {
-		if err := p.cfg.check(c.profileOn(p.name)); err != nil {
+	for _, j := range c.jurisdictions {
+		if err := c.envs[j.Name()].Check(c.profileOn(j.Name())); err != nil {
 			return err
 		}
 	}
 	for _, v := range []struct{ name, value string }{{"OBDCR_ISSUER", c.Issuer}, {"HYDRA_ADMIN_URL", c.HydraAdminURL},
 		{"HYDRA_PUBLIC_URL", c.HydraPublicURL}, {"OBDCR_PUBLIC_URL", c.PublicURL}} {
-		if err := checkURL(v.name, v.value); err != nil {
+		if err := policy.CheckURL(v.name, v.value); err != nil {
 			return err
 		}
 	}
@@ -287,8 +230,12 @@ type Variable struct {
 	Required                   bool
 }
 
-// Variables lists every variable in Config, in order, for help and docs.
-func Variables() []Variable {
+// Variables lists every variable obdcr reads, in order, for help and docs:
+// Config's, then each jurisdiction's of Jurisdictions.
+func Variables() []Variable { return VariablesFor(Jurisdictions()) }
+
+// VariablesFor lists Config's variables, then those of the jurisdictions js.
+func VariablesFor(js []policy.Jurisdiction) []Variable {
 	var out []Variable
 	var walk func(t reflect.Type, prefix string)
 	walk = func(t reflect.Type, prefix string) {
@@ -307,6 +254,9 @@ func Variables() []Variable {
 		}
 	}
 	walk(reflect.TypeOf(Config{}), "")
+	for _, j := range js {
+		walk(reflect.TypeOf(j.Env()).Elem(), envPrefix(j))
+	}
 	return out
 }
 

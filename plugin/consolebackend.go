@@ -215,13 +215,9 @@ func (b consoleBackend) Overview(ctx context.Context) console.Overview {
 	}
 	health("Hydra", b.s.hydra.Ready(hctx), "admin API answers with obdcr's credentials")
 	health("Store", b.s.store.Ping(hctx), "answers")
-	if book := b.s.auStatuses; book != nil {
-		last := book.LastPoll()
-		var err error
-		if last.IsZero() {
-			err = errors.New("not polled yet")
-		}
-		health("CDR Register", err, "last poll "+last.UTC().Format(time.RFC3339))
+	for _, h := range b.s.health {
+		detail, err := h.Check()
+		health(h.Name, err, detail)
 	}
 	if f := b.s.findings.Load(); f != nil {
 		for _, x := range *f {

@@ -30,12 +30,6 @@ type metrics struct {
 	jwksFetches     *prometheus.CounterVec
 	jwksLookups     *prometheus.CounterVec
 	hydraCalls      *prometheus.HistogramVec
-	registerPolls   *prometheus.CounterVec
-	// registerLookups and registerWait: AU status lookups, and how long those
-	// of products not yet listed waited for a fresh poll.
-	registerLookups *prometheus.CounterVec
-	registerWait    prometheus.Histogram
-	auRemovals      prometheus.Counter
 	// setupProblems is what the last setup check (obdcr doctor) found wrong.
 	setupProblems prometheus.Gauge
 	// orgIndexReady is 1 once org_id lookups go through the org index.
@@ -74,16 +68,6 @@ func newMetrics() *metrics {
 			Name: "obdcr_hydra_request_duration_seconds", Help: "Hydra admin API calls by operation and result (ok, client_error, unauthorized, server_error, unreachable).",
 			Buckets: []float64{.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
 		}, []string{"operation", "result"}),
-		registerPolls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "obdcr_cdr_register_polls_total", Help: "CDR Register status polls by result.",
-		}, []string{"result"}),
-		registerLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "obdcr_cdr_register_lookups_total", Help: "AU status lookups by result: found, not_found (a fresh poll did not list it), unavailable (no fresh poll in time).",
-		}, []string{"result"}),
-		registerWait: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "obdcr_cdr_register_lookup_wait_seconds", Help: "How long lookups of software products not yet known waited for a fresh CDR Register poll.",
-			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10, 30},
-		}),
 		setupProblems: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "obdcr_setup_problems", Help: "Problems the last setup check of Hydra found (obdcr doctor); the log names them.",
 		}),
@@ -93,14 +77,11 @@ func newMetrics() *metrics {
 		reloadFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "obdcr_reload_failures_total", Help: "Changed secret or certificate files that could not be applied (gone, empty or invalid), by the variable naming the file.",
 		}, []string{"file"}),
-		auRemovals: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "obdcr_cdr_removed_registrations_total", Help: "Registrations removed because the CDR Register lists their software product as REMOVED.",
-		}),
 		connsRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "obdcr_tpp_connections_refused_total", Help: "TPP listener connections closed on accept because their source address already held OBDCR_TPP_MAX_CONNS_PER_ADDR.",
 		}),
 	}
-	m.registry.MustRegister(m.registrations, m.management, m.auditSuppressed, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.registerPolls, m.registerLookups, m.registerWait, m.auRemovals, m.setupProblems, m.orgIndexReady,
+	m.registry.MustRegister(m.registrations, m.management, m.auditSuppressed, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.setupProblems, m.orgIndexReady,
 		m.connsRefused, m.reloadFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.consoleMetrics = newConsoleMetrics(m.registry)
@@ -110,8 +91,8 @@ func newMetrics() *metrics {
 // startAtZero creates, at 0, the series deploy/prometheus/alerts.yml reads, so
 // that the first failure is an increase and a poller that never succeeded shows
 // as one. Prometheus cannot see a counter's first increment when the series is
-// born at 1. Every label set here is closed.
-func (m *metrics) startAtZero(profiles []string, polling bool) {
+// born at 1. Every label set here is closed. A jurisdiction starts its own.
+func (m *metrics) startAtZero(profiles []string) {
 	for _, p := range profiles {
 		m.registrations.WithLabelValues(p, "failed", "")
 		m.auditSuppressed.WithLabelValues(p)
@@ -120,10 +101,6 @@ func (m *metrics) startAtZero(profiles []string, polling bool) {
 		for _, result := range []string{"ok", "error"} {
 			m.jwksFetches.WithLabelValues(source, result)
 		}
-	}
-	if polling {
-		m.registerPolls.WithLabelValues("ok")
-		m.registerPolls.WithLabelValues("error")
 	}
 }
 

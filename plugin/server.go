@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -27,7 +28,6 @@ import (
 	"github.com/obdcr/obdcr/plugin/console"
 	"github.com/obdcr/obdcr/plugin/reload"
 	"github.com/obdcr/obdcr/policy"
-	"github.com/obdcr/obdcr/policy/au"
 	"github.com/obdcr/obdcr/policy/store"
 )
 
@@ -49,10 +49,10 @@ type Server struct {
 	tls         *tls.Config
 	tpp         *echo.Echo
 	admin       *echo.Echo
-	// auStatuses is the CDR Register's view, when polling is configured.
-	auStatuses *au.StatusBook
-	store      store.Store
-	state      *store.SharedState
+	// health are the outside services the profiles depend on (the CDR Register).
+	health []policy.HealthCheck
+	store  store.Store
+	state  *store.SharedState
 	// adminTokens are OBDCR_ADMIN_TOKEN's, or its file's as it is now.
 	adminTokens *reload.Value[[]adminToken]
 	metrics     *metrics
@@ -136,14 +136,15 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err // it names OBDCR_DSN
 	}
+	directories := cfg.directories()
 	source := func(u string) string {
-		if u == cfg.UK.SSAJWKSURL || u == cfg.AU.SSAJWKSURL {
+		if slices.Contains(directories, u) {
 			return "directory"
 		}
 		return "software"
 	}
 	keys := policy.NewJWKSCache(ctx, policy.JWKSCacheOptions{Fetch: fetch,
-		IdleAfter: cfg.JWKSIdleAfter, Keep: []string{cfg.UK.SSAJWKSURL, cfg.AU.SSAJWKSURL},
+		IdleAfter: cfg.JWKSIdleAfter, Keep: directories,
 		OnFetch: func(u string, err error) {
 			result := "ok"
 			if err != nil {
@@ -161,10 +162,10 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	})
 	m.countJWKS(keys.Len)
 	registrar := &policy.Registrar{Clients: admin, Replay: st, Orgs: st, Audiences: append([]string{cfg.Issuer}, cfg.Audiences...), Now: d.Now}
-	b := buildProfiles(cfg, profileDeps{keys: keys, replay: st, fetch: fetch, registrar: registrar, log: d.Logger, metrics: m,
-		idTokenAlg: disc.IDTokenAlg})
+	b := buildProfiles(cfg, policy.JurisdictionDeps{Keys: keys, Replay: st, Fetch: fetch, Registrar: registrar, Log: d.Logger,
+		Metrics: m.registry, IDTokenAlg: disc.IDTokenAlg})
 	registrar.Profiles = b.profiles
-	m.startAtZero(profileNames(b.profiles), b.auStatuses != nil)
+	m.startAtZero(profileNames(b.profiles))
 	state, err := store.NewSharedState(ctx, st, b.profiles, cfg.Profiles, d.Logger)
 	if err != nil {
 		st.Close()
@@ -172,7 +173,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	}
 	registrar.State = state
 	s := &Server{
-		cfg: cfg, log: d.Logger, hydra: admin, discovery: disc, hydraPublic: hc.public, registrar: registrar, auStatuses: b.auStatuses,
+		cfg: cfg, log: d.Logger, hydra: admin, discovery: disc, hydraPublic: hc.public, registrar: registrar, health: b.health,
 		tracing: tr, activity: newActivity(profileNames(b.profiles)), serverCerts: certs, certs: newCertSource(cfg.ClientCertHeader, format, cfg.TrustedProxies, certs.cas.Get),
 		store: st, state: state, adminTokens: tokens, metrics: m, digest: newRefusalDigest(time.Minute, cfg.AuditRefusals, m.countSuppressed),
 		unprovenLog: newLogSampler(5, 20),

@@ -58,7 +58,17 @@ func (e *Env) Stop() {
 
 // Config is an obdcr configuration wired to this environment.
 func (e *Env) Config() plugin.Config {
-	cfg, err := plugin.LoadConfig(map[string]string{
+	cfg, err := plugin.LoadConfig(e.Environ())
+	if err != nil {
+		panic(err) // the values of Environ are valid
+	}
+	return cfg
+}
+
+// Environ is the environment Config reads, for tests that read it otherwise
+// (more variables, or other jurisdictions).
+func (e *Env) Environ() map[string]string {
+	return map[string]string{
 		"OBDCR_TLS_CERT_FILE":      filepath.Join(e.Sandbox.Dir, "obdcr-cert.pem"),
 		"OBDCR_TLS_KEY_FILE":       filepath.Join(e.Sandbox.Dir, "obdcr-key.pem"),
 		"OBDCR_TLS_CLIENT_CA_FILE": e.Sandbox.CAFile,
@@ -76,11 +86,7 @@ func (e *Env) Config() plugin.Config {
 		// Tests fire dozens of requests from one TPP at once, which no real TPP
 		// does; the rate limit's own tests set it low.
 		"OBDCR_TPP_RATE_LIMIT": "1000/s",
-	})
-	if err != nil {
-		panic(err) // the fixed values above are valid
 	}
-	return cfg
 }
 
 // Obdcr is an obdcr server running in this process on real listeners.
