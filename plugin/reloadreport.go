@@ -3,12 +3,12 @@ package plugin
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/obdcr/obdcr/hydra"
 	"github.com/obdcr/obdcr/plugin/reload"
+	"github.com/obdcr/obdcr/policy"
 )
 
 // reloadReport is how a file that changed but cannot be applied (gone, empty,
@@ -55,16 +55,9 @@ func (s *Server) readFiles(ctx context.Context, access hydra.AdminAccess) {
 	if access.RootCAs != nil {
 		gets = append(gets, func() { access.RootCAs() })
 	}
-	t := time.NewTicker(reload.CheckEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	policy.Every(ctx, reload.CheckEvery, func(context.Context) {
 		for _, get := range gets {
 			get()
 		}
-	}
+	})
 }
