@@ -1,6 +1,7 @@
 package plugin
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -10,12 +11,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/obdcr/obdcr/plugin/reload"
-	"github.com/obdcr/obdcr/policy"
+	"github.com/obdcr/obdcr/plugin/service"
+	"github.com/obdcr/obdcr/plugin/view"
 	"github.com/obdcr/obdcr/policy/store"
 )
 
@@ -80,6 +81,7 @@ func adminTokenSource(cfg Config, report *reloadReport) (*reload.Value[[]adminTo
 
 // adminAuth checks the bearer token in constant time. Comparing hashes of equal
 // length means neither the token's content nor its length leaks through timing.
+// The admin it names travels on the request's context to asAdmin.
 func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		scheme, tok, _ := strings.Cut(c.Request().Header.Get(echo.HeaderAuthorization), " ")
@@ -89,9 +91,26 @@ func (s *Server) adminAuth(next echo.HandlerFunc) echo.HandlerFunc {
 			e.header = map[string]string{"WWW-Authenticate": `Bearer realm="obdcr-admin"`}
 			return e
 		}
-		c.Set("actor", match)
+		c.SetRequest(c.Request().WithContext(context.WithValue(c.Request().Context(), adminKey{}, service.AdminToken{Token: match})))
 		markProven(c)
 		return next(c)
+	}
+}
+
+type adminKey struct{}
+
+// adminHandler is an admin API handler, given the admin who called.
+type adminHandler func(c echo.Context, admin service.AdminToken) error
+
+// asAdmin gives h the admin adminAuth proved; a route outside adminAuth's
+// group has none, and is refused rather than run as nobody.
+func asAdmin(h adminHandler) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		admin, ok := c.Request().Context().Value(adminKey{}).(service.AdminToken)
+		if !ok {
+			return errors.New("an admin route is served without the admin token check")
+		}
+		return h(c, admin)
 	}
 }
 
@@ -108,57 +127,30 @@ func (s *Server) adminTokenName(token string) string {
 	return match
 }
 
-func actor(c echo.Context) string {
-	a, _ := c.Get("actor").(string)
-	return a
-}
-
-// policyView is one profile as GET /admin/policies shows it.
-type policyView struct {
-	Profile  string          `json:"profile"`
-	Enabled  bool            `json:"enabled"`
-	Issuer   string          `json:"issuer"`
-	Settings policy.Settings `json:"settings"`
-	Rules    []string        `json:"rules"`
-	// Version changes on every save; send it back as If-Match to save only over it.
-	Version int64 `json:"version"`
-}
-
-func (s *Server) policyView(p *policy.Profile, st policy.State) policyView {
-	return policyView{Profile: p.Name, Enabled: st.Enabled, Issuer: p.Issuer, Settings: st.Settings, Rules: p.RuleNames(), Version: st.Version}
-}
-
-func (s *Server) listPolicies(c echo.Context) error {
-	out := []policyView{}
-	for _, p := range s.registrar.Profiles {
-		st, err := s.state.State(c.Request().Context(), p.Name)
-		if err != nil {
-			return &policy.Unavailable{Dependency: "store", Err: err}
-		}
-		out = append(out, s.policyView(p, st))
+func (s *Server) listPolicies(c echo.Context, _ service.AdminToken) error {
+	out, err := s.svc.Policies(c.Request().Context())
+	if err != nil {
+		return err
 	}
 	return c.JSON(http.StatusOK, out)
 }
 
-func (s *Server) putPolicy(c echo.Context) error {
-	name := c.Param("profile")
-	p, ok := s.registrar.Profile(name)
-	if !ok {
-		return newHTTPError(http.StatusNotFound, "not_found", "no profile "+strconv.Quote(name)+"; see GET /admin/policies")
-	}
+func (s *Server) putPolicy(c echo.Context, admin service.AdminToken) error {
 	var body struct {
 		Enabled  *bool           `json:"enabled"`
 		Settings json.RawMessage `json:"settings"`
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&body); err != nil {
-		return newHTTPError(http.StatusBadRequest, "invalid_request", `the body must be {"enabled": true|false} and/or {"settings": {...}}: `+err.Error())
+	if _, ok := s.registrar.Profile(c.Param("profile")); ok {
+		dec := json.NewDecoder(http.MaxBytesReader(c.Response(), c.Request().Body, maxBody))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			return newHTTPError(http.StatusBadRequest, "invalid_request", `the body must be {"enabled": true|false} and/or {"settings": {...}}: `+err.Error())
+		}
+		if body.Enabled == nil && len(body.Settings) == 0 {
+			return newHTTPError(http.StatusBadRequest, "invalid_request", `nothing to change: send "enabled" and/or "settings"`)
+		}
 	}
-	if body.Enabled == nil && len(body.Settings) == 0 {
-		return newHTTPError(http.StatusBadRequest, "invalid_request", `nothing to change: send "enabled" and/or "settings"`)
-	}
-	change := store.Change{Enabled: body.Enabled, Settings: body.Settings, Actor: actor(c), RequestID: requestID(c)}
+	change := service.PolicyChange{Enabled: body.Enabled, Settings: body.Settings}
 	if m := c.Request().Header.Get("If-Match"); m != "" {
 		v, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(m, "W/"), `"`), `"`), 10, 64)
 		if err != nil {
@@ -166,22 +158,15 @@ func (s *Server) putPolicy(c echo.Context) error {
 		}
 		change.IfMatch = &v
 	}
-	st, err := s.state.Apply(c.Request().Context(), name, change)
-	var se *store.SettingsError
-	switch {
-	case errors.As(err, &se):
-		return newHTTPError(http.StatusBadRequest, "invalid_request", se.Error())
-	case errors.Is(err, store.ErrStale):
-		return newHTTPError(http.StatusPreconditionFailed, "precondition_failed", "the profile was changed since that version; GET /admin/policies and apply your change again")
-	case err != nil:
-		return &policy.Unavailable{Dependency: "store", Err: err}
+	_, after, err := s.svc.SavePolicy(c.Request().Context(), admin, c.Param("profile"), change)
+	if err != nil {
+		return err
 	}
-	c.Response().Header().Set("ETag", `"`+strconv.FormatInt(st.Version, 10)+`"`)
-	s.log.Info("policy changed", "profile", name, "actor", actor(c), "enabled", st.Enabled, "request_id", requestID(c))
-	return c.JSON(http.StatusOK, s.policyView(p, st))
+	c.Response().Header().Set("ETag", `"`+strconv.FormatInt(after.Version, 10)+`"`)
+	return c.JSON(http.StatusOK, after)
 }
 
-func (s *Server) listAudit(c echo.Context) error {
+func (s *Server) listAudit(c echo.Context, _ service.AdminToken) error {
 	q := store.AuditQuery{SoftwareID: c.QueryParam("software_id"), Profile: c.QueryParam("profile"), Kind: c.QueryParam("kind"),
 		Outcome: c.QueryParam("outcome")}
 	if b := c.QueryParam("before"); b != "" {
@@ -198,80 +183,30 @@ func (s *Server) listAudit(c echo.Context) error {
 		}
 		q.Limit = n
 	}
-	entries, err := s.store.Audit(c.Request().Context(), q)
+	entries, err := s.svc.Audit(c.Request().Context(), q)
 	if err != nil {
-		return &policy.Unavailable{Dependency: "store", Err: err}
+		return err
 	}
 	return c.JSON(http.StatusOK, entries)
 }
 
-// RegistrationView is a registration as admins see it: GET /admin/registrations
-// answers a list of them, and the CLI reads them back with this same type.
-type RegistrationView struct {
-	ClientID       string    `json:"client_id"`
-	Profile        string    `json:"profile"`
-	SoftwareID     string    `json:"software_id"`
-	OrgID          string    `json:"org_id"`
-	ClientName     string    `json:"client_name,omitempty"`
-	IssuedAt       time.Time `json:"client_id_issued_at"`
-	RedirectURIs   []string  `json:"redirect_uris"`
-	Scope          string    `json:"scope,omitempty"`
-	CertThumbprint string    `json:"cert_thumbprint"`
-}
-
-func (s *Server) listRegistrations(c echo.Context) error {
-	sw, org := c.QueryParam("software_id"), c.QueryParam("org_id")
-	if sw == "" && org == "" {
-		return newHTTPError(http.StatusBadRequest, "invalid_request", "give software_id and/or org_id")
-	}
-	regs, err := s.registrar.Find(c.Request().Context(), sw, org)
+func (s *Server) listRegistrations(c echo.Context, _ service.AdminToken) error {
+	q := service.RegistrationQuery{SoftwareID: c.QueryParam("software_id"), OrgID: c.QueryParam("org_id")}
+	out, err := s.svc.Registrations(c.Request().Context(), q)
 	if err != nil {
 		return err
-	}
-	out := []RegistrationView{}
-	for _, r := range regs {
-		out = append(out, RegistrationView{ClientID: r.ClientID, Profile: r.Profile, SoftwareID: r.SoftwareID, OrgID: r.OrgID,
-			ClientName: r.Metadata.ClientName, IssuedAt: r.IssuedAt, RedirectURIs: r.Metadata.RedirectURIs, Scope: r.Metadata.Scope,
-			CertThumbprint: r.CertThumbprint})
 	}
 	return c.JSON(http.StatusOK, out)
 }
 
 // deleteRegistrationAdmin removes a registration for an admin, such as when a
 // TPP lost its client_id and cannot re-register while one per software_id holds.
-func (s *Server) deleteRegistrationAdmin(c echo.Context) error {
-	ctx := c.Request().Context()
-	reg, err := s.registrar.Load(ctx, c.Param("client_id"))
-	if errors.Is(err, policy.ErrNoRegistration) {
-		return newHTTPError(http.StatusNotFound, "not_found", "no registration with that client_id")
-	}
-	if err != nil {
-		return err
-	}
-	if err := s.adminDelete(c, reg, "removed by an admin"); err != nil {
+func (s *Server) deleteRegistrationAdmin(c echo.Context, admin service.AdminToken) error {
+	if err := s.svc.Delete(c.Request().Context(), admin, c.Param("client_id"), "removed by an admin"); err != nil {
 		return err
 	}
 	return c.NoContent(http.StatusNoContent)
 }
 
-// adminDelete removes a registration for an admin (API or console): audited
-// before it happens, as a deletion must never be without its entry.
-func (s *Server) adminDelete(c echo.Context, reg *policy.Registration, why string) error {
-	if err := s.audit(c, store.AuditEntry{Kind: store.KindManagement, Profile: reg.Profile, SoftwareID: reg.SoftwareID, OrgID: reg.OrgID,
-		ClientID: reg.ClientID, Outcome: "deleted", Actor: actor(c), Description: why}); err != nil {
-		return err
-	}
-	return s.deregisterAudited(c, reg)
-}
-
-// deregisterAudited removes a client whose deletion is already in the audit; if
-// the removal then fails, a second entry says so.
-func (s *Server) deregisterAudited(c echo.Context, reg *policy.Registration) error {
-	err := s.registrar.Deregister(c.Request().Context(), reg.ClientID)
-	if err == nil || errors.Is(err, policy.ErrNoRegistration) {
-		return nil
-	}
-	_ = s.audit(c, store.AuditEntry{Kind: store.KindManagement, Profile: reg.Profile, SoftwareID: reg.SoftwareID, OrgID: reg.OrgID,
-		ClientID: reg.ClientID, Outcome: "failed", Actor: actor(c), Description: "deletion failed: " + err.Error()})
-	return err
-}
+// RegistrationView is a registration as admins see it (GET /admin/registrations).
+type RegistrationView = view.Registration

@@ -1,13 +1,12 @@
 package plugin
 
 import (
+	"context"
 	"slices"
 
-	"github.com/labstack/echo/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/obdcr/obdcr/plugin/console"
-	"github.com/obdcr/obdcr/policy/store"
 )
 
 // consoleMetrics count console sign-ins; the console keeps refusals written to
@@ -41,8 +40,8 @@ func (b consoleBackend) KnownName(name string) bool {
 }
 
 // NoteSignIn counts a sign-in and audits a refusal within its budget. The
-// refusal stands whether or not the store takes the entry (s.audit logs it).
-func (b consoleBackend) NoteSignIn(c echo.Context, e console.SignInEvent) {
+// refusal stands whether or not the store takes the entry.
+func (b consoleBackend) NoteSignIn(ctx context.Context, e console.SignInEvent) {
 	if !slices.Contains(signInOutcomes, e.Outcome) {
 		return
 	}
@@ -54,9 +53,5 @@ func (b consoleBackend) NoteSignIn(c echo.Context, e console.SignInEvent) {
 		b.s.metrics.consoleUnaudited.Inc()
 		return
 	}
-	desc := "console sign-in from " + e.Source + " with a value that is not an admin token"
-	if e.Name != "" {
-		desc += " (given as name:token for " + e.Name + ")"
-	}
-	_ = b.s.audit(c, store.AuditEntry{Kind: store.KindSignIn, Outcome: "refused", Error: "invalid_token", Description: desc})
+	b.s.svc.SignInRefused(ctx, e.Source, e.Name)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/obdcr/obdcr/hydra"
+	"github.com/obdcr/obdcr/plugin/view"
 	"github.com/obdcr/obdcr/policy"
 )
 
@@ -20,12 +21,7 @@ import (
 // and a registered client really gets what its registration says?
 
 // Finding is one check's result.
-type Finding struct {
-	Check    string `json:"check"`
-	Severity string `json:"severity"` // ok, warning, error
-	Message  string `json:"message"`
-	Fix      string `json:"fix,omitempty"`
-}
+type Finding = view.Finding
 
 // Severities.
 const (

@@ -8,13 +8,18 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/obdcr/obdcr/hydra"
+	"github.com/obdcr/obdcr/plugin/service"
+	"github.com/obdcr/obdcr/plugin/view"
 	"github.com/obdcr/obdcr/policy"
 )
 
 // errorBody is the RFC 7591 §3.2.2 error response, used for every error obdcr gives.
-type errorBody struct {
-	Error       string `json:"error"`
-	Description string `json:"error_description,omitempty"`
+type errorBody = view.ErrorBody
+
+// kindStatus is the HTTP status of each kind of refusal the service finds.
+var kindStatus = map[service.Kind]int{
+	service.Invalid: http.StatusBadRequest, service.Unauthorized: http.StatusUnauthorized, service.Forbidden: http.StatusForbidden,
+	service.NotFound: http.StatusNotFound, service.NotAllowed: http.StatusMethodNotAllowed, service.Stale: http.StatusPreconditionFailed,
 }
 
 // httpError is an HTTP-level failure found in the plugin (auth, media type, size).
@@ -35,6 +40,7 @@ func newHTTPError(status int, code, desc string) *httpError {
 // where errors become answers; everything else returns errors that carry their code.
 func errorStatus(err error) (int, errorBody, map[string]string) {
 	var he *httpError
+	var se *service.Error
 	var un *policy.Unavailable
 	var ee *echo.HTTPError
 	if e, ok := policy.AsError(err); ok {
@@ -43,6 +49,12 @@ func errorStatus(err error) (int, errorBody, map[string]string) {
 	switch {
 	case errors.As(err, &he):
 		return he.status, errorBody{Error: he.code, Description: he.desc}, he.header
+	case errors.As(err, &se):
+		var h map[string]string
+		if se.Challenge != "" {
+			h = map[string]string{"WWW-Authenticate": se.Challenge}
+		}
+		return kindStatus[se.Kind], errorBody{Error: se.Code, Description: se.Description}, h
 	case errors.As(err, &un):
 		// 503: the dependency cannot be reached; 502: it answered with a failure;
 		// 504: it did not answer in time. The TPP may retry the same request.

@@ -9,8 +9,9 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
+	"github.com/obdcr/obdcr/plugin/service"
+	"github.com/obdcr/obdcr/policy"
 	"github.com/obdcr/obdcr/policy/store"
 )
 
@@ -31,8 +32,11 @@ func FuzzManagementPath(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	s := &Server{tracing: tr, log: slog.New(slog.NewJSONHandler(discard{}, nil)), store: mem, metrics: newMetrics(),
-		digest: newRefusalDigest(time.Minute, 60, func(string, int) {}), unprovenLog: newLogSampler(5, 20), certs: newCertSource("X-Client-Cert", headerFormats["pem-urlencoded"], []string{"127.0.0.0/8"}, x509.NewCertPool)}
+	log, m := slog.New(slog.NewJSONHandler(discard{}, nil)), newMetrics()
+	s := &Server{tracing: tr, log: log, store: mem, metrics: m,
+		svc: service.New(service.Deps{Registrar: &policy.Registrar{}, Store: mem, Log: log, AuditRefusals: 60,
+			Metrics: service.Metrics{Registrations: m.registrations, Management: m.management, Suppressed: m.countSuppressed}}),
+		unprovenLog: newLogSampler(5, 20), certs: newCertSource("X-Client-Cert", headerFormats["pem-urlencoded"], []string{"127.0.0.0/8"}, x509.NewCertPool)}
 	s.tpp = s.newEcho("tpp")
 	s.tpp.GET("/register/:client_id", s.getRegistration)
 	s.tpp.PUT("/register/:client_id", s.putRegistration)

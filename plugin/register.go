@@ -2,16 +2,14 @@ package plugin
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"mime"
 	"net/http"
-	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/obdcr/obdcr/plugin/service"
 	"github.com/obdcr/obdcr/policy"
-	"github.com/obdcr/obdcr/policy/store"
 )
 
 // maxBody is the largest request JWT accepted: an SSA and metadata fit in a few KiB.
@@ -49,23 +47,8 @@ func (s *Server) register(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	reg, tr, err := s.registrar.Register(c.Request().Context(), policy.Submission{JWT: body, Certificate: cert})
-	outcome, code := s.noteOutcome(c, tr, err)
-	s.metrics.registrations.WithLabelValues(tr.Profile, outcome, code).Inc()
-	rule := ""
-	if e, ok := policy.AsError(err); ok {
-		rule = e.Rule
-	}
-	s.activity.record(time.Now(), tr.Profile, err == nil, code, rule)
-	if aerr := s.audit(c, decisionEntry(store.KindRegistration, tr, reg, cert, err)); aerr != nil {
-		if reg != nil {
-			// Approved but not audited: take the client back rather than keep one the audit does not know.
-			_ = s.registrar.Deregister(context.WithoutCancel(c.Request().Context()), reg.ClientID)
-		}
-		if err == nil || policy.IsRefusal(err) {
-			return aerr
-		}
-	}
+	reg, tr, err := s.svc.Register(c.Request().Context(), service.TPP{Cert: cert}, body)
+	noteOutcome(c, tr, err)
 	if err != nil {
 		return err
 	}
@@ -73,22 +56,14 @@ func (s *Server) register(c echo.Context) error {
 	return s.respond(c, http.StatusCreated, reg)
 }
 
-// noteOutcome puts what is known of a decision where the request log finds it,
-// and returns the outcome and error code for metrics.
-func (s *Server) noteOutcome(c echo.Context, tr policy.Trace, err error) (outcome, code string) {
+// noteOutcome puts what is known of a decision where the request log finds it.
+func noteOutcome(c echo.Context, tr policy.Trace, err error) {
 	c.Set("log.profile", tr.Profile)
 	c.Set("log.software_id", tr.SoftwareID)
-	outcome = "approved"
-	if err != nil {
-		outcome = "refused"
-		if e, ok := policy.AsError(err); ok {
-			code = string(e.Code)
-			c.Set("log.error", code)
-			c.Set("log.rule", e.Rule)
-		} else {
-			outcome = "failed"
-		}
+	outcome, code := service.Outcome(err)
+	if e, ok := policy.AsError(err); ok {
+		c.Set("log.error", code)
+		c.Set("log.rule", e.Rule)
 	}
 	c.Set("log.outcome", outcome)
-	return outcome, code
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/obdcr/obdcr/hydra"
 	"github.com/obdcr/obdcr/plugin/console"
 	"github.com/obdcr/obdcr/plugin/reload"
+	"github.com/obdcr/obdcr/plugin/service"
 	"github.com/obdcr/obdcr/policy"
 	"github.com/obdcr/obdcr/policy/store"
 )
@@ -49,20 +50,17 @@ type Server struct {
 	tls         *tls.Config
 	tpp         *echo.Echo
 	admin       *echo.Echo
-	// health are the outside services the profiles depend on (the CDR Register).
-	health []policy.HealthCheck
-	store  store.Store
-	state  *store.SharedState
+	store       store.Store
+	// svc is the application service every operation goes through.
+	svc *service.Service
 	// adminTokens are OBDCR_ADMIN_TOKEN's, or its file's as it is now.
 	adminTokens *reload.Value[[]adminToken]
 	metrics     *metrics
 	tracing     *tracing
-	activity    *activity
 	// readiness is the TPP listener's /health/ready, checked in the background.
 	readiness *readiness
 	// findings are the last setup check's, for the console.
 	findings atomic.Pointer[[]Finding]
-	digest   *refusalDigest
 	// unprovenLog bounds the log lines of failed requests from callers who proved nothing.
 	unprovenLog *logSampler
 	// stopBackground ends the background work once the listeners have drained.
@@ -173,15 +171,17 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	}
 	registrar.State = state
 	s := &Server{
-		cfg: cfg, log: d.Logger, hydra: admin, discovery: disc, hydraPublic: hc.public, registrar: registrar, health: b.health,
-		tracing: tr, activity: newActivity(profileNames(b.profiles)), serverCerts: certs, certs: newCertSource(cfg.ClientCertHeader, format, cfg.TrustedProxies, certs.cas.Get),
-		store: st, state: state, adminTokens: tokens, metrics: m, digest: newRefusalDigest(time.Minute, cfg.AuditRefusals, m.countSuppressed),
-		unprovenLog: newLogSampler(5, 20),
+		cfg: cfg, log: d.Logger, hydra: admin, discovery: disc, hydraPublic: hc.public, registrar: registrar,
+		tracing: tr, serverCerts: certs, certs: newCertSource(cfg.ClientCertHeader, format, cfg.TrustedProxies, certs.cas.Get),
+		store: st, adminTokens: tokens, metrics: m, unprovenLog: newLogSampler(5, 20),
 	}
+	s.svc = service.New(service.Deps{Registrar: registrar, State: state, Store: st, Hydra: admin, Log: d.Logger,
+		AuditRefusals: cfg.AuditRefusals, Health: b.health, Findings: s.SetupFindings,
+		Metrics: service.Metrics{Registrations: m.registrations, Management: m.management, Suppressed: m.countSuppressed}})
 	s.readiness = newReadiness(s.checkReady, readyInterval, time.Now)
 	tr.trustParents(cfg.TraceTrustIncoming, s.certs.fromTrustedProxy)
 	go state.Run(ctx)
-	go s.digest.run(ctx, st.Append)
+	go s.svc.Run(ctx)
 	go s.pruneAudit(ctx)
 	go s.keepOrgIndex(ctx)
 	go s.watchSetup(ctx)
@@ -237,17 +237,18 @@ func (s *Server) routes() {
 
 	if s.cfg.Console {
 		h := console.New(consoleBackend{s}, s.trustedProxy)
+		h.Service = s.svc
 		h.SessionMax = s.cfg.ConsoleMaxAge
 		h.Mount(s.admin)
 	}
 
 	admin := s.admin.Group("/admin", s.adminAuth)
-	admin.GET("/policies", s.listPolicies)
-	admin.PUT("/policies/:profile", s.putPolicy)
-	admin.GET("/audit", s.listAudit)
-	admin.GET("/registrations", s.listRegistrations)
-	admin.DELETE("/registrations/:client_id", s.deleteRegistrationAdmin)
-	admin.POST("/dry-run", s.dryRun)
+	admin.GET("/policies", asAdmin(s.listPolicies))
+	admin.PUT("/policies/:profile", asAdmin(s.putPolicy))
+	admin.GET("/audit", asAdmin(s.listAudit))
+	admin.GET("/registrations", asAdmin(s.listRegistrations))
+	admin.DELETE("/registrations/:client_id", asAdmin(s.deleteRegistrationAdmin))
+	admin.POST("/dry-run", asAdmin(s.dryRun))
 	// Go's profiler, for what the metrics cannot say; behind the admin token.
 	admin.GET("/debug/pprof/*", echo.WrapHandler(http.StripPrefix("/admin", http.HandlerFunc(pprof.Index))))
 	admin.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
@@ -383,6 +384,8 @@ func (s *Server) requestLog(next echo.HandlerFunc) echo.HandlerFunc {
 			id = uuid.NewString()
 		}
 		c.Set(requestIDKey, id)
+		// The service's audit entries carry the id too.
+		c.SetRequest(c.Request().WithContext(service.WithRequestID(c.Request().Context(), id)))
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
 		err := next(c)
 		if err != nil {

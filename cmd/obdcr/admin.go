@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/obdcr/obdcr/cmd/internal/cmdline"
-	"github.com/obdcr/obdcr/plugin"
+	"github.com/obdcr/obdcr/plugin/view"
 	"github.com/obdcr/obdcr/policy/store"
 )
 
@@ -101,14 +101,6 @@ func (c *cmdEnv) adminList(path string, asJSON bool, rows any, header string, pr
 	return tw.Flush()
 }
 
-type policyRow struct {
-	Profile  string         `json:"profile"`
-	Enabled  bool           `json:"enabled"`
-	Issuer   string         `json:"issuer"`
-	Settings map[string]any `json:"settings"`
-	Rules    []string       `json:"rules"`
-}
-
 const policyUsage = `usage: obdcr policy list [--json]
        obdcr policy enable|disable PROFILE [--json]
        obdcr policy set PROFILE FILE [--json]
@@ -130,7 +122,7 @@ func policyCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 			return cmdline.UsageError(fmt.Sprintf("policy %s takes %d argument(s)", verb, n))
 		}
 		if verb == "list" {
-			var rows []policyRow
+			var rows []view.Policy
 			return c.adminList("/admin/policies", *asJSON, &rows, "PROFILE\tENABLED\tSSA ISSUER\tRULES\tSETTINGS", func(tw io.Writer) {
 				for _, r := range rows {
 					s, _ := json.Marshal(r.Settings)
@@ -142,7 +134,7 @@ func policyCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 		if err != nil {
 			return err
 		}
-		var row policyRow
+		var row view.Policy
 		switch verb {
 		case "enable", "disable":
 			body := fmt.Sprintf(`{"enabled":%v}`, verb == "enable")
@@ -235,7 +227,7 @@ func registrationsCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 		if *org != "" {
 			q.Set("org_id", *org)
 		}
-		var rows []plugin.RegistrationView
+		var rows []view.Registration
 		return c.adminList("/admin/registrations?"+q.Encode(), *asJSON, &rows, "CLIENT_ID\tPROFILE\tSOFTWARE_ID\tORG_ID\tNAME\tISSUED\tREDIRECT_URIS", func(tw io.Writer) {
 			for _, r := range rows {
 				row(tw, r.ClientID, r.Profile, r.SoftwareID, r.OrgID, r.ClientName, r.IssuedAt.Format(time.RFC3339), strings.Join(r.RedirectURIs, " "))
@@ -264,11 +256,9 @@ func auditCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 				q.Set(k, v)
 			}
 		}
-		var raw []json.RawMessage
-		return c.adminList("/admin/audit?"+q.Encode(), *asJSON, &raw, "TIME\tKIND\tPROFILE\tSOFTWARE_ID\tOUTCOME\tERROR\tRULE\tWHO\tDETAIL", func(tw io.Writer) {
-			for _, r := range raw {
-				var e store.AuditEntry
-				_ = json.Unmarshal(r, &e)
+		var entries []view.AuditEntry
+		return c.adminList("/admin/audit?"+q.Encode(), *asJSON, &entries, "TIME\tKIND\tPROFILE\tSOFTWARE_ID\tOUTCOME\tERROR\tRULE\tWHO\tDETAIL", func(tw io.Writer) {
+			for _, e := range entries {
 				row(tw, e.Time.Format(time.RFC3339), e.Kind, e.Profile, auditSoftware(e), e.Outcome, e.Error, e.Rule, auditWho(e), truncate(e.Description, 100))
 			}
 		})
@@ -277,7 +267,7 @@ func auditCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 
 // auditWho is who acted: the admin, else the client, else the client a refused
 // request claimed to be.
-func auditWho(e store.AuditEntry) string {
+func auditWho(e view.AuditEntry) string {
 	switch {
 	case e.Actor != "":
 		return e.Actor
@@ -289,7 +279,7 @@ func auditWho(e store.AuditEntry) string {
 	return ""
 }
 
-func auditSoftware(e store.AuditEntry) string {
+func auditSoftware(e view.AuditEntry) string {
 	if e.SoftwareID == "" && e.ClaimedSoftwareID != "" {
 		return "claimed " + e.ClaimedSoftwareID
 	}

@@ -12,19 +12,9 @@ import (
 
 	"github.com/obdcr/obdcr/cmd/internal/cmdline"
 	"github.com/obdcr/obdcr/plugin"
+	"github.com/obdcr/obdcr/plugin/view"
 	"github.com/obdcr/obdcr/policy"
 )
-
-// dryRun is what POST /admin/dry-run and the offline check both produce.
-type dryRun struct {
-	Profile string `json:"profile,omitempty"`
-	Outcome string `json:"outcome"`
-	Error   *struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-	} `json:"error,omitempty"`
-	Rules []policy.RuleResult `json:"rules"`
-}
 
 const checkUsage = `usage: obdcr check [--json] FILE
        obdcr check --offline --directory-jwks FILE --software-jwks FILE --issuer AUD [--json] FILE
@@ -49,7 +39,7 @@ func checkCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 		if err != nil {
 			return err
 		}
-		var rep dryRun
+		var rep view.DryRun
 		if *offline {
 			rep, err = checkOffline(jwt, *dirJWKS, *swJWKS, *issuer)
 		} else {
@@ -105,28 +95,22 @@ func (f fileKeys) Key(ctx context.Context, u, kid string) (jwk.Key, error) {
 	return nil, policy.ErrUnknownKey
 }
 
-func checkOffline(jwt []byte, dirFile, swFile, issuer string) (dryRun, error) {
+// checkOffline produces what POST /admin/dry-run answers, with local JWKS files.
+func checkOffline(jwt []byte, dirFile, swFile, issuer string) (view.DryRun, error) {
 	var sets [2]jwk.Set
 	for i, f := range []string{dirFile, swFile} {
 		b, err := os.ReadFile(f)
 		if err != nil {
-			return dryRun{}, err
+			return view.DryRun{}, err
 		}
 		if sets[i], err = jwk.Parse(b); err != nil {
-			return dryRun{}, fmt.Errorf("%s is not a JWKS: %v", f, err)
+			return view.DryRun{}, fmt.Errorf("%s is not a JWKS: %v", f, err)
 		}
 	}
 	reg := plugin.OfflineRegistrar(issuer, fileKeys{directory: sets[0], software: sets[1]})
 	rep, _, err := reg.DryRun(context.Background(), policy.Submission{JWT: jwt})
 	if err != nil {
-		return dryRun{}, err
+		return view.DryRun{}, err
 	}
-	out := dryRun{Profile: rep.Profile, Outcome: rep.Outcome, Rules: rep.Rules}
-	if rep.Error != nil {
-		out.Error = &struct {
-			Error       string `json:"error"`
-			Description string `json:"error_description"`
-		}{string(rep.Error.Code), rep.Error.Description}
-	}
-	return out, nil
+	return view.NewDryRun(rep), nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/obdcr/obdcr/cmd/internal/cmdline"
 	"github.com/obdcr/obdcr/plugin"
+	"github.com/obdcr/obdcr/plugin/view"
 	"github.com/obdcr/obdcr/policy"
 )
 
@@ -122,10 +123,7 @@ func livePolicies(getenv func(string) string) ([]policy.State, error) {
 	if err != nil {
 		return nil, err
 	}
-	var views []struct {
-		Enabled  bool            `json:"enabled"`
-		Settings policy.Settings `json:"settings"`
-	}
+	var views []view.Policy
 	if err := a.call(http.MethodGet, "/admin/policies", "", nil, &views); err != nil {
 		return nil, err
 	}

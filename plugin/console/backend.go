@@ -2,17 +2,31 @@ package console
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/x509"
 	"time"
 
-	"github.com/labstack/echo/v4"
-
-	"github.com/obdcr/obdcr/policy"
+	"github.com/obdcr/obdcr/plugin/service"
+	"github.com/obdcr/obdcr/plugin/view"
 	"github.com/obdcr/obdcr/policy/store"
 )
 
-// Backend is what the console asks of the server: the admin API's powers, with
-// the same rules and the same audit. The console renders; the server decides.
+// Service is what the console does: the operations of the admin API, through
+// the same application service (plugin/service), which decides and audits.
+// The console renders.
+type Service interface {
+	Overview(ctx context.Context) view.Overview
+	Policies(ctx context.Context) ([]view.Policy, error)
+	// SavePolicy applies a change as PUT /admin/policies does. A bad setting is
+	// an error wrapping a *store.SettingsError.
+	SavePolicy(ctx context.Context, actor service.Admin, profile string, c service.PolicyChange) (before, after view.Policy, err error)
+	Registrations(ctx context.Context, q service.RegistrationQuery) ([]view.Registration, error)
+	Registration(ctx context.Context, clientID string) (view.RegistrationDetail, error)
+	Delete(ctx context.Context, actor service.Actor, clientID, why string) error
+	Audit(ctx context.Context, q store.AuditQuery) ([]view.AuditEntry, error)
+	DryRun(ctx context.Context, actor service.Admin, jwt []byte, cert *x509.Certificate) (view.DryRun, error)
+}
+
+// Backend is what the console's sign-in and sessions ask of the server.
 type Backend interface {
 	// Authenticate returns the name of the admin token given, if it is one.
 	Authenticate(token string) (actor string, ok bool)
@@ -20,7 +34,7 @@ type Backend interface {
 	KnownName(name string) bool
 	// NoteSignIn counts a sign-in's outcome in metrics and, for a refusal with
 	// e.Audit, writes it to the audit.
-	NoteSignIn(c echo.Context, e SignInEvent)
+	NoteSignIn(ctx context.Context, e SignInEvent)
 	// SessionKey signs sessions and CSRF tokens; it changes when the admin
 	// tokens do, which ends every session.
 	SessionKey() []byte
@@ -29,79 +43,7 @@ type Backend interface {
 	// whether id was ended so.
 	EndSession(ctx context.Context, id string, until time.Time) error
 	SessionEnded(ctx context.Context, id string) (bool, error)
-	Policies(ctx context.Context) ([]Policy, error)
-	// SavePolicy applies a change as PUT /admin/policies does, audited under the
-	// actor on c. A bad setting is a *FieldError.
-	SavePolicy(c echo.Context, profile string, enabled *bool, settings json.RawMessage) (before, after Policy, err error)
-	FindRegistrations(ctx context.Context, softwareID, orgID, clientID string) ([]Registration, error)
-	Registration(ctx context.Context, clientID string) (Registration, error)
-	DeleteRegistration(c echo.Context, clientID string) error
-	Audit(ctx context.Context, q store.AuditQuery) ([]store.AuditEntry, error)
-	DryRun(c echo.Context, jwt, certPEM []byte) (DryRun, error)
-	Overview(ctx context.Context) Overview
 }
 
-// Policy is one profile as the console shows it.
-type Policy struct {
-	Profile  string
-	Enabled  bool
-	Version  int64
-	Settings policy.Settings
-	Rules    []string
-}
-
-// FieldError is a setting refused, with the admin API's message.
-type FieldError struct {
-	Field, Message string
-}
-
-func (e *FieldError) Error() string { return e.Message }
-
-// Registration is a registration, with its Hydra client as Hydra shows it.
-type Registration struct {
-	ClientID, Profile, SoftwareID, OrgID, ClientName, Scope, CertThumbprint string
-	IssuedAt                                                                time.Time
-	RedirectURIs                                                            []string
-	Metadata                                                                map[string]any
-	HydraClient                                                             json.RawMessage
-}
-
-// DryRun is a dry run's report and the answer the endpoint would give.
-type DryRun struct {
-	Profile, Outcome string
-	Rules            []policy.RuleResult
-	Answer           string // the RFC 7591 error body, or "201 Created"
-}
-
-// Overview is the console's front page.
-type Overview struct {
-	Profiles []ProfileActivity
-	Reasons  []Reason
-	Health   []Health
-	Findings []Finding
-}
-
-// ProfileActivity is a profile's switch and decisions.
-type ProfileActivity struct {
-	Name                                           string
-	Enabled                                        bool
-	Approved1h, Refused1h, Approved24h, Refused24h int
-	Hours                                          [24][2]int // approved, refused; oldest first
-}
-
-// Reason is a refusal reason and how often it was given.
-type Reason struct {
-	Error, Rule string
-	Count       int
-}
-
-// Health is one dependency's state.
-type Health struct {
-	Name, Detail string
-	OK           bool
-}
-
-// Finding is one finding of the setup check (obdcr doctor).
-type Finding struct {
-	Severity, Check, Message, Fix string
-}
+// Policy is one profile as the console shows it (and the admin API answers it).
+type Policy = view.Policy

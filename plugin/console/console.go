@@ -6,8 +6,10 @@ package console
 import (
 	"bytes"
 	"crypto/subtle"
+	"crypto/x509"
 	"embed"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"html/template"
@@ -20,6 +22,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/obdcr/obdcr/plugin/service"
+	"github.com/obdcr/obdcr/plugin/view"
 	"github.com/obdcr/obdcr/policy"
 	"github.com/obdcr/obdcr/policy/store"
 )
@@ -30,6 +34,8 @@ var files embed.FS
 // Handler serves the console under /console/.
 type Handler struct {
 	Backend Backend
+	// Service does what the pages ask; Mount refuses to serve without it.
+	Service Service
 	// TrustedProxy says whether a request came through a proxy whose
 	// X-Forwarded-Proto may be believed (for the cookie's Secure flag).
 	TrustedProxy func(*http.Request) bool
@@ -60,6 +66,9 @@ func New(b Backend, trustedProxy func(*http.Request) bool) *Handler {
 
 // Mount adds the console's routes to e.
 func (h *Handler) Mount(e *echo.Echo) {
+	if h.Service == nil {
+		panic("console: Handler.Service is not set") // wiring, found at start-up
+	}
 	g := e.Group("/console", h.headers)
 	static, _ := fs.Sub(files, "static")
 	g.GET("/static/*", echo.WrapHandler(http.StripPrefix("/console/static/", http.FileServer(http.FS(static)))))
@@ -137,23 +146,28 @@ func (h *Handler) signedIn(next echo.HandlerFunc) echo.HandlerFunc {
 		s.slide(now, h.SessionMax)
 		h.setCookie(c, s.cookieValue(key), int(s.expires.Sub(now).Seconds()))
 		c.Set(sessionKey, s)
-		c.Set("actor", s.actor) // the server's audit records changes under it
 		return next(c)
 	}
+}
+
+// actor is who the session signed in as: the service audits changes under it.
+func actor(c echo.Context) service.ConsoleSession {
+	s, _ := c.Get(sessionKey).(session)
+	return service.ConsoleSession{Token: s.actor}
 }
 
 func hmacEqual(a, b string) bool {
 	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
-// view is what every page gets.
-type view struct {
+// pageData is what every page gets.
+type pageData struct {
 	Title, Nav, Actor, CSRF, Flash string
 	Data                           any
 }
 
 func (h *Handler) render(c echo.Context, status int, page, title string, data any) error {
-	v := view{Title: title, Nav: page, Data: data}
+	v := pageData{Title: title, Nav: page, Data: data}
 	if s, ok := c.Get(sessionKey).(session); ok {
 		v.Actor, v.CSRF = s.actor, s.csrf(h.Backend.SessionKey())
 	}
@@ -168,7 +182,7 @@ func (h *Handler) render(c echo.Context, status int, page, title string, data an
 }
 
 func (h *Handler) overview(c echo.Context) error {
-	return h.render(c, http.StatusOK, "overview", "Overview", h.Backend.Overview(c.Request().Context()))
+	return h.render(c, http.StatusOK, "overview", "Overview", h.Service.Overview(c.Request().Context()))
 }
 
 // profileForm is a profile with what the last save said about it.
@@ -182,7 +196,7 @@ type profileForm struct {
 type change struct{ Field, Before, After string }
 
 func (h *Handler) profiles(c echo.Context) error {
-	ps, err := h.Backend.Policies(c.Request().Context())
+	ps, err := h.Service.Policies(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -195,7 +209,7 @@ func (h *Handler) profiles(c echo.Context) error {
 
 func (h *Handler) saveProfile(c echo.Context) error {
 	name := c.Param("profile")
-	ps, err := h.Backend.Policies(c.Request().Context())
+	ps, err := h.Service.Policies(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -209,12 +223,17 @@ func (h *Handler) saveProfile(c echo.Context) error {
 	for i, p := range ps {
 		forms[i] = profileForm{Policy: p, Values: settingValues(p)}
 	}
-	before, after, err := h.Backend.SavePolicy(c, name, &enabled, patch)
-	var fe *FieldError
+	change := service.PolicyChange{Enabled: &enabled}
+	if string(patch) != "{}" {
+		change.Settings = patch
+	}
+	before, after, err := h.Service.SavePolicy(c.Request().Context(), actor(c), name, change)
+	var se *store.SettingsError
 	switch {
-	case errors.As(err, &fe):
+	case errors.As(err, &se):
+		field, _, _ := strings.Cut(se.Error(), ":")
 		forms[idx].Values = values
-		forms[idx].Errors = map[string]string{fe.Field: fe.Message}
+		forms[idx].Errors = map[string]string{field: se.Error()}
 		return h.render(c, http.StatusBadRequest, "profiles", "Profiles", forms)
 	case err != nil:
 		return err
@@ -227,7 +246,8 @@ func (h *Handler) registrations(c echo.Context) error {
 	q := map[string]string{"software_id": c.QueryParam("software_id"), "org_id": c.QueryParam("org_id"), "client_id": c.QueryParam("client_id")}
 	data := map[string]any{"Query": q}
 	if q["software_id"] != "" || q["org_id"] != "" || q["client_id"] != "" {
-		regs, err := h.Backend.FindRegistrations(c.Request().Context(), q["software_id"], q["org_id"], q["client_id"])
+		regs, err := h.Service.Registrations(c.Request().Context(),
+			service.RegistrationQuery{SoftwareID: q["software_id"], OrgID: q["org_id"], ClientID: q["client_id"]})
 		if err != nil {
 			return err
 		}
@@ -237,7 +257,7 @@ func (h *Handler) registrations(c echo.Context) error {
 }
 
 func (h *Handler) registration(c echo.Context) error {
-	r, err := h.Backend.Registration(c.Request().Context(), c.Param("client_id"))
+	r, err := h.Service.Registration(c.Request().Context(), c.Param("client_id"))
 	if err != nil {
 		return h.noRegistration(c, err)
 	}
@@ -256,7 +276,7 @@ func (h *Handler) noRegistration(c echo.Context, err error) error {
 }
 
 func (h *Handler) confirmDelete(c echo.Context) error {
-	r, err := h.Backend.Registration(c.Request().Context(), c.Param("client_id"))
+	r, err := h.Service.Registration(c.Request().Context(), c.Param("client_id"))
 	if err != nil {
 		return h.noRegistration(c, err)
 	}
@@ -265,7 +285,7 @@ func (h *Handler) confirmDelete(c echo.Context) error {
 
 func (h *Handler) deleteRegistration(c echo.Context) error {
 	id := c.Param("client_id")
-	if err := h.Backend.DeleteRegistration(c, id); err != nil {
+	if err := h.Service.Delete(c.Request().Context(), actor(c), id, "removed by an admin in the console"); err != nil {
 		return err
 	}
 	return c.Redirect(http.StatusSeeOther, "/console/registrations?done="+urlQuery("Deleted "+id+" and its tokens; the software may register again."))
@@ -281,7 +301,7 @@ func (h *Handler) audit(c echo.Context) error {
 	q := store.AuditQuery{Limit: 50, Profile: c.QueryParam("profile"), Kind: c.QueryParam("kind"),
 		Outcome: c.QueryParam("outcome"), SoftwareID: c.QueryParam("software_id")}
 	q.BeforeID, _ = strconv.ParseInt(c.QueryParam("before"), 10, 64)
-	entries, err := h.Backend.Audit(c.Request().Context(), q)
+	entries, err := h.Service.Audit(c.Request().Context(), q)
 	if err != nil {
 		return err
 	}
@@ -314,13 +334,29 @@ func (h *Handler) dryRun(c echo.Context) error {
 		data["JWT"], data["Error"] = "", fmt.Sprintf("The JWT is %d KiB; a registration request is at most %d KiB (POST /register and POST /admin/dry-run answer 413).", len(jwt)>>10, maxDryRunJWT>>10)
 		return h.render(c, http.StatusRequestEntityTooLarge, "dryrun", "Dry run", data)
 	}
-	rep, err := h.Backend.DryRun(c, []byte(jwt), []byte(cert))
+	rep, err := h.dryRunReport(c, []byte(jwt), []byte(cert))
 	if err != nil {
 		data["Error"] = err.Error()
 		return h.render(c, http.StatusBadRequest, "dryrun", "Dry run", data)
 	}
 	data["Report"] = rep
 	return h.render(c, http.StatusOK, "dryrun", "Dry run", data)
+}
+
+// dryRunReport runs the dry run with the certificate pasted, if any.
+func (h *Handler) dryRunReport(c echo.Context, jwt, certPEM []byte) (view.DryRun, error) {
+	var cert *x509.Certificate
+	if len(certPEM) > 0 {
+		block, _ := pem.Decode(certPEM)
+		if block == nil || block.Type != "CERTIFICATE" {
+			return view.DryRun{}, errors.New("the certificate is not PEM")
+		}
+		var err error
+		if cert, err = x509.ParseCertificate(block.Bytes); err != nil {
+			return view.DryRun{}, fmt.Errorf("the certificate: %v", err)
+		}
+	}
+	return h.Service.DryRun(c.Request().Context(), actor(c), jwt, cert)
 }
 
 func pretty(v any) string {

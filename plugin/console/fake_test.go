@@ -2,7 +2,7 @@ package console
 
 import (
 	"context"
-	"encoding/json"
+	"crypto/x509"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +14,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/obdcr/obdcr/plugin/service"
+	"github.com/obdcr/obdcr/plugin/view"
 	"github.com/obdcr/obdcr/policy"
 	"github.com/obdcr/obdcr/policy/store"
 	"github.com/obdcr/obdcr/policy/uk"
@@ -25,8 +27,9 @@ const (
 	aliceTok = "alice-token-0123456789"
 )
 
-// fakeBackend is a server with two admin tokens, one profile, no registration
-// and a dry run that approves; it records what the console asked of it.
+// fakeBackend is a server (its sign-in and its service) with two admin tokens,
+// one profile, no registration and a dry run that approves; it records what
+// the console asked of it.
 type fakeBackend struct {
 	mu       sync.Mutex
 	compared int           // tokens compared
@@ -49,7 +52,7 @@ func (f *fakeBackend) Authenticate(token string) (string, bool) {
 
 func (f *fakeBackend) KnownName(name string) bool { return name == "admin" || name == "alice" }
 
-func (f *fakeBackend) NoteSignIn(_ echo.Context, e SignInEvent) {
+func (f *fakeBackend) NoteSignIn(_ context.Context, e SignInEvent) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.events = append(f.events, e)
@@ -58,31 +61,33 @@ func (f *fakeBackend) NoteSignIn(_ echo.Context, e SignInEvent) {
 func (f *fakeBackend) SessionKey() []byte                                  { return []byte("fake session key") }
 func (f *fakeBackend) EndSession(context.Context, string, time.Time) error { return nil }
 func (f *fakeBackend) SessionEnded(context.Context, string) (bool, error)  { return false, nil }
-func (f *fakeBackend) Overview(context.Context) Overview                   { return Overview{} }
-func (f *fakeBackend) DeleteRegistration(echo.Context, string) error       { return f.regErr }
-func (f *fakeBackend) Registration(context.Context, string) (Registration, error) {
-	return Registration{}, f.regErr
+func (f *fakeBackend) Overview(context.Context) view.Overview              { return view.Overview{} }
+func (f *fakeBackend) Delete(context.Context, service.Actor, string, string) error {
+	return f.regErr
+}
+func (f *fakeBackend) Registration(context.Context, string) (view.RegistrationDetail, error) {
+	return view.RegistrationDetail{}, f.regErr
 }
 
-func (f *fakeBackend) Policies(context.Context) ([]Policy, error) {
+func (f *fakeBackend) Policies(context.Context) ([]view.Policy, error) {
 	return []Policy{{Profile: "uk", Enabled: true, Settings: uk.Defaults()}}, nil
 }
 
-func (f *fakeBackend) SavePolicy(_ echo.Context, _ string, _ *bool, _ json.RawMessage) (Policy, Policy, error) {
+func (f *fakeBackend) SavePolicy(context.Context, service.Admin, string, service.PolicyChange) (view.Policy, view.Policy, error) {
 	p, _ := f.Policies(context.Background())
 	return p[0], p[0], nil
 }
 
-func (f *fakeBackend) FindRegistrations(context.Context, string, string, string) ([]Registration, error) {
+func (f *fakeBackend) Registrations(context.Context, service.RegistrationQuery) ([]view.Registration, error) {
 	return nil, nil
 }
 
-func (f *fakeBackend) Audit(context.Context, store.AuditQuery) ([]store.AuditEntry, error) {
+func (f *fakeBackend) Audit(context.Context, store.AuditQuery) ([]view.AuditEntry, error) {
 	return nil, nil
 }
 
-func (f *fakeBackend) DryRun(echo.Context, []byte, []byte) (DryRun, error) {
-	return DryRun{Profile: "uk", Outcome: "approved", Rules: []policy.RuleResult{}, Answer: "201 Created"}, nil
+func (f *fakeBackend) DryRun(context.Context, service.Admin, []byte, *x509.Certificate) (view.DryRun, error) {
+	return view.DryRun{Profile: "uk", Outcome: "approved", Rules: []policy.RuleResult{}}, nil
 }
 
 func (f *fakeBackend) tokensCompared() int {
@@ -110,6 +115,7 @@ func newTestConsole(t *testing.T) *testConsole {
 	b := &fakeBackend{}
 	at := &clock{t: time.Date(2025, 1, 2, 9, 0, 0, 0, time.UTC)}
 	h := New(b, nil)
+	h.Service = b
 	h.Now = at.now
 	e := echo.New()
 	h.Mount(e)

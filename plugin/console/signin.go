@@ -58,7 +58,7 @@ func (h *Handler) login(c echo.Context) error {
 	}
 	if wait > 0 {
 		ev.Outcome = "throttled"
-		h.Backend.NoteSignIn(c, ev)
+		h.Backend.NoteSignIn(c.Request().Context(), ev)
 		secs := int(math.Ceil(wait.Seconds()))
 		c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
 		return h.render(c, http.StatusTooManyRequests, "login", "Sign in",
@@ -70,14 +70,14 @@ func (h *Handler) login(c echo.Context) error {
 		for _, k := range keys[1:] {
 			h.failures.fail(k, now)
 		}
-		h.Backend.NoteSignIn(c, ev)
+		h.Backend.NoteSignIn(c.Request().Context(), ev)
 		return h.render(c, http.StatusUnauthorized, "login", "Sign in", h.loginData("That is not an admin token of this server."))
 	}
 	for _, k := range keys {
 		h.failures.clear(k)
 	}
 	ev.Outcome, ev.Name = "ok", actor
-	h.Backend.NoteSignIn(c, ev)
+	h.Backend.NoteSignIn(c.Request().Context(), ev)
 	s := session{id: newSessionID(), actor: actor, started: now}
 	s.slide(now, h.SessionMax)
 	h.setCookie(c, s.cookieValue(h.Backend.SessionKey()), int(s.expires.Sub(now).Seconds()))

@@ -1,10 +1,11 @@
-package plugin
+package service
 
 import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -215,5 +216,52 @@ func TestRefusalDigestWritesWhatIsNotATPPRefusal(t *testing.T) {
 	}
 	if d.admit(store.AuditEntry{Kind: store.KindRegistration, Outcome: "refused", CertThumbprint: "a"}, now) {
 		t.Error("a refusal was written with a budget of 0")
+	}
+}
+
+func TestRefusalDigest(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	refusal := func(cert, desc string) store.AuditEntry {
+		return store.AuditEntry{Kind: store.KindManagement, Outcome: "refused", Error: "invalid_token", CertThumbprint: cert, Description: desc}
+	}
+	unlimited := func() *refusalDigest { return newRefusalDigest(time.Minute, 1<<30, func(string, int) {}) }
+	d := unlimited()
+	if !d.admit(refusal("a", "x"), now) {
+		t.Fatal("the first refusal of its kind was not written")
+	}
+	for range 1000 {
+		if d.admit(refusal("a", "x"), now.Add(time.Second)) {
+			t.Fatal("a like refusal in the same window was written")
+		}
+	}
+	other := refusal("a", "x")
+	other.Error = "invalid_request"
+	if !d.admit(refusal("b", "x"), now) || !d.admit(other, now) {
+		t.Fatal("a refusal of another certificate or error code was held back")
+	}
+	if !d.admit(store.AuditEntry{Kind: store.KindRegistration, Outcome: "approved"}, now) {
+		t.Fatal("an approval was held back")
+	}
+	if got := d.flush(now.Add(30 * time.Second)); len(got) != 0 {
+		t.Fatalf("summaries before the window ended: %v", got)
+	}
+	got := d.flush(now.Add(time.Minute))
+	if len(got) != 1 || !strings.HasPrefix(got[0].Description, "1000 more refusals like this one") || got[0].CertThumbprint != "a" {
+		t.Fatalf("summaries %+v", got)
+	}
+	if !d.admit(refusal("a", "x"), now.Add(time.Minute)) {
+		t.Fatal("a refusal after its window was not written")
+	}
+	// Kinds are bounded: past the bound, refusals are counted together.
+	d = unlimited()
+	d.max = 10
+	written := 0
+	for i := range 1000 {
+		if d.admit(refusal(strings.Repeat("c", i%50+1), "x"), now) {
+			written++
+		}
+	}
+	if written != 11 || len(d.kinds) != 11 {
+		t.Fatalf("%d written, %d kinds tracked; want 11 and 11", written, len(d.kinds))
 	}
 }

@@ -1,10 +1,12 @@
-package plugin
+package service
 
 import (
 	"cmp"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/obdcr/obdcr/plugin/view"
 )
 
 // activity counts registration decisions per profile by the minute for the
@@ -57,17 +59,11 @@ func (a *activity) record(now time.Time, profile string, approved bool, errCode,
 	}
 }
 
-// ProfileActivity is one profile's decisions in the last hour and day, and by hour.
-type ProfileActivity struct {
-	Approved1h, Refused1h, Approved24h, Refused24h int
-	// Hours are the last 24 hours, oldest first: approved and refused.
-	Hours [24][2]int
-}
-
-func (a *activity) profile(now time.Time, name string) ProfileActivity {
+// profile is one profile's decisions in the last hour and day, and by hour.
+func (a *activity) profile(now time.Time, name string) view.ProfileActivity {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	var out ProfileActivity
+	out := view.ProfileActivity{Name: name}
 	m, ok := a.profiles[name]
 	if !ok {
 		return out
@@ -91,20 +87,15 @@ func (a *activity) profile(now time.Time, name string) ProfileActivity {
 	return out
 }
 
-// ReasonCount is how often a refusal reason was given since start.
-type ReasonCount struct {
-	Error, Rule string
-	Count       int
-}
-
-func (a *activity) topReasons(n int) []ReasonCount {
+// topReasons are the n refusal reasons given most often since start.
+func (a *activity) topReasons(n int) []view.Reason {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	out := make([]ReasonCount, 0, len(a.reasons))
+	out := make([]view.Reason, 0, len(a.reasons))
 	for r, c := range a.reasons {
-		out = append(out, ReasonCount{r.Error, r.Rule, c})
+		out = append(out, view.Reason{Error: r.Error, Rule: r.Rule, Count: c})
 	}
-	slices.SortFunc(out, func(x, y ReasonCount) int {
+	slices.SortFunc(out, func(x, y view.Reason) int {
 		if x.Count != y.Count {
 			return y.Count - x.Count
 		}
