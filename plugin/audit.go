@@ -24,7 +24,7 @@ func (s *Server) audit(c echo.Context, e store.AuditEntry) error {
 	if !s.digest.admit(e, e.Time) {
 		return nil // counted; its window's summary entry will say so
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request().Context()), 5*time.Second)
+	ctx, cancel := auditContext(c)
 	defer cancel()
 	if parent := trace.SpanFromContext(ctx); parent.IsRecording() {
 		var span trace.Span

@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"mime"
 	"net/http"
@@ -59,14 +58,20 @@ func (s *Server) register(c echo.Context) error {
 	s.activity.record(time.Now(), tr.Profile, err == nil, code, rule)
 	if aerr := s.audit(c, decisionEntry(store.KindRegistration, tr, reg, cert, err)); aerr != nil {
 		if reg != nil {
-			// Approved but not audited: take the client back rather than keep one the audit does not know.
-			_ = s.registrar.Deregister(context.WithoutCancel(c.Request().Context()), reg.ClientID)
+			// Created but not audited: never completed, so the reconciler removes
+			// the client; the TPP hears that the outcome is not known yet.
+			return policy.OutcomeUnknown("store", aerr)
 		}
-		if err == nil || policy.IsRefusal(err) {
+		if policy.IsRefusal(err) {
 			return aerr
 		}
 	}
 	if err != nil {
+		return err
+	}
+	cctx, cancel := auditContext(c)
+	defer cancel()
+	if err := s.registrar.Complete(cctx, reg); err != nil {
 		return err
 	}
 	c.Set("log.client_id", reg.ClientID)
