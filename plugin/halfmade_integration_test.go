@@ -155,6 +155,22 @@ func gone(t *testing.T, id string, since time.Time) time.Duration {
 	}
 }
 
+// registerUnknown starts obdcr behind a holdingProxy and sends a registration
+// whose create's outcome obdcr cannot know: the answer must say so.
+func registerUnknown(t *testing.T, dropAnswer bool) (*holdingProxy, *testenv.Obdcr, *sandbox.TPP, *sandbox.Client, time.Time) {
+	t.Helper()
+	p := startHoldingProxy(t, dropAnswer)
+	o := startObdcr(t, func(c *serverConfig) { c.HydraAdminURL = proxyURL(p) })
+	tpp, c := newTPP(t, sandbox.UK)
+	start := time.Now()
+	res, err := c.Register(context.Background(), o.URL, request(t, tpp, nil, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantOutcomeUnknown(t, res)
+	return p, o, tpp, c, start
+}
+
 func wantOutcomeUnknown(t *testing.T, res *sandbox.Response) {
 	t.Helper()
 	desc, _ := res.JSON()["error_description"].(string)
@@ -169,17 +185,9 @@ func wantOutcomeUnknown(t *testing.T, res *sandbox.Response) {
 // within the compensation window. The DELETE's 204 stays true (issue 31, 3).
 func TestLateCreateAfterDeleteIsRemoved(t *testing.T) {
 	t.Parallel()
-	p := startHoldingProxy(t, false)
-	o := startObdcr(t, func(c *serverConfig) { c.HydraAdminURL = proxyURL(p) })
+	p, o, tpp, c, start := registerUnknown(t, false)
 	ctx := context.Background()
-	tpp, c := newTPP(t, sandbox.UK)
-	start := time.Now()
 	res, err := c.Register(ctx, o.URL, request(t, tpp, nil, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantOutcomeUnknown(t, res)
-	res, err = c.Register(ctx, o.URL, request(t, tpp, nil, nil))
 	if err != nil || res.Status != http.StatusCreated {
 		t.Fatalf("the retry: %v %v", err, res)
 	}
@@ -219,16 +227,8 @@ func TestLateCreateAfterDeleteIsRemoved(t *testing.T) {
 // succeeds (issue 31, 2).
 func TestLostCreateAnswerIsRepaired(t *testing.T) {
 	t.Parallel()
-	p := startHoldingProxy(t, true)
-	o := startObdcr(t, func(c *serverConfig) { c.HydraAdminURL = proxyURL(p) })
+	p, o, tpp, c, start := registerUnknown(t, true)
 	ctx := context.Background()
-	tpp, c := newTPP(t, sandbox.UK)
-	start := time.Now()
-	res, err := c.Register(ctx, o.URL, request(t, tpp, nil, nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantOutcomeUnknown(t, res)
 	id := policy.ClientIDFor("uk", tpp.SoftwareID)
 	if _, err := hydraAdmin(t).Get(ctx, id); err != nil {
 		t.Fatalf("the create whose answer was lost made no client: %v", err)
@@ -236,7 +236,7 @@ func TestLostCreateAnswerIsRepaired(t *testing.T) {
 	p.mu.Lock()
 	p.dropAnswer = false
 	p.mu.Unlock()
-	res, _ = c.Register(ctx, o.URL, request(t, tpp, nil, nil))
+	res, _ := c.Register(ctx, o.URL, request(t, tpp, nil, nil))
 	if desc, _ := res.JSON()["error_description"].(string); res.Status != http.StatusServiceUnavailable || !strings.Contains(desc, "did not complete") {
 		t.Errorf("a retry while the half-made client is at Hydra: %d %s", res.Status, res.Body)
 	}
