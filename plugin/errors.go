@@ -70,7 +70,12 @@ func errorStatus(err error) (int, errorBody, map[string]string) {
 		case errors.As(err, &hu) && hu.Status != 0:
 			status = http.StatusBadGateway
 		}
-		return status, errorBody{Error: "temporarily_unavailable", Description: un.Dependency + " is unavailable; nothing was registered, try again"}, map[string]string{"Retry-After": "5"}
+		// Only what is known: nothing was changed, unless the error says otherwise.
+		desc := un.Dependency + " is unavailable; nothing was changed, try again"
+		if un.Detail != "" {
+			desc = un.Dependency + " is unavailable; " + un.Detail
+		}
+		return status, errorBody{Error: "temporarily_unavailable", Description: desc}, map[string]string{"Retry-After": "5"}
 	case errors.As(err, &ee):
 		msg, _ := ee.Message.(string)
 		return ee.Code, errorBody{Error: codeFor(ee.Code), Description: msg}, nil

@@ -159,7 +159,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 		},
 	})
 	m.countJWKS(keys.Len)
-	registrar := &policy.Registrar{Clients: admin, Replay: st, Orgs: st, Audiences: append([]string{cfg.Issuer}, cfg.Audiences...), Now: d.Now}
+	registrar := &policy.Registrar{Clients: admin, Replay: st, Orgs: st, Creates: st, Audiences: append([]string{cfg.Issuer}, cfg.Audiences...), Now: d.Now}
 	b := buildProfiles(cfg, policy.JurisdictionDeps{Keys: keys, Replay: st, Fetch: fetch, Registrar: registrar, Log: d.Logger,
 		Metrics: m.registry, IDTokenAlg: disc.IDTokenAlg})
 	registrar.Profiles = b.profiles
@@ -184,12 +184,14 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	go s.svc.Run(ctx)
 	go s.pruneAudit(ctx)
 	go s.keepOrgIndex(ctx)
+	go s.reconcileCreates(ctx)
 	go s.watchSetup(ctx)
 	go s.readFiles(ctx, hc.access)
 	for _, run := range b.background {
 		go run(ctx)
 	}
 	s.tpp = s.newEcho("tpp")
+	s.tpp.Use(withBudget(requestBudget))
 	s.admin = s.newEcho("admin")
 	if cfg.TPPRateLimit.Limit > 0 {
 		s.tpp.Use(newCallerLimiter(cfg.TPPRateLimit, s.certs).middleware)
@@ -249,6 +251,7 @@ func (s *Server) routes() {
 	admin.GET("/registrations", asAdmin(s.listRegistrations))
 	admin.DELETE("/registrations/:client_id", asAdmin(s.deleteRegistrationAdmin))
 	admin.POST("/dry-run", asAdmin(s.dryRun))
+	admin.GET("/half-made", s.listHalfMade)
 	// Go's profiler, for what the metrics cannot say; behind the admin token.
 	admin.GET("/debug/pprof/*", echo.WrapHandler(http.StripPrefix("/admin", http.HandlerFunc(pprof.Index))))
 	admin.GET("/debug/pprof/profile", echo.WrapHandler(http.HandlerFunc(pprof.Profile)))
@@ -280,8 +283,8 @@ const maxHeaderBytes = 32 << 10
 // slot of OBDCR_TPP_MAX_CONNS that no one else can use.
 const tppIdleTimeout = 15 * time.Second
 
-// requestBudget bounds the outbound calls one request makes (Hydra, JWKS). The
-// CDS sets 1000 ms for DCR at the 95th percentile; this leaves room for a cold JWKS.
+// requestBudget bounds a TPP request: the calls it makes (Hydra, JWKS, the
+// store), its audit entry and its answer (withBudget). The CDS sets 1000 ms for DCR at the 95th percentile; this leaves room for a cold JWKS.
 const requestBudget = 10 * time.Second
 
 // Serve runs both listeners until ctx ends, then drains in-flight requests.

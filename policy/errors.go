@@ -57,6 +57,9 @@ type Unavailable struct {
 	Dependency string // "hydra", "store", ...
 	Timeout    bool
 	Err        error
+	// Detail says what is known of the request's effect when something may have
+	// happened (a create whose answer was lost); empty: nothing was changed.
+	Detail string
 }
 
 func (u *Unavailable) Error() string {

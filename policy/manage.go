@@ -110,7 +110,7 @@ func (r *Registrar) Update(ctx context.Context, current *Registration, sub Submi
 		case errors.As(err, &rejected):
 			return nil, tr, hydraRefused(StepReplace, rejected)
 		default:
-			return nil, tr, &Unavailable{Dependency: "hydra", Err: err}
+			return nil, tr, &Unavailable{Dependency: "hydra", Err: err, Detail: "whether the update was applied is not known; send it again"}
 		}
 	}
 	return reg, tr, nil
@@ -126,7 +126,7 @@ func (r *Registrar) Deregister(ctx context.Context, clientID string) error {
 		if errors.Is(err, hydra.ErrNotFound) {
 			return ErrNoRegistration
 		}
-		return &Unavailable{Dependency: "hydra", Err: err}
+		return &Unavailable{Dependency: "hydra", Err: err, Detail: "whether the registration was deleted is not known; send the DELETE again"}
 	}
 	r.forgetClient(ctx, clientID)
 	return nil

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"net"
 	"time"
 
 	"github.com/google/uuid"
@@ -35,10 +36,13 @@ func (r *Registrar) Register(ctx context.Context, sub Submission) (*Registration
 	if err := r.noteClient(ctx, reg); err != nil {
 		return nil, tr, err
 	}
+	if err := r.beginCreate(ctx, reg); err != nil {
+		return nil, tr, err
+	}
 	created, err := r.Clients.Create(ctx, hc)
 	if err != nil {
 		r.unnoteRefused(ctx, reg.ClientID, ev.Settings.MultipleRegistrations, err)
-		return nil, tr, r.createFailed(ctx, reg, ev.Claims.ID, err)
+		return nil, tr, r.createFailed(ctx, reg, err)
 	}
 	if isSecretMethod(reg.Metadata.TokenEndpointAuthMethod) {
 		reg.ClientSecret = created.Secret
@@ -64,23 +68,39 @@ func (r *Registrar) decide(ctx context.Context, sub Submission, current *Registr
 	return ev, r.approved(ev), tr, nil
 }
 
-// createFailed maps Hydra's answer, and makes sure nothing is left half-created:
-// when the outcome is unknown (a timeout), a client this very request made is removed.
-func (r *Registrar) createFailed(ctx context.Context, reg *Registration, nonce string, err error) error {
+// createFailed maps Hydra's answer to what is known. A refusal or a create that
+// never left obdcr made nothing; any other failure (a timeout, a reset after
+// sending, a 5xx) may have made the client, now or later: the answer says the
+// outcome is unknown, and the reconciler settles it within the compensation window.
+func (r *Registrar) createFailed(ctx context.Context, reg *Registration, err error) error {
 	var rejected *hydra.RejectedError
-	var down *hydra.UnavailableError
 	switch {
 	case errors.Is(err, hydra.ErrConflict):
+		r.endCreate(ctx, reg)
+		if pending := r.earlierCreatePending(ctx, reg); pending != nil {
+			return pending
+		}
 		return alreadyRegistered(reg.SoftwareID, reg.ClientID)
 	case errors.As(err, &rejected):
+		r.endCreate(ctx, reg)
 		return hydraRefused(StepCreate, rejected)
-	case errors.As(err, &down):
-		r.compensate(ctx, reg.ClientID, nonce)
-		return &Unavailable{Dependency: "hydra", Timeout: down.Timeout, Err: err}
-	default:
-		r.compensate(ctx, reg.ClientID, nonce)
+	case notSent(err):
+		r.endCreate(ctx, reg)
 		return &Unavailable{Dependency: "hydra", Err: err}
+	default:
+		// A client this very request made is removed at once if Hydra answers
+		// within the request's budget; the attempt stays for the reconciler, in
+		// case the create reaches Hydra later still.
+		_, _ = r.removeHalfMade(ctx, CreateAttempt{ClientID: reg.ClientID, Nonce: reg.RequestJTI})
+		return OutcomeUnknown("hydra", err)
 	}
+}
+
+// notSent: the create never reached Hydra (no connection could be made), so it
+// made nothing and never will.
+func notSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // alreadyRegistered refuses a second registration of a software_id: Hydra's
@@ -99,16 +119,6 @@ func hydraRefused(step string, rejected *hydra.RejectedError) *Error {
 	e := Refuse(InvalidClientMetadata, "", "the authorization server refused the client: %s", rejected.Message)
 	e.Rule = step
 	return e
-}
-
-func (r *Registrar) compensate(ctx context.Context, clientID, nonce string) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	c, err := r.Clients.Get(cctx, clientID)
-	if err != nil || nonceOf(c.Metadata) != nonce {
-		return
-	}
-	_ = r.Clients.Delete(cctx, clientID)
 }
 
 func nonceOf(meta json.RawMessage) string {

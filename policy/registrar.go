@@ -41,7 +41,10 @@ type Registrar struct {
 	Clients  ClientStore
 	Replay   ReplayCache
 	// Orgs, when set, answers org_id lookups without Hydra's scan of every client.
-	Orgs      OrgIndex
+	Orgs OrgIndex
+	// Creates, when set, keeps creates in flight, so that a half-made
+	// registration is removed (ReconcileCreates).
+	Creates   CreateLog
 	Audiences []string // OBDCR_ISSUER and OBDCR_AUDIENCES
 	Now       func() time.Time
 }

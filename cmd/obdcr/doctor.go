@@ -18,7 +18,8 @@ import (
 const doctorUsage = `usage: obdcr doctor [--json] [--fix]
 Checks the Hydra obdcr fronts: its own registration endpoint off, its ID-token key's alg
 allowed by the enabled profiles, its issuer, its discovery document, reachability and
-clock. Exit 0 only when nothing is wrong. --fix adds a PS256 (or ES256) ID-token key
+clock; and, asking the running obdcr (OBDCR_ADMIN_URL), the registrations still half-made.
+Exit 0 only when nothing is wrong. --fix adds a PS256 (or ES256) ID-token key
 when the active one is not allowed, and changes nothing else in obdcr's name; but Hydra
 signs every client's ID tokens with its newest key, so the new alg applies to ALL of
 Hydra's clients, the bank's own apps too. --fix prints what it will do before it acts.
@@ -97,8 +98,20 @@ func doctor(getenv func(string) string, fix, asJSON bool, stdout io.Writer) (doc
 			rep.Findings = setup.Run(ctx)
 		}
 	}
+	rep.Findings = append(rep.Findings, halfMade(getenv))
 	rep.Problems = plugin.Problems(rep.Findings)
 	return rep, nil
+}
+
+// halfMade asks the running obdcr (OBDCR_ADMIN_URL) which registrations are
+// still half-made: its store is where they are kept, and doctor needs no DSN.
+func halfMade(getenv func(string) string) plugin.Finding {
+	a, err := newAdminClient(getenv)
+	var list []policy.CreateAttempt
+	if err == nil {
+		err = a.call(http.MethodGet, "/admin/half-made", "", nil, &list)
+	}
+	return plugin.HalfMadeFinding(list, err, time.Now())
 }
 
 func printDoctor(stdout io.Writer, rep doctorReport) {

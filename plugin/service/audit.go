@@ -25,7 +25,7 @@ func (s *Service) audit(ctx context.Context, e store.AuditEntry) error {
 	if !s.digest.admit(e, e.Time) {
 		return nil // counted; its window's summary entry will say so
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	ctx, cancel := afterWork(ctx)
 	defer cancel()
 	if parent := trace.SpanFromContext(ctx); parent.IsRecording() {
 		var span trace.Span
@@ -90,4 +90,25 @@ func decisionEntry(kind string, tr policy.Trace, reg *policy.Registration, cert 
 		}
 	}
 	return e
+}
+
+// answerByKey holds the time by which the request must be answered.
+type answerByKey struct{}
+
+// WithAnswerBy says by when the request that ctx serves must be answered: its
+// work may end earlier (ctx's deadline), but its audit entry and completion
+// may use the time left up to t.
+func WithAnswerBy(ctx context.Context, t time.Time) context.Context {
+	return context.WithValue(ctx, answerByKey{}, t)
+}
+
+// afterWork is the context an audit entry or a completion is written in: not
+// ended by the caller going away or the work's deadline, and bounded by 5 s or
+// the time the request must be answered by, whichever is sooner.
+func afterWork(ctx context.Context) (context.Context, context.CancelFunc) {
+	deadline := time.Now().Add(5 * time.Second)
+	if t, ok := ctx.Value(answerByKey{}).(time.Time); ok && t.Before(deadline) {
+		deadline = t
+	}
+	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
 }

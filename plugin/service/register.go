@@ -21,9 +21,11 @@ func Outcome(err error) (outcome, code string) {
 }
 
 // Register decides a registration (RFC 7591 §3) by a TPP, audits and counts
-// it. An approval the audit did not take is taken back: no client exists that
-// the audit does not know. The trace is what is known of the request however
-// far it got, for the request's log line.
+// it, and completes it: only a completed registration is answered 201. One
+// created but not audited or not completed is half-made: the TPP hears that
+// the outcome is not known yet, and the reconciler removes the client within
+// the compensation window (policy.CompensationWindow). The trace is what is
+// known of the request however far it got, for the request's log line.
 func (s *Service) Register(ctx context.Context, actor TPP, jwt []byte) (*policy.Registration, policy.Trace, error) {
 	reg, tr, err := s.d.Registrar.Register(ctx, policy.Submission{JWT: jwt, Certificate: actor.Cert})
 	outcome, code := Outcome(err)
@@ -35,13 +37,21 @@ func (s *Service) Register(ctx context.Context, actor TPP, jwt []byte) (*policy.
 	s.activity.record(s.d.Now(), tr.Profile, err == nil, code, rule)
 	if aerr := s.audit(ctx, decisionEntry(store.KindRegistration, tr, reg, actor.Cert, err)); aerr != nil {
 		if reg != nil {
-			_ = s.d.Registrar.Deregister(context.WithoutCancel(ctx), reg.ClientID)
+			return nil, tr, policy.OutcomeUnknown("store", aerr)
 		}
-		if err == nil || policy.IsRefusal(err) {
+		if policy.IsRefusal(err) {
 			return nil, tr, aerr
 		}
 	}
-	return reg, tr, err
+	if err != nil {
+		return nil, tr, err
+	}
+	cctx, cancel := afterWork(ctx)
+	defer cancel()
+	if err := s.d.Registrar.Complete(cctx, reg); err != nil {
+		return nil, tr, err
+	}
+	return reg, tr, nil
 }
 
 // Update replaces the registration the TPP proved it manages (RFC 7592 §2.2)

@@ -172,17 +172,23 @@ func TestServiceOperations(t *testing.T) {
 			wantCount: []string{"invalid_redirect_uri/refused/uk=1"},
 		},
 		{
-			name: "register: the audit fails, so the client is taken back",
+			// Half-made: the reconciler removes the client within the
+			// compensation window (policy/uk's and plugin's half-made tests).
+			name: "register: the audit fails, so the outcome is not known",
 			setup: func(e *env, t *testing.T) TPP {
 				e.st.failAppend = true
 				return TPP{}
 			},
 			op: func(t *testing.T, e *env, _ TPP) error {
 				_, _, err := e.svc.Register(context.Background(), e.tpp(), e.f.Request(t, nil, nil))
+				var u *policy.Unavailable
+				if !errors.As(err, &u) || !strings.Contains(u.Detail, "not known") {
+					t.Errorf("the answer does not say the outcome is unknown: %v", err)
+				}
 				return err
 			},
 			wantErr:   isUnavailable,
-			wantCount: []string{"/approved/uk=1"},
+			wantCount: []string{"/approved/uk=1"}, clients: 1,
 		},
 		{
 			name:  "update: approved",

@@ -110,6 +110,20 @@ var migrations = []string{
 		complete_at BIGINT NOT NULL
 	);
 	INSERT INTO obdcr_org_index (id, complete_at) VALUES (1, 0);`,
+	// 4: creates sent to Hydra and not yet settled (policy.CreateLog), so that
+	// any replica can remove a half-made registration.
+	`CREATE TABLE obdcr_creates (
+		id            {{serial}},
+		client_id     TEXT NOT NULL,
+		nonce         TEXT NOT NULL,
+		profile       TEXT NOT NULL,
+		software_id   TEXT NOT NULL,
+		org_id        TEXT NOT NULL,
+		noted_at      BIGINT NOT NULL,
+		claimed_until BIGINT NOT NULL
+	);
+	CREATE INDEX obdcr_creates_client ON obdcr_creates (client_id, nonce);
+	CREATE INDEX obdcr_creates_noted ON obdcr_creates (noted_at);`,
 }
 
 // SQL is the Store on a SQL database.

@@ -176,9 +176,20 @@ func (s *SharedState) apply(ctx context.Context, p *policy.Profile, c Change) (p
 	return s.State(ctx, p.Name)
 }
 
+// PolicyPollTimeout bounds one poll. A read on a connection cut by a partition
+// returns only when TCP's retransmission, backing off, reaches the database
+// again: up to 16 s after the heal for a 20 s cut. Abandoning the call closes
+// that connection, and the next poll takes a fresh one, which answers as soon as
+// the database can: a change is seen within PolicyPoll + PolicyPollTimeout of the heal.
+const PolicyPollTimeout = 2 * time.Second
+
 // Run keeps the cache current until ctx ends.
 func (s *SharedState) Run(ctx context.Context) {
-	policy.Every(ctx, PolicyPoll, s.reloadIfChanged)
+	policy.Every(ctx, PolicyPoll, func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, PolicyPollTimeout)
+		defer cancel()
+		s.reloadIfChanged(ctx)
+	})
 }
 
 // reloadIfChanged reloads the cache when the store's version has moved: one
