@@ -110,6 +110,14 @@ var migrations = []string{
 		complete_at BIGINT NOT NULL
 	);
 	INSERT INTO obdcr_org_index (id, complete_at) VALUES (1, 0);`,
+	// 4: the FAPI edge's pushed authorization requests and authorization
+	// handles: single-use, short-lived, shared by every replica.
+	`CREATE TABLE obdcr_handles (
+		key        TEXT PRIMARY KEY,
+		value      TEXT NOT NULL,
+		expires_at BIGINT NOT NULL
+	);
+	CREATE INDEX obdcr_handles_expires ON obdcr_handles (expires_at);`,
 }
 
 // SQL is the Store on a SQL database.
@@ -117,7 +125,9 @@ type SQL struct {
 	db    *sql.DB
 	d     dialect
 	swept atomic.Int64 // unix seconds of the last sweep of expired jtis
-	nowFn func() time.Time
+	// handlesSwept is the same for expired handles.
+	handlesSwept atomic.Int64
+	nowFn        func() time.Time
 }
 
 func openSQLite(ctx context.Context, path string) (*SQL, error) {

@@ -18,6 +18,7 @@ import (
 type Store interface {
 	policy.ReplayCache
 	policy.OrgIndex
+	Handles
 	// States returns every stored profile state and the policy version.
 	States(ctx context.Context) (map[string]StoredState, int64, error)
 	// Version changes whenever any profile's state changes; replicas poll it.
