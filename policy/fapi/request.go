@@ -73,13 +73,13 @@ func (v *Verifier) now() time.Time {
 
 // requestClaims is a request object's payload; unknown members are ignored.
 type requestClaims struct {
-	Iss       string              `json:"iss"`
-	Aud       policy.StringList   `json:"aud"`
-	Exp       *policy.NumericDate `json:"exp"`
-	Nbf       *policy.NumericDate `json:"nbf"`
-	ClientID  string              `json:"client_id"`
-	Request   json.RawMessage     `json:"request"`
-	RequestU  json.RawMessage     `json:"request_uri"`
+	Iss      string              `json:"iss"`
+	Aud      policy.StringList   `json:"aud"`
+	Exp      *policy.NumericDate `json:"exp"`
+	Nbf      *policy.NumericDate `json:"nbf"`
+	ClientID string              `json:"client_id"`
+	Request  json.RawMessage     `json:"request"`
+	RequestU json.RawMessage     `json:"request_uri"`
 	AuthRequest
 }
 
