@@ -43,9 +43,6 @@ func IsJARM(mode string) bool {
 	return mode == "jwt" || strings.HasSuffix(mode, ".jwt")
 }
 
-// ResponseModes are every mode the edge can answer in.
-var ResponseModes = []string{"query", "fragment", "form_post", "jwt", "query.jwt", "fragment.jwt", "form_post.jwt"}
-
 // maxRequestLifetime is FAPI 1.0 Advanced §5.2.2 (13): exp - nbf at most 60 minutes.
 const maxRequestLifetime = 60 * time.Minute
 
@@ -176,7 +173,7 @@ func CheckRequest(c *Client, r *AuthRequest) error {
 		return refuse(UnsupportedResponseType, "response_type %q is not one the client registered (%s)", clip(r.ResponseType), strings.Join(c.ResponseTypes, ", "))
 	case r.ResponseType != "code" && r.ResponseType != "code id_token":
 		return refuse(UnsupportedResponseType, "response_type must be code or code id_token")
-	case r.ResponseMode != "" && !slices.Contains(ResponseModes, r.ResponseMode):
+	case r.ResponseMode != "" && !slices.Contains(policy.ResponseModes, r.ResponseMode):
 		return refuse(InvalidRequest, "response_mode %q is not supported", clip(r.ResponseMode))
 	case r.ResponseMode != "" && len(c.Rules.ResponseModes) > 0 && !slices.Contains(c.Rules.ResponseModes, r.ResponseMode):
 		return refuse(InvalidRequest, "response_mode %q is not allowed here; use one of %s", clip(r.ResponseMode), strings.Join(c.Rules.ResponseModes, ", "))
