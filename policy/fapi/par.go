@@ -3,6 +3,7 @@ package fapi
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"strings"
@@ -111,4 +112,40 @@ func randomID() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// CodeLifetime bounds how long the edge remembers where a code was sent; Hydra's
+// own code lifetime is shorter by default (10 minutes).
+const CodeLifetime = 15 * time.Minute
+
+func codeKey(code string) string {
+	sum := sha256.Sum256([]byte(code))
+	return "code:" + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// NoteCode remembers which client and redirect URI a code was answered to; only
+// its hash is stored.
+func (p *Pushed) NoteCode(ctx context.Context, code, clientID, redirectURI string) error {
+	b, _ := json.Marshal([2]string{clientID, redirectURI})
+	if err := p.Store.PutHandle(ctx, codeKey(code), b, p.Now().Add(CodeLifetime)); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// CheckCode: a code is redeemed by the client it was answered to, with the very
+// redirect_uri of its authorization request (RFC 6749 §4.1.3), once.
+func (p *Pushed) CheckCode(ctx context.Context, code, clientID, redirectURI string) error {
+	b, ok, err := p.Store.TakeHandle(ctx, codeKey(code))
+	if err != nil {
+		return unavailable(err)
+	}
+	var v [2]string
+	if !ok || json.Unmarshal(b, &v) != nil {
+		return refuse("invalid_grant", "the code is unknown, expired or already used")
+	}
+	if v[0] != clientID || v[1] != redirectURI {
+		return refuse("invalid_grant", "redirect_uri is not the one the code was issued for, or the code is another client's")
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package fapi
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -108,7 +109,7 @@ func (k *SigningKey) ReissueIDToken(hydraToken string, hydraKeys jwk.Set, issuer
 	if err != nil {
 		return "", fmt.Errorf("Hydra's ID token does not verify: %w", err)
 	}
-	claims, err := tok.AsMap(nil)
+	claims, err := tok.AsMap(context.Background())
 	if err != nil {
 		return "", err
 	}
