@@ -24,9 +24,11 @@ func browse(browser *http.Client, req *http.Request, redirectURI string, landed 
 		resp.Body.Close()
 		if *landed != nil {
 			// The hybrid flow answers in the fragment, the code flow in the query.
+			// The fragment is parsed as sent: decoded first, a ';' or '&' inside
+			// a value would split it.
 			params := (*landed).Query()
 			if (*landed).Fragment != "" {
-				params, _ = url.ParseQuery((*landed).Fragment)
+				params, _ = url.ParseQuery((*landed).EscapedFragment())
 			}
 			return params, resp, nil
 		}
