@@ -77,11 +77,6 @@ type edgeDoc struct {
 	raw           map[string]any
 }
 
-func browserClient() *http.Client {
-	c, _ := sandbox.NewClient(nil, env.Sandbox.PKI().Pool())
-	return c.HTTP
-}
-
 func readDoc(t *testing.T) *edgeDoc {
 	t.Helper()
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsRoots()}}

@@ -20,9 +20,10 @@ type Handles interface {
 	TakeHandle(ctx context.Context, key string) (value []byte, ok bool, err error)
 }
 
-// MaxHandles bounds the live handles of one store. Each is made by a client
-// that authenticated (PAR) or a browser the edge rate-limits, and lives a few
-// minutes, so a full table means a flood, which is refused rather than stored.
+// MaxHandles bounds the live handles of one store. Each is made for a request
+// object a registered client signed (pushed with client authentication, or
+// sent by value through a browser) or a code Hydra issued, and lives minutes,
+// so a full table means a flood, which is refused rather than stored.
 const MaxHandles = 100_000
 
 // ErrHandlesFull: MaxHandles live values are held; try again later.
