@@ -35,15 +35,21 @@ func readForm(c echo.Context) (url.Values, error) {
 	return r.PostForm, nil
 }
 
+// authenticated reads a PAR or token request's form and says which client sent it.
+func (e *Edge) authenticated(c echo.Context) (url.Values, *pf.Client, error) {
+	form, err := readForm(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	client, err := e.auth.Authenticate(c.Request().Context(), form)
+	return form, client, err
+}
+
 // par is POST /oauth2/par (RFC 9126): an authenticated client pushes a signed
 // request object and gets a request_uri for it.
 func (e *Edge) par(c echo.Context) error {
 	ctx := c.Request().Context()
-	form, err := readForm(c)
-	if err != nil {
-		return jsonError(c, err)
-	}
-	client, err := e.auth.Authenticate(ctx, form)
+	form, client, err := e.authenticated(c)
 	if err != nil {
 		return jsonError(c, err)
 	}
@@ -84,11 +90,7 @@ type TokenIssuer interface {
 // token is POST /oauth2/token on the TPP listener.
 func (e *Edge) token(c echo.Context) error {
 	ctx := c.Request().Context()
-	form, err := readForm(c)
-	if err != nil {
-		return jsonError(c, err)
-	}
-	client, err := e.auth.Authenticate(ctx, form)
+	form, client, err := e.authenticated(c)
 	if err != nil {
 		return jsonError(c, err)
 	}
