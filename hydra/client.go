@@ -27,13 +27,15 @@ type Client struct {
 	RequestObjectSigningAlg     string
 	UserinfoSignedResponseAlg   string
 	JWKSURI                     string
-	ClientURI                   string
-	LogoURI                     string
-	PolicyURI                   string
-	TosURI                      string
-	Contacts                    []string
-	Metadata                    json.RawMessage
-	CreatedAt                   time.Time
+	// JWKS is an inline key set (the FAPI edge's clients trust only obdcr's key).
+	JWKS      json.RawMessage
+	ClientURI string
+	LogoURI   string
+	PolicyURI string
+	TosURI    string
+	Contacts  []string
+	Metadata  json.RawMessage
+	CreatedAt time.Time
 }
 
 func str(s string) *string {
@@ -75,6 +77,9 @@ func toHydra(c Client) hc.OAuth2Client {
 	if len(c.Metadata) > 0 {
 		o.Metadata = c.Metadata
 	}
+	if len(c.JWKS) > 0 {
+		o.Jwks = c.JWKS
+	}
 	return o
 }
 
@@ -105,6 +110,17 @@ func fromHydra(o *hc.OAuth2Client) Client {
 	}
 	if o.Metadata != nil {
 		c.Metadata, _ = json.Marshal(o.Metadata)
+	}
+	// Hydra answers an empty set for a client without one; sent back with a
+	// jwks_uri it is refused, so only a set with keys is kept.
+	if o.Jwks != nil {
+		b, _ := json.Marshal(o.Jwks)
+		var set struct {
+			Keys []json.RawMessage `json:"keys"`
+		}
+		if json.Unmarshal(b, &set) == nil && len(set.Keys) > 0 {
+			c.JWKS = b
+		}
 	}
 	return c
 }

@@ -48,10 +48,35 @@ type Config struct {
 	AuditRefusals      int            `env:"OBDCR_AUDIT_REFUSALS_PER_CERT_HOUR" envDefault:"60" help:"refusal entries one client certificate may have written to the audit an hour, summaries included; past it refusals are only counted (obdcr_audit_refusals_suppressed_total)"`
 	DSN                string         `env:"OBDCR_DSN" envDefault:"memory" help:"memory, sqlite://PATH or postgres://...: policy state, replay cache, audit"`
 	LogLevel           string         `env:"OBDCR_LOG_LEVEL" envDefault:"info" help:"debug, info, warn or error; JSON logs on stderr"`
+	Edge               EdgeConfig     `envPrefix:""`
 
 	// jurisdictions are those LoadConfigFor read, and envs their variables by name.
 	jurisdictions []policy.Jurisdiction
 	envs          map[string]policy.JurisdictionEnv
+}
+
+// EdgeConfig is the FAPI edge's (off unless OBDCR_EDGE_LISTEN is set).
+type EdgeConfig struct {
+	Listen         string `env:"OBDCR_EDGE_LISTEN" help:"FAPI edge: browser-facing HTTPS listener, no client certificate asked, at the issuer's host (empty: the edge is off)"`
+	PublicURL      string `env:"OBDCR_EDGE_PUBLIC_URL" help:"the issuer URL as clients and browsers reach the edge; Hydra's URLS_SELF_ISSUER and URLS_SELF_PUBLIC must be the same (required with the edge)"`
+	TLSCertFile    string `env:"OBDCR_EDGE_TLS_CERT_FILE" help:"the edge listener's certificate, PEM (empty: the TPP listener's)"`
+	TLSKeyFile     string `env:"OBDCR_EDGE_TLS_KEY_FILE" help:"its key, PEM"`
+	SigningKeyFile string `env:"OBDCR_EDGE_SIGNING_KEY_FILE" help:"PEM private key (RSA 2048+ for PS256, or P-256 for ES256) that signs JARM responses, hybrid ID tokens and obdcr's assertions to Hydra; reloaded when it changes (required with the edge)"`
+}
+
+func (e EdgeConfig) validate() error {
+	if e.Listen == "" {
+		return nil
+	}
+	switch {
+	case e.PublicURL == "":
+		return errors.New("OBDCR_EDGE_PUBLIC_URL: required with OBDCR_EDGE_LISTEN")
+	case e.SigningKeyFile == "":
+		return errors.New("OBDCR_EDGE_SIGNING_KEY_FILE: required with OBDCR_EDGE_LISTEN")
+	case (e.TLSCertFile == "") != (e.TLSKeyFile == ""):
+		return errors.New("OBDCR_EDGE_TLS_CERT_FILE, OBDCR_EDGE_TLS_KEY_FILE: set both or neither")
+	}
+	return policy.CheckURL("OBDCR_EDGE_PUBLIC_URL", e.PublicURL)
 }
 
 // HydraAdminAuth is how obdcr authenticates to Hydra's admin API.
@@ -187,6 +212,9 @@ func (c Config) validate() error {
 		}
 	}
 	if err := c.HydraAdminAuth.validate(); err != nil {
+		return err
+	}
+	if err := c.Edge.validate(); err != nil {
 		return err
 	}
 	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {

@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -25,6 +26,9 @@ var hydraMethods = []string{"private_key_jwt", "client_secret_basic", "client_se
 // acceptance is what the enabled profiles accept between them.
 type acceptance struct {
 	methods, algs, responseTypes, grantTypes, scopes []string
+	// The FAPI edge's: an enabled profile requires PAR; the response modes allowed.
+	requirePAR    bool
+	responseModes []string
 }
 
 func (s *Server) accepted(ctx context.Context) (acceptance, error) {
@@ -42,6 +46,8 @@ func (s *Server) accepted(ctx context.Context) (acceptance, error) {
 		a.algs = union(a.algs, set.SigningAlgs)
 		a.responseTypes = union(a.responseTypes, set.ResponseTypes)
 		a.grantTypes = union(a.grantTypes, set.GrantTypes)
+		a.requirePAR = a.requirePAR || set.RequirePAR
+		a.responseModes = union(a.responseModes, set.ResponseModes)
 		scopes := p.Scopes
 		if len(set.Scopes) > 0 { // the bank narrowed them; openid and the management scope stay
 			scopes = slices.DeleteFunc(slices.Clone(p.Scopes), func(sc string) bool {
@@ -58,7 +64,7 @@ func (s *Server) accepted(ctx context.Context) (acceptance, error) {
 // configuration: what the profiles accept now.
 func (a acceptance) key() string {
 	var b strings.Builder
-	for _, l := range [][]string{a.methods, a.algs, a.responseTypes, a.grantTypes, a.scopes} {
+	for _, l := range [][]string{a.methods, a.algs, a.responseTypes, a.grantTypes, a.scopes, a.responseModes, {fmt.Sprint(a.requirePAR)}} {
 		b.WriteString(strings.Join(l, " "))
 		b.WriteByte('|')
 	}
@@ -129,6 +135,10 @@ func (s *Server) buildDiscovery(base hydra.Document, a acceptance) hydra.Documen
 	doc.Set("tls_client_certificate_bound_access_tokens", false)
 	doc.Set("require_pushed_authorization_requests", false)
 	delete(doc, "pushed_authorization_request_endpoint")
+	if s.edge != nil {
+		s.edge.edge.Overlay(doc, a.requirePAR)
+		doc.Set("response_modes_supported", nonNil(a.responseModes))
+	}
 	return doc
 }
 

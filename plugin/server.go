@@ -65,6 +65,8 @@ type Server struct {
 	unprovenLog *logSampler
 	// stopBackground ends the background work once the listeners have drained.
 	stopBackground context.CancelFunc
+	// edge is the FAPI edge; nil when OBDCR_EDGE_LISTEN is empty.
+	edge *edgeServer
 }
 
 // Deps lets tests and embedders replace what New would build from Config.
@@ -198,6 +200,12 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	}
 	s.serveTLS(max(cfg.TPPMaxConns, 1))
 	s.routes()
+	if cfg.Edge.Listen != "" {
+		if err := s.startEdge(hc, keys, report, d.Now); err != nil {
+			st.Close()
+			return nil, err
+		}
+	}
 	return s, nil
 }
 
@@ -296,7 +304,12 @@ func (s *Server) Serve(ctx context.Context, tppLn, adminLn net.Listener) error {
 		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: tppIdleTimeout, ErrorLog: s.serverErrorLog("tpp")}
 	adminSrv := &http.Server{Handler: s.admin, ReadHeaderTimeout: 10 * time.Second, MaxHeaderBytes: maxHeaderBytes,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, ErrorLog: s.serverErrorLog("admin")}
+	serveEdge, shutdownEdge, err := s.serveEdge(ctx)
+	if err != nil {
+		return errors.Join(err, s.Close())
+	}
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(serveEdge)
 	// Connections are bounded before TLS: per source address first (one client
 	// cannot take every slot), then in all, where a flood waits in the kernel's
 	// backlog rather than in goroutines and buffers here.
@@ -308,9 +321,9 @@ func (s *Server) Serve(ctx context.Context, tppLn, adminLn net.Listener) error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
-		return errors.Join(tppSrv.Shutdown(sctx), adminSrv.Shutdown(sctx))
+		return errors.Join(tppSrv.Shutdown(sctx), adminSrv.Shutdown(sctx), shutdownEdge(sctx))
 	})
-	err := g.Wait()
+	err = g.Wait()
 	return errors.Join(err, s.Close())
 }
 

@@ -1,6 +1,10 @@
 package policy
 
-import "context"
+import (
+	"context"
+	"slices"
+	"strings"
+)
 
 // RuleHydraLimits names the check of what Hydra cannot do.
 const RuleHydraLimits = "hydra.capabilities"
@@ -11,9 +15,15 @@ const RuleHydraLimits = "hydra.capabilities"
 // (JARM) is recorded, since the CDS requires the claim, and flagged as not
 // honoured: the dry run shows it as a warning, and the README and obdcr doctor
 // say so.
+//
+// With the FAPI edge on, obdcr itself provides PAR and JARM: they are honoured,
+// and a JARM algorithm is accepted only if the edge's key signs with it.
 func HydraLimits() Rule {
 	return Rule{Name: RuleHydraLimits, Check: func(_ context.Context, ev *Evaluation) error {
 		g := &ev.Granted
+		if len(ev.EdgeAlgs) > 0 {
+			return edgeLimits(ev)
+		}
 		switch {
 		case g.TLSClientCertificateBoundAccessTokens:
 			return Refuse(InvalidClientMetadata, "tls_client_certificate_bound_access_tokens",
@@ -29,4 +39,22 @@ func HydraLimits() Rule {
 		}
 		return nil
 	}}
+}
+
+// edgeLimits is HydraLimits with the FAPI edge on.
+func edgeLimits(ev *Evaluation) error {
+	g := &ev.Granted
+	switch {
+	case g.TLSClientCertificateBoundAccessTokens:
+		return Refuse(InvalidClientMetadata, "tls_client_certificate_bound_access_tokens",
+			"cannot be honoured: this server's tokens are not bound to certificates (its discovery document says false)")
+	case g.IDTokenEncryptedResponseAlg != "" || g.IDTokenEncryptedResponseEnc != "":
+		return Refuse(InvalidClientMetadata, "id_token_encrypted_response_alg", "cannot be honoured: this server does not encrypt ID tokens")
+	case g.AuthorizationEncryptedResponseAlg != "" || g.AuthorizationEncryptedResponseEnc != "":
+		return Refuse(InvalidClientMetadata, "authorization_encrypted_response_alg", "cannot be honoured: this server signs authorization responses but does not encrypt them")
+	case g.AuthorizationSignedResponseAlg != "" && !slices.Contains(ev.EdgeAlgs, g.AuthorizationSignedResponseAlg):
+		return Refuse(InvalidClientMetadata, "authorization_signed_response_alg", "%s cannot be honoured: authorization responses are signed with %s",
+			g.AuthorizationSignedResponseAlg, strings.Join(ev.EdgeAlgs, ", "))
+	}
+	return nil
 }

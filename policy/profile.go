@@ -67,6 +67,8 @@ type Evaluation struct {
 	// Warnings are what rules recorded but the server will not honour; a dry
 	// run shows them on the rule that found them.
 	Warnings []string
+	// EdgeAlgs: the FAPI edge is on and signs JARM with these (Registrar.EdgeAlgs).
+	EdgeAlgs []string
 }
 
 // Warn records something a rule lets through but the server will not honour.

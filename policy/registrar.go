@@ -46,7 +46,10 @@ type Registrar struct {
 	// registration is removed (ReconcileCreates).
 	Creates   CreateLog
 	Audiences []string // OBDCR_ISSUER and OBDCR_AUDIENCES
-	Now       func() time.Time
+	// EdgeAlgs, when set, say the FAPI edge is on and signs authorization
+	// responses with these algorithms: PAR and JARM are then provided.
+	EdgeAlgs []string
+	Now      func() time.Time
 }
 
 // Submission is a registration request as it arrived.
@@ -151,7 +154,7 @@ func (r *Registrar) prepare(ctx context.Context, sub Submission, current *Regist
 	}
 	ev := &Evaluation{
 		Now: r.now(), Profile: p, Settings: st.Settings, Audiences: r.Audiences,
-		Certificate: sub.Certificate, Current: current,
+		Certificate: sub.Certificate, Current: current, EdgeAlgs: r.EdgeAlgs,
 		Request: req, Claims: &claims, StatementJWS: ssa, StatementClaims: ssaClaims, Granted: claims.ClientMetadata,
 	}
 	return ev, tr, nil

@@ -47,7 +47,16 @@ type Settings struct {
 	// TransportCertificate is the proof that the mTLS certificate is the TPP's:
 	// "any" (JWKS or subject), "jwks", "subject", or "none".
 	TransportCertificate string `json:"transport_certificate"`
+	// The FAPI edge's (used only when it is on): whether the authorization
+	// endpoint takes request objects only by PAR, whether PKCE is required
+	// without PAR too, and the response modes a client may ask for.
+	RequirePAR    bool     `json:"require_par"`
+	PKCERequired  bool     `json:"pkce_required"`
+	ResponseModes []string `json:"response_modes"`
 }
+
+// ResponseModes are every response_mode the FAPI edge can answer in.
+var ResponseModes = []string{"query", "fragment", "form_post", "jwt", "query.jwt", "fragment.jwt", "form_post.jwt"}
 
 // Limits are the values each Settings list may hold for a profile. They encode what
 // the specification and Hydra allow, so that no admin can switch on, say,
@@ -81,6 +90,7 @@ func (s Settings) Validate(l Limits) error {
 		{"grant_types", s.GrantTypes, l.GrantTypes, true},
 		{"response_types", s.ResponseTypes, l.ResponseTypes, true},
 		{"application_types", s.ApplicationTypes, l.ApplicationTypes, true},
+		{"response_modes", s.ResponseModes, ResponseModes, false},
 	}
 	for _, f := range lists {
 		if f.nonEmpty && len(f.got) == 0 {
@@ -149,6 +159,7 @@ func (s Settings) clone() Settings {
 	c.ResponseTypes = slices.Clone(s.ResponseTypes)
 	c.ApplicationTypes = slices.Clone(s.ApplicationTypes)
 	c.Scopes = slices.Clone(s.Scopes)
+	c.ResponseModes = slices.Clone(s.ResponseModes)
 	return c
 }
 

@@ -32,6 +32,14 @@ type AuthorizeRequest struct {
 	// RequestAlg signs the request object: "" (the TPP's key alg, PS256),
 	// "RS256" (the same RSA key, an alg the client did not register) or "none".
 	RequestAlg string
+	// PARURL, when set, is where the request object is pushed (RFC 9126, over
+	// the TPP's mTLS); the browser then carries only client_id and request_uri.
+	PARURL       string
+	ResponseMode string
+	// Claims and Query change the request object and the browser's query
+	// before they are sent (refusal tests).
+	Claims func(map[string]any)
+	Query  func(url.Values)
 }
 
 // AuthorizeResult is what reached the TPP's redirect URI.
@@ -40,6 +48,12 @@ type AuthorizeResult struct {
 	Error, ErrorDescription    string
 	Verifier, Nonce, SentState string // what the TPP keeps to redeem the code
 	Params                     url.Values
+	// Response is a JARM response (response_mode jwt), not yet verified.
+	Response string
+	// PageStatus is set when the flow ended at a page (no redirect to the client).
+	PageStatus int
+	// Pushed is the PAR endpoint's answer when the request was pushed.
+	Pushed *Response
 }
 
 // Authorize runs the front channel as a browser would: Hydra, the bank's login
@@ -54,12 +68,33 @@ func (c *Client) Authorize(ctx context.Context, r AuthorizeRequest, roots *x509.
 		"code_challenge": base64.RawURLEncoding.EncodeToString(challenge[:]), "code_challenge_method": "S256",
 		"iat": now.Unix(), "nbf": now.Unix(), "exp": now.Add(5 * time.Minute).Unix(), "jti": uuid.NewString(),
 	}
+	if r.ResponseMode != "" {
+		claims["response_mode"] = r.ResponseMode
+	}
+	if r.Claims != nil {
+		r.Claims(claims)
+	}
 	object, err := c.requestObject(claims, r.RequestAlg)
 	if err != nil {
 		return nil, err
 	}
 	q := url.Values{"client_id": {r.ClientID}, "response_type": {r.ResponseType}, "scope": {r.Scope},
 		"redirect_uri": {r.RedirectURI}, "request": {object}}
+	if r.PARURL != "" {
+		pushed, err := c.Push(ctx, r.PARURL, r.ClientID, object)
+		if err != nil {
+			return nil, err
+		}
+		res.Pushed = pushed
+		uri, _ := pushed.JSON()["request_uri"].(string)
+		if pushed.Status != http.StatusCreated || uri == "" {
+			return res, nil
+		}
+		q = url.Values{"client_id": {r.ClientID}, "request_uri": {uri}}
+	}
+	if r.Query != nil {
+		r.Query(q)
+	}
 	jar, _ := cookiejar.New(nil)
 	var landed *url.URL
 	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second,
@@ -82,28 +117,27 @@ func (c *Client) Authorize(ctx context.Context, r AuthorizeRequest, roots *x509.
 	if err != nil {
 		return nil, err
 	}
-	resp, err := browser.Do(req)
+	params, resp, err := browse(browser, req, r.RedirectURI, &landed)
 	if err != nil {
 		return nil, err
 	}
-	resp.Body.Close()
-	if landed == nil {
+	if params == nil {
 		// An error Hydra will not send to the client's redirect URI (a request
 		// object it cannot trust, say) goes to the bank's error page.
 		if q := resp.Request.URL.Query(); q.Get("error") != "" {
 			res.Params, res.Error, res.ErrorDescription = q, q.Get("error"), q.Get("error_description")
 			return res, nil
 		}
+		if resp.StatusCode == http.StatusBadRequest {
+			res.PageStatus = resp.StatusCode
+			return res, nil
+		}
 		return nil, fmt.Errorf("the flow ended at %s (HTTP %d), not at the redirect URI", resp.Request.URL, resp.StatusCode)
-	}
-	// The hybrid flow answers in the fragment, the code flow in the query.
-	params := landed.Query()
-	if landed.Fragment != "" {
-		params, _ = url.ParseQuery(landed.Fragment)
 	}
 	res.Params = params
 	res.Code, res.IDToken, res.State = params.Get("code"), params.Get("id_token"), params.Get("state")
 	res.Error, res.ErrorDescription = params.Get("error"), params.Get("error_description")
+	res.Response = params.Get("response")
 	return res, nil
 }
 

@@ -20,24 +20,33 @@ import (
 type Env struct {
 	Sandbox *Sandbox
 	Hydra   *Hydra
+	// EdgeURL is the issuer when Hydra sits behind obdcr's FAPI edge (StartEdge).
+	EdgeURL string
 }
 
 // AdminToken is the admin API token of obdcr instances started here.
 const AdminToken = "integration-admin-token-0123456789"
 
 // Issuer is what obdcr instances here accept as aud.
-func (e *Env) Issuer() string { return e.Hydra.PublicURL }
+func (e *Env) Issuer() string {
+	if e.EdgeURL != "" {
+		return e.EdgeURL
+	}
+	return e.Hydra.PublicURL
+}
 
 // Start makes a sandbox in dir, then Hydra trusting the sandbox's CA.
-func Start(dir string) (*Env, error) {
+func Start(dir string) (*Env, error) { return start(dir) }
+
+func start(dir string, hydraEnv ...string) (*Env, error) {
 	sb, err := StartSandbox(dir)
 	if err != nil {
 		return nil, err
 	}
 	// Hydra sends the customer to the sandbox's login and consent app, which
 	// accepts through Hydra's admin API: flows can run to the end.
-	h, err := StartHydra(sb.CAFile, "URLS_LOGIN="+sb.BaseURL+"/hydra/login", "URLS_CONSENT="+sb.BaseURL+"/hydra/consent",
-		"URLS_ERROR="+sb.BaseURL+"/hydra/error")
+	h, err := StartHydra(sb.CAFile, append([]string{"URLS_LOGIN=" + sb.BaseURL + "/hydra/login", "URLS_CONSENT=" + sb.BaseURL + "/hydra/consent",
+		"URLS_ERROR=" + sb.BaseURL + "/hydra/error"}, hydraEnv...)...)
 	if err != nil {
 		sb.Stop()
 		return nil, err

@@ -403,10 +403,11 @@ var funcs = template.FuncMap{
 	"fmtInt":   func(v int64) string { return fmt.Sprint(v) },
 	"list": func() []string {
 		return []string{"signing_algs", "token_endpoint_auth_methods", "grant_types", "response_types", "application_types", "scopes",
-			"clock_skew", "ssa_max_age", "request_max_age", "allow_delete", "require_active_status", "multiple_registrations", "transport_certificate"}
+			"clock_skew", "ssa_max_age", "request_max_age", "allow_delete", "require_active_status", "multiple_registrations", "transport_certificate",
+			"require_par", "pkce_required", "response_modes"}
 	},
 	"isBool": func(f string) bool {
-		return f == "allow_delete" || f == "require_active_status" || f == "multiple_registrations"
+		return f == "allow_delete" || f == "require_active_status" || f == "multiple_registrations" || f == "require_par" || f == "pkce_required"
 	},
 	"transportModes": func() []string { return []string{"any", "jwks", "subject", "none"} },
 	"kinds": func() []string {

@@ -27,6 +27,7 @@ func settingValues(p Policy) map[string]string {
 		"request_max_age": time.Duration(s.RequestMaxAge).String(), "allow_delete": yes(s.AllowDelete),
 		"require_active_status": yes(s.RequireActiveStatus), "multiple_registrations": yes(s.MultipleRegistrations),
 		"transport_certificate": s.TransportCertificate,
+		"require_par":           yes(s.RequirePAR), "pkce_required": yes(s.PKCERequired), "response_modes": strings.Join(s.ResponseModes, " "),
 	}
 }
 
@@ -45,9 +46,9 @@ func settingsPatch(c echo.Context, p Policy) (json.RawMessage, map[string]string
 		switch field {
 		case "response_types":
 			patch[field] = splitList(v, ",")
-		case "signing_algs", "token_endpoint_auth_methods", "grant_types", "application_types", "scopes":
+		case "signing_algs", "token_endpoint_auth_methods", "grant_types", "application_types", "scopes", "response_modes":
 			patch[field] = splitList(strings.ReplaceAll(v, ",", " "), " ")
-		case "allow_delete", "require_active_status", "multiple_registrations":
+		case "allow_delete", "require_active_status", "multiple_registrations", "require_par", "pkce_required":
 			patch[field] = v == "true"
 		default:
 			patch[field] = v

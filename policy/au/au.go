@@ -65,6 +65,10 @@ func Defaults() policy.Settings {
 		// CDR transport certificates come from the Register's CA and are bound to
 		// tokens, not named in the SSA: the thumbprint is kept for management calls.
 		TransportCertificate: "none",
+		// CDS: PAR is the only way to start a flow (since 16 September 2022), with
+		// PKCE, and the answer is JARM.
+		RequirePAR: true, PKCERequired: true,
+		ResponseModes: []string{"jwt", "query.jwt", "fragment.jwt", "form_post.jwt"},
 	}
 }
 

@@ -124,6 +124,14 @@ var migrations = []string{
 	);
 	CREATE INDEX obdcr_creates_client ON obdcr_creates (client_id, nonce);
 	CREATE INDEX obdcr_creates_noted ON obdcr_creates (noted_at);`,
+	// 5: the FAPI edge's pushed authorization requests and authorization
+	// handles: single-use, short-lived, shared by every replica.
+	`CREATE TABLE obdcr_handles (
+		key        TEXT PRIMARY KEY,
+		value      TEXT NOT NULL,
+		expires_at BIGINT NOT NULL
+	);
+	CREATE INDEX obdcr_handles_expires ON obdcr_handles (expires_at);`,
 }
 
 // SQL is the Store on a SQL database.
@@ -131,7 +139,9 @@ type SQL struct {
 	db    *sql.DB
 	d     dialect
 	swept atomic.Int64 // unix seconds of the last sweep of expired jtis
-	nowFn func() time.Time
+	// handlesSwept is the same for expired handles.
+	handlesSwept atomic.Int64
+	nowFn        func() time.Time
 }
 
 func openSQLite(ctx context.Context, path string) (*SQL, error) {

@@ -19,6 +19,7 @@ type Store interface {
 	policy.ReplayCache
 	policy.OrgIndex
 	policy.CreateLog
+	Handles
 	// States returns every stored profile state and the policy version.
 	States(ctx context.Context) (map[string]StoredState, int64, error)
 	// Version changes whenever any profile's state changes; replicas poll it.

@@ -53,6 +53,8 @@ func Defaults() policy.Settings {
 		AllowDelete:              true,
 		RequireActiveStatus:      true,
 		TransportCertificate:     "any",
+		// FAPI 1.0 Advanced: a request object by value or by PAR, any response mode.
+		ResponseModes: slices.Clone(policy.ResponseModes),
 	}
 }
 

@@ -1,0 +1,131 @@
+package fapi
+
+import (
+	"errors"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/obdcr/obdcr/policy"
+	pf "github.com/obdcr/obdcr/policy/fapi"
+)
+
+// authorize is GET /oauth2/auth. Hydra's own continuations (after login and
+// consent) go to Hydra; a client's request is verified, held under a handle,
+// and passed to Hydra with the edge's callback as its redirect URI.
+func (e *Edge) authorize(c echo.Context) error {
+	q := c.QueryParams()
+	if q.Has("login_verifier") || q.Has("consent_verifier") {
+		return e.proxied(c)
+	}
+	ctx := c.Request().Context()
+	clientID := q.Get("client_id")
+	if clientID == "" {
+		return page(c, &pf.Error{Code: pf.InvalidRequest, Description: "client_id is required"})
+	}
+	client, err := e.clients.Client(ctx, clientID)
+	if errors.Is(err, pf.ErrUnknownClient) {
+		return page(c, &pf.Error{Code: pf.InvalidClient, Description: "the client is not registered here"})
+	}
+	if err != nil {
+		return page(c, &pf.Error{Code: pf.TemporarilyUnavailable, Description: "the client's registration cannot be read now; try again"})
+	}
+	r, err := e.request(c, client, q)
+	if err != nil {
+		return e.refuse(c, client, r, q, err)
+	}
+	// Outside the request object only these may be sent, and they must agree.
+	if v := q.Get("response_type"); v != "" && v != r.ResponseType {
+		return e.refuse(c, client, r, q, &pf.Error{Code: pf.InvalidRequest, Description: "the response_type parameter does not match the request object's"})
+	}
+	if v := q.Get("scope"); v != "" && !sameScopes(v, r.Scope) {
+		return e.refuse(c, client, r, q, &pf.Error{Code: pf.InvalidRequest, Description: "the scope parameter does not match the request object's"})
+	}
+	handle, err := e.pushed.Hold(ctx, r)
+	if err != nil {
+		return e.refuse(c, client, r, q, err)
+	}
+	req := c.Request().Clone(ctx)
+	req.URL.RawQuery = e.hydraQuery(r, handle).Encode()
+	e.proxy.ServeHTTP(c.Response(), req)
+	return nil
+}
+
+// request is the verified request: pushed (request_uri) or by value (request).
+func (e *Edge) request(c echo.Context, client *pf.Client, q url.Values) (*pf.AuthRequest, error) {
+	ctx := c.Request().Context()
+	uri, raw := q.Get("request_uri"), q.Get("request")
+	switch {
+	case uri != "" && raw != "":
+		return nil, &pf.Error{Code: pf.InvalidRequest, Description: "send request or request_uri, not both", Page: true}
+	case uri != "":
+		return e.pushed.Pull(ctx, client, uri)
+	case raw == "":
+		return nil, &pf.Error{Code: pf.InvalidRequest, Description: "a signed request object is required: request, or request_uri from PAR", Page: true}
+	case client.Rules.RequirePAR:
+		return nil, &pf.Error{Code: pf.InvalidRequest, Description: "this client must push its request object (PAR) and send request_uri"}
+	}
+	return e.verifier.RequestObject(ctx, client, raw, false)
+}
+
+// refuse sends an error to the client's redirect URI when it can be trusted:
+// the verified request's, or else the unverified request object's if it is one
+// the client registered exactly. Otherwise the browser gets a page.
+func (e *Edge) refuse(c echo.Context, client *pf.Client, r *pf.AuthRequest, q url.Values, err error) error {
+	var fe *pf.Error
+	if !errors.As(err, &fe) {
+		fe = &pf.Error{Code: pf.ServerError, Description: "the request could not be completed", Page: true}
+	}
+	if r == nil {
+		redirect, state, mode, rt := pf.Untrusted(q.Get("request"))
+		if redirect != "" && slices.Contains(client.RedirectURIs, redirect) {
+			r = &pf.AuthRequest{ClientID: client.ID, RedirectURI: redirect, State: state, ResponseMode: mode, ResponseType: rt}
+			if !slices.Contains(policy.ResponseModes, mode) {
+				r.ResponseMode = ""
+			}
+		}
+	}
+	if fe.Page || r == nil {
+		return page(c, fe)
+	}
+	return e.respond(c, r, map[string]string{"error": fe.Code, "error_description": fe.Description})
+}
+
+// hydraQuery is the request as Hydra sees it: the edge's callback and the
+// handle as state; the hybrid flow answers by form_post, since a fragment
+// never reaches a server.
+func (e *Edge) hydraQuery(r *pf.AuthRequest, handle string) url.Values {
+	v := url.Values{"client_id": {r.ClientID}, "response_type": {r.ResponseType}, "scope": {r.Scope},
+		"redirect_uri": {e.cfg.Issuer + CallbackPath}, "state": {handle}}
+	set := func(k, val string) {
+		if val != "" {
+			v.Set(k, val)
+		}
+	}
+	set("nonce", r.Nonce)
+	set("code_challenge", r.CodeChallenge)
+	set("code_challenge_method", r.CodeChallengeMethod)
+	set("prompt", r.Prompt)
+	set("acr_values", r.ACRValues)
+	set("ui_locales", r.UILocales)
+	if len(r.Claims) > 0 {
+		v.Set("claims", string(r.Claims))
+	}
+	if r.MaxAge != nil {
+		v.Set("max_age", strconv.FormatInt(*r.MaxAge, 10))
+	}
+	if r.Hybrid() {
+		v.Set("response_mode", "form_post")
+	}
+	return v
+}
+
+func sameScopes(a, b string) bool {
+	x, y := strings.Fields(a), strings.Fields(b)
+	slices.Sort(x)
+	slices.Sort(y)
+	return slices.Equal(slices.Compact(x), slices.Compact(y))
+}

@@ -1,0 +1,184 @@
+// Package fapi is the FAPI edge's HTTP side: the browser-facing listener (the
+// issuer's public face: discovery, the merged JWKS, the authorization endpoint,
+// the callback from Hydra, and Hydra's other public paths proxied unchanged)
+// and the PAR and token endpoints on the TPP listener. What is decided lives in
+// policy/fapi; this package reads requests and writes answers.
+package fapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+
+	"github.com/obdcr/obdcr/hydra"
+	"github.com/obdcr/obdcr/policy"
+	pf "github.com/obdcr/obdcr/policy/fapi"
+)
+
+// CallbackPath is where Hydra sends the browser back to the edge.
+const CallbackPath = "/oauth2/edge/callback"
+
+// Paths on the TPP listener (mTLS).
+const (
+	PARPath   = "/oauth2/par"
+	TokenPath = "/oauth2/token"
+)
+
+// Config is what the edge is built from.
+type Config struct {
+	// Issuer is OBDCR_EDGE_PUBLIC_URL, also Hydra's URLS_SELF_ISSUER.
+	Issuer string
+	// TPPURL is OBDCR_PUBLIC_URL: the mTLS endpoints' base.
+	TPPURL      string
+	HydraPublic *hydra.Public
+	// ProxyTransport reaches Hydra's public API for proxied browser requests.
+	ProxyTransport http.RoundTripper
+	Key            func() *pf.SigningKey
+	Clients        policy.ClientStore
+	State          policy.PolicyState
+	Keys           policy.TrustStore
+	Replay         policy.ReplayCache
+	Handles        pf.HandleStore
+	Now            func() time.Time
+}
+
+// Edge is the FAPI edge.
+type Edge struct {
+	cfg      Config
+	clients  pf.Clients
+	verifier *pf.Verifier
+	pushed   *pf.Pushed
+	// auth and tokens are small interfaces: certificate-bound tokens and
+	// tls_client_auth come as other implementations.
+	auth   pf.Authenticator
+	tokens TokenIssuer
+	proxy  *httputil.ReverseProxy
+}
+
+// New builds the edge.
+func New(cfg Config) (*Edge, error) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	cfg.Issuer = strings.TrimRight(cfg.Issuer, "/")
+	cfg.TPPURL = strings.TrimRight(cfg.TPPURL, "/")
+	target, err := url.Parse(cfg.HydraPublic.URL)
+	if err != nil || target.Host == "" {
+		return nil, errors.New("HYDRA_PUBLIC_URL: not a URL")
+	}
+	e := &Edge{cfg: cfg}
+	e.clients = registry{clients: cfg.Clients, state: cfg.State}
+	e.verifier = &pf.Verifier{Issuer: cfg.Issuer, Keys: cfg.Keys, Replay: cfg.Replay, Now: cfg.Now}
+	e.pushed = &pf.Pushed{Store: cfg.Handles, Now: cfg.Now}
+	e.auth = &pf.PrivateKeyJWT{Verifier: e.verifier, Clients: e.clients, Audiences: []string{
+		cfg.Issuer, cfg.Issuer + "/", cfg.Issuer + PARPath, cfg.Issuer + TokenPath, cfg.TPPURL + PARPath, cfg.TPPURL + TokenPath}}
+	e.tokens = hydraTokens{public: cfg.HydraPublic, pushed: e.pushed, issuer: cfg.Issuer, key: cfg.Key, now: cfg.Now}
+	e.proxy = &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.SetXForwarded()
+			r.Out.Host = target.Host
+		},
+		Transport: cfg.ProxyTransport,
+	}
+	return e, nil
+}
+
+// ShapeClients wraps the registrar's Hydra client store so that edge
+// registrations reach Hydra only through the edge.
+func (e *Edge) ShapeClients(cs policy.ClientStore) policy.ClientStore {
+	return shapedClients{ClientStore: cs, callback: e.cfg.Issuer + CallbackPath, key: e.cfg.Key}
+}
+
+// TPPRoutes adds PAR and the token endpoint to the TPP listener.
+func (e *Edge) TPPRoutes(g *echo.Echo) {
+	g.POST(PARPath, e.par)
+	g.POST(TokenPath, e.token)
+}
+
+// Routes serves the edge listener; discovery is the TPP listener's handler.
+func (e *Edge) Routes(g *echo.Echo, discovery echo.HandlerFunc) {
+	g.GET("/.well-known/openid-configuration", discovery)
+	g.GET("/.well-known/jwks.json", e.jwks)
+	g.GET("/oauth2/auth", e.authorize)
+	g.GET(CallbackPath, e.callback)
+	g.POST(CallbackPath, e.callback)
+	g.Any("/*", e.proxied)
+}
+
+func (e *Edge) proxied(c echo.Context) error {
+	e.proxy.ServeHTTP(c.Response(), c.Request())
+	return nil
+}
+
+// Overlay lays the edge's members over the discovery document.
+func (e *Edge) Overlay(doc hydra.Document, requirePAR bool) {
+	par, token := e.cfg.TPPURL+PARPath, e.cfg.TPPURL+TokenPath
+	doc.Set("issuer", e.cfg.Issuer)
+	doc.Set("authorization_endpoint", e.cfg.Issuer+"/oauth2/auth")
+	doc.Set("jwks_uri", e.cfg.Issuer+"/.well-known/jwks.json")
+	doc.Set("pushed_authorization_request_endpoint", par)
+	doc.Set("token_endpoint", token)
+	aliases := map[string]any{}
+	if raw, ok := doc["mtls_endpoint_aliases"]; ok {
+		_ = json.Unmarshal(raw, &aliases)
+	}
+	aliases["pushed_authorization_request_endpoint"] = par
+	aliases["token_endpoint"] = token
+	doc.Set("mtls_endpoint_aliases", aliases)
+	doc.Set("require_pushed_authorization_requests", requirePAR)
+	doc.Set("request_parameter_supported", true)
+	doc.Set("request_uri_parameter_supported", false)
+	doc.Set("authorization_signing_alg_values_supported", []string{e.cfg.Key().Alg})
+	doc.Set("code_challenge_methods_supported", []string{"S256"})
+	doc.Set("authorization_response_iss_parameter_supported", true)
+}
+
+// ResponseModes lays the response modes the profiles allow over the document.
+func ResponseModes(doc hydra.Document, modes []string) {
+	doc.Set("response_modes_supported", modes)
+}
+
+// jwks is Hydra's keys and the edge's, so that clients verify ID tokens (from
+// Hydra's token endpoint) and JARM and hybrid ID tokens (the edge's) alike.
+func (e *Edge) jwks(c echo.Context) error {
+	set, err := e.cfg.HydraPublic.Keys(c.Request().Context())
+	if err != nil {
+		return jsonError(c, &pf.Error{Code: pf.TemporarilyUnavailable, Description: "Hydra's keys cannot be read now; try again", Status: 503})
+	}
+	merged := jwk.NewSet()
+	for i := 0; i < set.Len(); i++ {
+		k, _ := set.Key(i)
+		_ = merged.AddKey(k)
+	}
+	_ = merged.AddKey(e.cfg.Key().Public)
+	c.Response().Header().Set("Cache-Control", "public, max-age=60")
+	return c.JSON(http.StatusOK, merged)
+}
+
+// jsonError answers an OAuth error as JSON (PAR, token).
+func jsonError(c echo.Context, err error) error {
+	var fe *pf.Error
+	if !errors.As(err, &fe) {
+		var down *hydra.UnavailableError
+		var fetch *policy.FetchError
+		if errors.As(err, &down) || errors.As(err, &fetch) || errors.Is(err, context.DeadlineExceeded) {
+			fe = &pf.Error{Code: pf.TemporarilyUnavailable, Description: "a service this server depends on did not answer; try again", Status: 503}
+		} else {
+			fe = &pf.Error{Code: pf.ServerError, Description: "the request could not be completed", Status: 500}
+		}
+	}
+	if fe.Status == http.StatusUnauthorized {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer error="invalid_client"`)
+	}
+	c.Response().Header().Set("Cache-Control", "no-store")
+	return c.JSON(fe.Status, map[string]string{"error": fe.Code, "error_description": fe.Description})
+}

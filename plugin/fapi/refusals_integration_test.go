@@ -1,0 +1,155 @@
+package fapi_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/obdcr/obdcr/deploy/sandbox"
+)
+
+// TestEdgeRefusals: each rule of the authorization endpoint refuses with its
+// error where it must go: a 400 page when the client or redirect URI cannot be
+// trusted, otherwise a redirect to the client with error, state and iss, inside
+// a JARM response when the client asked for one.
+func TestEdgeRefusals(t *testing.T) {
+	o := startEdge(t, nil)
+	doc := readDoc(t)
+	ctx := context.Background()
+	ukTPP, uk, ukID := register(t, o, sandbox.UK)
+	auTPP, au, auID := register(t, o, sandbox.AU)
+	ukReq := sandbox.AuthorizeRequest{AuthURL: doc.Authorization, Issuer: doc.Issuer, ClientID: ukID,
+		RedirectURI: ukTPP.RedirectURIs[0], ResponseType: "code id_token", Scope: "openid accounts"}
+	auReq := sandbox.AuthorizeRequest{AuthURL: doc.Authorization, Issuer: doc.Issuer, ClientID: auID, PARURL: doc.PAR,
+		RedirectURI: auTPP.RedirectURIs[0], ResponseType: "code", Scope: "openid bank:accounts.basic:read", ResponseMode: "jwt"}
+	claims := func(f func(map[string]any)) func(*sandbox.AuthorizeRequest) {
+		return func(r *sandbox.AuthorizeRequest) { r.Claims = f }
+	}
+	now := time.Now()
+	tests := []struct {
+		name   string
+		au     bool
+		change func(*sandbox.AuthorizeRequest)
+		// page: a 400 page and no redirect; else the error at the redirect URI.
+		page bool
+		err  string
+	}{
+		{name: "unknown client", change: func(r *sandbox.AuthorizeRequest) { r.Query = func(q url.Values) { q.Set("client_id", "nobody") } }, page: true},
+		{name: "redirect_uri not registered", change: claims(func(m map[string]any) { m["redirect_uri"] = "https://evil.example/cb" }), page: true},
+		{name: "no request object", change: func(r *sandbox.AuthorizeRequest) { r.Query = func(q url.Values) { q.Del("request") } }, page: true},
+		{name: "alg not registered", change: func(r *sandbox.AuthorizeRequest) { r.RequestAlg = "RS256" }, err: "invalid_request_object"},
+		{name: "aud not the issuer", change: claims(func(m map[string]any) { m["aud"] = "https://elsewhere.example" }), err: "invalid_request_object"},
+		{name: "iss not the client", change: claims(func(m map[string]any) { m["iss"] = "someone-else" }), err: "invalid_request_object"},
+		{name: "no exp", change: claims(func(m map[string]any) { delete(m, "exp") }), err: "invalid_request_object"},
+		{name: "no nbf", change: claims(func(m map[string]any) { delete(m, "nbf") }), err: "invalid_request_object"},
+		{name: "exp over 60 minutes after nbf", change: claims(func(m map[string]any) {
+			m["nbf"], m["exp"] = now.Add(-time.Minute).Unix(), now.Add(61*time.Minute).Unix()
+		}), err: "invalid_request_object"},
+		{name: "nbf in the future", change: claims(func(m map[string]any) { m["nbf"] = now.Add(5 * time.Minute).Unix() }), err: "invalid_request_object"},
+		{name: "expired", change: claims(func(m map[string]any) { m["exp"] = now.Add(-time.Minute).Unix() }), err: "invalid_request_object"},
+		{name: "no openid", change: claims(func(m map[string]any) { m["scope"] = "accounts" }), err: "invalid_scope"},
+		{name: "hybrid without nonce", change: claims(func(m map[string]any) { delete(m, "nonce") }), err: "invalid_request"},
+		{name: "response_type not registered", change: claims(func(m map[string]any) { m["response_type"] = "code token" }), err: "unsupported_response_type"},
+		{name: "outer response_type disagrees", change: func(r *sandbox.AuthorizeRequest) {
+			r.Query = func(q url.Values) { q.Set("response_type", "code") }
+		}, err: "invalid_request"},
+		{name: "outer scope disagrees", change: func(r *sandbox.AuthorizeRequest) {
+			r.Query = func(q url.Values) { q.Set("scope", "openid payments") }
+		}, err: "invalid_request"},
+		{name: "AU by value, PAR required", au: true, change: func(r *sandbox.AuthorizeRequest) { r.PARURL = "" }, err: "invalid_request"},
+		{name: "AU unknown request_uri", au: true, change: func(r *sandbox.AuthorizeRequest) {
+			r.Query = func(q url.Values) { q.Set("request_uri", "urn:ietf:params:oauth:request_uri:forged") }
+		}, page: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r, c, clientID := ukReq, uk, ukID
+			if tc.au {
+				r, c, clientID = auReq, au, auID
+			}
+			tc.change(&r)
+			a, err := c.Authorize(ctx, r, env.Sandbox.PKI().Pool())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.page {
+				if a.PageStatus != http.StatusBadRequest || a.Params != nil {
+					t.Fatalf("want a 400 page and no redirect; got page %d, params %v", a.PageStatus, a.Params)
+				}
+				return
+			}
+			p := a.Params
+			if r.ResponseMode == "jwt" {
+				if a.Response == "" || p.Get("error") != "" {
+					t.Fatalf("want the error inside a JARM response; got %v", p)
+				}
+				if p, err = sandbox.OpenJARM(a.Response, doc.keys, doc.Issuer, clientID); err != nil {
+					t.Fatalf("the JARM error does not verify: %v", err)
+				}
+			} else if p.Get("iss") != doc.Issuer {
+				t.Errorf("iss %q, want %s", p.Get("iss"), doc.Issuer)
+			}
+			if p.Get("error") != tc.err || p.Get("state") != a.SentState || p.Get("error_description") == "" || p.Get("code") != "" {
+				t.Fatalf("want %s with state and a description, no code; got %v", tc.err, p)
+			}
+			t.Logf("%s: %s", p.Get("error"), p.Get("error_description"))
+		})
+	}
+}
+
+// TestPARRefusals: PAR answers JSON errors, and a request_uri is single-use
+// and belongs to the client it was pushed by.
+func TestPARRefusals(t *testing.T) {
+	o := startEdge(t, nil)
+	doc := readDoc(t)
+	ctx := context.Background()
+	auTPP, au, auID := register(t, o, sandbox.AU)
+	_, other, otherID := register(t, o, sandbox.AU)
+	base := sandbox.AuthorizeRequest{AuthURL: doc.Authorization, Issuer: doc.Issuer, ClientID: auID, PARURL: doc.PAR,
+		RedirectURI: auTPP.RedirectURIs[0], ResponseType: "code", Scope: "openid bank:accounts.basic:read", ResponseMode: "jwt"}
+
+	t.Run("without PKCE", func(t *testing.T) {
+		r := base
+		r.Claims = func(m map[string]any) { delete(m, "code_challenge"); delete(m, "code_challenge_method") }
+		a, err := au.Authorize(ctx, r, env.Sandbox.PKI().Pool())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Pushed.Status != http.StatusBadRequest || a.Pushed.JSON()["error"] != "invalid_request" {
+			t.Fatalf("PAR without PKCE: %d %s", a.Pushed.Status, a.Pushed.Body)
+		}
+	})
+	t.Run("another client's assertion", func(t *testing.T) {
+		res, err := other.Push(ctx, doc.PAR, auID, "x.y.z")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Status != http.StatusUnauthorized || res.JSON()["error"] != "invalid_client" {
+			t.Fatalf("a client signing as another: %d %s", res.Status, res.Body)
+		}
+	})
+	t.Run("replayed and foreign request_uri", func(t *testing.T) {
+		var uri string
+		r := base
+		r.Query = func(q url.Values) { uri = q.Get("request_uri") }
+		a, err := au.Authorize(ctx, r, env.Sandbox.PKI().Pool())
+		if err != nil || a.Response == "" {
+			t.Fatalf("the first use: %v %+v", err, a)
+		}
+		again := sandbox.AuthorizeRequest{AuthURL: doc.Authorization, ClientID: auID, RedirectURI: base.RedirectURI,
+			Query: func(q url.Values) { q.Del("request"); q.Set("request_uri", uri) }}
+		b, err := au.Authorize(ctx, again, env.Sandbox.PKI().Pool())
+		if err != nil || b.PageStatus != http.StatusBadRequest {
+			t.Fatalf("a request_uri used twice: %v %+v", err, b)
+		}
+		// Pushed by one client, presented with another's client_id.
+		var fresh string
+		r.Query = func(q url.Values) { fresh = q.Get("request_uri"); q.Set("client_id", otherID) }
+		c, err := au.Authorize(ctx, r, env.Sandbox.PKI().Pool())
+		if err != nil || c.PageStatus != http.StatusBadRequest || fresh == "" {
+			t.Fatalf("a request_uri under another client_id: %v %+v", err, c)
+		}
+	})
+}

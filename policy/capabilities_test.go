@@ -1,0 +1,41 @@
+package policy
+
+import (
+	"context"
+	"testing"
+)
+
+// TestHydraLimitsWithEdge: with the FAPI edge on, PAR and a JARM alg the edge
+// signs with are honoured (no refusal, no warning); without it they are refused
+// or flagged as before; what neither provides stays refused.
+func TestHydraLimitsWithEdge(t *testing.T) {
+	tests := []struct {
+		name     string
+		edge     []string
+		g        ClientMetadata
+		refused  string
+		warnings int
+	}{
+		{"PAR, edge off", nil, ClientMetadata{RequirePushedAuthorizationRequests: true}, "require_pushed_authorization_requests", 0},
+		{"PAR, edge on", []string{"PS256"}, ClientMetadata{RequirePushedAuthorizationRequests: true}, "", 0},
+		{"JARM, edge off", nil, ClientMetadata{AuthorizationSignedResponseAlg: "PS256"}, "", 1},
+		{"JARM, edge on", []string{"PS256"}, ClientMetadata{AuthorizationSignedResponseAlg: "PS256"}, "", 0},
+		{"JARM in another alg, edge on", []string{"PS256"}, ClientMetadata{AuthorizationSignedResponseAlg: "ES256"}, "authorization_signed_response_alg", 0},
+		{"JARM encrypted, edge on", []string{"PS256"}, ClientMetadata{AuthorizationEncryptedResponseAlg: "RSA-OAEP"}, "authorization_encrypted_response_alg", 0},
+		{"bound tokens, edge on", []string{"PS256"}, ClientMetadata{TLSClientCertificateBoundAccessTokens: true}, "tls_client_certificate_bound_access_tokens", 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := &Evaluation{EdgeAlgs: tc.edge, Granted: tc.g}
+			err := HydraLimits().Check(context.Background(), ev)
+			switch e, _ := err.(*Error); {
+			case tc.refused == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.refused != "" && (e == nil || e.Claim != tc.refused):
+				t.Fatalf("got %v, want a refusal of %s", err, tc.refused)
+			case len(ev.Warnings) != tc.warnings:
+				t.Fatalf("warnings %v, want %d", ev.Warnings, tc.warnings)
+			}
+		})
+	}
+}

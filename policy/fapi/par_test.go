@@ -1,0 +1,67 @@
+package fapi
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/obdcr/obdcr/policy/store"
+)
+
+// TestPushedLifetime: a request_uri is refused once its 60 seconds have
+// passed, once used, and for another client; a code is redeemed once, by its
+// client, with its redirect URI.
+func TestPushedLifetime(t *testing.T) {
+	ctx := context.Background()
+	now := time.Now()
+	clock := func() time.Time { return now }
+	st := store.NewMemoryWithClock(clock)
+	p := &Pushed{Store: st, Now: clock}
+	c := &Client{ID: "c1"}
+	push := func() string {
+		uri, err := p.Push(ctx, &AuthRequest{ClientID: "c1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return uri
+	}
+	code := func(err error) string {
+		var fe *Error
+		if errors.As(err, &fe) {
+			return fe.Code
+		}
+		return ""
+	}
+	uri := push()
+	now = now.Add(PARLifetime)
+	if _, err := p.Pull(ctx, c, uri); code(err) != InvalidRequestURI {
+		t.Fatalf("an expired request_uri: %v", err)
+	}
+	now = now.Add(-PARLifetime)
+	uri = push()
+	if _, err := p.Pull(ctx, &Client{ID: "c2"}, uri); code(err) != InvalidRequestURI {
+		t.Fatalf("another client's request_uri: %v", err)
+	}
+	uri = push()
+	if r, err := p.Pull(ctx, c, uri); err != nil || r.ClientID != "c1" {
+		t.Fatalf("a fresh request_uri: %v", err)
+	}
+	if _, err := p.Pull(ctx, c, uri); code(err) != InvalidRequestURI {
+		t.Fatalf("a request_uri used twice: %v", err)
+	}
+
+	if err := p.NoteCode(ctx, "code-1", "c1", "https://tpp/cb"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.CheckCode(ctx, "code-1", "c1", "https://tpp/other"); code(err) != "invalid_grant" {
+		t.Fatalf("a code with another redirect_uri: %v", err)
+	}
+	_ = p.NoteCode(ctx, "code-2", "c1", "https://tpp/cb")
+	if err := p.CheckCode(ctx, "code-2", "c1", "https://tpp/cb"); err != nil {
+		t.Fatalf("a code with its redirect_uri: %v", err)
+	}
+	if err := p.CheckCode(ctx, "code-2", "c1", "https://tpp/cb"); code(err) != "invalid_grant" {
+		t.Fatalf("a code twice: %v", err)
+	}
+}
