@@ -48,6 +48,6 @@ func newHydraClients(auth HydraAdminAuth, adminURL, publicURL string, o hydraCli
 	if err != nil {
 		return hydraClients{}, err
 	}
-	public := &http.Client{Timeout: 5 * time.Second, Transport: hydra.NewPublicTransport(access.RootCAs)}
+	public := &http.Client{Timeout: 10 * time.Second, Transport: hydra.NewPublicTransport(access.RootCAs)}
 	return hydraClients{access: access, admin: admin, public: public, discovery: hydra.NewDiscovery(publicURL, public)}, nil
 }

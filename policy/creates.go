@@ -36,6 +36,12 @@ const (
 	createLease = 10 * time.Second
 	// createBatch bounds the attempts one pass judges.
 	createBatch = 100
+	// createHold is how long the request that began an attempt holds it: no
+	// request outlives obdcr's request budget (10 s). A held attempt may be a
+	// create still on its way, so a concurrent registration of the same
+	// software is simply the second one; a request that ends not knowing its
+	// outcome lets go of its attempt at once.
+	createHold = 10 * time.Second
 )
 
 // CreateAttempt is one create sent (or about to be sent) to Hydra.
@@ -47,6 +53,8 @@ type CreateAttempt struct {
 	SoftwareID string    `json:"software_id"`
 	OrgID      string    `json:"org_id"`
 	NotedAt    time.Time `json:"noted_at"`
+	// HeldUntil is when the request that began it lets go of it, at the latest.
+	HeldUntil time.Time `json:"-"`
 }
 
 // CreateLog is where attempts are kept: the shared store, so that any replica
@@ -63,7 +71,11 @@ type CreateLog interface {
 	DropCreate(ctx context.Context, id int64) error
 	// PendingCreates lists at most limit attempts, oldest first.
 	PendingCreates(ctx context.Context, limit int) ([]CreateAttempt, error)
-	// OtherCreates: is an attempt for clientID with another jti still open?
+	// ReleaseCreate lets go of an attempt whose request ended without knowing
+	// whether it made a client.
+	ReleaseCreate(ctx context.Context, clientID, nonce string) error
+	// OtherCreates: is an attempt for clientID with another jti open, and held
+	// by no request (a half-made registration, not a create on its way)?
 	OtherCreates(ctx context.Context, clientID, nonce string) (bool, error)
 }
 
@@ -72,11 +84,22 @@ func (r *Registrar) beginCreate(ctx context.Context, reg *Registration) error {
 	if r.Creates == nil {
 		return nil
 	}
-	a := CreateAttempt{ClientID: reg.ClientID, Nonce: reg.RequestJTI, Profile: reg.Profile, SoftwareID: reg.SoftwareID, OrgID: reg.OrgID}
+	a := CreateAttempt{ClientID: reg.ClientID, Nonce: reg.RequestJTI, Profile: reg.Profile, SoftwareID: reg.SoftwareID, OrgID: reg.OrgID,
+		HeldUntil: r.now().Add(createHold)}
 	if err := r.Creates.BeginCreate(ctx, a); err != nil {
 		return &Unavailable{Dependency: "store", Err: err}
 	}
 	return nil
+}
+
+// releaseCreate lets go of an attempt whose outcome the request cannot know.
+// Failing only leaves it held until createHold.
+func (r *Registrar) releaseCreate(ctx context.Context, reg *Registration) {
+	if r.Creates != nil {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = r.Creates.ReleaseCreate(ctx, reg.ClientID, reg.RequestJTI)
+	}
 }
 
 // endCreate strikes off an attempt known not to have made a client. Failing

@@ -92,6 +92,7 @@ func (r *Registrar) createFailed(ctx context.Context, reg *Registration, err err
 		// within the request's budget; the attempt stays for the reconciler, in
 		// case the create reaches Hydra later still.
 		_, _ = r.removeHalfMade(ctx, CreateAttempt{ClientID: reg.ClientID, Nonce: reg.RequestJTI})
+		r.releaseCreate(ctx, reg)
 		return OutcomeUnknown("hydra", err)
 	}
 }

@@ -17,7 +17,12 @@ var (
 
 func (s *SQL) BeginCreate(ctx context.Context, a policy.CreateAttempt) error {
 	_, err := s.exec(ctx, `INSERT INTO obdcr_creates (client_id, nonce, profile, software_id, org_id, noted_at, claimed_until)
-		VALUES (?, ?, ?, ?, ?, ?, 0)`, a.ClientID, a.Nonce, a.Profile, a.SoftwareID, a.OrgID, s.nowFn().UnixMicro())
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, a.ClientID, a.Nonce, a.Profile, a.SoftwareID, a.OrgID, s.nowFn().UnixMicro(), a.HeldUntil.UnixMicro())
+	return err
+}
+
+func (s *SQL) ReleaseCreate(ctx context.Context, clientID, nonce string) error {
+	_, err := s.exec(ctx, `UPDATE obdcr_creates SET claimed_until = 0 WHERE client_id = ? AND nonce = ?`, clientID, nonce)
 	return err
 }
 
@@ -48,7 +53,8 @@ func (s *SQL) PendingCreates(ctx context.Context, limit int) ([]policy.CreateAtt
 }
 
 func (s *SQL) OtherCreates(ctx context.Context, clientID, nonce string) (bool, error) {
-	ids, err := s.clientIDs(ctx, `SELECT client_id FROM obdcr_creates WHERE client_id = ? AND nonce <> ? LIMIT 1`, clientID, nonce)
+	ids, err := s.clientIDs(ctx, `SELECT client_id FROM obdcr_creates WHERE client_id = ? AND nonce <> ? AND claimed_until < ? LIMIT 1`,
+		clientID, nonce, s.nowFn().UnixMicro())
 	return len(ids) > 0, err
 }
 
@@ -98,7 +104,18 @@ func (l *createLog) BeginCreate(_ context.Context, a policy.CreateAttempt) error
 	defer l.mu.Unlock()
 	l.nextID++
 	a.ID, a.NotedAt = l.nextID, l.clock().UTC()
-	l.attempts = append(l.attempts, memAttempt{CreateAttempt: a})
+	l.attempts = append(l.attempts, memAttempt{CreateAttempt: a, claimedUntil: a.HeldUntil})
+	return nil
+}
+
+func (l *createLog) ReleaseCreate(_ context.Context, clientID, nonce string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i := range l.attempts {
+		if m := &l.attempts[i]; m.ClientID == clientID && m.Nonce == nonce {
+			m.claimedUntil = time.Time{}
+		}
+	}
 	return nil
 }
 
@@ -144,5 +161,8 @@ func (l *createLog) PendingCreates(_ context.Context, limit int) ([]policy.Creat
 func (l *createLog) OtherCreates(_ context.Context, clientID, nonce string) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return slices.ContainsFunc(l.attempts, func(m memAttempt) bool { return m.ClientID == clientID && m.Nonce != nonce }), nil
+	now := l.clock()
+	return slices.ContainsFunc(l.attempts, func(m memAttempt) bool {
+		return m.ClientID == clientID && m.Nonce != nonce && m.claimedUntil.Before(now)
+	}), nil
 }

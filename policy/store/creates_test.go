@@ -36,6 +36,24 @@ func TestCreateLog(t *testing.T) {
 			if other, _ := a.OtherCreates(ctx, "c", "b"); !other {
 				t.Error("the other attempts of client c were not seen")
 			}
+			// An attempt its request still holds is a create on its way, not a
+			// half-made one, until the request lets go of it.
+			held := policy.CreateAttempt{ClientID: "e", Nonce: "held", SoftwareID: "s", HeldUntil: time.Now().Add(time.Hour)}
+			if err := a.BeginCreate(ctx, held); err != nil {
+				t.Fatal(err)
+			}
+			if other, _ := a.OtherCreates(ctx, "e", "retry"); other {
+				t.Error("an attempt its request still holds was counted as half-made")
+			}
+			if err := a.ReleaseCreate(ctx, "e", "held"); err != nil {
+				t.Fatal(err)
+			}
+			if other, _ := a.OtherCreates(ctx, "e", "retry"); !other {
+				t.Error("an attempt its request let go of was not counted")
+			}
+			if err := a.EndCreate(ctx, "e", "held"); err != nil {
+				t.Fatal(err)
+			}
 			if other, _ := a.OtherCreates(ctx, "d", "x"); other {
 				t.Error("client d has no attempts, yet others were seen")
 			}
