@@ -151,6 +151,15 @@ func (h *harness) runFault(ctx context.Context, f fault) *faultResult {
 	if r.obs, r.err = readObs(cfg.Out); r.err != nil {
 		return r
 	}
+	if f.clientPath {
+		cutShort := 0
+		for _, o := range r.obs {
+			if o.Kind == kindDropped && o.Replica == f.target {
+				cutShort++
+			}
+		}
+		r.notes += fmt.Sprintf("; %d requests to r%d lost their connection mid-request", cutShort, f.target+1)
+	}
 	r.violations = checkAnswers(r.run, r.obs, h.opt.budget+h.opt.slack)
 	r.violations = append(r.violations, checkRecovery(f.name, r.recs, h.opt.readyWithin, h.opt.policyWithin)...)
 	r.err = h.checkStore(ctx, f.name, f.name+"-", r.obs, &r.violations)

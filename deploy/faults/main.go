@@ -106,6 +106,9 @@ func all(ctx context.Context, args []string) int {
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 30 * time.Second
 	err = cmd.Run()
+	// The database is the bulk of the scratch folder; the logs and the load's
+	// observations stay until the next run, for whoever reads a violation.
+	_ = os.RemoveAll(filepath.Join(opt.work, "pg"))
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
@@ -170,18 +173,20 @@ func runCmd(ctx context.Context, args []string) int {
 	h := &harness{opt: *opt, out: os.Stdout}
 	began := time.Now()
 	err = h.run(ctx)
+	results := opt.results
+	if results == "" {
+		results = filepath.Join(opt.work, "RESULTS.md")
+	}
 	if len(h.results) > 0 {
-		printReport(os.Stdout, h.results)
+		printReport(os.Stdout, h.results, results)
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "faults: the harness failed: %v (logs in %s)\n", err, opt.work)
 		return 1
 	}
-	if opt.results != "" {
-		if err := writeResults(opt.results, *opt, h.results, time.Since(began)); err != nil {
-			fmt.Fprintln(os.Stderr, "faults:", err)
-			return 1
-		}
+	if err := writeResults(results, *opt, h.results, time.Since(began)); err != nil {
+		fmt.Fprintln(os.Stderr, "faults:", err)
+		return 1
 	}
 	if totalViolations(h.results) > 0 {
 		return exitViolations

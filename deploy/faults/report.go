@@ -84,7 +84,8 @@ func byInvariant(vs []Violation) ([]string, map[string][]Violation) {
 
 // printReport writes the table, the violations (the first few of each kind),
 // and the last line the issue names.
-func printReport(w io.Writer, results []*faultResult) {
+// more names where every violation is written.
+func printReport(w io.Writer, results []*faultResult, more string) {
 	fmt.Fprint(w, "\n"+tableHead)
 	for _, r := range results {
 		fmt.Fprint(w, tableRow(r))
@@ -96,7 +97,7 @@ func printReport(w io.Writer, results []*faultResult) {
 			fmt.Fprintf(w, "\n%s: %s: %d\n", r.fault.name, n, len(vs))
 			for i, v := range vs {
 				if i == 5 {
-					fmt.Fprintf(w, "  ... and %d more (deploy/faults/RESULTS.md has them all)\n", len(vs)-5)
+					fmt.Fprintf(w, "  ... and %d more (%s has them all)\n", len(vs)-5, more)
 					break
 				}
 				fmt.Fprintf(w, "  - %s\n", v.Detail)
