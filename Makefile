@@ -1,12 +1,14 @@
 # obdcr: Open Banking Dynamic Client Registration for Ory Hydra.
 # `make demo` and `make test` work on a fresh clone; the scripts install what they need.
 
-.PHONY: demo test bench build hydra clean help screenshots
+.PHONY: demo test bench faults build hydra clean help screenshots
 
 help:
 	@echo "make demo   Hydra, obdcr and the sandbox on loopback; a UK and an AU registration over mTLS"
 	@echo "make test   every test, unit and integration, on a real Hydra, with -race"
 	@echo "make bench  benchmarks and the load tool against a real Hydra; ends with one JSON line"
+	@echo "make faults three replicas, PostgreSQL and Hydra on network namespaces, under partitions, kills and pauses;"
+	@echo "            invariants checked against Hydra's and PostgreSQL's state; writes deploy/faults/RESULTS.md (root)"
 	@echo "make build  bin/obdcr and bin/obdcr-sandbox"
 	@echo "make hydra  build and cache Ory Hydra v2.3.0 under .cache/"
 	@echo "make screenshots  the policy console's pages at 1440 and 390 px, in deploy/console-screenshots/"
@@ -19,6 +21,9 @@ test:
 
 bench:
 	@bash deploy/scripts/bench.sh
+
+faults:
+	@bash deploy/scripts/faults.sh
 
 build:
 	go build -o bin/obdcr ./cmd/obdcr

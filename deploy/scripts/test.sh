@@ -53,6 +53,11 @@ export OBDCR_HYDRA_BIN
 
 go vet ./...
 go test -race -count=1 -timeout 40m ./...
+
+# The short fault run: three replicas, PostgreSQL and Hydra on network
+# namespaces; a replica cut from PostgreSQL, then one killed, under load. It
+# prints its table; FAULTS_ENFORCE=1 fails on an invariant violation.
+bash deploy/scripts/faults.sh --short
 # quietly WHAT COMMAND...: runs COMMAND, showing its output only if it fails.
 quietly() {
   local what="$1" log
