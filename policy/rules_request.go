@@ -198,7 +198,13 @@ func certInJWKS(cert *x509.Certificate, set jwk.Set) bool {
 }
 
 func subjectMatches(cert *x509.Certificate, st *SoftwareStatement) bool {
-	return slices.Contains(cert.Subject.OrganizationalUnit, st.OrgID) && cert.Subject.CommonName == st.SoftwareID
+	return namesSoftware(cert.Subject.OrganizationalUnit, cert.Subject.CommonName, st)
+}
+
+// namesSoftware: a subject names the SSA's organisation (an OU) and software
+// (the CN), as OB transport certificates do.
+func namesSoftware(ous []string, cn string, st *SoftwareStatement) bool {
+	return slices.Contains(ous, st.OrgID) && cn == st.SoftwareID
 }
 
 // RequestChecks are the checks of the signed request itself, in the order the
