@@ -62,11 +62,16 @@ type EdgeConfig struct {
 	TLSCertFile    string `env:"OBDCR_EDGE_TLS_CERT_FILE" help:"the edge listener's certificate, PEM (empty: the TPP listener's)"`
 	TLSKeyFile     string `env:"OBDCR_EDGE_TLS_KEY_FILE" help:"its key, PEM"`
 	SigningKeyFile string `env:"OBDCR_EDGE_SIGNING_KEY_FILE" help:"PEM private key (RSA 2048+ for PS256, or P-256 for ES256) that signs JARM responses, hybrid ID tokens and obdcr's assertions to Hydra; reloaded when it changes (required with the edge)"`
+	// IntrospectionTokens admit the bank's resource servers to the edge's introspection.
+	IntrospectionTokens string `env:"OBDCR_INTROSPECTION_TOKENS" help:"name:token entries (16+ characters each), comma-separated, for resource servers calling the admin listener's /oauth2/introspect and /oauth2/introspect/check (separate from admin tokens; empty: none admitted)"`
 }
 
 func (e EdgeConfig) validate() error {
 	if e.Listen == "" {
 		return nil
+	}
+	if _, err := parseIntrospectionTokens(e.IntrospectionTokens); err != nil {
+		return err
 	}
 	switch {
 	case e.PublicURL == "":

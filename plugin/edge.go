@@ -64,6 +64,10 @@ func (s *Server) startEdge(hc hydraClients, keys policy.TrustStore, report *relo
 	e := s.newEcho("edge")
 	edge.Routes(e, s.discoveryHandler)
 	edge.TPPRoutes(s.tpp)
+	edge.Certificates(s.certs.request, s.store)
+	if err := s.introspectionRoutes(edge); err != nil {
+		return err
+	}
 	s.edge = &edgeServer{edge: edge, echo: e, key: key, tls: &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: fapiCipherSuites,
 		NextProtos: []string{"h2", "http/1.1"},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {

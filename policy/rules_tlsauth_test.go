@@ -77,9 +77,9 @@ func TestSubjectDN(t *testing.T) {
 	}
 	for registered, want := range map[string]bool{
 		"organizationIdentifier=PSDGB-FCA-123456, CN=sw-1,OU=org-1,O=OpenBanking,C=GB": true,
-		"2.5.4.97=psdgb-fca-123456,cn=SW-1,ou=ORG-1,o=openbanking,c=gb":                 true,
-		"CN=sw-1,OU=org-1,O=OpenBanking,C=GB":                                           false,
-		"organizationIdentifier=PSDGB-FCA-123456,CN=sw-2,OU=org-1,O=OpenBanking,C=GB":   false,
+		"2.5.4.97=psdgb-fca-123456,cn=SW-1,ou=ORG-1,o=openbanking,c=gb":                true,
+		"CN=sw-1,OU=org-1,O=OpenBanking,C=GB":                                          false,
+		"organizationIdentifier=PSDGB-FCA-123456,CN=sw-2,OU=org-1,O=OpenBanking,C=GB":  false,
 	} {
 		dn, err := ParseDN(registered)
 		if err != nil {

@@ -41,7 +41,9 @@ func (r registry) Client(ctx context.Context, id string) (*pf.Client, error) {
 	m := reg.Metadata
 	c := &pf.Client{ID: reg.ClientID, Profile: reg.Profile, JWKSURI: m.JWKSURI, RedirectURIs: m.RedirectURIs,
 		ResponseTypes: m.ResponseTypes, GrantTypes: m.GrantTypes, RequestObjectAlg: m.RequestObjectSigningAlg,
-		AssertionAlg: m.TokenEndpointAuthSigningAlg, JARMAlg: m.AuthorizationSignedResponseAlg}
+		AssertionAlg: m.TokenEndpointAuthSigningAlg, JARMAlg: m.AuthorizationSignedResponseAlg, AuthMethod: m.TokenEndpointAuthMethod,
+		TLSSubject: pf.TLSSubject{DN: m.TLSClientAuthSubjectDN, DNS: m.TLSClientAuthSANDNS, URI: m.TLSClientAuthSANURI,
+			IP: m.TLSClientAuthSANIP, Email: m.TLSClientAuthSANEmail}}
 	st, err := r.state.State(ctx, reg.Profile)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ package fapi
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -61,6 +62,9 @@ type Edge struct {
 	auth   pf.Authenticator
 	tokens TokenIssuer
 	proxy  *httputil.ReverseProxy
+	// cert and bindings are set by Certificates.
+	cert     func(echo.Context) (*x509.Certificate, error)
+	bindings *pf.Bindings
 }
 
 // New builds the edge.
@@ -102,6 +106,9 @@ func (e *Edge) ShapeClients(cs policy.ClientStore) policy.ClientStore {
 func (e *Edge) TPPRoutes(g *echo.Echo) {
 	g.POST(PARPath, e.par)
 	g.POST(TokenPath, e.token)
+	g.GET(UserinfoPath, e.userinfo)
+	g.POST(UserinfoPath, e.userinfo)
+	g.POST(RevokePath, e.revoke)
 }
 
 // Routes serves the edge listener; discovery is the TPP listener's handler.
@@ -133,6 +140,13 @@ func (e *Edge) Overlay(doc hydra.Document, requirePAR bool) {
 	}
 	aliases["pushed_authorization_request_endpoint"] = par
 	aliases["token_endpoint"] = token
+	if e.bindings != nil {
+		userinfo, revoke := e.cfg.TPPURL+UserinfoPath, e.cfg.TPPURL+RevokePath
+		doc.Set("userinfo_endpoint", userinfo)
+		doc.Set("revocation_endpoint", revoke)
+		aliases["userinfo_endpoint"], aliases["revocation_endpoint"] = userinfo, revoke
+		doc.Set("tls_client_certificate_bound_access_tokens", true)
+	}
 	doc.Set("mtls_endpoint_aliases", aliases)
 	doc.Set("require_pushed_authorization_requests", requirePAR)
 	doc.Set("request_parameter_supported", true)
