@@ -14,6 +14,10 @@ import (
 // Push sends a request object to a PAR endpoint (RFC 9126), authenticated by
 // a client assertion whose aud is the PAR URL.
 func (c *Client) Push(ctx context.Context, parURL, clientID, requestObject string) (*Response, error) {
+	if c.TLSClientAuth {
+		form := url.Values{"client_id": {clientID}, "request": {requestObject}}
+		return c.do(ctx, http.MethodPost, parURL, "application/x-www-form-urlencoded", "", []byte(form.Encode()))
+	}
 	now := time.Now()
 	assertion, err := c.TPP.Signing.Sign(map[string]any{
 		"iss": clientID, "sub": clientID, "aud": parURL, "jti": uuid.NewString(),

@@ -196,6 +196,10 @@ func (c *Client) tokens(ctx context.Context, tokenURL, clientID string, form url
 // tokenRequest posts form to the token endpoint, authenticated by a client
 // assertion signed with the TPP's key (private_key_jwt, RFC 7523).
 func (c *Client) tokenRequest(ctx context.Context, tokenURL, clientID string, form url.Values) (*Response, error) {
+	if c.TLSClientAuth { // the certificate alone (RFC 8705 §2.1)
+		form.Set("client_id", clientID)
+		return c.do(ctx, http.MethodPost, tokenURL, "application/x-www-form-urlencoded", "", []byte(form.Encode()))
+	}
 	now := time.Now()
 	assertion, err := c.TPP.Signing.Sign(map[string]any{
 		"iss": clientID, "sub": clientID, "aud": tokenURL, "jti": uuid.NewString(),

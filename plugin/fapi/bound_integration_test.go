@@ -1,0 +1,261 @@
+package fapi_test
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/obdcr/obdcr/deploy/sandbox"
+	"github.com/obdcr/obdcr/deploy/testenv"
+	"github.com/obdcr/obdcr/policy"
+)
+
+const introspectionToken = "introspection-secret-0123456789"
+
+// allowTLSClientAuth lets the UK profile register tls_client_auth.
+func allowTLSClientAuth(t *testing.T, o *testenv.Obdcr, environ map[string]string) {
+	t.Helper()
+	body := `{"settings":{"token_endpoint_auth_methods":["private_key_jwt","tls_client_auth"]}}`
+	req, _ := http.NewRequest(http.MethodPut, o.AdminURL+"/admin/policies/uk", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+environ["OBDCR_ADMIN_TOKEN"])
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("allowing tls_client_auth: %d %s", res.StatusCode, b)
+	}
+}
+
+// registerTLS registers a UK tls_client_auth client whose subject DN is its
+// transport certificate's.
+func registerTLS(t *testing.T, o *testenv.Obdcr) (*sandbox.TPP, *sandbox.Client, string, map[string]any) {
+	t.Helper()
+	tpp, err := env.Sandbox.AddTPP(sandbox.UK, fmt.Sprintf("M%d", time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := sandbox.NewClient(tpp, env.Sandbox.PKI().Pool())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.TLSClientAuth = true
+	leaf, _ := tpp.Transport()
+	dn := leaf.TLS.Leaf
+	if dn == nil {
+		dn, _ = x509.ParseCertificate(leaf.TLS.Certificate[0])
+	}
+	now := time.Now()
+	ssa, err := env.Sandbox.Authority(sandbox.UK).SSA(tpp, now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := tpp.Request(ssa, env.Issuer(), now, func(m map[string]any) {
+		m["token_endpoint_auth_method"] = "tls_client_auth"
+		m["tls_client_auth_subject_dn"] = dn.Subject.String()
+		delete(m, "token_endpoint_auth_signing_alg")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Register(context.Background(), o.URL, req)
+	if err != nil || res.Status != http.StatusCreated {
+		t.Fatalf("register with tls_client_auth: %v %d %s", err, res.Status, res.Body)
+	}
+	return tpp, c, res.JSON()["client_id"].(string), res.JSON()
+}
+
+// withCert is c presenting another certificate.
+func withCert(c *sandbox.Client, leaf *sandbox.Leaf) *sandbox.Client {
+	o := sandbox.NewClientWithCert(c.TPP, env.Sandbox.PKI().Pool(), &leaf.TLS)
+	o.TLSClientAuth = c.TLSClientAuth
+	return o
+}
+
+func userinfo(t *testing.T, c *sandbox.Client, base, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/userinfo", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := c.HTTP.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, res.Header.Get("WWW-Authenticate") + " " + string(b)
+}
+
+// check is the resource-server helper as an nginx auth_request calls it.
+func check(t *testing.T, adminURL, token string, cert *sandbox.Leaf) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, adminURL+"/oauth2/introspect/check", nil)
+	req.Header.Set("Proxy-Authorization", "Bearer "+introspectionToken)
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("X-SSL-Client-Cert", url.QueryEscape(string(cert.CertPEM)))
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode
+}
+
+func introspect(t *testing.T, adminURL, bearer, token string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, adminURL+"/oauth2/introspect", strings.NewReader(url.Values{"token": {token}}.Encode()))
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&m)
+	return res.StatusCode, m
+}
+
+// TestBoundTokens runs RFC 8705 end to end on the real Hydra, over two
+// replicas sharing one store: a tls_client_auth client registers (bound tokens
+// said in its 201 and in discovery), runs PAR → authorize → token with no
+// assertion on replica A, and uses its tokens on replica B: /userinfo, the
+// management API, introspection (cnf) and the nginx check accept them over its
+// certificate and refuse them (401 invalid_token) over another TPP's; after a
+// certificate rotation a refresh binds the new tokens to the new certificate
+// while the old ones stay bound to the old; a certificate whose DN is not the
+// registered one is invalid_client.
+func TestBoundTokens(t *testing.T) {
+	dsn := "sqlite://" + filepath.Join(t.TempDir(), "obdcr.db")
+	var environ map[string]string
+	a := startEdge(t, func(e map[string]string) {
+		e["OBDCR_DSN"] = dsn
+		e["OBDCR_INTROSPECTION_TOKENS"] = "rs:" + introspectionToken
+		environ = e
+	})
+	port, err := testenv.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startEdge(t, func(e map[string]string) {
+		e["OBDCR_DSN"] = dsn
+		e["OBDCR_EDGE_LISTEN"] = fmt.Sprintf("127.0.0.1:%d", port)
+		e["OBDCR_INTROSPECTION_TOKENS"] = "rs:" + introspectionToken
+	})
+	allowTLSClientAuth(t, a, environ)
+	ctx := context.Background()
+	doc := readDoc(t)
+	methods, _ := json.Marshal(doc.raw["token_endpoint_auth_methods_supported"])
+	if doc.raw["tls_client_certificate_bound_access_tokens"] != true || !strings.Contains(string(methods), "tls_client_auth") ||
+		doc.raw["userinfo_endpoint"] != a.URL+"/userinfo" {
+		t.Fatalf("discovery: bound %v, methods %s, userinfo %v", doc.raw["tls_client_certificate_bound_access_tokens"], methods, doc.raw["userinfo_endpoint"])
+	}
+	tpp, c, clientID, reg := registerTLS(t, a)
+	if reg["tls_client_certificate_bound_access_tokens"] != true || reg["token_endpoint_auth_method"] != "tls_client_auth" {
+		t.Fatalf("the 201: %v", reg)
+	}
+	ar := sandbox.AuthorizeRequest{AuthURL: doc.Authorization, Issuer: doc.Issuer, ClientID: clientID, PARURL: a.URL + "/oauth2/par",
+		RedirectURI: tpp.RedirectURIs[0], ResponseType: "code id_token", Scope: "openid accounts offline_access"}
+	res, err := c.Authorize(ctx, ar, env.Sandbox.PKI().Pool())
+	if err != nil || res.Pushed == nil || res.Pushed.Status != http.StatusCreated || res.Code == "" {
+		t.Fatalf("PAR (no assertion) and authorize: %v %+v", err, res)
+	}
+	tokens, err := c.ExchangeCode(ctx, a.URL+"/oauth2/token", clientID, ar.RedirectURI, res)
+	if err != nil {
+		t.Fatalf("the code at A's token endpoint with no assertion: %v", err)
+	}
+	cc, _, err := c.Token(ctx, b.URL+"/oauth2/token", clientID, "accounts")
+	if err != nil {
+		t.Fatalf("client_credentials at B with no assertion: %v", err)
+	}
+	mine, _ := tpp.Transport()
+	other, err := env.Sandbox.AddTPP(sandbox.UK, fmt.Sprintf("O%d", time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, _ := other.Transport()
+	thief := withCert(c, theirs)
+
+	if st, body := userinfo(t, c, b.URL, tokens.AccessToken); st != http.StatusOK {
+		t.Fatalf("userinfo at B over the bound certificate: %d %s", st, body)
+	}
+	if st, body := userinfo(t, thief, b.URL, tokens.AccessToken); st != http.StatusUnauthorized || !strings.Contains(body, `error="invalid_token"`) {
+		t.Fatalf("userinfo over another TPP's certificate: %d %s", st, body)
+	}
+	if r, err := c.Get(ctx, b.URL, clientID, cc); err != nil || r.Status != http.StatusOK {
+		t.Fatalf("management GET over the bound certificate: %v %d %s", err, r.Status, r.Body)
+	}
+	if r, err := thief.Get(ctx, b.URL, clientID, cc); err != nil || r.Status != http.StatusUnauthorized {
+		t.Fatalf("management GET over another certificate: %v %d %s", err, r.Status, r.Body)
+	}
+	for _, tok := range []string{tokens.AccessToken, cc} {
+		if st := check(t, b.AdminURL, tok, mine); st != http.StatusNoContent {
+			t.Fatalf("check with the bound certificate: %d", st)
+		}
+		if st := check(t, a.AdminURL, tok, theirs); st != http.StatusUnauthorized {
+			t.Fatalf("check with another certificate: %d", st)
+		}
+	}
+	st, in := introspect(t, a.AdminURL, introspectionToken, cc)
+	if cnf, _ := in["cnf"].(map[string]any); st != 200 || in["active"] != true || in["client_id"] != clientID || cnf["x5t#S256"] != policy.Thumbprint(mine.TLS.Leaf) {
+		t.Fatalf("introspection: %d %v (want cnf x5t#S256 %s)", st, in, policy.Thumbprint(mine.TLS.Leaf))
+	}
+	if st, _ := introspect(t, a.AdminURL, environ["OBDCR_ADMIN_TOKEN"], cc); st != http.StatusUnauthorized {
+		t.Fatalf("introspection with an admin token: %d, want 401 (separate tokens)", st)
+	}
+
+	// Rotation: a new certificate for the same software; a refresh binds to it.
+	rotated, err := env.Sandbox.PKI().Client(mine.TLS.Leaf.Subject, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewed := withCert(c, rotated)
+	fresh, err := renewed.Refresh(ctx, a.URL+"/oauth2/token", clientID, tokens.RefreshToken)
+	if err != nil {
+		t.Fatalf("refresh over the rotated certificate: %v", err)
+	}
+	// Hydra revokes the old access token when its refresh token is used, so
+	// over the old certificate it passes the binding and Hydra refuses it
+	// (request_unauthorized); over the new one the edge refuses it first.
+	for _, tc := range []struct {
+		name   string
+		c      *sandbox.Client
+		token  string
+		want   int
+		refuse string
+	}{
+		{"new token, new certificate", renewed, fresh.AccessToken, 200, ""},
+		{"new token, old certificate", c, fresh.AccessToken, 401, `error="invalid_token"`},
+		{"old token, old certificate", c, tokens.AccessToken, 401, "request_unauthorized"},
+		{"old token, new certificate", renewed, tokens.AccessToken, 401, `error="invalid_token"`},
+	} {
+		if st, body := userinfo(t, tc.c, b.URL, tc.token); st != tc.want || !strings.Contains(body, tc.refuse) {
+			t.Errorf("%s: userinfo %d, want %d %s: %s", tc.name, st, tc.want, tc.refuse, body)
+		}
+	}
+	cc2, _, err := renewed.Token(ctx, a.URL+"/oauth2/token", clientID, "accounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, err := renewed.Get(ctx, b.URL, clientID, cc2); err != nil || r.Status != http.StatusOK {
+		t.Fatalf("management over the rotated certificate with a token bound to it: %v %d %s", err, r.Status, r.Body)
+	}
+	if r, err := c.Get(ctx, b.URL, clientID, cc2); err != nil || r.Status != http.StatusUnauthorized {
+		t.Fatalf("management over the registered certificate with a token bound to the rotated one: %v %d %s", err, r.Status, r.Body)
+	}
+
+	// Another TPP's certificate (another DN) at the token endpoint.
+	if _, r, _ := thief.Token(ctx, a.URL+"/oauth2/token", clientID, "accounts"); r == nil || r.Status != http.StatusUnauthorized || r.JSON()["error"] != "invalid_client" {
+		t.Fatalf("a certificate with another DN: %+v", r)
+	}
+}
