@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -257,5 +259,75 @@ func TestBoundTokens(t *testing.T) {
 	// Another TPP's certificate (another DN) at the token endpoint.
 	if _, r, _ := thief.Token(ctx, a.URL+"/oauth2/token", clientID, "accounts"); r == nil || r.Status != http.StatusUnauthorized || r.JSON()["error"] != "invalid_client" {
 		t.Fatalf("a certificate with another DN: %+v", r)
+	}
+}
+
+// TestBoundTokensBehindNginx: the README's resource-server example, on the
+// real nginx (deploy/proxies/nginx-bound-tokens.conf): the resource API is
+// reached with a bound token over its certificate, and not with the same token
+// over another TPP's certificate, nor without a certificate, nor with no token.
+func TestBoundTokensBehindNginx(t *testing.T) {
+	var environ map[string]string
+	o := startEdge(t, func(e map[string]string) {
+		e["OBDCR_INTROSPECTION_TOKENS"] = "nginx:" + introspectionToken
+		environ = e
+	})
+	allowTLSClientAuth(t, o, environ)
+	ctx := context.Background()
+	tpp, c, clientID, _ := registerTLS(t, o)
+	token, _, err := c.Token(ctx, o.URL+"/oauth2/token", clientID, "accounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "accounts") }))
+	defer api.Close()
+	dir := t.TempDir()
+	server, err := env.Sandbox.PKI().Server("127.0.0.1", "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "rs.pem"), filepath.Join(dir, "rs.key")
+	if err := os.WriteFile(certFile, server.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, server.KeyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := testenv.StartNginx("../../deploy/proxies/nginx-bound-tokens.conf", map[string]string{
+		"SERVER_CERT": certFile, "SERVER_KEY": keyFile, "CLIENT_CA": env.Sandbox.CAFile,
+		"API": api.URL, "OBDCR_ADMIN": o.AdminURL, "INTROSPECTION_TOKEN": introspectionToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Stop()
+	other, err := env.Sandbox.AddTPP(sandbox.UK, fmt.Sprintf("N%d", time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs, _ := other.Transport()
+	for _, tc := range []struct {
+		name  string
+		c     *sandbox.Client
+		token string
+		want  int
+	}{
+		{"bound token over its certificate", c, token, 200},
+		{"the same token over another TPP's certificate", withCert(c, theirs), token, 401},
+		{"no certificate", sandbox.NewClientWithCert(tpp, env.Sandbox.PKI().Pool(), nil), token, 401},
+		{"no token", c, "", 401},
+	} {
+		req, _ := http.NewRequest(http.MethodGet, proxy.URL+"/accounts", nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		res, err := tc.c.HTTP.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != tc.want || (tc.want == 200 && string(body) != "accounts") {
+			t.Errorf("%s: %d %s, want %d\nnginx: %s", tc.name, res.StatusCode, body, tc.want, proxy.Log())
+		}
 	}
 }
