@@ -135,8 +135,8 @@ func introspect(t *testing.T, adminURL, bearer, token string) (int, map[string]a
 // management API, introspection (cnf) and the nginx check accept them over its
 // certificate and refuse them (401 invalid_token) over another TPP's; after a
 // certificate rotation a refresh binds the new tokens to the new certificate
-// while the old ones stay bound to the old; a certificate whose DN is not the
-// registered one is invalid_client.
+// while the old ones stay bound to the old; a revoked token is inactive and
+// unbound; a certificate whose DN is not the registered one is invalid_client.
 func TestBoundTokens(t *testing.T) {
 	dsn := "sqlite://" + filepath.Join(t.TempDir(), "obdcr.db")
 	var environ map[string]string
@@ -256,6 +256,23 @@ func TestBoundTokens(t *testing.T) {
 		t.Fatalf("management over the registered certificate with a token bound to the rotated one: %v %d %s", err, r.Status, r.Body)
 	}
 
+	// Revocation (RFC 7009) by the certificate alone: Hydra forgets the token
+	// and so does the binding.
+	rev, err := renewed.HTTP.PostForm(a.URL+"/oauth2/revoke", url.Values{"client_id": {clientID}, "token": {cc2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev.Body.Close()
+	if rev.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d", rev.StatusCode)
+	}
+	if st := check(t, b.AdminURL, cc2, rotated); st != http.StatusUnauthorized {
+		t.Fatalf("check of a revoked token: %d", st)
+	}
+	if _, in := introspect(t, b.AdminURL, introspectionToken, cc2); in["active"] != false || in["cnf"] != nil {
+		t.Fatalf("introspection of a revoked token: %v", in)
+	}
+
 	// Another TPP's certificate (another DN) at the token endpoint.
 	if _, r, _ := thief.Token(ctx, a.URL+"/oauth2/token", clientID, "accounts"); r == nil || r.Status != http.StatusUnauthorized || r.JSON()["error"] != "invalid_client" {
 		t.Fatalf("a certificate with another DN: %+v", r)
@@ -328,6 +345,51 @@ func TestBoundTokensBehindNginx(t *testing.T) {
 		res.Body.Close()
 		if res.StatusCode != tc.want || (tc.want == 200 && string(body) != "accounts") {
 			t.Errorf("%s: %d %s, want %d\nnginx: %s", tc.name, res.StatusCode, body, tc.want, proxy.Log())
+		}
+	}
+}
+
+// TestTLSClientAuthDryRun: the dry run shows the tls_client_auth rule, failing
+// with a DN that names another software, passing with the certificate's own.
+func TestTLSClientAuthDryRun(t *testing.T) {
+	var environ map[string]string
+	o := startEdge(t, func(e map[string]string) { environ = e })
+	allowTLSClientAuth(t, o, environ)
+	tpp, err := env.Sandbox.AddTPP(sandbox.UK, fmt.Sprintf("D%d", time.Now().UnixNano()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := sandbox.NewClient(tpp, env.Sandbox.PKI().Pool())
+	now := time.Now()
+	ssa, err := env.Sandbox.Authority(sandbox.UK).SSA(tpp, now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dn, want := range map[string]string{
+		"CN=" + tpp.SoftwareID + ",OU=" + tpp.OrgID + ",O=OpenBanking": "pass",
+		"CN=someone-else,OU=" + tpp.OrgID + ",O=OpenBanking":           "fail",
+	} {
+		req, _ := tpp.Request(ssa, env.Issuer(), now, func(m map[string]any) {
+			m["token_endpoint_auth_method"] = "tls_client_auth"
+			m["tls_client_auth_subject_dn"] = dn
+			delete(m, "token_endpoint_auth_signing_alg")
+		})
+		res, err := c.DryRun(context.Background(), o.AdminURL, environ["OBDCR_ADMIN_TOKEN"], req)
+		if err != nil || res.Status != http.StatusOK {
+			t.Fatalf("dry run: %v %+v", err, res)
+		}
+		var out struct {
+			Rules []struct{ Rule, Verdict, Message string } `json:"rules"`
+		}
+		_ = json.Unmarshal(res.Body, &out)
+		got := ""
+		for _, r := range out.Rules {
+			if r.Rule == "tls_client_auth" {
+				got = r.Verdict
+			}
+		}
+		if got != want {
+			t.Errorf("DN %s: rule tls_client_auth %q, want %q: %s", dn, got, want, res.Body)
 		}
 	}
 }

@@ -113,14 +113,8 @@ func (m *Methods) inJWKS(ctx context.Context, c *Client, cert *x509.Certificate)
 		return false
 	}
 	for i := 0; i < set.Len(); i++ {
-		k, _ := set.Key(i)
-		if chain := k.X509CertChain(); chain != nil && chain.Len() > 0 {
-			if first, ok := chain.Get(0); ok {
-				der, err := base64.StdEncoding.DecodeString(string(first))
-				if err == nil && subtle.ConstantTimeCompare(der, cert.Raw) == 1 {
-					return true
-				}
-			}
+		if k, _ := set.Key(i); policy.X5CHolds(k, cert) {
+			return true
 		}
 	}
 	return false
