@@ -27,7 +27,9 @@ const (
 func (e *Edge) Certificates(cert func(echo.Context) (*x509.Certificate, error), store pf.BindingStore) {
 	e.cert = cert
 	e.bindings = &pf.Bindings{Store: store, Now: e.cfg.Now}
-	e.auth = &pf.Methods{JWT: e.auth.(*pf.PrivateKeyJWT), Clients: e.clients, Keys: e.cfg.Keys}
+	if jwt, ok := e.auth.(*pf.PrivateKeyJWT); ok {
+		e.auth = &pf.Methods{JWT: jwt, Clients: e.clients, Keys: e.cfg.Keys}
+	}
 }
 
 // Bindings are the edge's token bindings, for introspection.
@@ -90,6 +92,9 @@ func (e *Edge) userinfo(c echo.Context) error {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="userinfo"`)
 		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_request", "error_description": "send the access token as Authorization: Bearer"})
 	}
+	if e.bindings == nil {
+		return invalidToken(c, "no token is bound here")
+	}
 	ok, err := e.bindings.BoundTo(c.Request().Context(), token, e.certificate(c))
 	if err != nil {
 		return jsonError(c, &pf.Error{Code: pf.TemporarilyUnavailable, Description: "token bindings cannot be read now; try again", Status: 503})
@@ -117,7 +122,10 @@ func (e *Edge) revoke(c echo.Context) error {
 	if h := form.Get("token_type_hint"); h != "" {
 		out.Set("token_type_hint", h)
 	}
-	h := e.tokens.(hydraTokens)
+	h, ok := e.tokens.(hydraTokens)
+	if !ok || e.bindings == nil {
+		return jsonError(c, &pf.Error{Code: pf.ServerError, Description: "revocation is not available", Status: 501})
+	}
 	if err := h.authenticate(out, client.ID); err != nil {
 		return jsonError(c, err)
 	}
