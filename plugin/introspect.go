@@ -79,7 +79,10 @@ func (in *introspection) introspect(c echo.Context) error {
 		return in.refuse(c)
 	}
 	c.Request().Body = http.MaxBytesReader(c.Response(), c.Request().Body, 16<<10)
-	token := c.FormValue("token")
+	token := ""
+	if err := c.Request().ParseForm(); err == nil {
+		token = c.Request().PostForm.Get("token") // never the query: a token in a URL is logged
+	}
 	if token == "" {
 		return newHTTPError(http.StatusBadRequest, "invalid_request", "token is required (a form of at most 16 KiB)")
 	}
