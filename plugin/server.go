@@ -195,6 +195,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	s.tpp = s.newEcho("tpp")
 	s.tpp.Use(withBudget(requestBudget))
 	s.admin = s.newEcho("admin")
+	s.admin.Use(withAdminBudget(requestBudget))
 	if cfg.TPPRateLimit.Limit > 0 {
 		s.tpp.Use(newCallerLimiter(cfg.TPPRateLimit, s.certs).middleware)
 	}

@@ -326,7 +326,19 @@ func (s *SQL) PutState(ctx context.Context, profile string, st StoredState, e Au
 	if err := s.insertAudit(ctx, tx, e); err != nil {
 		return err
 	}
-	return tx.Commit()
+	// Before the commit is sent, a spent budget means a rollback: nothing was
+	// saved. Once it is sent, a failure (a database that stops answering, the
+	// budget ending mid-commit) leaves the outcome unknown, and the caller must
+	// say so rather than "nothing was changed".
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+		return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // Prune removes decision entries older than before; policy changes are kept.
