@@ -1,0 +1,54 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+)
+
+// TestSecrets: a secret is generated once and then read, by every replica of
+// one database, including replicas racing to make the first one.
+func TestSecrets(t *testing.T) {
+	ctx := context.Background()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			dsn := b.dsn(t)
+			a := open(t, dsn)
+			c := a
+			if b.name != "memory" {
+				c = open(t, dsn)
+			}
+			var wg sync.WaitGroup
+			got := make([]string, 10)
+			for i := range got {
+				wg.Add(1)
+				s := a
+				if i%2 == 1 {
+					s = c
+				}
+				go func() {
+					defer wg.Done()
+					v, err := s.Secret(ctx, "k", func() ([]byte, error) { return []byte(fmt.Sprintf("made by %d", i)), nil })
+					if err != nil {
+						t.Error(err)
+					}
+					got[i] = string(v)
+				}()
+			}
+			wg.Wait()
+			for i, v := range got {
+				if v == "" || v != got[0] {
+					t.Fatalf("replica call %d got %q, call 0 got %q: one secret, two values", i, v, got[0])
+				}
+			}
+			v, err := c.Secret(ctx, "k", func() ([]byte, error) { t.Fatal("generated again"); return nil, nil })
+			if err != nil || string(v) != got[0] {
+				t.Fatalf("read again: %q %v", v, err)
+			}
+			if v, _ := a.Secret(ctx, "other", func() ([]byte, error) { return []byte("x"), nil }); string(v) != "x" {
+				t.Fatalf("a second name: %q", v)
+			}
+		})
+	}
+}
