@@ -64,7 +64,7 @@ type EdgeConfig struct {
 	MaxConns       int    `env:"OBDCR_EDGE_MAX_CONNS" envDefault:"1024" help:"open connections on the edge listener; TLS handshakes are limited to this many per second too"`
 	ConnsPerAddr   int    `env:"OBDCR_EDGE_MAX_CONNS_PER_ADDR" envDefault:"32" help:"open connections on the edge listener from one source address (an IPv6 /64), counted before TLS; more are closed at once. OBDCR_TRUSTED_PROXIES are exempt"`
 	RateLimit      Rate   `env:"OBDCR_EDGE_RATE_LIMIT" envDefault:"20/s" help:"requests per second per browser on the edge listener, every path (Hydra's proxied login and consent pages too), by source address, or behind OBDCR_TRUSTED_PROXIES by the address the proxy appended to X-Forwarded-For (burst twice that; 0 off); over it: 429 with Retry-After"`
-	SigningKeyFile string `env:"OBDCR_EDGE_SIGNING_KEY_FILE" help:"PEM private key (RSA 2048+ for PS256, or P-256 for ES256) that signs JARM responses, hybrid ID tokens and obdcr's assertions to Hydra; reloaded when it changes (required with the edge)"`
+	SigningKeyFile string `env:"OBDCR_EDGE_SIGNING_KEY_FILE" help:"PEM private key (RSA 2048+ for PS256, or P-256 for ES256) that signs JARM responses and hybrid ID tokens (not obdcr's assertions to Hydra: those use a key kept in the store); reloaded when it changes (required with the edge)"`
 }
 
 func (e EdgeConfig) validate() error {

@@ -49,7 +49,7 @@ func parseSigningKey(contents [][]byte) (*pf.SigningKey, error) {
 
 // startEdge builds the edge when OBDCR_EDGE_LISTEN is set: its routes on the
 // TPP listener and its own, and edge registrations shaped for it.
-func (s *Server) startEdge(hc hydraClients, keys policy.TrustStore, report *reloadReport, now func() time.Time) error {
+func (s *Server) startEdge(ctx context.Context, hc hydraClients, keys policy.TrustStore, report *reloadReport, now func() time.Time) error {
 	cfg := s.cfg.Edge
 	key, err := reload.New(report.options("OBDCR_EDGE_SIGNING_KEY_FILE", false), parseSigningKey, cfg.SigningKeyFile)
 	if err != nil {
@@ -61,9 +61,15 @@ func (s *Server) startEdge(hc hydraClients, keys policy.TrustStore, report *relo
 			return fmt.Errorf("OBDCR_EDGE_TLS_CERT_FILE/OBDCR_EDGE_TLS_KEY_FILE: %v", err)
 		}
 	}
+	assertion, err := assertionKey(ctx, s.store)
+	if err != nil {
+		return err
+	}
+	ring := newKeyRing(key, now)
 	edge, err := fapi.New(fapi.Config{Issuer: cfg.PublicURL, TPPURL: s.cfg.PublicURL,
 		HydraPublic: &hydra.Public{URL: s.cfg.HydraPublicURL, HTTP: hc.public}, ProxyTransport: hc.public.Transport,
-		Key: key.Get, Clients: s.registrar.Clients, State: s.registrar.State, Keys: keys, Replay: s.store, Handles: s.store, Now: now})
+		Key: ring.Get, Published: ring.Published, AssertionKey: assertion,
+		Clients: s.registrar.Clients, State: s.registrar.State, Keys: keys, Replay: s.store, Handles: s.store, Now: now})
 	if err != nil {
 		return err
 	}

@@ -201,7 +201,7 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	s.serveTLS(max(cfg.TPPMaxConns, 1))
 	s.routes()
 	if cfg.Edge.Listen != "" {
-		if err := s.startEdge(hc, keys, report, d.Now); err != nil {
+		if err := s.startEdge(ctx, hc, keys, report, d.Now); err != nil {
 			st.Close()
 			return nil, err
 		}
