@@ -32,6 +32,8 @@ type edgeServer struct {
 	tls  *tls.Config
 	// refused counts connections closed for their address's cap.
 	refused prometheus.Counter
+	// assertion is the key Hydra trusts for edge registrations.
+	assertion *pf.SigningKey
 }
 
 // parseSigningKey reads OBDCR_EDGE_SIGNING_KEY_FILE.
@@ -91,7 +93,9 @@ func (s *Server) startEdge(ctx context.Context, hc hydraClients, keys policy.Tru
 	if err := s.metrics.registry.Register(refused); err != nil {
 		return err
 	}
-	s.edge = &edgeServer{edge: edge, echo: e, key: key, refused: refused, tls: &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: fapiCipherSuites,
+	s.admin.GET("/admin/edge", s.edgeInfo, s.adminAuth)
+	s.edgeSetup.Store(&EdgeSetup{PublicURL: cfg.PublicURL, AssertionKey: assertion.Public})
+	s.edge = &edgeServer{edge: edge, echo: e, key: key, refused: refused, assertion: assertion, tls: &tls.Config{MinVersion: tls.VersionTLS12, CipherSuites: fapiCipherSuites,
 		NextProtos: []string{"h2", "http/1.1"},
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 			c := pair.Get()

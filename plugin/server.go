@@ -67,6 +67,9 @@ type Server struct {
 	stopBackground context.CancelFunc
 	// edge is the FAPI edge; nil when OBDCR_EDGE_LISTEN is empty.
 	edge *edgeServer
+	// edgeSetup is what the setup check needs of the edge, set once the edge
+	// is built (the check runs from the start, concurrently).
+	edgeSetup atomic.Pointer[EdgeSetup]
 }
 
 // Deps lets tests and embedders replace what New would build from Config.
