@@ -42,6 +42,11 @@ func parseSigningKey(contents [][]byte) (*pf.SigningKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("not a PEM private key: %v", err)
 	}
+	return signingKeyOf(k)
+}
+
+// signingKeyOf makes a private JWK the edge's kind of signing key.
+func signingKeyOf(k jwk.Key) (*pf.SigningKey, error) {
 	var raw any
 	if err := k.Raw(&raw); err != nil {
 		return nil, err

@@ -45,11 +45,7 @@ func assertionKey(ctx context.Context, secrets store.Secrets) (*pf.SigningKey, e
 	if err != nil {
 		return nil, fmt.Errorf("the edge's assertion key in the store: %w", err)
 	}
-	var raw any
-	if err := k.Raw(&raw); err != nil {
-		return nil, err
-	}
-	return pf.NewSigningKey(raw)
+	return signingKeyOf(k)
 }
 
 // keyGrace is how long a replaced edge signing key stays in the published JWKS.

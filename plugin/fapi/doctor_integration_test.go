@@ -79,14 +79,7 @@ func TestDoctorMovesPreEdgeRegistrations(t *testing.T) {
 	// The edge off: a registration as before it.
 	offEnv := env.Environ()
 	offEnv["OBDCR_DSN"] = dsn
-	cfg, err := plugin.LoadConfig(offEnv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	off, err := env.StartObdcr(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	off := startObdcr(t, offEnv)
 	tpp, c, clientID := register(t, off, sandbox.UK)
 	_ = off.Stop()
 	if status, body := aroundTheEdge(t, tpp, clientID, env.Issuer()); status != http.StatusOK {

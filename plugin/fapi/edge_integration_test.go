@@ -54,6 +54,12 @@ func startEdge(t *testing.T, change func(map[string]string)) *testenv.Obdcr {
 	if change != nil {
 		change(environ)
 	}
+	return startObdcr(t, environ)
+}
+
+// startObdcr runs an obdcr with environ, stopped when the test ends.
+func startObdcr(t *testing.T, environ map[string]string) *testenv.Obdcr {
+	t.Helper()
 	cfg, err := plugin.LoadConfig(environ)
 	if err != nil {
 		t.Fatal(err)

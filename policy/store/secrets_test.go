@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+
+	"github.com/obdcr/obdcr/policy/store"
 )
 
 // TestSecrets: a secret is generated once and then read, by every replica of
@@ -13,12 +15,7 @@ func TestSecrets(t *testing.T) {
 	ctx := context.Background()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			dsn := b.dsn(t)
-			a := open(t, dsn)
-			c := a
-			if b.name != "memory" {
-				c = open(t, dsn)
-			}
+			a, c := replicas(t, b)
 			var wg sync.WaitGroup
 			got := make([]string, 10)
 			for i := range got {
@@ -51,4 +48,16 @@ func TestSecrets(t *testing.T) {
 			}
 		})
 	}
+}
+
+// replicas are two stores on one database (the memory store is one process's:
+// the same store twice).
+func replicas(t *testing.T, b backend) (store.Store, store.Store) {
+	t.Helper()
+	dsn := b.dsn(t)
+	a := open(t, dsn)
+	if b.name == "memory" {
+		return a, a
+	}
+	return a, open(t, dsn)
 }
