@@ -15,12 +15,7 @@ func TestHandles(t *testing.T) {
 	ctx := context.Background()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			dsn := b.dsn(t)
-			a := open(t, dsn)
-			c := a
-			if b.name != "memory" {
-				c = open(t, dsn) // a second replica on the same database
-			}
+			a, c := replicas(t, b) // a second replica on the same database
 			until := time.Now().Add(time.Minute)
 			if err := a.PutHandle(ctx, "h1", []byte(`{"x":1}`), until); err != nil {
 				t.Fatal(err)

@@ -132,6 +132,13 @@ var migrations = []string{
 		expires_at BIGINT NOT NULL
 	);
 	CREATE INDEX obdcr_handles_expires ON obdcr_handles (expires_at);`,
+	// 6: values generated once and shared by every replica (the edge's key for
+	// its assertions to Hydra).
+	`CREATE TABLE obdcr_secrets (
+		name       TEXT PRIMARY KEY,
+		value      TEXT NOT NULL,
+		created_at BIGINT NOT NULL
+	);`,
 }
 
 // SQL is the Store on a SQL database.
