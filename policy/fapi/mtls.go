@@ -127,10 +127,11 @@ func orNone(s string) string {
 	return s
 }
 
-// BindingStore is the shared store of token bindings (policy/store.Handles).
+// BindingStore is the shared store of token bindings (policy/store.Bindings).
 type BindingStore interface {
-	HandleStore
-	PeekHandle(ctx context.Context, key string) ([]byte, bool, error)
+	PutBinding(ctx context.Context, key, x5t string, until time.Time) error
+	Binding(ctx context.Context, key string) (string, bool, error)
+	DeleteBinding(ctx context.Context, key string) error
 }
 
 // maxBindingLifetime bounds how long a binding is kept whatever expires_in
@@ -156,7 +157,7 @@ func Thumbprint(cert *x509.Certificate) string { return policy.Thumbprint(cert) 
 // Bind binds token to cert for lifetime.
 func (b *Bindings) Bind(ctx context.Context, token string, cert *x509.Certificate, lifetime time.Duration) error {
 	lifetime = min(max(lifetime, time.Minute), maxBindingLifetime)
-	return b.Store.PutHandle(ctx, bindingKey(token), []byte(Thumbprint(cert)), b.Now().Add(lifetime))
+	return b.Store.PutBinding(ctx, bindingKey(token), Thumbprint(cert), b.Now().Add(lifetime))
 }
 
 // Bound is the x5t#S256 token is bound to; ok is false for a token the edge
@@ -165,14 +166,12 @@ func (b *Bindings) Bound(ctx context.Context, token string) (string, bool, error
 	if token == "" || len(token) > 8<<10 {
 		return "", false, nil
 	}
-	v, ok, err := b.Store.PeekHandle(ctx, bindingKey(token))
-	return string(v), ok, err
+	return b.Store.Binding(ctx, bindingKey(token))
 }
 
 // Unbind forgets token's binding (it was revoked).
 func (b *Bindings) Unbind(ctx context.Context, token string) error {
-	_, _, err := b.Store.TakeHandle(ctx, bindingKey(token))
-	return err
+	return b.Store.DeleteBinding(ctx, bindingKey(token))
 }
 
 // BoundTo says whether token is bound to cert.

@@ -116,7 +116,7 @@ func TestBindings(t *testing.T) {
 	if ok, _ := b.BoundTo(ctx, "tok-1", other); ok {
 		t.Fatal("a token is bound to another certificate")
 	}
-	if _, ok, _ := mem.PeekHandle(ctx, "tok-1"); ok {
+	if _, ok, _ := mem.Binding(ctx, "tok-1"); ok {
 		t.Fatal("the token itself is a key of the store")
 	}
 	if x5t, ok, _ := b.Bound(ctx, "tok-1"); !ok || x5t != policy.Thumbprint(a) {
