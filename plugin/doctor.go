@@ -41,6 +41,8 @@ type Setup struct {
 	// Policies are the profiles' states; the enabled ones are checked against.
 	Policies []policy.State
 	HTTP     *http.Client
+	// Edge: the FAPI edge is on (OBDCR_EDGE_LISTEN); see unsupported.
+	Edge bool
 }
 
 // algs are the signing algorithms the enabled profiles allow, in their order.
@@ -121,7 +123,7 @@ func (s Setup) Run(ctx context.Context) []Finding {
 			add("hydra.clock", SeverityOK, "", "Hydra's clock is within %s of obdcr's", skew+time.Second)
 		}
 	}
-	return sortFindings(append(out, Unsupported...))
+	return sortFindings(append(out, s.unsupported()...))
 }
 
 // registrationEndpoint: Hydra's own /oauth2/register takes plain JSON with no
@@ -241,6 +243,7 @@ type DoctorConfig struct {
 	Issuer         string   `env:"OBDCR_ISSUER,required"`
 	PublicURL      string   `env:"OBDCR_PUBLIC_URL"`
 	Profiles       []string `env:"OBDCR_PROFILES" envDefault:"uk,au" envSeparator:","`
+	EdgeListen     string   `env:"OBDCR_EDGE_LISTEN"`
 	// HydraAdminAuth: the doctor reaches Hydra as obdcr serve does.
 	HydraAdminAuth HydraAdminAuth `envPrefix:""`
 }
@@ -266,7 +269,7 @@ func NewDoctor(environ map[string]string, live []policy.State) (Setup, error) {
 		}
 	}
 	return Setup{Admin: hc.admin, Discovery: hc.discovery, HydraPublicURL: c.HydraPublicURL,
-		Issuer: c.Issuer, PublicURL: c.PublicURL, Policies: live, HTTP: hc.public}, nil
+		Issuer: c.Issuer, PublicURL: c.PublicURL, Policies: live, HTTP: hc.public, Edge: c.EdgeListen != ""}, nil
 }
 
 // setup is the check of the Hydra this server fronts, with its live policy.
@@ -278,7 +281,7 @@ func (s *Server) setup(ctx context.Context) Setup {
 		}
 	}
 	return Setup{Admin: s.hydra, Discovery: s.discovery, HydraPublicURL: s.cfg.HydraPublicURL, Issuer: s.cfg.Issuer,
-		PublicURL: s.cfg.PublicURL, Policies: states, HTTP: s.hydraPublic}
+		PublicURL: s.cfg.PublicURL, Policies: states, HTTP: s.hydraPublic, Edge: s.cfg.Edge.Listen != ""}
 }
 
 // watchSetup runs the setup check at start-up and every few minutes: what it
