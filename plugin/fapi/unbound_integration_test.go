@@ -60,22 +60,13 @@ func putPolicy(t *testing.T, adminURL, adminToken, profile, body string) (int, s
 // token the edge never issued is still refused; switched back on, the next
 // token is bound and discovery says true again.
 func TestUnboundTokensProfile(t *testing.T) {
-	environ, err := env.EdgeEnviron()
-	if err != nil {
-		t.Fatal(err)
-	}
-	environ["OBDCR_PROFILES"] = "xx"
-	environ["OBDCR_XX_SSA_JWKS_URL"] = environ["OBDCR_UK_SSA_JWKS_URL"] // the sandbox directory signs its SSAs too
-	environ["OBDCR_INTROSPECTION_TOKENS"] = "rs:" + introspectionToken
-	cfg, err := plugin.LoadConfigFor(environ, append(plugin.Jurisdictions(), looseJurisdiction{}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := env.StartObdcr(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = o.Stop() })
+	var environ map[string]string
+	o := startEdgeFor(t, append(plugin.Jurisdictions(), looseJurisdiction{}), func(e map[string]string) {
+		e["OBDCR_PROFILES"] = "xx"
+		e["OBDCR_XX_SSA_JWKS_URL"] = e["OBDCR_UK_SSA_JWKS_URL"] // the sandbox directory signs its SSAs too
+		e["OBDCR_INTROSPECTION_TOKENS"] = "rs:" + introspectionToken
+		environ = e
+	})
 	admin := environ["OBDCR_ADMIN_TOKEN"]
 	if st, body := putPolicy(t, o.AdminURL, admin, "xx", `{"settings":{"bound_tokens":false}}`); st != http.StatusOK || !strings.Contains(body, `"bound_tokens":false`) {
 		t.Fatalf("bound_tokens false on a profile allowing it: %d %s", st, body)
