@@ -40,6 +40,8 @@ type AuthorizeRequest struct {
 	// before they are sent (refusal tests).
 	Claims func(map[string]any)
 	Query  func(url.Values)
+	// Trace, when set, is told of every request the browser makes.
+	Trace func(method, url string)
 }
 
 // AuthorizeResult is what reached the TPP's redirect URI.
@@ -95,11 +97,16 @@ func (c *Client) Authorize(ctx context.Context, r AuthorizeRequest, roots *x509.
 	if r.Query != nil {
 		r.Query(q)
 	}
+	trace := r.Trace
+	if trace == nil {
+		trace = func(string, string) {}
+	}
 	jar, _ := cookiejar.New(nil)
 	var landed *url.URL
 	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: c.HTTP.Transport.(*http.Transport).TLSClientConfig.Clone()},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			trace(req.Method, req.URL.String())
 			if strings.HasPrefix(req.URL.String(), r.RedirectURI) {
 				landed = req.URL
 				return http.ErrUseLastResponse
@@ -117,7 +124,8 @@ func (c *Client) Authorize(ctx context.Context, r AuthorizeRequest, roots *x509.
 	if err != nil {
 		return nil, err
 	}
-	params, resp, err := browse(browser, req, r.RedirectURI, &landed)
+	trace(req.Method, req.URL.String())
+	params, resp, err := browse(browser, req, r.RedirectURI, &landed, trace)
 	if err != nil {
 		return nil, err
 	}
@@ -214,63 +222,4 @@ func randomString() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// FlowReport is what a registered client got from a whole flow.
-type FlowReport struct {
-	ClientID         string `json:"client_id"`
-	ResponseType     string `json:"response_type"`
-	Scope            string `json:"granted_scope"`
-	IDTokenAlg       string `json:"id_token_alg"`
-	RefreshToken     bool   `json:"refresh_token_issued"`
-	Refreshed        bool   `json:"refreshed"`
-	ClientCredsScope string `json:"client_credentials_scope"`
-}
-
-// RunFlow reads the bank's discovery document from obdcr, and runs what a
-// registered client of t's profile registered for: the authorization code flow
-// with a signed request object through the bank's login and consent app, the
-// code redeemed with private_key_jwt, one refresh, and client_credentials.
-func (c *Client) RunFlow(ctx context.Context, obdcrURL, clientID string, roots *x509.CertPool) (*FlowReport, error) {
-	res, err := c.Discovery(ctx, obdcrURL)
-	if err != nil {
-		return nil, err
-	}
-	var doc struct {
-		Issuer        string `json:"issuer"`
-		Authorization string `json:"authorization_endpoint"`
-		Token         string `json:"token_endpoint"`
-	}
-	if res.Status != http.StatusOK || json.Unmarshal(res.Body, &doc) != nil {
-		return nil, fmt.Errorf("discovery answered %d: %s", res.Status, res.Body)
-	}
-	r := AuthorizeRequest{AuthURL: doc.Authorization, Issuer: doc.Issuer, ClientID: clientID, RedirectURI: c.TPP.RedirectURIs[0],
-		ResponseType: "code id_token", Scope: "openid accounts offline_access"}
-	ccScope := "accounts"
-	if c.TPP.Profile == AU {
-		r.ResponseType, r.Scope, ccScope = "code", "openid bank:accounts.basic:read offline_access", "cdr:registration"
-	}
-	a, err := c.Authorize(ctx, r, roots)
-	if err != nil {
-		return nil, err
-	}
-	if a.Error != "" {
-		return nil, fmt.Errorf("authorization refused: %s: %s", a.Error, a.ErrorDescription)
-	}
-	tokens, err := c.ExchangeCode(ctx, doc.Token, clientID, r.RedirectURI, a)
-	if err != nil {
-		return nil, err
-	}
-	rep := &FlowReport{ClientID: clientID, ResponseType: r.ResponseType, Scope: tokens.Scope, RefreshToken: tokens.RefreshToken != ""}
-	if msg, err := jws.Parse([]byte(tokens.IDToken)); err == nil {
-		rep.IDTokenAlg = msg.Signatures()[0].ProtectedHeaders().Algorithm().String()
-	}
-	if rep.RefreshToken {
-		_, err := c.Refresh(ctx, doc.Token, clientID, tokens.RefreshToken)
-		rep.Refreshed = err == nil
-	}
-	if _, res, err := c.Token(ctx, doc.Token, clientID, ccScope); err == nil {
-		rep.ClientCredsScope, _ = res.JSON()["scope"].(string)
-	}
-	return rep, nil
 }

@@ -1,10 +1,6 @@
 package testenv
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,22 +23,12 @@ func StartEdge(dir string) (*Env, error) {
 	return e, nil
 }
 
-// EdgeEnviron is Environ with the edge on at EdgeURL, signing with a fresh RSA
-// key written to the sandbox's folder (one key for every replica).
+// EdgeEnviron is Environ with the edge on at EdgeURL, signing with the RSA key
+// the sandbox wrote to its folder (one key for every replica).
 func (e *Env) EdgeEnviron() (map[string]string, error) {
 	keyFile := filepath.Join(e.Sandbox.Dir, "edge-signing-key.pem")
 	if _, err := os.Stat(keyFile); err != nil {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			return nil, err
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	env := e.Environ()
 	env["OBDCR_EDGE_LISTEN"] = e.EdgeURL[len("https://"):]
