@@ -61,6 +61,17 @@ type AuthorizeResult struct {
 // Authorize runs the front channel as a browser would: Hydra, the bank's login
 // and consent app, and back to the redirect URI, which is read, not visited.
 func (c *Client) Authorize(ctx context.Context, r AuthorizeRequest, roots *x509.CertPool) (*AuthorizeResult, error) {
+	res, authURL, err := c.AuthorizationURL(ctx, r)
+	if err != nil || authURL == "" {
+		return res, err
+	}
+	return c.follow(ctx, r, res, authURL, roots)
+}
+
+// AuthorizationURL signs the request object, pushes it when r.PARURL is set,
+// and returns where the TPP sends the customer's browser, with what the TPP
+// keeps to redeem the code. The URL is empty when the PAR endpoint refused.
+func (c *Client) AuthorizationURL(ctx context.Context, r AuthorizeRequest) (*AuthorizeResult, string, error) {
 	res := &AuthorizeResult{Verifier: randomString(), Nonce: randomString(), SentState: randomString()}
 	challenge := sha256.Sum256([]byte(res.Verifier))
 	now := time.Now()
@@ -78,25 +89,30 @@ func (c *Client) Authorize(ctx context.Context, r AuthorizeRequest, roots *x509.
 	}
 	object, err := c.requestObject(claims, r.RequestAlg)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	q := url.Values{"client_id": {r.ClientID}, "response_type": {r.ResponseType}, "scope": {r.Scope},
 		"redirect_uri": {r.RedirectURI}, "request": {object}}
 	if r.PARURL != "" {
 		pushed, err := c.Push(ctx, r.PARURL, r.ClientID, object)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		res.Pushed = pushed
 		uri, _ := pushed.JSON()["request_uri"].(string)
 		if pushed.Status != http.StatusCreated || uri == "" {
-			return res, nil
+			return res, "", nil
 		}
 		q = url.Values{"client_id": {r.ClientID}, "request_uri": {uri}}
 	}
 	if r.Query != nil {
 		r.Query(q)
 	}
+	return res, r.AuthURL + "?" + q.Encode(), nil
+}
+
+// follow runs the browser from authURL to the redirect URI.
+func (c *Client) follow(ctx context.Context, r AuthorizeRequest, res *AuthorizeResult, authURL string, roots *x509.CertPool) (*AuthorizeResult, error) {
 	trace := r.Trace
 	if trace == nil {
 		trace = func(string, string) {}
@@ -120,7 +136,7 @@ func (c *Client) Authorize(ctx context.Context, r AuthorizeRequest, roots *x509.
 		browser.Transport.(*http.Transport).TLSClientConfig.RootCAs = roots
 		browser.Transport.(*http.Transport).TLSClientConfig.Certificates = nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.AuthURL+"?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
 	if err != nil {
 		return nil, err
 	}

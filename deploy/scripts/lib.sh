@@ -58,9 +58,12 @@ issuer() {
   if [ -n "${EDGE_PORT:-}" ]; then echo "https://127.0.0.1:$EDGE_PORT"; else echo "http://127.0.0.1:$HYDRA_PUBLIC_PORT"; fi
 }
 
+# Hydra --dev sets cookies without Secure, and by default SameSite=None, which
+# browsers drop (the login CSRF cookie would never come back): Lax instead.
 start_hydra() { # sets hydra_pid
   DSN=memory SECRETS_SYSTEM=obdcr-local-system-secret-0123456789 \
     URLS_SELF_ISSUER="$(issuer)" URLS_SELF_PUBLIC="$(issuer)" \
+    SERVE_COOKIES_SAME_SITE_MODE=Lax \
     SERVE_PUBLIC_PORT="$HYDRA_PUBLIC_PORT" SERVE_ADMIN_PORT="$HYDRA_ADMIN_PORT" \
     SERVE_PUBLIC_HOST=127.0.0.1 SERVE_ADMIN_HOST=127.0.0.1 \
     OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED=false \

@@ -15,7 +15,9 @@ func StartEdge(dir string) (*Env, error) {
 		return nil, err
 	}
 	edge := fmt.Sprintf("https://127.0.0.1:%d", port)
-	e, err := start(dir, "URLS_SELF_ISSUER="+edge, "URLS_SELF_PUBLIC="+edge)
+	// Hydra --dev sets its cookies without Secure, and by default SameSite=None,
+	// which a real browser drops: its login CSRF cookie would never come back.
+	e, err := start(dir, "URLS_SELF_ISSUER="+edge, "URLS_SELF_PUBLIC="+edge, "SERVE_COOKIES_SAME_SITE_MODE=Lax")
 	if err != nil {
 		return nil, err
 	}
