@@ -220,18 +220,27 @@ func (c *Client) tokens(ctx context.Context, tokenURL, clientID string, form url
 // tokenRequest posts form to the token endpoint, authenticated by a client
 // assertion signed with the TPP's key (private_key_jwt, RFC 7523).
 func (c *Client) tokenRequest(ctx context.Context, tokenURL, clientID string, form url.Values) (*Response, error) {
+	if err := c.authenticate(form, clientID, tokenURL); err != nil {
+		return nil, err
+	}
+	return c.do(ctx, http.MethodPost, tokenURL, "application/x-www-form-urlencoded", "", []byte(form.Encode()))
+}
+
+// authenticate adds client_id and a client assertion signed with the TPP's key
+// (private_key_jwt, RFC 7523) for aud to form.
+func (c *Client) authenticate(form url.Values, clientID, aud string) error {
 	now := time.Now()
 	assertion, err := c.TPP.Signing.Sign(map[string]any{
-		"iss": clientID, "sub": clientID, "aud": tokenURL, "jti": uuid.NewString(),
+		"iss": clientID, "sub": clientID, "aud": aud, "jti": uuid.NewString(),
 		"iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix(),
 	}, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	form.Set("client_id", clientID)
 	form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
 	form.Set("client_assertion", assertion)
-	return c.do(ctx, http.MethodPost, tokenURL, "application/x-www-form-urlencoded", "", []byte(form.Encode()))
+	return nil
 }
 
 func randomString() string {
