@@ -1,9 +1,13 @@
 package testenv
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+
+	"github.com/obdcr/obdcr/plugin"
 )
 
 // StartEdge is Start with Hydra behind obdcr's FAPI edge: Hydra's issuer and
@@ -37,4 +41,35 @@ func (e *Env) EdgeEnviron() (map[string]string, error) {
 	env["OBDCR_EDGE_PUBLIC_URL"] = e.EdgeURL
 	env["OBDCR_EDGE_SIGNING_KEY_FILE"] = keyFile
 	return env, nil
+}
+
+// StartEdgeObdcr starts an obdcr with the edge on (EdgeEnviron); change, if
+// set, edits its environment first.
+func (e *Env) StartEdgeObdcr(change func(map[string]string)) (*Obdcr, error) {
+	environ, err := e.EdgeEnviron()
+	if err != nil {
+		return nil, err
+	}
+	if change != nil {
+		change(environ)
+	}
+	cfg, err := plugin.LoadConfig(environ)
+	if err != nil {
+		return nil, err
+	}
+	return e.StartObdcr(cfg)
+}
+
+// Chromium finds Debian's Chromium, which deploy/scripts/test.sh installs, for
+// tests that drive a real browser.
+func Chromium() (string, error) {
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("no Chromium: deploy/scripts/test.sh installs Debian's chromium")
 }

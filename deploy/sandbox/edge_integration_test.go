@@ -8,8 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -20,22 +18,7 @@ import (
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
 	"github.com/obdcr/obdcr/deploy/testenv"
-	"github.com/obdcr/obdcr/plugin"
 )
-
-// chromium finds Debian's Chromium, which deploy/scripts/test.sh installs.
-func chromium(t *testing.T) string {
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	t.Fatal("no Chromium: deploy/scripts/test.sh installs Debian's chromium")
-	return ""
-}
 
 // startEdge runs Hydra behind an obdcr with its FAPI edge on, for one test.
 func startEdge(t *testing.T) (*testenv.Env, *testenv.Obdcr) {
@@ -45,15 +28,7 @@ func startEdge(t *testing.T) (*testenv.Env, *testenv.Obdcr) {
 		t.Fatal(err)
 	}
 	t.Cleanup(env.Stop)
-	environ, err := env.EdgeEnviron()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := plugin.LoadConfig(environ)
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := env.StartObdcr(cfg)
+	o, err := env.StartEdgeObdcr(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +110,11 @@ func TestEdgePARFlowInChromium(t *testing.T) {
 
 	// Chromium: the edge and the TPP's site use certificates it does not know
 	// (the sandbox CA's, httptest's), so it is told to accept them.
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium(t)), chromedp.NoSandbox,
+	chromium, err := testenv.Chromium()
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
 		chromedp.Flag("headless", "new"), chromedp.Flag("disable-gpu", true), chromedp.Flag("ignore-certificate-errors", true),
 		chromedp.Flag("host-resolver-rules", fmt.Sprintf("MAP %s %s", redirect.Hostname(), tppSite.Listener.Addr())))
 	actx, cancelA := chromedp.NewExecAllocator(ctx, opts...)
