@@ -73,8 +73,12 @@ func (c *Client) RunFlow(ctx context.Context, obdcrURL, clientID string, roots *
 			r.ResponseMode = "jwt"
 		}
 	}
+	how := "by value"
+	if r.PARURL != "" {
+		how = "pushed to " + r.PARURL
+	}
 	say("request object: %s, response_type %q, scope %q, redirect_uri %s, PKCE S256, signed %s",
-		map[bool]string{true: "pushed to " + r.PARURL, false: "by value"}[r.PARURL != ""], r.ResponseType, r.Scope, r.RedirectURI, c.TPP.Signing.Alg)
+		how, r.ResponseType, r.Scope, r.RedirectURI, c.TPP.Signing.Alg)
 	// The browser's requests are told after the PAR answer, which comes first.
 	var hops []string
 	r.Trace = func(method, u string) {
@@ -126,7 +130,11 @@ func (c *Client) RunFlow(ctx context.Context, obdcrURL, clientID string, roots *
 	if rep.RefreshToken {
 		_, err := c.Refresh(ctx, doc.Token, clientID, tokens.RefreshToken)
 		rep.Refreshed = err == nil
-		say("refresh at %s: %v", doc.Token, map[bool]string{true: "new tokens", false: fmt.Sprint(err)}[err == nil])
+		if err != nil {
+			say("refresh at %s: %v", doc.Token, err)
+		} else {
+			say("refresh at %s: new tokens", doc.Token)
+		}
 	}
 	if _, res, err := c.Token(ctx, doc.Token, clientID, ccScope); err == nil {
 		rep.ClientCredsScope, _ = res.JSON()["scope"].(string)
