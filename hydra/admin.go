@@ -265,6 +265,21 @@ func (a *Admin) Introspect(ctx context.Context, token string) (Token, error) {
 	return t, nil
 }
 
+// IntrospectJSON is Hydra's introspection answer as Hydra gives it (RFC 7662),
+// for resource servers asking through obdcr.
+func (a *Admin) IntrospectJSON(ctx context.Context, token string) (map[string]any, error) {
+	out, res, err := a.oauth2.IntrospectOAuth2Token(ctx).Token(token).Execute()
+	if err != nil {
+		return nil, classify(res, err)
+	}
+	b, err := out.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	return m, json.Unmarshal(b, &m)
+}
+
 // Ready reports whether Hydra's admin API answers and is ready.
 // Ready asks Hydra whether it is ready, and then reads one client, so that
 // credentials the admin API (or its guard) refuses make obdcr unready too.

@@ -35,7 +35,16 @@ const keysTTL = 30 * time.Second
 
 // Token posts form to Hydra's token endpoint and returns its answer as it is.
 func (p *Public) Token(ctx context.Context, form url.Values) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(p.URL, "/")+"/oauth2/token", strings.NewReader(form.Encode()))
+	return p.post(ctx, "/oauth2/token", form)
+}
+
+// Revoke posts form to Hydra's revocation endpoint (RFC 7009).
+func (p *Public) Revoke(ctx context.Context, form url.Values) (int, []byte, error) {
+	return p.post(ctx, "/oauth2/revoke", form)
+}
+
+func (p *Public) post(ctx context.Context, path string, form url.Values) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(p.URL, "/")+path, strings.NewReader(form.Encode()))
 	if err != nil {
 		return 0, nil, err
 	}

@@ -31,12 +31,17 @@ type adminToken struct {
 var tokenName = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,64}$`)
 
 func parseAdminTokens(v string) ([]adminToken, error) {
+	return parseNamedTokens("OBDCR_ADMIN_TOKEN", v)
+}
+
+// parseNamedTokens reads variable's token or name:token entries.
+func parseNamedTokens(variable, v string) ([]adminToken, error) {
 	var out []adminToken
 	names := map[string]bool{}
 	for i, item := range strings.Split(v, ",") {
 		item = strings.TrimSpace(item)
 		if item == "" {
-			return nil, fmt.Errorf("OBDCR_ADMIN_TOKEN: entry %d is empty", i+1)
+			return nil, fmt.Errorf("%s: entry %d is empty", variable, i+1)
 		}
 		// An entry with a colon is always name:token; the token is everything after
 		// the first colon. A bare token therefore cannot hold a colon: rather than
@@ -44,15 +49,15 @@ func parseAdminTokens(v string) ([]adminToken, error) {
 		name, tok := "admin", item
 		if n, t, ok := strings.Cut(item, ":"); ok {
 			if !tokenName.MatchString(n) {
-				return nil, fmt.Errorf("OBDCR_ADMIN_TOKEN: entry %d has a colon, so it is name:token, but its name is not 1-64 of A-Z a-z 0-9 _ . @ -; a token with a colon must be named, as admin:TOKEN", i+1)
+				return nil, fmt.Errorf("%s: entry %d has a colon, so it is name:token, but its name is not 1-64 of A-Z a-z 0-9 _ . @ -; a token with a colon must be named, as admin:TOKEN", variable, i+1)
 			}
 			name, tok = n, t
 		}
 		if len(tok) < 16 {
-			return nil, fmt.Errorf("OBDCR_ADMIN_TOKEN: the token of entry %d (%s) has fewer than 16 characters", i+1, name)
+			return nil, fmt.Errorf("%s: the token of entry %d (%s) has fewer than 16 characters", variable, i+1, name)
 		}
 		if names[name] && name != "admin" {
-			return nil, fmt.Errorf("OBDCR_ADMIN_TOKEN: the name %s is given twice", name)
+			return nil, fmt.Errorf("%s: the name %s is given twice", variable, name)
 		}
 		names[name] = true
 		out = append(out, adminToken{name: name, hash: sha256.Sum256([]byte(tok))})

@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -30,6 +31,24 @@ func withBudget(budget time.Duration) echo.MiddlewareFunc {
 			defer cancel()
 			c.SetRequest(c.Request().WithContext(ctx))
 			return next(c)
+		}
+	}
+}
+
+// withAdminBudget bounds the admin listener as withBudget bounds the TPP's: a
+// policy save, an audit page or a registrations list whose store does not
+// answer is answered 503 with Retry-After within the budget, never left
+// waiting on a paused or partitioned database. The profiler is left out: a
+// CPU profile or trace runs as long as it was asked to (?seconds=).
+func withAdminBudget(budget time.Duration) echo.MiddlewareFunc {
+	bounded := withBudget(budget)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		within := bounded(next)
+		return func(c echo.Context) error {
+			if strings.HasPrefix(c.Path(), "/admin/debug/") {
+				return next(c)
+			}
+			return within(c)
 		}
 	}
 }

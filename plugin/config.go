@@ -61,18 +61,30 @@ type EdgeConfig struct {
 	PublicURL      string `env:"OBDCR_EDGE_PUBLIC_URL" help:"the issuer URL as clients and browsers reach the edge; Hydra's URLS_SELF_ISSUER and URLS_SELF_PUBLIC must be the same (required with the edge)"`
 	TLSCertFile    string `env:"OBDCR_EDGE_TLS_CERT_FILE" help:"the edge listener's certificate, PEM (empty: the TPP listener's)"`
 	TLSKeyFile     string `env:"OBDCR_EDGE_TLS_KEY_FILE" help:"its key, PEM"`
-	SigningKeyFile string `env:"OBDCR_EDGE_SIGNING_KEY_FILE" help:"PEM private key (RSA 2048+ for PS256, or P-256 for ES256) that signs JARM responses, hybrid ID tokens and obdcr's assertions to Hydra; reloaded when it changes (required with the edge)"`
+	MaxConns       int    `env:"OBDCR_EDGE_MAX_CONNS" envDefault:"1024" help:"open connections on the edge listener; TLS handshakes are limited to this many per second too"`
+	ConnsPerAddr   int    `env:"OBDCR_EDGE_MAX_CONNS_PER_ADDR" envDefault:"32" help:"open connections on the edge listener from one source address (an IPv6 /64), counted before TLS; more are closed at once. OBDCR_TRUSTED_PROXIES are exempt"`
+	RateLimit      Rate   `env:"OBDCR_EDGE_RATE_LIMIT" envDefault:"20/s" help:"requests per second per browser on the edge listener, every path (Hydra's proxied login and consent pages too), by source address, or behind OBDCR_TRUSTED_PROXIES by the address the proxy appended to X-Forwarded-For (burst twice that; 0 off); over it: 429 with Retry-After"`
+	SigningKeyFile string `env:"OBDCR_EDGE_SIGNING_KEY_FILE" help:"PEM private key (RSA 2048+ for PS256, or P-256 for ES256) that signs JARM responses and hybrid ID tokens (not obdcr's assertions to Hydra: those use a key kept in the store); reloaded when it changes (required with the edge)"`
+	// IntrospectionTokens admit the bank's resource servers to the edge's introspection.
+	IntrospectionTokens string `env:"OBDCR_INTROSPECTION_TOKENS" help:"name:token entries (16+ characters each), comma-separated, for resource servers calling the admin listener's /oauth2/introspect and /oauth2/introspect/check (separate from admin tokens; empty: none admitted)"`
 }
 
 func (e EdgeConfig) validate() error {
 	if e.Listen == "" {
 		return nil
 	}
+	if _, err := parseIntrospectionTokens(e.IntrospectionTokens); err != nil {
+		return err
+	}
 	switch {
 	case e.PublicURL == "":
 		return errors.New("OBDCR_EDGE_PUBLIC_URL: required with OBDCR_EDGE_LISTEN")
 	case e.SigningKeyFile == "":
 		return errors.New("OBDCR_EDGE_SIGNING_KEY_FILE: required with OBDCR_EDGE_LISTEN")
+	case e.MaxConns < 1:
+		return fmt.Errorf("OBDCR_EDGE_MAX_CONNS: %d is under 1", e.MaxConns)
+	case e.ConnsPerAddr < 1:
+		return fmt.Errorf("OBDCR_EDGE_MAX_CONNS_PER_ADDR: %d is under 1", e.ConnsPerAddr)
 	case (e.TLSCertFile == "") != (e.TLSKeyFile == ""):
 		return errors.New("OBDCR_EDGE_TLS_CERT_FILE, OBDCR_EDGE_TLS_KEY_FILE: set both or neither")
 	}

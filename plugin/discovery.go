@@ -56,7 +56,11 @@ func (s *Server) accepted(ctx context.Context) (acceptance, error) {
 		}
 		a.scopes = union(a.scopes, scopes)
 	}
-	a.methods = slices.DeleteFunc(a.methods, func(m string) bool { return !slices.Contains(hydraMethods, m) })
+	honoured := hydraMethods
+	if s.edge != nil { // the edge authenticates tls_client_auth itself
+		honoured = append(slices.Clone(hydraMethods), "tls_client_auth")
+	}
+	a.methods = slices.DeleteFunc(a.methods, func(m string) bool { return !slices.Contains(honoured, m) })
 	return a, nil
 }
 

@@ -41,6 +41,8 @@ type Setup struct {
 	// Policies are the profiles' states; the enabled ones are checked against.
 	Policies []policy.State
 	HTTP     *http.Client
+	// Edge is set when the FAPI edge is on (OBDCR_EDGE_PUBLIC_URL).
+	Edge *EdgeSetup
 }
 
 // algs are the signing algorithms the enabled profiles allow, in their order.
@@ -121,6 +123,9 @@ func (s Setup) Run(ctx context.Context) []Finding {
 			add("hydra.clock", SeverityOK, "", "Hydra's clock is within %s of obdcr's", skew+time.Second)
 		}
 	}
+	if s.Edge != nil {
+		out = append(out, s.edgeChecks(ctx, doc)...)
+	}
 	return sortFindings(append(out, Unsupported...))
 }
 
@@ -184,6 +189,9 @@ func (s Setup) Plan(findings []Finding) []string {
 		if f.Check == "hydra.id_token_alg" && f.Severity == SeverityError {
 			plan = append(plan, fmt.Sprintf("add a %s key to Hydra's %s set. %s", s.preferredAlg(), hydra.IDTokenKeySet, idTokenKeyImpact))
 		}
+		if f.Check == CheckEdgeRegistrations && f.Severity == SeverityError && s.Edge != nil && s.Edge.KeyErr == nil {
+			plan = append(plan, s.edgePlan())
+		}
 	}
 	return plan
 }
@@ -196,11 +204,19 @@ func (s Setup) preferredAlg() string {
 }
 
 // Fix does what the findings say it may, and only that: when the ID-token key's
-// alg is not allowed, it adds a key of the preferred allowed alg. It deletes no
-// key and touches no client.
+// alg is not allowed, it adds a key of the preferred allowed alg; when
+// registrations reach Hydra around the edge, it reshapes their Hydra clients as
+// edge registrations. It deletes no key, no client and no token.
 func (s Setup) Fix(ctx context.Context, findings []Finding) ([]string, error) {
 	var done []string
 	for _, f := range findings {
+		if f.Check == CheckEdgeRegistrations && f.Severity == SeverityError && s.Edge != nil && s.Edge.KeyErr == nil {
+			moved, err := s.fixEdge(ctx)
+			if done = append(done, moved...); err != nil {
+				return done, fmt.Errorf("moving registrations behind the edge: %w", err)
+			}
+			continue
+		}
 		if f.Check != "hydra.id_token_alg" || f.Severity != SeverityError {
 			continue
 		}
@@ -277,8 +293,10 @@ func (s *Server) setup(ctx context.Context) Setup {
 			states = append(states, st)
 		}
 	}
-	return Setup{Admin: s.hydra, Discovery: s.discovery, HydraPublicURL: s.cfg.HydraPublicURL, Issuer: s.cfg.Issuer,
+	setup := Setup{Admin: s.hydra, Discovery: s.discovery, HydraPublicURL: s.cfg.HydraPublicURL, Issuer: s.cfg.Issuer,
 		PublicURL: s.cfg.PublicURL, Policies: states, HTTP: s.hydraPublic}
+	setup.Edge = s.edgeSetup.Load()
+	return setup
 }
 
 // watchSetup runs the setup check at start-up and every few minutes: what it

@@ -31,6 +31,13 @@ func (s *Server) authorize(c echo.Context, op string) (service.TPP, error) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), requestBudget)
 	defer cancel()
+	if s.edge != nil && call.Token != "" {
+		x5t, _, err := s.edge.edge.Bindings().Bound(ctx, call.Token)
+		if err != nil {
+			return service.TPP{}, newHTTPError(http.StatusServiceUnavailable, "temporarily_unavailable", "token bindings cannot be read now; try again")
+		}
+		call.Binding = x5t
+	}
 	tpp, err := s.svc.Authorize(ctx, call)
 	if err != nil {
 		return tpp, err

@@ -56,6 +56,11 @@ const maxLimiterKeys = 50_000
 type callerLimiter struct {
 	rate  Rate
 	certs certSource
+	// source, when set, names a request's source address instead of its
+	// RemoteAddr (the edge: the browser behind a trusted proxy).
+	source func(*http.Request) string
+	// everyPath limits /.well-known/ too (the edge, whose JWKS reads Hydra).
+	everyPath bool
 
 	mu      sync.Mutex
 	buckets map[[32]byte]*callerBucket
@@ -83,7 +88,10 @@ func (l *callerLimiter) caller(c echo.Context) [32]byte {
 		}
 	}
 	addr := r.RemoteAddr
-	if a, ok := remoteAddr(r.RemoteAddr); ok {
+	if l.source != nil {
+		addr = l.source(r)
+	}
+	if a, ok := remoteAddr(addr); ok {
 		addr = callerAddr(a).String()
 	}
 	return sha256.Sum256([]byte("addr:" + addr))
@@ -152,7 +160,7 @@ func (l *callerLimiter) forget(now time.Time) {
 // behind a proxy every TPP's software reads it from the proxy's address.
 func (l *callerLimiter) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if strings.HasPrefix(c.Request().URL.Path, "/.well-known/") {
+		if !l.everyPath && strings.HasPrefix(c.Request().URL.Path, "/.well-known/") {
 			return next(c)
 		}
 		ok, wait := l.allow(c, time.Now())

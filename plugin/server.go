@@ -67,6 +67,9 @@ type Server struct {
 	stopBackground context.CancelFunc
 	// edge is the FAPI edge; nil when OBDCR_EDGE_LISTEN is empty.
 	edge *edgeServer
+	// edgeSetup is what the setup check needs of the edge, set once the edge
+	// is built (the check runs from the start, concurrently).
+	edgeSetup atomic.Pointer[EdgeSetup]
 }
 
 // Deps lets tests and embedders replace what New would build from Config.
@@ -195,13 +198,14 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	s.tpp = s.newEcho("tpp")
 	s.tpp.Use(withBudget(requestBudget))
 	s.admin = s.newEcho("admin")
+	s.admin.Use(withAdminBudget(requestBudget))
 	if cfg.TPPRateLimit.Limit > 0 {
 		s.tpp.Use(newCallerLimiter(cfg.TPPRateLimit, s.certs).middleware)
 	}
 	s.serveTLS(max(cfg.TPPMaxConns, 1))
 	s.routes()
 	if cfg.Edge.Listen != "" {
-		if err := s.startEdge(hc, keys, report, d.Now); err != nil {
+		if err := s.startEdge(ctx, hc, keys, report, d.Now); err != nil {
 			st.Close()
 			return nil, err
 		}

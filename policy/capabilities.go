@@ -16,8 +16,10 @@ const RuleHydraLimits = "hydra.capabilities"
 // honoured: the dry run shows it as a warning, and the README and obdcr doctor
 // say so.
 //
-// With the FAPI edge on, obdcr itself provides PAR and JARM: they are honoured,
-// and a JARM algorithm is accepted only if the edge's key signs with it.
+// With the FAPI edge on, obdcr itself provides PAR, JARM and certificate-bound
+// tokens: they are honoured, a JARM algorithm is accepted only if the edge's key
+// signs with it, and every registration says its tokens are bound (a request
+// asking for unbound tokens is refused: the edge binds every one).
 func HydraLimits() Rule {
 	return Rule{Name: RuleHydraLimits, Check: func(_ context.Context, ev *Evaluation) error {
 		g := &ev.Granted
@@ -25,7 +27,7 @@ func HydraLimits() Rule {
 			return edgeLimits(ev)
 		}
 		switch {
-		case g.TLSClientCertificateBoundAccessTokens:
+		case g.TLSClientCertificateBoundAccessTokens != nil && *g.TLSClientCertificateBoundAccessTokens:
 			return Refuse(InvalidClientMetadata, "tls_client_certificate_bound_access_tokens",
 				"cannot be honoured: this server's tokens are not bound to certificates (its discovery document says false)")
 		case g.RequirePushedAuthorizationRequests:
@@ -45,9 +47,9 @@ func HydraLimits() Rule {
 func edgeLimits(ev *Evaluation) error {
 	g := &ev.Granted
 	switch {
-	case g.TLSClientCertificateBoundAccessTokens:
+	case g.TLSClientCertificateBoundAccessTokens != nil && !*g.TLSClientCertificateBoundAccessTokens:
 		return Refuse(InvalidClientMetadata, "tls_client_certificate_bound_access_tokens",
-			"cannot be honoured: this server's tokens are not bound to certificates (its discovery document says false)")
+			"must be true: every access token this server issues is bound to the TLS client certificate of its token request (RFC 8705 §3)")
 	case g.IDTokenEncryptedResponseAlg != "" || g.IDTokenEncryptedResponseEnc != "":
 		return Refuse(InvalidClientMetadata, "id_token_encrypted_response_alg", "cannot be honoured: this server does not encrypt ID tokens")
 	case g.AuthorizationEncryptedResponseAlg != "" || g.AuthorizationEncryptedResponseEnc != "":
@@ -56,5 +58,7 @@ func edgeLimits(ev *Evaluation) error {
 		return Refuse(InvalidClientMetadata, "authorization_signed_response_alg", "%s cannot be honoured: authorization responses are signed with %s",
 			g.AuthorizationSignedResponseAlg, strings.Join(ev.EdgeAlgs, ", "))
 	}
+	bound := true
+	g.TLSClientCertificateBoundAccessTokens = &bound
 	return nil
 }

@@ -5,10 +5,13 @@ import (
 	"testing"
 )
 
-// TestHydraLimitsWithEdge: with the FAPI edge on, PAR and a JARM alg the edge
-// signs with are honoured (no refusal, no warning); without it they are refused
-// or flagged as before; what neither provides stays refused.
+// TestHydraLimitsWithEdge: with the FAPI edge on, PAR, bound tokens and a JARM
+// alg the edge signs with are honoured (no refusal, no warning), every
+// registration is granted bound tokens and one asking for unbound tokens is
+// refused naming the claim; without the edge they are refused or flagged as
+// before; what neither provides stays refused.
 func TestHydraLimitsWithEdge(t *testing.T) {
+	yes, no := true, false
 	tests := []struct {
 		name     string
 		edge     []string
@@ -22,7 +25,9 @@ func TestHydraLimitsWithEdge(t *testing.T) {
 		{"JARM, edge on", []string{"PS256"}, ClientMetadata{AuthorizationSignedResponseAlg: "PS256"}, "", 0},
 		{"JARM in another alg, edge on", []string{"PS256"}, ClientMetadata{AuthorizationSignedResponseAlg: "ES256"}, "authorization_signed_response_alg", 0},
 		{"JARM encrypted, edge on", []string{"PS256"}, ClientMetadata{AuthorizationEncryptedResponseAlg: "RSA-OAEP"}, "authorization_encrypted_response_alg", 0},
-		{"bound tokens, edge on", []string{"PS256"}, ClientMetadata{TLSClientCertificateBoundAccessTokens: true}, "tls_client_certificate_bound_access_tokens", 0},
+		{"bound tokens, edge off", nil, ClientMetadata{TLSClientCertificateBoundAccessTokens: &yes}, "tls_client_certificate_bound_access_tokens", 0},
+		{"bound tokens, edge on", []string{"PS256"}, ClientMetadata{TLSClientCertificateBoundAccessTokens: &yes}, "", 0},
+		{"unbound tokens asked, edge on", []string{"PS256"}, ClientMetadata{TLSClientCertificateBoundAccessTokens: &no}, "tls_client_certificate_bound_access_tokens", 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -35,6 +40,8 @@ func TestHydraLimitsWithEdge(t *testing.T) {
 				t.Fatalf("got %v, want a refusal of %s", err, tc.refused)
 			case len(ev.Warnings) != tc.warnings:
 				t.Fatalf("warnings %v, want %d", ev.Warnings, tc.warnings)
+			case err == nil && tc.edge != nil && (ev.Granted.TLSClientCertificateBoundAccessTokens == nil || !*ev.Granted.TLSClientCertificateBoundAccessTokens):
+				t.Fatal("with the edge on, a registration is granted tls_client_certificate_bound_access_tokens true")
 			}
 		})
 	}

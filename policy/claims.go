@@ -117,8 +117,14 @@ type ClientMetadata struct {
 	AuthorizationEncryptedResponseAlg string     `json:"authorization_encrypted_response_alg,omitempty"`
 	AuthorizationEncryptedResponseEnc string     `json:"authorization_encrypted_response_enc,omitempty"`
 	TLSClientAuthSubjectDN            string     `json:"tls_client_auth_subject_dn,omitempty"`
+	// RFC 8705 §2.1.2: with tls_client_auth, exactly one of these or the subject DN.
+	TLSClientAuthSANDNS   string `json:"tls_client_auth_san_dns,omitempty"`
+	TLSClientAuthSANURI   string `json:"tls_client_auth_san_uri,omitempty"`
+	TLSClientAuthSANIP    string `json:"tls_client_auth_san_ip,omitempty"`
+	TLSClientAuthSANEmail string `json:"tls_client_auth_san_email,omitempty"`
 	// FAPI features Hydra cannot provide: asked for, they are refused (see HydraLimits).
-	TLSClientCertificateBoundAccessTokens bool       `json:"tls_client_certificate_bound_access_tokens,omitempty"`
+	// A pointer, so that a request asking for false is told apart from one not asking.
+	TLSClientCertificateBoundAccessTokens *bool      `json:"tls_client_certificate_bound_access_tokens,omitempty"`
 	RequirePushedAuthorizationRequests    bool       `json:"require_pushed_authorization_requests,omitempty"`
 	ClientName                            string     `json:"client_name,omitempty"`
 	ClientURI                             string     `json:"client_uri,omitempty"`

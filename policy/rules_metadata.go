@@ -76,15 +76,15 @@ func checkRedirectURI(raw string, maxLen int) error {
 	return nil
 }
 
-// tlsAuthReason says why a method that FAPI allows cannot be registered here.
+// unsupportedAuth says why a method that FAPI allows cannot be registered here.
 var unsupportedAuth = map[string]string{
-	"tls_client_auth":             "Hydra cannot authenticate clients by certificate (RFC 8705); register with private_key_jwt",
-	"self_signed_tls_client_auth": "Hydra cannot authenticate clients by certificate (RFC 8705); register with private_key_jwt",
+	"tls_client_auth":             "Hydra cannot authenticate clients by certificate (RFC 8705), and the FAPI edge (OBDCR_EDGE_LISTEN), which can, is off; register with private_key_jwt",
+	"self_signed_tls_client_auth": "the TPP listener takes only certificates from a trusted CA, so a self-signed one never reaches it; register with private_key_jwt or tls_client_auth",
 	"client_secret_jwt":           "Hydra cannot verify client_secret_jwt assertions; register with private_key_jwt",
 }
 
 // AuthMethod: token_endpoint_auth_method among what the profile allows and Hydra
-// can honour. required says whether it may be absent (then the first allowed).
+// (or, for tls_client_auth, the FAPI edge) can honour. required says whether it may be absent (then the first allowed).
 func AuthMethod(required bool) Rule {
 	return Rule{Name: RuleAuthMethod, Check: func(_ context.Context, ev *Evaluation) error {
 		m, allowed := ev.Granted.TokenEndpointAuthMethod, ev.Settings.TokenEndpointAuthMethods
@@ -94,7 +94,9 @@ func AuthMethod(required bool) Rule {
 			}
 			m = allowed[0]
 		}
-		if why, ok := unsupportedAuth[m]; ok && !slices.Contains(allowed, m) {
+		// With the edge on, tls_client_auth is the edge's to authenticate.
+		edgeAuth := m == "tls_client_auth" && len(ev.EdgeAlgs) > 0
+		if why, ok := unsupportedAuth[m]; ok && !edgeAuth && (!slices.Contains(allowed, m) || m == "tls_client_auth") {
 			return Refuse(InvalidClientMetadata, "token_endpoint_auth_method", "%s is not supported: %s", m, why)
 		}
 		if !slices.Contains(allowed, m) {

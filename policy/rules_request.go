@@ -186,19 +186,35 @@ func certInJWKS(cert *x509.Certificate, set jwk.Set) bool {
 				return true
 			}
 		}
-		if chain := k.X509CertChain(); chain != nil && chain.Len() > 0 {
-			if first, ok := chain.Get(0); ok {
-				if der, err := base64.StdEncoding.DecodeString(string(first)); err == nil && subtle.ConstantTimeCompare(der, cert.Raw) == 1 {
-					return true
-				}
-			}
+		if X5CHolds(k, cert) {
+			return true
 		}
 	}
 	return false
 }
 
+// X5CHolds: cert is the first certificate of k's x5c.
+func X5CHolds(k jwk.Key, cert *x509.Certificate) bool {
+	chain := k.X509CertChain()
+	if chain == nil || chain.Len() == 0 {
+		return false
+	}
+	first, ok := chain.Get(0)
+	if !ok {
+		return false
+	}
+	der, err := base64.StdEncoding.DecodeString(string(first))
+	return err == nil && subtle.ConstantTimeCompare(der, cert.Raw) == 1
+}
+
 func subjectMatches(cert *x509.Certificate, st *SoftwareStatement) bool {
-	return slices.Contains(cert.Subject.OrganizationalUnit, st.OrgID) && cert.Subject.CommonName == st.SoftwareID
+	return namesSoftware(cert.Subject.OrganizationalUnit, cert.Subject.CommonName, st)
+}
+
+// namesSoftware: a subject names the SSA's organisation (an OU) and software
+// (the CN), as OB transport certificates do.
+func namesSoftware(ous []string, cn string, st *SoftwareStatement) bool {
+	return slices.Contains(ous, st.OrgID) && cn == st.SoftwareID
 }
 
 // RequestChecks are the checks of the signed request itself, in the order the

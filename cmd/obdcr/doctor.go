@@ -19,10 +19,14 @@ const doctorUsage = `usage: obdcr doctor [--json] [--fix]
 Checks the Hydra obdcr fronts: its own registration endpoint off, its ID-token key's alg
 allowed by the enabled profiles, its issuer, its discovery document, reachability and
 clock; and, asking the running obdcr (OBDCR_ADMIN_URL), the registrations still half-made.
+With the FAPI edge on (OBDCR_EDGE_PUBLIC_URL set), also that Hydra's issuer is the edge and
+that no registration's Hydra client lets its client reach Hydra around the edge.
 Exit 0 only when nothing is wrong. --fix adds a PS256 (or ES256) ID-token key
-when the active one is not allowed, and changes nothing else in obdcr's name; but Hydra
-signs every client's ID tokens with its newest key, so the new alg applies to ALL of
-Hydra's clients, the bank's own apps too. --fix prints what it will do before it acts.
+when the active one is not allowed; but Hydra signs every client's ID tokens with its
+newest key, so the new alg applies to ALL of Hydra's clients, the bank's own apps too.
+With the edge on, --fix also moves registrations made before it behind it (their Hydra
+clients reshaped; client_id, metadata and tokens kept). It changes nothing else, and
+prints what it will do before it acts.
 `
 
 // doctorReport is what --json prints.
@@ -35,14 +39,14 @@ type doctorReport struct {
 }
 
 // doctorVariables are what the check reads; unset ones take obdcr's defaults.
-var doctorVariables = []string{"HYDRA_ADMIN_URL", "HYDRA_PUBLIC_URL", "OBDCR_ISSUER", "OBDCR_PUBLIC_URL", "OBDCR_PROFILES",
+var doctorVariables = []string{"HYDRA_ADMIN_URL", "HYDRA_PUBLIC_URL", "OBDCR_ISSUER", "OBDCR_PUBLIC_URL", "OBDCR_PROFILES", "OBDCR_EDGE_PUBLIC_URL",
 	"HYDRA_ADMIN_TOKEN", "HYDRA_ADMIN_TOKEN_FILE", "HYDRA_ADMIN_BASIC_AUTH", "HYDRA_ADMIN_BASIC_AUTH_FILE",
 	"HYDRA_ADMIN_CLIENT_CERT_FILE", "HYDRA_ADMIN_CLIENT_KEY_FILE", "HYDRA_ADMIN_CA_FILE"}
 
 // doctorCmd fails (exit 1, cmdline.ErrReported) when anything is wrong.
 func doctorCmd(fs *flag.FlagSet, c *cmdEnv) func([]string) error {
 	asJSON := jsonFlag(fs)
-	fix := fs.Bool("fix", false, "add an allowed ID-token key to Hydra when the active one is not allowed")
+	fix := fs.Bool("fix", false, "add an allowed ID-token key to Hydra when the active one is not allowed; move registrations made before the edge behind it")
 	return func(args []string) error {
 		if err := noArgs(args); err != nil {
 			return err
@@ -81,6 +85,9 @@ func doctor(getenv func(string) string, fix, asJSON bool, stdout io.Writer) (doc
 	if err != nil {
 		return rep, err
 	}
+	if edge := getenv("OBDCR_EDGE_PUBLIC_URL"); edge != "" {
+		setup.Edge = edgeSetup(getenv, edge)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	rep.Findings = setup.Run(ctx)
@@ -112,6 +119,17 @@ func halfMade(getenv func(string) string) plugin.Finding {
 		err = a.call(http.MethodGet, "/admin/half-made", "", nil, &list)
 	}
 	return plugin.HalfMadeFinding(list, err, time.Now())
+}
+
+// edgeSetup asks the running obdcr for the key edge registrations' Hydra
+// clients must trust: it is kept in obdcr's store, and doctor needs no DSN.
+func edgeSetup(getenv func(string) string, publicURL string) *plugin.EdgeSetup {
+	var info plugin.EdgeInfo
+	a, err := newAdminClient(getenv)
+	if err == nil {
+		err = a.call(http.MethodGet, "/admin/edge", "", nil, &info)
+	}
+	return plugin.ParseEdgeInfo(publicURL, info, err)
 }
 
 func printDoctor(stdout io.Writer, rep doctorReport) {

@@ -232,13 +232,18 @@ func (h *harness) settle(ctx context.Context) error {
 	for _, r := range h.results {
 		all = append(all, r.obs...)
 	}
-	var retry []string
-	for name := range stuck(all) {
+	var retry, deleting []string
+	stuckTPPs, deletingTPPs := stuck(all)
+	for name := range stuckTPPs {
 		retry = append(retry, name)
 	}
+	for name := range deletingTPPs {
+		deleting = append(deleting, name)
+	}
 	if len(retry) > 0 {
-		h.say("%d TPPs could not register (no definite answer, or told a registration exists that they were never given); each retries once", len(retry))
-		cfg := loadConfig{Fault: "retry", SandboxDir: h.c.sandboxDir, TPPs: retry, Timeout: h.opt.timeout, Retry: true,
+		h.say("%d TPPs could not register (no definite answer, or told a registration exists that they were never given; %d of them with a DELETE whose outcome is unknown, sent again first); each retries once",
+			len(retry), len(deleting))
+		cfg := loadConfig{Fault: "retry", SandboxDir: h.c.sandboxDir, TPPs: retry, Deleting: deleting, Timeout: h.opt.timeout, Retry: true,
 			Out: filepath.Join(h.opt.work, "retry.jsonl")}
 		p, err := h.startLoad(cfg)
 		if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -248,6 +249,9 @@ func checkRecovery(fault string, recs []recovery, readyWithin, policyWithin time
 // hydraClient is a client in Hydra's admin list that obdcr made.
 type hydraClient struct {
 	ID, SoftwareID string
+	// JTI is the request_jti obdcr keeps in the client's metadata: the jti of
+	// the registration that created it, "" once an update replaced it.
+	JTI string
 }
 
 // Where a client stands after what its TPP was told, in order.
@@ -256,7 +260,8 @@ const (
 	stLive                 // a 201 or a later 200 the TPP holds
 	stDeleted              // a 204 to DELETE
 	stUnknownCreate        // a registration with no definite answer: a 5xx, none, a dropped connection
-	stUnknownDelete        // a DELETE with no definite answer
+	stUnknownDelete        // a DELETE with no definite answer: the client is the TPP's still, until a retry says otherwise
+	stGone                 // a 404 to DELETE: obdcr says there is no such registration
 )
 
 type clientState struct {
@@ -264,6 +269,10 @@ type clientState struct {
 	why   Obs // the answer that put it there (the first of a run of answers without a definite outcome)
 	n     int // answers without a definite outcome since the last definite one
 	last  Obs // the last answer about the client
+	// pending are the jtis of registrations with no definite answer sent while
+	// a DELETE's outcome was unknown: a client at Hydra carrying one of them
+	// was made by such a registration, and is not the TPP's.
+	pending []string
 }
 
 // enter moves to state st because of o; a second answer without a definite
@@ -291,6 +300,10 @@ func clientStates(obs []Obs) map[string]clientState {
 			switch {
 			case o.Kind == kindAnswered && o.Status == 201:
 				cur = cur.enter(stLive, o)
+			case o.unknownOutcome() && cur.state == stUnknownDelete:
+				// The client may be the TPP's old one or this request's: the
+				// client's own jti tells (checkHydra).
+				cur.pending = append(cur.pending, o.JTI)
 			case o.unknownOutcome() && cur.state != stLive:
 				cur = cur.enter(stUnknownCreate, o)
 			}
@@ -302,7 +315,9 @@ func clientStates(obs []Obs) map[string]clientState {
 			switch {
 			case o.Kind == kindAnswered && o.Status == 204:
 				cur = cur.enter(stDeleted, o)
-			case o.unknownOutcome() && cur.state == stLive:
+			case o.Kind == kindAnswered && o.Status == 404 && (cur.state == stLive || cur.state == stUnknownDelete):
+				cur = cur.enter(stGone, o)
+			case o.unknownOutcome() && (cur.state == stLive || cur.state == stUnknownDelete):
 				cur = cur.enter(stUnknownDelete, o)
 			}
 		}
@@ -318,9 +333,10 @@ func clientStates(obs []Obs) map[string]clientState {
 func checkHydra(obs []Obs, clients []hydraClient, faultOf func(softwareID string) string) []Violation {
 	var out []Violation
 	at := map[string]bool{}
+	jtiAt := map[string]string{}
 	perSW := map[string][]string{}
 	for _, c := range clients {
-		at[c.ID] = true
+		at[c.ID], jtiAt[c.ID] = true, c.JTI
 		perSW[c.SoftwareID] = append(perSW[c.SoftwareID], c.ID)
 	}
 	for sw, ids := range perSW {
@@ -337,6 +353,11 @@ func checkHydra(obs []Obs, clients []hydraClient, faultOf func(softwareID string
 			out = append(out, Violation{invAnswer, fault, "a client the TPP holds is not at Hydra; last told: " + st.why.String()})
 		case st.state == stDeleted && at[id]:
 			out = append(out, Violation{invDeleted, fault, "deleted with 204, at Hydra again: " + st.why.String() + "; the last answer: " + st.last.String()})
+		case st.state == stGone && at[id]:
+			out = append(out, Violation{invOrphan, fault, "DELETE answered 404, at Hydra after the window: " + st.why.String() + "; the last answer: " + st.last.String()})
+		case st.state == stUnknownDelete && at[id] && jtiAt[id] != "" && slices.Contains(st.pending, jtiAt[id]):
+			out = append(out, Violation{invOrphan, fault, fmt.Sprintf("at Hydra, made by registration jti %s that had no definite answer, sent after a DELETE whose outcome was unknown (%s); the last answer: %s",
+				jtiAt[id], st.why, st.last)})
 		case st.state == stUnknownCreate && at[id]:
 			detail := fmt.Sprintf("at Hydra, and its TPP never got it: %d registrations without a definite outcome, the first: %s", st.n, st.why)
 			if st.last.RequestID != st.why.RequestID {
@@ -358,13 +379,17 @@ func checkHydra(obs []Obs, clients []hydraClient, faultOf func(softwareID string
 
 // stuck are the TPPs whose last registration has no definite answer, or was
 // refused because one exists that the TPP does not hold: after the compensation
-// window the TPP retries, and that retry must succeed.
-func stuck(obs []Obs) map[string]bool {
-	out := map[string]bool{}
+// window the TPP retries, and that retry must succeed. deleting are those whose
+// last DELETE has no definite answer: they send it again first.
+func stuck(obs []Obs) (out, deleting map[string]bool) {
+	out, deleting = map[string]bool{}, map[string]bool{}
 	states := clientStates(obs)
 	for _, st := range states {
-		if st.state == stUnknownCreate {
+		switch st.state {
+		case stUnknownCreate:
 			out[st.why.TPP] = true
+		case stUnknownDelete:
+			out[st.why.TPP], deleting[st.why.TPP] = true, true
 		}
 	}
 	for _, o := range obs {
@@ -373,5 +398,5 @@ func stuck(obs []Obs) map[string]bool {
 			out[o.TPP] = true
 		}
 	}
-	return out
+	return out, deleting
 }

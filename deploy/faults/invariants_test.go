@@ -157,6 +157,20 @@ func TestCheckHydra(t *testing.T) {
 		return ""
 	}
 	c0 := hydraClient{ID: "c0", SoftwareID: "sw0"}
+	// pg-restart of 2026-12-07: the TPP's DELETE got 502 "whether the
+	// registration was deleted is not known" (Hydra revoked its tokens, then
+	// failed the client delete), then 503 "store is unavailable"; it gave up
+	// and registered: 503s, then 400 "already has a registration".
+	createdJTI := with(created, func(o *Obs) { o.JTI = "j-created" })
+	partial := with(answered(opDelete, 1, 3, time.Second, 502), func(o *Obs) {
+		o.Error, o.Description = "temporarily_unavailable", "hydra is unavailable; whether the registration was deleted is not known; send the DELETE again"
+	})
+	storeDown := answered(opDelete, 2, 4, time.Second, 503)
+	registerDown := with(answered(opRegister, 0, 6, time.Second, 503), func(o *Obs) { o.JTI = "j-after" })
+	afterPartial := []Obs{createdJTI, partial, storeDown, registerDown, alreadyThere}
+	retriedDelete := answered(opDelete, 0, 80, time.Second, 204)
+	goneDelete := answered(opDelete, 0, 80, time.Second, 404)
+	withJTI := func(jti string) hydraClient { return hydraClient{ID: "c0", SoftwareID: "sw0", JTI: jti} }
 	cases := []struct {
 		name    string
 		obs     []Obs
@@ -171,6 +185,13 @@ func TestCheckHydra(t *testing.T) {
 		{"a 504, the client made anyway, the retry given it", []Obs{timedOut, retried}, []hydraClient{c0}, ""},
 		{"a 504 and nothing made", []Obs{timedOut}, nil, ""},
 		{"a lost DELETE: either way", []Obs{created, lostDelete}, []hydraClient{c0}, ""},
+		{"a DELETE not known, then registrations refused: the TPP's own client", afterPartial, []hydraClient{withJTI("j-created")}, ""},
+		{"a DELETE not known, then registrations refused: an updated client of the TPP", afterPartial, []hydraClient{withJTI("")}, ""},
+		{"a DELETE not known, then a registration not known made the client", afterPartial, []hydraClient{withJTI("j-after")}, invOrphan},
+		{"a DELETE not known, retried: 204 and gone", append(afterPartial[:3:3], retriedDelete), nil, ""},
+		{"a DELETE not known, retried: 204 and at Hydra", append(afterPartial[:3:3], retriedDelete), []hydraClient{withJTI("j-created")}, invDeleted},
+		{"a DELETE not known, retried: 404 and at Hydra", append(afterPartial[:3:3], goneDelete), []hydraClient{withJTI("j-created")}, invOrphan},
+		{"a DELETE answered 404 while held, at Hydra", []Obs{created, goneDelete}, []hydraClient{c0}, invOrphan},
 		{"a client no answer made", nil, []hydraClient{c0}, invOrphan},
 		{"a client of software the load never used", nil, []hydraClient{{ID: "x", SoftwareID: "bank-app"}}, ""},
 		{"two clients of one software", []Obs{created}, []hydraClient{c0, {ID: "c1", SoftwareID: "sw0"}}, invOrphan + "," + invOnePerSW},
@@ -199,11 +220,20 @@ func TestStuck(t *testing.T) {
 		{"told one exists while it holds it", []Obs{answered(opRegister, 0, 0, time.Second, 201), refused}, false},
 		{"a 504, then a 201", []Obs{timedOut, answered(opRegister, 0, 3, time.Second, 201)}, false},
 		{"registered", []Obs{answered(opRegister, 0, 0, time.Second, 201)}, false},
+		{"a DELETE with no definite answer", []Obs{answered(opRegister, 0, 0, time.Second, 201), answered(opDelete, 0, 1, time.Second, 502)}, true},
+		{"a DELETE not known, retried: 204", []Obs{answered(opRegister, 0, 0, time.Second, 201), answered(opDelete, 0, 1, time.Second, 502),
+			answered(opDelete, 0, 3, time.Second, 204)}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := stuck(c.obs)["f-0"]; got != c.want {
-				t.Fatalf("stuck = %v, want %v", got, c.want)
+			got, deleting := stuck(c.obs)
+			if got["f-0"] != c.want {
+				t.Fatalf("stuck = %v, want %v", got["f-0"], c.want)
+			}
+			// Only a TPP whose last DELETE's outcome is unknown sends it again.
+			last := c.obs[len(c.obs)-1]
+			if want := last.Op == opDelete && last.unknownOutcome(); deleting["f-0"] != want {
+				t.Fatalf("deleting = %v, want %v", deleting["f-0"], want)
 			}
 		})
 	}

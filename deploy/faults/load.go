@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,8 +41,10 @@ type loadConfig struct {
 	PolicyEvery time.Duration `json:"policy_every"`
 	Out         string        `json:"out"`
 	// Retry, when set, is the TPPs' retry after the compensation window: one
-	// registration each, nothing else.
-	Retry bool `json:"retry"`
+	// registration each, nothing else; Deleting's TPPs send their DELETE
+	// again first.
+	Retry    bool     `json:"retry"`
+	Deleting []string `json:"deleting,omitempty"`
 }
 
 type recorder struct {
@@ -143,6 +146,17 @@ type tppClient struct {
 	lastJWT  string // the last registration request, replayed once it is deleted
 	lastJTI  string
 	replica  int
+	// deleting: a DELETE was answered 5xx or not at all. The TPP sends it
+	// again, with a new token and backing off, until an answer says what
+	// happened (204, 404, or a refusal), before it registers again.
+	deleting bool
+	backoff  time.Duration
+}
+
+// backOff waits before a retry: 500 ms, doubling to 4 s.
+func (t *tppClient) backOff(pause func(time.Duration)) {
+	t.backoff = min(max(2*t.backoff, 500*time.Millisecond), 4*time.Second)
+	pause(t.backoff)
 }
 
 // send makes one request and logs it; the body of an answer is returned.
@@ -284,18 +298,41 @@ func (l *loadRun) worker(ctx context.Context, id int, tpps []*tppClient, deadlin
 			l.send(ctx, t.http, &o, http.MethodPut, tppURL(o.Replica)+"/register/"+t.clientID, "application/jwt", t.token, []byte(jwt))
 			step = l.advance(t, o, step, http.StatusOK, pause)
 		case 2:
-			o := l.obs(t, opDelete)
-			l.send(ctx, t.http, &o, http.MethodDelete, tppURL(o.Replica)+"/register/"+t.clientID, "", t.token, nil)
+			o := l.deleteOnce(ctx, t, pause)
 			if o.Kind == kindAnswered && o.Status == http.StatusNoContent {
-				t.holds, t.token = false, ""
 				// The registration's own request again, to another replica:
 				// its jti was used, so it must be refused, whatever else has changed.
 				l.register(ctx, t, opReplay, t.lastJWT, t.lastJTI)
 				continue
 			}
-			step = l.advance(t, o, step, http.StatusNoContent, pause)
+			if !t.deleting && t.holds {
+				step = l.advance(t, o, step, http.StatusNoContent, pause)
+			}
 		}
 	}
+}
+
+// deleteOnce sends the TPP's DELETE once. A 5xx or no answer leaves the
+// outcome unknown ("send the DELETE again"): the TPP is then deleting, and
+// sends it again with a new token (a partial delete revoked the old one),
+// backing off, until the answer is definite: 204, or 404 (it is gone).
+func (l *loadRun) deleteOnce(ctx context.Context, t *tppClient, pause func(time.Duration)) Obs {
+	o := l.obs(t, opDelete)
+	l.send(ctx, t.http, &o, http.MethodDelete, tppURL(o.Replica)+"/register/"+t.clientID, "", t.token, nil)
+	switch {
+	case o.Kind == kindAnswered && (o.Status == http.StatusNoContent || o.Status == http.StatusNotFound):
+		t.holds, t.deleting, t.token, t.backoff = false, false, "", 0
+	case o.unknownOutcome():
+		t.deleting, t.token = true, ""
+		t.backOff(pause)
+	case t.deleting && o.Kind == kindAnswered && o.Status == http.StatusUnauthorized:
+		t.token = "" // revoked by the delete that did not finish: a new one
+	case t.deleting && o.Kind == kindAnswered:
+		t.deleting, t.backoff = false, 0 // refused: the registration stands
+	default:
+		t.backOff(pause) // never reached obdcr
+	}
+	return o
 }
 
 // advance moves to the next step on the wanted answer; on a refused token it
@@ -307,7 +344,7 @@ func (l *loadRun) advance(t *tppClient, o Obs, step, want int, pause func(time.D
 	case o.Kind == kindAnswered && o.Status == http.StatusUnauthorized:
 		t.token = ""
 	case o.Kind == kindAnswered && o.Status < 500:
-		return step + 1 // refused: logged; the loop goes on
+		return (step + 1) % 3 // refused: logged; the loop goes on (a refused DELETE: read it again)
 	default:
 		pause(500 * time.Millisecond)
 	}
@@ -316,7 +353,9 @@ func (l *loadRun) advance(t *tppClient, o Obs, step, want int, pause func(time.D
 
 // fetchToken gets a client_credentials token from Hydra for the TPP's client.
 // A client Hydra no longer knows (a DELETE whose answer was lost) sends the TPP
-// back to registering.
+// back to registering. Hydra answers invalid_client too when it cannot look
+// the client up (its database down): that is believed only while Hydra says it
+// is ready. A TPP cannot ask; it would retry until invalid_client persisted.
 func (l *loadRun) fetchToken(ctx context.Context, t *tppClient) bool {
 	o := Obs{Op: opToken, Replica: -1, TPP: t.t.Name, SoftwareID: t.t.SoftwareID, ClientID: t.clientID, RequestID: l.rec.requestID(l.cfg.Fault), Start: time.Now()}
 	tok, res, err := t.sc.Token(ctx, hydraPublic+"/oauth2/token", t.clientID, "")
@@ -331,8 +370,8 @@ func (l *loadRun) fetchToken(ctx context.Context, t *tppClient) bool {
 	}
 	l.rec.add(o)
 	if err != nil {
-		if o.Error == "invalid_client" {
-			t.holds = false
+		if o.Error == "invalid_client" && hydraReady(ctx, t.http) {
+			t.holds, t.deleting = false, false
 		}
 		return false
 	}
@@ -340,10 +379,40 @@ func (l *loadRun) fetchToken(ctx context.Context, t *tppClient) bool {
 	return true
 }
 
+// hydraReady: Hydra's readiness probe, which checks its database, says ready.
+func hydraReady(ctx context.Context, hc *http.Client) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, hydraPublic+"/health/ready", nil)
+	if err != nil {
+		return false
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		return false
+	}
+	res.Body.Close()
+	return res.StatusCode == http.StatusOK
+}
+
 // retry is a stuck TPP's registration after the compensation window: up to
-// three tries while obdcr answers 5xx or not at all.
+// three tries while obdcr answers 5xx or not at all. A TPP whose DELETE's
+// outcome is not known sends it again first, up to ten times, until an
+// answer says whether it is gone.
 func (l *loadRun) retry(ctx context.Context, t *tppClient, i int) {
 	t.replica = i % len(replicas)
+	if slices.Contains(l.cfg.Deleting, t.t.Name) {
+		t.holds, t.deleting = true, true
+		pause := func(d time.Duration) { sleepCtx(ctx, d) }
+		for try := 0; try < 10 && t.deleting && t.holds; try++ {
+			if t.token == "" && !l.fetchToken(ctx, t) {
+				t.backOff(pause)
+				continue
+			}
+			l.deleteOnce(ctx, t, pause)
+		}
+		if t.holds {
+			return // still there: the checker holds it to what it was told
+		}
+	}
 	for try := 0; try < 3; try++ {
 		jwt, jti, err := l.registerJWT(t)
 		if err != nil {

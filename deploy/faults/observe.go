@@ -159,10 +159,11 @@ func (c *cluster) hydraClients(ctx context.Context) ([]hydraClient, error) {
 		for _, p := range page {
 			var m struct {
 				SoftwareID string `json:"software_id"`
+				JTI        string `json:"request_jti"`
 			}
 			_ = json.Unmarshal(p.Metadata, &m)
 			if m.SoftwareID != "" {
-				out = append(out, hydraClient{ID: p.ID, SoftwareID: m.SoftwareID})
+				out = append(out, hydraClient{ID: p.ID, SoftwareID: m.SoftwareID, JTI: m.JTI})
 			}
 		}
 		if next == "" {

@@ -117,7 +117,7 @@ func writeResults(path string, opt options, results []*faultResult, took time.Du
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), strings.TrimSpace(string(commit)), runtime.NumCPU(), took.Round(time.Second),
 		opt.duration, opt.warm, opt.after, opt.window)
 	b.WriteString(topologyText)
-	fmt.Fprintf(&b, "\nLoad: %d closed-loop TPPs (register, GET, PUT, DELETE, then the deleted registration's own request replayed to another replica), each request to the next replica; an admin changes the UK policy every 1.5 s on each replica in turn. A request waits %s for its answer.\n\n",
+	fmt.Fprintf(&b, "\nLoad: %d closed-loop TPPs (register, GET, PUT, DELETE (sent again until its outcome is known), then the deleted registration's own request replayed to another replica), each request to the next replica; an admin changes the UK policy every 1.5 s on each replica in turn. A request waits %s for its answer.\n\n",
 		opt.workers, opt.timeout)
 	b.WriteString(tableHead)
 	for _, r := range results {
@@ -170,7 +170,10 @@ passed for every fault and every TPP that could not register has retried once.
 
 - ` + "`no-orphan`" + `: every client obdcr made at Hydra is one its TPP was answered 201 for (and has not deleted), or is
   gone. A client whose create had no definite answer (5xx, no answer, a dropped connection), and whose TPP's
-  retry after the window did not get it, is an orphan.
+  retry after the window did not get it, is an orphan; so is one whose DELETE was answered 404. A client whose
+  last DELETE had no definite answer is still its TPP's (the TPP sends the DELETE again, with a new token and
+  backing off, until it is answered 204 or 404, and again after the window), unless its request_jti at Hydra is
+  that of a registration sent afterwards with no definite answer: then that registration made it, an orphan.
 - ` + "`one-client-per-software`" + `: at most one Hydra client per software_id (UK's multiple_registrations is off).
 - ` + "`audit-for-every-201`" + `: every 201 has an approved registration entry in obdcr_audit with the request's
   X-Request-Id and the client_id answered.

@@ -19,6 +19,9 @@ import (
 type Client struct {
 	TPP  *TPP
 	HTTP *http.Client
+	// TLSClientAuth: PAR and token requests carry no assertion, only
+	// client_id; the transport certificate authenticates (RFC 8705 §2.1).
+	TLSClientAuth bool
 }
 
 // NewClient returns a client that presents t's transport certificate and trusts roots.

@@ -21,14 +21,14 @@ import (
 )
 
 // startEdge runs Hydra behind an obdcr with its FAPI edge on, for one test.
-func startEdge(t *testing.T) (*testenv.Env, *testenv.Obdcr) {
+func startEdge(t *testing.T, change func(map[string]string)) (*testenv.Env, *testenv.Obdcr) {
 	t.Helper()
 	env, err := testenv.StartEdge(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(env.Stop)
-	o, err := env.StartEdgeObdcr(nil)
+	o, err := env.StartEdgeObdcr(change)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -42,7 +42,7 @@ func startEdge(t *testing.T) (*testenv.Env, *testenv.Obdcr) {
 // sandbox bank's pages, and the browser lands at the TPP's redirect URI with a
 // JARM response that verifies with the published JWKS; the TPP redeems its code.
 func TestEdgePARFlowInChromium(t *testing.T) {
-	env, o := startEdge(t)
+	env, o := startEdge(t, nil)
 	ctx := context.Background()
 
 	tpp, err := env.Sandbox.AddTPP(sandbox.AU, "Wombat")
@@ -200,7 +200,8 @@ func where(ctx context.Context) string {
 // of Hydra's capacity. Every flow and token request succeeds, and each figure
 // is measured, not left at zero.
 func TestRunEdgeBench(t *testing.T) {
-	env, o := startEdge(t)
+	// The load tool is many browsers from one address, as in make bench.
+	env, o := startEdge(t, func(m map[string]string) { m["OBDCR_EDGE_RATE_LIMIT"] = "0" })
 	res, err := sandbox.RunEdgeBench(context.Background(), env.Sandbox.Sandbox, sandbox.EdgeBenchConfig{ObdcrURL: o.URL, AdminURL: o.AdminURL,
 		HydraAdmin: env.Hydra.AdminURL, HydraPublic: env.Hydra.PublicURL, Flows: 6, Concurrency: 2, Count: 40, OpenLoopSeconds: 0.5}, io.Discard)
 	if err != nil {

@@ -141,6 +141,7 @@ func (c *Client) follow(ctx context.Context, r AuthorizeRequest, res *AuthorizeR
 		return nil, err
 	}
 	trace(req.Method, req.URL.String())
+	defer browser.CloseIdleConnections() // the customer's browser is gone once the flow is done
 	params, resp, err := browse(browser, req, r.RedirectURI, &landed, trace)
 	if err != nil {
 		return nil, err
@@ -217,8 +218,7 @@ func (c *Client) tokens(ctx context.Context, tokenURL, clientID string, form url
 	return &t, nil
 }
 
-// tokenRequest posts form to the token endpoint, authenticated by a client
-// assertion signed with the TPP's key (private_key_jwt, RFC 7523).
+// tokenRequest posts form to the token endpoint, the client authenticated as it registered.
 func (c *Client) tokenRequest(ctx context.Context, tokenURL, clientID string, form url.Values) (*Response, error) {
 	if err := c.authenticate(form, clientID, tokenURL); err != nil {
 		return nil, err
@@ -226,9 +226,14 @@ func (c *Client) tokenRequest(ctx context.Context, tokenURL, clientID string, fo
 	return c.do(ctx, http.MethodPost, tokenURL, "application/x-www-form-urlencoded", "", []byte(form.Encode()))
 }
 
-// authenticate adds client_id and a client assertion signed with the TPP's key
-// (private_key_jwt, RFC 7523) for aud to form.
+// authenticate adds client_id to form and, but for a tls_client_auth client
+// (the certificate alone, RFC 8705 §2.1), a client assertion signed with the
+// TPP's key for aud (private_key_jwt, RFC 7523).
 func (c *Client) authenticate(form url.Values, clientID, aud string) error {
+	form.Set("client_id", clientID)
+	if c.TLSClientAuth {
+		return nil
+	}
 	now := time.Now()
 	assertion, err := c.TPP.Signing.Sign(map[string]any{
 		"iss": clientID, "sub": clientID, "aud": aud, "jti": uuid.NewString(),
@@ -237,7 +242,6 @@ func (c *Client) authenticate(form url.Values, clientID, aud string) error {
 	if err != nil {
 		return err
 	}
-	form.Set("client_id", clientID)
 	form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
 	form.Set("client_assertion", assertion)
 	return nil

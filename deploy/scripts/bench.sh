@@ -42,6 +42,11 @@ start_sandbox
 # The load tool stands 8 TPPs for thousands of requests a second, far past a real
 # TPP's rate: the benchmark measures the registration path, not the rate limit.
 export OBDCR_TPP_RATE_LIMIT=0
+# Likewise the per-address connection caps: the load tool is every TPP and every
+# browser at once, all from 127.0.0.1 (64 concurrent registrations hold more
+# than the TPP listener's 64 connections of one address; each flow's browser is
+# a new connection to the edge), and the edge's per-browser rate limit.
+export OBDCR_TPP_MAX_CONNS_PER_ADDR=4096 OBDCR_EDGE_MAX_CONNS_PER_ADDR=4096 OBDCR_EDGE_RATE_LIMIT=0
 load() { # concurrency count [more load flags]; the load tool runs on OBDCR_CPUS when set
   $(on_cpus OBDCR_CPUS) $sb load --obdcr "https://127.0.0.1:$OBDCR_PORT" --aud "http://127.0.0.1:$HYDRA_PUBLIC_PORT" \
     --admin-url "http://127.0.0.1:$OBDCR_ADMIN_PORT" --hydra-admin "http://127.0.0.1:$HYDRA_ADMIN_PORT" \

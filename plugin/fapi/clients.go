@@ -1,9 +1,12 @@
 package fapi
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"encoding/json"
 	"errors"
+	"fmt"
 
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
@@ -41,7 +44,9 @@ func (r registry) Client(ctx context.Context, id string) (*pf.Client, error) {
 	m := reg.Metadata
 	c := &pf.Client{ID: reg.ClientID, Profile: reg.Profile, JWKSURI: m.JWKSURI, RedirectURIs: m.RedirectURIs,
 		ResponseTypes: m.ResponseTypes, GrantTypes: m.GrantTypes, RequestObjectAlg: m.RequestObjectSigningAlg,
-		AssertionAlg: m.TokenEndpointAuthSigningAlg, JARMAlg: m.AuthorizationSignedResponseAlg}
+		AssertionAlg: m.TokenEndpointAuthSigningAlg, JARMAlg: m.AuthorizationSignedResponseAlg, AuthMethod: m.TokenEndpointAuthMethod,
+		TLSSubject: pf.TLSSubject{DN: m.TLSClientAuthSubjectDN, DNS: m.TLSClientAuthSANDNS, URI: m.TLSClientAuthSANURI,
+			IP: m.TLSClientAuthSANIP, Email: m.TLSClientAuthSANEmail}}
 	st, err := r.state.State(ctx, reg.Profile)
 	if err != nil {
 		return nil, err
@@ -64,20 +69,59 @@ type shapedClients struct {
 
 func (s shapedClients) shape(c hydra.Client) (hydra.Client, error) {
 	k := s.key()
+	return Shape(c, s.callback, k.Public, k.Alg)
+}
+
+// Shape makes c an edge registration's Hydra client: the edge's callback its
+// one redirect URI, the public key obdcr signs its assertions with its only
+// key. Everything else (client_id, metadata, grants, scope) is kept.
+func Shape(c hydra.Client, callback string, key jwk.Key, alg string) (hydra.Client, error) {
 	set := jwk.NewSet()
-	if err := set.AddKey(k.Public); err != nil {
+	if err := set.AddKey(key); err != nil {
 		return c, err
 	}
 	b, err := json.Marshal(set)
 	if err != nil {
 		return c, err
 	}
-	c.RedirectURIs = []string{s.callback}
+	c.RedirectURIs = []string{callback}
 	c.JWKSURI, c.JWKS = "", b
-	c.TokenEndpointAuthMethod, c.TokenEndpointAuthSigningAlg = "private_key_jwt", k.Alg
+	c.TokenEndpointAuthMethod, c.TokenEndpointAuthSigningAlg = "private_key_jwt", alg
 	// obdcr never sends Hydra a request object; the alg stops Hydra taking an unsigned one.
-	c.RequestObjectSigningAlg = k.Alg
+	c.RequestObjectSigningAlg = alg
 	return c, nil
+}
+
+// Unshaped says how c lets its client reach Hydra around the edge (nothing
+// when it is shaped as Shape makes it): a redirect URI of its own, a JWKS of
+// its own, or a key other than key. Keys are compared by thumbprint.
+func Unshaped(c hydra.Client, callback string, key jwk.Key, alg string) []string {
+	var out []string
+	if len(c.RedirectURIs) != 1 || c.RedirectURIs[0] != callback {
+		out = append(out, "redirects to URIs other than the edge's callback")
+	}
+	if c.JWKSURI != "" {
+		out = append(out, "trusts the keys at its own jwks_uri")
+	}
+	if c.TokenEndpointAuthMethod != "private_key_jwt" || c.TokenEndpointAuthSigningAlg != alg {
+		out = append(out, fmt.Sprintf("authenticates with %s %s, not private_key_jwt %s", c.TokenEndpointAuthMethod, c.TokenEndpointAuthSigningAlg, alg))
+	}
+	if c.JWKSURI == "" && !onlyKey(c.JWKS, key) {
+		out = append(out, "trusts a key other than obdcr's assertion key")
+	}
+	return out
+}
+
+// onlyKey: the inline set raw holds key and no other.
+func onlyKey(raw json.RawMessage, key jwk.Key) bool {
+	set, err := jwk.Parse(raw)
+	if err != nil || set.Len() != 1 {
+		return false
+	}
+	k, _ := set.Key(0)
+	a, errA := k.Thumbprint(crypto.SHA256)
+	b, errB := key.Thumbprint(crypto.SHA256)
+	return errA == nil && errB == nil && bytes.Equal(a, b)
 }
 
 func (s shapedClients) Create(ctx context.Context, c hydra.Client) (hydra.Client, error) {

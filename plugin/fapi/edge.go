@@ -7,6 +7,7 @@ package fapi
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -41,13 +42,21 @@ type Config struct {
 	HydraPublic *hydra.Public
 	// ProxyTransport reaches Hydra's public API for proxied browser requests.
 	ProxyTransport http.RoundTripper
-	Key            func() *pf.SigningKey
-	Clients        policy.ClientStore
-	State          policy.PolicyState
-	Keys           policy.TrustStore
-	Replay         policy.ReplayCache
-	Handles        pf.HandleStore
-	Now            func() time.Time
+	// Key signs JARM responses and hybrid ID tokens (OBDCR_EDGE_SIGNING_KEY_FILE).
+	Key func() *pf.SigningKey
+	// Published are the edge keys the JWKS lists: Key's and those it replaced
+	// lately (nil: Key's alone).
+	Published func() []jwk.Key
+	// AssertionKey signs obdcr's client assertions to Hydra and is the only key
+	// edge registrations' Hydra clients trust; it never changes, so rotating Key
+	// touches no Hydra client (nil: Key, as before).
+	AssertionKey *pf.SigningKey
+	Clients      policy.ClientStore
+	State        policy.PolicyState
+	Keys         policy.TrustStore
+	Replay       policy.ReplayCache
+	Handles      pf.HandleStore
+	Now          func() time.Time
 }
 
 // Edge is the FAPI edge.
@@ -61,6 +70,9 @@ type Edge struct {
 	auth   pf.Authenticator
 	tokens TokenIssuer
 	proxy  *httputil.ReverseProxy
+	// cert and bindings are set by Certificates.
+	cert     func(echo.Context) (*x509.Certificate, error)
+	bindings *pf.Bindings
 }
 
 // New builds the edge.
@@ -80,7 +92,7 @@ func New(cfg Config) (*Edge, error) {
 	e.pushed = &pf.Pushed{Store: cfg.Handles, Now: cfg.Now}
 	e.auth = &pf.PrivateKeyJWT{Verifier: e.verifier, Clients: e.clients, Audiences: []string{
 		cfg.Issuer, cfg.Issuer + "/", cfg.Issuer + PARPath, cfg.Issuer + TokenPath, cfg.TPPURL + PARPath, cfg.TPPURL + TokenPath}}
-	e.tokens = hydraTokens{public: cfg.HydraPublic, pushed: e.pushed, issuer: cfg.Issuer, key: cfg.Key, now: cfg.Now}
+	e.tokens = hydraTokens{public: cfg.HydraPublic, pushed: e.pushed, issuer: cfg.Issuer, key: e.assertionKey, now: cfg.Now}
 	e.proxy = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
@@ -95,13 +107,24 @@ func New(cfg Config) (*Edge, error) {
 // ShapeClients wraps the registrar's Hydra client store so that edge
 // registrations reach Hydra only through the edge.
 func (e *Edge) ShapeClients(cs policy.ClientStore) policy.ClientStore {
-	return shapedClients{ClientStore: cs, callback: e.cfg.Issuer + CallbackPath, key: e.cfg.Key}
+	return shapedClients{ClientStore: cs, callback: e.cfg.Issuer + CallbackPath, key: e.assertionKey}
+}
+
+// assertionKey is the key Hydra trusts for edge registrations.
+func (e *Edge) assertionKey() *pf.SigningKey {
+	if e.cfg.AssertionKey != nil {
+		return e.cfg.AssertionKey
+	}
+	return e.cfg.Key()
 }
 
 // TPPRoutes adds PAR and the token endpoint to the TPP listener.
 func (e *Edge) TPPRoutes(g *echo.Echo) {
 	g.POST(PARPath, e.par)
 	g.POST(TokenPath, e.token)
+	g.GET(UserinfoPath, e.userinfo)
+	g.POST(UserinfoPath, e.userinfo)
+	g.POST(RevokePath, e.revoke)
 }
 
 // Routes serves the edge listener; discovery is the TPP listener's handler.
@@ -133,6 +156,13 @@ func (e *Edge) Overlay(doc hydra.Document, requirePAR bool) {
 	}
 	aliases["pushed_authorization_request_endpoint"] = par
 	aliases["token_endpoint"] = token
+	if e.bindings != nil {
+		userinfo, revoke := e.cfg.TPPURL+UserinfoPath, e.cfg.TPPURL+RevokePath
+		doc.Set("userinfo_endpoint", userinfo)
+		doc.Set("revocation_endpoint", revoke)
+		aliases["userinfo_endpoint"], aliases["revocation_endpoint"] = userinfo, revoke
+		doc.Set("tls_client_certificate_bound_access_tokens", true)
+	}
 	doc.Set("mtls_endpoint_aliases", aliases)
 	doc.Set("require_pushed_authorization_requests", requirePAR)
 	doc.Set("request_parameter_supported", true)
@@ -159,7 +189,13 @@ func (e *Edge) jwks(c echo.Context) error {
 		k, _ := set.Key(i)
 		_ = merged.AddKey(k)
 	}
-	_ = merged.AddKey(e.cfg.Key().Public)
+	if e.cfg.Published == nil {
+		_ = merged.AddKey(e.cfg.Key().Public)
+	} else {
+		for _, k := range e.cfg.Published() {
+			_ = merged.AddKey(k)
+		}
+	}
 	c.Response().Header().Set("Cache-Control", "public, max-age=60")
 	return c.JSON(http.StatusOK, merged)
 }

@@ -35,13 +35,14 @@ func readForm(c echo.Context) (url.Values, error) {
 	return r.PostForm, nil
 }
 
-// authenticated reads a PAR or token request's form and says which client sent it.
+// authenticated reads a PAR or token request's form and says which client
+// sent it, by its assertion or its TLS client certificate.
 func (e *Edge) authenticated(c echo.Context) (url.Values, *pf.Client, error) {
 	form, err := readForm(c)
 	if err != nil {
 		return nil, nil, err
 	}
-	client, err := e.auth.Authenticate(c.Request().Context(), form)
+	client, err := e.auth.Authenticate(c.Request().Context(), form, e.certificate(c))
 	return form, client, err
 }
 
@@ -87,15 +88,25 @@ type TokenIssuer interface {
 	Issue(ctx context.Context, client *pf.Client, form url.Values) (status int, body []byte, err error)
 }
 
-// token is POST /oauth2/token on the TPP listener.
+// token is POST /oauth2/token on the TPP listener. Every access token it
+// issues is bound to the certificate of the request (RFC 8705 §3), whatever
+// the grant and the client's authentication: without one, none is issued.
 func (e *Edge) token(c echo.Context) error {
 	ctx := c.Request().Context()
+	cert := e.certificate(c)
+	if cert == nil {
+		return jsonError(c, &pf.Error{Code: pf.InvalidClient, Status: 401,
+			Description: "the token endpoint needs a TLS client certificate: access tokens are bound to it (RFC 8705)"})
+	}
 	form, client, err := e.authenticated(c)
 	if err != nil {
 		return jsonError(c, err)
 	}
 	status, body, err := e.tokens.Issue(ctx, client, form)
 	if err != nil {
+		return jsonError(c, err)
+	}
+	if err := e.bind(ctx, status, body, cert); err != nil {
 		return jsonError(c, err)
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
@@ -140,13 +151,21 @@ func (h hydraTokens) Issue(ctx context.Context, client *pf.Client, form url.Valu
 		}
 		out.Set("redirect_uri", h.issuer+CallbackPath)
 	}
+	if err := h.authenticate(out, client.ID); err != nil {
+		return 0, nil, err
+	}
+	return h.public.Token(ctx, out)
+}
+
+// authenticate adds obdcr's assertion for clientID to a request to Hydra.
+func (h hydraTokens) authenticate(out url.Values, clientID string) error {
 	now := h.now()
-	assertion, err := h.key().Sign(map[string]any{"iss": client.ID, "sub": client.ID, "aud": h.issuer + TokenPath,
+	assertion, err := h.key().Sign(map[string]any{"iss": clientID, "sub": clientID, "aud": h.issuer + TokenPath,
 		"jti": uuid.NewString(), "iat": now.Unix(), "exp": now.Add(time.Minute).Unix()})
 	if err != nil {
-		return 0, nil, err
+		return err
 	}
 	out.Set("client_assertion_type", pf.JWTBearer)
 	out.Set("client_assertion", assertion)
-	return h.public.Token(ctx, out)
+	return nil
 }

@@ -25,6 +25,10 @@ type ManagementCall struct {
 	ClientID    string
 	// Token is the bearer access token; "" when none was sent as Bearer.
 	Token string
+	// Binding is the x5t#S256 the FAPI edge bound Token to (RFC 8705 §3); ""
+	// for a token it did not issue, which must then come over the registered
+	// certificate.
+	Binding string
 }
 
 // unauthorized is RFC 6750's 401. Every way a management call can fail to prove
@@ -44,8 +48,9 @@ func insufficientScope(scope string) *Error {
 
 // Authorize proves a management call (OBIE DCR v3.3, CDS): a client_credentials
 // access token Hydra issued to exactly this client, presented over the TLS
-// certificate the client registered with. Hydra cannot bind tokens to
-// certificates (RFC 8705), so obdcr checks the binding here.
+// certificate the token is bound to (the FAPI edge's tokens, RFC 8705), or, for
+// a token Hydra issued without the edge, the certificate the client registered
+// with.
 //
 // The order is what the caller has proved so far: first a certificate from a
 // trusted CA (a caller without one is counted, never audited: it could be
@@ -110,7 +115,13 @@ func (s *Service) authorize(ctx context.Context, call ManagementCall) (*policy.R
 	if err != nil {
 		return nil, err
 	}
-	if subtle.ConstantTimeCompare([]byte(policy.Thumbprint(call.Cert)), []byte(reg.CertThumbprint)) != 1 {
+	if call.Binding != "" {
+		// A bound token proves the certificate it was issued over, which after
+		// a rotation is no longer the one registered.
+		if subtle.ConstantTimeCompare([]byte(policy.Thumbprint(call.Cert)), []byte(call.Binding)) != 1 {
+			return nil, unauthorized("the access token is bound to another TLS client certificate (RFC 8705)")
+		}
+	} else if subtle.ConstantTimeCompare([]byte(policy.Thumbprint(call.Cert)), []byte(reg.CertThumbprint)) != 1 {
 		return nil, unauthorized("the TLS client certificate is not the one this client registered with")
 	}
 	if p, ok := s.d.Registrar.Profile(reg.Profile); ok && p.ManagementScope != "" && !slices.Contains(it.Scope, p.ManagementScope) {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/obdcr/obdcr/plugin/view"
+	"github.com/obdcr/obdcr/policy"
 	"github.com/obdcr/obdcr/policy/store"
 )
 
@@ -51,6 +52,9 @@ func (s *Service) SavePolicy(ctx context.Context, actor Admin, profile string, c
 		return before, after, &Error{Kind: Invalid, Code: "invalid_request", Description: se.Error(), Err: se}
 	case errors.Is(err, store.ErrStale):
 		return before, after, refuse(Stale, "precondition_failed", "the profile was changed since that version; GET /admin/policies and apply your change again")
+	case errors.Is(err, store.ErrCommitUnknown):
+		return before, after, &policy.Unavailable{Dependency: "store", Err: err,
+			Detail: "whether the change was saved is not known; GET /admin/policies shows the profile's version, then send the change again if it is not there"}
 	case err != nil:
 		return before, after, unavailable(err)
 	}

@@ -25,9 +25,22 @@ import (
 type flakyStore struct {
 	*store.Memory
 	failAppend, failPut bool
+	// putUnknown: a save is committed and its answer lost (the store stopped
+	// answering mid-commit). statesDownAfterPut: reads fail once a save is in.
+	putUnknown, statesDownAfterPut, put bool
+}
+
+func (s *flakyStore) States(ctx context.Context) (map[string]store.StoredState, int64, error) {
+	if s.statesDownAfterPut && s.put {
+		return nil, 0, errStoreDown
+	}
+	return s.Memory.States(ctx)
 }
 
 var errStoreDown = errors.New("store down")
+
+// errCommitUnknown is the store's word for a commit sent and not answered.
+var errCommitUnknown = store.ErrCommitUnknown
 
 func (s *flakyStore) Append(ctx context.Context, e store.AuditEntry) error {
 	if s.failAppend {
@@ -40,7 +53,12 @@ func (s *flakyStore) PutState(ctx context.Context, profile string, st store.Stor
 	if s.failPut {
 		return errStoreDown
 	}
-	return s.Memory.PutState(ctx, profile, st, e)
+	err := s.Memory.PutState(ctx, profile, st, e)
+	s.put = err == nil
+	if err == nil && s.putUnknown {
+		return fmt.Errorf("%w: %w", errCommitUnknown, errStoreDown)
+	}
+	return err
 }
 
 // fakeHydra is the fixture's Hydra, with an introspection that answers token.
@@ -304,6 +322,37 @@ func TestServiceOperations(t *testing.T) {
 				return err
 			},
 			wantErr: isUnavailable,
+		},
+		{
+			// The commit was sent and no answer came: the answer says the
+			// outcome is not known, never that nothing was changed.
+			name:  "save policy: the commit's outcome is not known",
+			setup: func(e *env, t *testing.T) TPP { e.st.putUnknown = true; return TPP{} },
+			op: func(t *testing.T, e *env, _ TPP) error {
+				off := false
+				_, _, err := e.svc.SavePolicy(context.Background(), AdminToken{"alice"}, "uk", PolicyChange{Enabled: &off})
+				return err
+			},
+			wantErr: func(err error) bool {
+				var u *policy.Unavailable
+				return errors.As(err, &u) && strings.Contains(u.Detail, "whether the change was saved is not known")
+			},
+			wantEntry: func(*env, TPP) string { return "policy/changed/alice/" },
+		},
+		{
+			// Saved, then the store stopped answering before the cache was
+			// re-read: the save stands, and the answer is what was saved.
+			name:  "save policy: saved, then the store stops answering",
+			setup: func(e *env, t *testing.T) TPP { e.st.statesDownAfterPut = true; return TPP{} },
+			op: func(t *testing.T, e *env, _ TPP) error {
+				off := false
+				before, after, err := e.svc.SavePolicy(context.Background(), AdminToken{"alice"}, "uk", PolicyChange{Enabled: &off})
+				if err == nil && (after.Enabled || after.Version != before.Version+1) {
+					t.Errorf("answered %+v after %+v, want the saved state: disabled, one version on", after, before)
+				}
+				return err
+			},
+			wantEntry: func(*env, TPP) string { return "policy/changed/alice/" },
 		},
 		{
 			name: "dry run: in the console",

@@ -41,7 +41,8 @@ type Config struct {
 	Statuses *StatusBook
 }
 
-// Limits: the CDS allows only private_key_jwt, the code flow and PS256/ES256.
+// Limits: the CDS allows only private_key_jwt (CDS "Client Authentication": no
+// tls_client_auth, even with the FAPI edge on), the code flow and PS256/ES256.
 var Limits = policy.Limits{
 	SigningAlgs:              []string{"PS256", "ES256"},
 	TokenEndpointAuthMethods: []string{"private_key_jwt"},
@@ -96,6 +97,7 @@ func New(c Config) *policy.Profile {
 				policy.ClientText(),
 				policy.RedirectURIs(policy.RedirectURIPolicy{Max: 20, MaxLength: 1024}),
 				policy.AuthMethod(false),
+				policy.TLSClientAuth(false),
 				policy.AuthSigningAlg(),
 				policy.GrantTypes(false, "authorization_code"),
 				policy.ResponseTypes("code"),

@@ -2,6 +2,7 @@ package fapi
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"net/url"
@@ -14,10 +15,11 @@ import (
 // JWTBearer is RFC 7523's client_assertion_type.
 const JWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
-// Authenticator says which client sent a request to PAR or the token endpoint.
-// private_key_jwt is the one here; tls_client_auth is another implementation.
+// Authenticator says which client sent a request to PAR or the token endpoint,
+// from its form and the TLS client certificate (nil when none was presented).
+// private_key_jwt is the one here; Methods adds tls_client_auth.
 type Authenticator interface {
-	Authenticate(ctx context.Context, form url.Values) (*Client, error)
+	Authenticate(ctx context.Context, form url.Values, cert *x509.Certificate) (*Client, error)
 }
 
 // maxAssertionLifetime bounds how far ahead an assertion's exp may be, and so
@@ -50,7 +52,7 @@ func unauthorized(format string, args ...any) *Error {
 }
 
 // Authenticate returns the client the assertion proves, or an invalid_client error.
-func (p *PrivateKeyJWT) Authenticate(ctx context.Context, form url.Values) (*Client, error) {
+func (p *PrivateKeyJWT) Authenticate(ctx context.Context, form url.Values, _ *x509.Certificate) (*Client, error) {
 	if t := form.Get("client_assertion_type"); t != JWTBearer {
 		return nil, unauthorized("client_assertion_type must be %s (private_key_jwt)", JWTBearer)
 	}

@@ -23,6 +23,10 @@ type Client struct {
 	JARMAlg    string
 	RequirePAR bool
 	Rules      Rules
+	// AuthMethod is token_endpoint_auth_method as registered, and TLSSubject
+	// the certificate a tls_client_auth client named.
+	AuthMethod string
+	TLSSubject TLSSubject
 }
 
 // Rules are the profile's settings the edge enforces.

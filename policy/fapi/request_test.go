@@ -159,7 +159,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 		{"no type", url.Values{"client_assertion": form(issuer, "4")["client_assertion"]}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := p.Authenticate(context.Background(), tc.f)
+			got, err := p.Authenticate(context.Background(), tc.f, nil)
 			var fe *Error
 			if tc.ok != (err == nil) || (err != nil && (!errors.As(err, &fe) || fe.Code != InvalidClient || fe.Status != 401)) {
 				t.Fatalf("got %v %v", got, err)

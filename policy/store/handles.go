@@ -18,6 +18,9 @@ type Handles interface {
 	// TakeHandle removes and returns the value; ok is false when it is absent,
 	// already taken or expired.
 	TakeHandle(ctx context.Context, key string) (value []byte, ok bool, err error)
+	// PeekHandle returns the value and leaves it: the edge's token bindings
+	// are read on every use until they expire.
+	PeekHandle(ctx context.Context, key string) (value []byte, ok bool, err error)
 }
 
 // MaxHandles bounds the live handles of one store. Each is made for a request
@@ -88,6 +91,16 @@ func (h *handles) TakeHandle(_ context.Context, key string) ([]byte, bool, error
 	return v.value, true, nil
 }
 
+func (h *handles) PeekHandle(_ context.Context, key string) ([]byte, bool, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v, ok := h.m[key]
+	if !ok || !h.clock().Before(v.until) {
+		return nil, false, nil
+	}
+	return v.value, true, nil
+}
+
 // PutHandle inserts the value. Expired rows are swept at most once a minute, and
 // the count is checked on each insert: an approximate bound across replicas
 // racing, never an unbounded table.
@@ -129,6 +142,19 @@ func (s *SQL) TakeHandle(ctx context.Context, key string) ([]byte, bool, error) 
 	}
 	if s.nowFn().UnixMicro() >= exp {
 		return nil, false, nil
+	}
+	return []byte(value), true, nil
+}
+
+// PeekHandle reads the row, if it has not expired.
+func (s *SQL) PeekHandle(ctx context.Context, key string) ([]byte, bool, error) {
+	var value string
+	err := s.db.QueryRowContext(ctx, s.d.bind(`SELECT value FROM obdcr_handles WHERE key = ? AND expires_at > ?`), key, s.nowFn().UnixMicro()).Scan(&value)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
 	}
 	return []byte(value), true, nil
 }

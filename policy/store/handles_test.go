@@ -8,21 +8,24 @@ import (
 	"time"
 )
 
-// TestHandles: a value is taken once, by one of two replicas racing, never
-// after it expired, and a missing key is no error.
+// TestHandles: a value is read by peeking as often as wanted, on either
+// replica, until it is taken; taken once, by one of two replicas racing; never
+// read after it expired; and a missing key is no error.
 func TestHandles(t *testing.T) {
 	ctx := context.Background()
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			dsn := b.dsn(t)
-			a := open(t, dsn)
-			c := a
-			if b.name != "memory" {
-				c = open(t, dsn) // a second replica on the same database
-			}
+			a, c := replicas(t, b) // a second replica on the same database
 			until := time.Now().Add(time.Minute)
 			if err := a.PutHandle(ctx, "h1", []byte(`{"x":1}`), until); err != nil {
 				t.Fatal(err)
+			}
+			for _, s := range []interface {
+				PeekHandle(context.Context, string) ([]byte, bool, error)
+			}{a, c, a} {
+				if v, ok, err := s.PeekHandle(ctx, "h1"); err != nil || !ok || string(v) != `{"x":1}` {
+					t.Fatalf("peek (a binding is read on every use, on every replica): %q %v %v", v, ok, err)
+				}
 			}
 			if v, ok, err := c.TakeHandle(ctx, "h1"); err != nil || !ok || string(v) != `{"x":1}` {
 				t.Fatalf("take on the other replica: %q %v %v", v, ok, err)
@@ -35,6 +38,9 @@ func TestHandles(t *testing.T) {
 			}
 			if err := a.PutHandle(ctx, "old", []byte("v"), time.Now().Add(-time.Second)); err != nil {
 				t.Fatal(err)
+			}
+			if _, ok, _ := c.PeekHandle(ctx, "old"); ok {
+				t.Fatal("an expired handle was read")
 			}
 			if _, ok, _ := c.TakeHandle(ctx, "old"); ok {
 				t.Fatal("an expired handle was taken")

@@ -42,6 +42,7 @@ type Memory struct {
 	orgIndex
 	createLog
 	handles
+	secrets
 	mu      sync.Mutex
 	states  map[string]StoredState
 	version int64

@@ -132,6 +132,13 @@ var migrations = []string{
 		expires_at BIGINT NOT NULL
 	);
 	CREATE INDEX obdcr_handles_expires ON obdcr_handles (expires_at);`,
+	// 6: values generated once and shared by every replica (the edge's key for
+	// its assertions to Hydra).
+	`CREATE TABLE obdcr_secrets (
+		name       TEXT PRIMARY KEY,
+		value      TEXT NOT NULL,
+		created_at BIGINT NOT NULL
+	);`,
 }
 
 // SQL is the Store on a SQL database.
@@ -326,7 +333,19 @@ func (s *SQL) PutState(ctx context.Context, profile string, st StoredState, e Au
 	if err := s.insertAudit(ctx, tx, e); err != nil {
 		return err
 	}
-	return tx.Commit()
+	// Before the commit is sent, a spent budget means a rollback: nothing was
+	// saved. Once it is sent, a failure (a database that stops answering, the
+	// budget ending mid-commit) leaves the outcome unknown, and the caller must
+	// say so rather than "nothing was changed".
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil && !errors.Is(err, sql.ErrTxDone) {
+		return fmt.Errorf("%w: %w", ErrCommitUnknown, err)
+	} else if err != nil {
+		return err
+	}
+	return nil
 }
 
 // Prune removes decision entries older than before; policy changes are kept.

@@ -32,6 +32,10 @@ type SharedState struct {
 // ErrUnknownProfile: no profile of that name is built in.
 var ErrUnknownProfile = fmt.Errorf("unknown profile")
 
+// ErrCommitUnknown: a save's commit was sent and no answer came back; it may
+// or may not have been applied.
+var ErrCommitUnknown = errors.New("the commit was sent and its outcome is not known")
+
 // NewSharedState seeds each profile's first state (its defaults, enabled if
 // listed; a stored state wins) and loads them all.
 func NewSharedState(ctx context.Context, st Store, profiles []*policy.Profile, enabled []string, log *slog.Logger) (*SharedState, error) {
@@ -170,8 +174,12 @@ func (s *SharedState) apply(ctx context.Context, p *policy.Profile, c Change) (p
 	if err := s.store.PutState(ctx, p.Name, StoredState{Enabled: after.Enabled, Settings: settings, Version: before.Version}, entry); err != nil {
 		return policy.State{}, err
 	}
+	// The save is committed: a store that stops answering now does not undo it.
+	// The answer is what was saved (the version is the compare-and-swap's); the
+	// cache catches up at the next poll.
 	if err := s.reload(ctx); err != nil {
-		return policy.State{}, err
+		after.Version = before.Version + 1
+		return after, nil
 	}
 	return s.State(ctx, p.Name)
 }

@@ -28,11 +28,11 @@ type Config struct {
 }
 
 // Limits: what the settings may hold. RS256 is absent on purpose (FAPI 1.0 §8.6
-// and the OB conformance suite refuse it), and so are the certificate-based
-// methods Hydra cannot honour.
+// and the OB conformance suite refuse it). tls_client_auth (OBIE DCR) may be
+// allowed; it registers only with the FAPI edge on, which authenticates it.
 var Limits = policy.Limits{
 	SigningAlgs:              []string{"PS256", "ES256"},
-	TokenEndpointAuthMethods: []string{"private_key_jwt", "client_secret_basic", "client_secret_post"},
+	TokenEndpointAuthMethods: []string{"private_key_jwt", "tls_client_auth", "client_secret_basic", "client_secret_post"},
 	GrantTypes:               []string{"authorization_code", "client_credentials", "refresh_token"},
 	ResponseTypes:            []string{"code id_token", "code"},
 	ApplicationTypes:         []string{"web", "mobile", "native"},
@@ -88,7 +88,7 @@ func New(c Config) *policy.Profile {
 				policy.RedirectURIs(policy.RedirectURIPolicy{Max: 20, MaxLength: 256}),
 				policy.AuthMethod(true),
 				policy.AuthSigningAlg(),
-				tlsSubjectDN(),
+				policy.TLSClientAuth(true),
 				policy.GrantTypes(true),
 				policy.ResponseTypes("code id_token"),
 				scope(),
@@ -148,20 +148,6 @@ func orgStatus() policy.Rule {
 				"organisation %s is %s in the directory; only Active organisations may register", ev.Statement.OrgID, s)
 		}
 		return nil
-	}}
-}
-
-// tlsSubjectDN: tls_client_auth_subject_dn belongs only with tls_client_auth.
-func tlsSubjectDN() policy.Rule {
-	return policy.Rule{Name: "tls_client_auth_subject_dn", Needs: []string{policy.RuleAuthMethod}, Check: func(_ context.Context, ev *policy.Evaluation) error {
-		dn := ev.Granted.TLSClientAuthSubjectDN
-		if dn == "" {
-			return nil
-		}
-		if len(dn) > 128 {
-			return policy.Refuse(policy.InvalidClientMetadata, "tls_client_auth_subject_dn", "is longer than 128 characters")
-		}
-		return policy.Refuse(policy.InvalidClientMetadata, "tls_client_auth_subject_dn", "applies only to tls_client_auth, and this client uses %s", ev.Granted.TokenEndpointAuthMethod)
 	}}
 }
 

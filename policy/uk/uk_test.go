@@ -112,7 +112,7 @@ func TestUKRules(t *testing.T) {
 		{name: "client_secret_basic not allowed by default", req: set("token_endpoint_auth_method", "client_secret_basic"), code: policy.InvalidClientMetadata, claim: "token_endpoint_auth_method", rule: policy.RuleAuthMethod},
 		{name: "auth signing alg RS256", req: set("token_endpoint_auth_signing_alg", "RS256"), code: policy.InvalidClientMetadata, claim: "token_endpoint_auth_signing_alg", rule: policy.RuleAuthSigningAlg},
 		{name: "auth signing alg missing", req: del("token_endpoint_auth_signing_alg"), code: policy.InvalidClientMetadata, claim: "token_endpoint_auth_signing_alg", rule: policy.RuleAuthSigningAlg},
-		{name: "subject dn without tls_client_auth", req: set("tls_client_auth_subject_dn", "CN=x"), code: policy.InvalidClientMetadata, claim: "tls_client_auth_subject_dn", rule: "tls_client_auth_subject_dn"},
+		{name: "subject dn without tls_client_auth", req: set("tls_client_auth_subject_dn", "CN=x"), code: policy.InvalidClientMetadata, claim: "tls_client_auth_subject_dn", rule: policy.RuleTLSClientAuth},
 		{name: "grant types missing", req: del("grant_types"), code: policy.InvalidClientMetadata, claim: "grant_types", rule: policy.RuleGrantTypes},
 		{name: "grant implicit", req: set("grant_types", []string{"implicit"}), code: policy.InvalidClientMetadata, claim: "grant_types", rule: policy.RuleGrantTypes},
 		{name: "response type token", req: set("response_types", []string{"token"}), code: policy.InvalidClientMetadata, claim: "response_types", rule: policy.RuleResponseTypes},
