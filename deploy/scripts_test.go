@@ -21,19 +21,23 @@ func TestScriptsParse(t *testing.T) {
 	}
 }
 
-// on_cpus turns HYDRA_CPUS / OBDCR_CPUS into the taskset prefix bench.sh pins with.
-func TestOnCPUs(t *testing.T) {
+// lib.sh's helpers: on_cpus turns HYDRA_CPUS / OBDCR_CPUS into the taskset
+// prefix bench.sh pins with; issuer is the bank's issuer the demo and bench
+// start Hydra and obdcr with, the edge's URL when EDGE_PORT turns it on.
+func TestLibHelpers(t *testing.T) {
 	cases := []struct {
-		name, env, want string
+		name, call, env, want string
 	}{
-		{"unset: no prefix", "", ""},
-		{"one CPU", "HYDRA_CPUS=0", "taskset -c 0"},
-		{"a range", "HYDRA_CPUS=2-3", "taskset -c 2-3"},
+		{"on_cpus unset: no prefix", "on_cpus HYDRA_CPUS", "", ""},
+		{"on_cpus one CPU", "on_cpus HYDRA_CPUS", "HYDRA_CPUS=0", "taskset -c 0"},
+		{"on_cpus a range", "on_cpus HYDRA_CPUS", "HYDRA_CPUS=2-3", "taskset -c 2-3"},
+		{"issuer, edge off: Hydra's public URL", "issuer", "", "http://127.0.0.1:4444"},
+		{"issuer, edge on: the edge's URL", "issuer", "EDGE_PORT=8445", "https://127.0.0.1:8445"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cmd := exec.Command("bash", "-c", `source scripts/lib.sh && on_cpus HYDRA_CPUS`)
-			cmd.Env = []string{"PATH=/usr/bin:/bin"}
+			cmd := exec.Command("bash", "-c", "source scripts/lib.sh && "+c.call)
+			cmd.Env = []string{"PATH=/usr/bin:/bin", "HYDRA_PUBLIC_PORT=4444"}
 			if c.env != "" {
 				cmd.Env = append(cmd.Env, c.env)
 			}
@@ -42,7 +46,7 @@ func TestOnCPUs(t *testing.T) {
 				t.Fatal(err)
 			}
 			if got := strings.TrimSpace(string(out)); got != c.want {
-				t.Fatalf("on_cpus = %q, want %q", got, c.want)
+				t.Fatalf("%s = %q, want %q", c.call, got, c.want)
 			}
 		})
 	}

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -28,16 +27,11 @@ import (
 
 // chromium finds Debian's Chromium, which deploy/scripts/test.sh installs.
 func chromium(t *testing.T) string {
-	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
+	p, err := testenv.Chromium()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	t.Fatal("no Chromium: deploy/scripts/test.sh installs Debian's chromium")
-	return ""
+	return p
 }
 
 // browser is a headless Chromium; dialogs counts JavaScript dialogs it opened.

@@ -71,6 +71,40 @@ func loadCmd(fs *flag.FlagSet, e *cmdEnv) action {
 	}
 }
 
+func edgeLoadCmd(fs *flag.FlagSet, e *cmdEnv) action {
+	b := newBenchFlags(fs, e)
+	hydraAdmin := hydraAdminFlag(fs, "Hydra's admin API: its CPU, and a client for the comparison")
+	hydraPublic := fs.String("hydra-public", "http://127.0.0.1:4444", "Hydra's public API, whose token endpoint is driven alone for comparison")
+	flows := fs.Int("flows", 200, "whole flows timed for obdcr's CPU")
+	openLoop := fs.Float64("open-loop", 10, "seconds of the open-loop token comparison at half of Hydra's capacity")
+	return func(ctx context.Context, _ []string) error {
+		sb, err := sandbox.Load(*b.dir)
+		if err != nil {
+			return err
+		}
+		res, err := sandbox.RunEdgeBench(ctx, sb, sandbox.EdgeBenchConfig{ObdcrURL: *b.obdcrURL, AdminURL: *b.adminURL,
+			HydraAdmin: *hydraAdmin, HydraPublic: *hydraPublic, Flows: *flows, Concurrency: *b.concurrency, Count: *b.count,
+			OpenLoopSeconds: *openLoop}, e.stderr)
+		if err != nil {
+			return err
+		}
+		out := e.stdout
+		fmt.Fprintf(out, "  %d flows, %.1f/s, %d errors: obdcr CPU %.2f ms a flow, Hydra %.2f ms\n", res.Flows, res.FlowsPerSecond, res.FlowErrors, res.FlowCPUms, res.FlowHydraCPUms)
+		fmt.Fprintf(out, "  token at %.0f/s (half of Hydra's %.0f/s): through the edge p50 %.1f p99 %.1f ms (%d errors); Hydra alone p50 %.1f p99 %.1f ms (%d errors)\n",
+			res.HalfCapacity, res.HydraCapacity, res.Edge.P50ms, res.Edge.P99ms, res.Edge.Errors, res.Hydra.P50ms, res.Hydra.P99ms, res.Hydra.Errors)
+		if res.FirstError != "" {
+			fmt.Fprintf(out, "  first error: %s\n", res.FirstError)
+		}
+		fmt.Fprintf(out, "edge edge_flow_cpu_ms=%.2f edge_token_p99_ratio=%.2f\n", res.FlowCPUms, res.TokenP99Ratio)
+		j, _ := json.Marshal(res)
+		fmt.Fprintln(out, string(j))
+		if res.FlowErrors > 0 {
+			return fmt.Errorf("%d of %d flows failed: %s", res.FlowErrors, res.Flows, res.FirstError)
+		}
+		return nil
+	}
+}
+
 func growthCmd(fs *flag.FlagSet, e *cmdEnv) action {
 	b := newBenchFlags(fs, e)
 	aud := audFlag(fs)

@@ -27,7 +27,7 @@ const usageTail = `  obdcr-sandbox help COMMAND, obdcr-sandbox COMMAND --help   
 
 --dir defaults to $OBDCR_SANDBOX_DIR, else .sandbox. Files in it: ca.pem (trust it, and
 give it to obdcr as OBDCR_TLS_CLIENT_CA_FILE), obdcr-cert.pem and obdcr-key.pem (obdcr's
-server certificate), sandbox.json (all keys: for local use only).
+server certificate), edge-signing-key.pem (OBDCR_EDGE_SIGNING_KEY_FILE), sandbox.json (all keys: for local use only).
 `
 
 // cmdEnv is what a subcommand reads and writes.
@@ -62,9 +62,10 @@ func subcommands() []subcommand {
 		{"status", "[--dir D] --id SOFTWARE_OR_LEGAL_ENTITY_ID --status ACTIVE|INACTIVE|REMOVED|SUSPENDED|REVOKED|SURRENDERED", statusCmd},
 		{"register-down", "[--dir D] true|false", registerDownCmd},
 		{"load", "[--dir D] --obdcr URL --aud AUD [--admin-url URL] [--hydra-admin URL] [--concurrency 16] [--count 1000]\n\t[--tpps 8] [--open-loop S]   registrations through obdcr, then Hydra creates alone, compared (OBDCR_ADMIN_TOKEN)", loadCmd},
+		{"edge-load", "[--dir D] --obdcr URL [--admin-url URL] [--hydra-admin URL] [--hydra-public URL] [--flows 200]\n\t[--count 1000] [--concurrency 16] [--open-loop 10]   obdcr's FAPI edge: its CPU for whole PAR flows, and\n\tits token endpoint beside Hydra's alone at half of Hydra's capacity", edgeLoadCmd},
 		{"growth", "[--dir D] --obdcr URL --aud AUD [--admin-url URL] [--hydra-admin URL] [--growth-tpps 10,1000,10000]\n\t[--prefill N] [--count 1000] [--concurrency 16] [--settle 1m]   cost as the TPPs grow: registrations/s,\n\tobdcr CPU each, RSS, JWKS held and background fetches", growthCmd},
 		{"flood", "[--dir D] --obdcr URL [--admin-url URL] [--mode methods|management|refusals|claims|sign-in|all]\n\t[--count 1000] [--concurrency 16] [--max-rss-mib N]   attacker floods; obdcr's memory, series and audit\n\tbefore and after, one JSON line each; fails past --max-rss-mib or on any growth", floodCmd},
-		{"flow", "[--dir D] --tpp NAME --obdcr URL --client-id ID   the registered client's flows on Hydra:\n\tcode flow with a signed request object, private_key_jwt, refresh, client_credentials", flowCmd},
+		{"flow", "[--dir D] --tpp NAME --obdcr URL --client-id ID   the registered client's flows, each step printed:\n\tcode flow with a signed request object (AU at obdcr's FAPI edge: pushed, answered in JARM),\n\tprivate_key_jwt, refresh, client_credentials", flowCmd},
 		{"discovery", "[--dir D] --tpp NAME --obdcr URL   the bank's discovery document, as obdcr publishes it", discoveryCmd},
 		{"hydra-client", "--client-id ID HYDRA_ADMIN_URL   show a client as Hydra has it", hydraClientCmd},
 		{"wait", "URL   wait up to 60s for URL to answer 200 (readiness: any certificate)", waitCmd},

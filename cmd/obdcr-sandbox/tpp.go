@@ -159,7 +159,7 @@ func flowCmd(fs *flag.FlagSet, e *cmdEnv) action {
 		if *clientID == "" {
 			return cmdline.UsageError("--client-id is required")
 		}
-		rep, err := c.RunFlow(ctx, *obdcrURL, *clientID, sb.PKI().Pool())
+		rep, err := c.RunFlow(ctx, *obdcrURL, *clientID, sb.PKI().Pool(), e.stdout)
 		if err != nil {
 			return err
 		}

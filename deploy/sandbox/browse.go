@@ -11,10 +11,11 @@ import (
 )
 
 // browse follows a front-channel flow as a browser does: redirects, and pages
-// that post a form on load (the form_post response mode). It returns the
+// with a form to post (the form_post response mode, and the login and consent
+// app's pages, submitted as they are filled in). It returns the
 // parameters that reached redirectURI (query, fragment or posted form), or nil
 // and the last response when the flow ended elsewhere.
-func browse(browser *http.Client, req *http.Request, redirectURI string, landed **url.URL) (url.Values, *http.Response, error) {
+func browse(browser *http.Client, req *http.Request, redirectURI string, landed **url.URL, trace func(method, url string)) (url.Values, *http.Response, error) {
 	for range 10 {
 		resp, err := browser.Do(req)
 		if err != nil {
@@ -36,14 +37,21 @@ func browse(browser *http.Client, req *http.Request, redirectURI string, landed 
 		if resp.StatusCode != http.StatusOK || !ok {
 			return nil, resp, nil
 		}
-		if strings.HasPrefix(action, redirectURI) {
+		// A form's action may be relative to its page (the login and consent app's are).
+		to, err := resp.Request.URL.Parse(action)
+		if err != nil {
+			return nil, resp, nil
+		}
+		if strings.HasPrefix(to.String(), redirectURI) {
+			trace(http.MethodPost, to.String())
 			return fields, resp, nil
 		}
-		next, err := http.NewRequestWithContext(req.Context(), http.MethodPost, action, strings.NewReader(fields.Encode()))
+		next, err := http.NewRequestWithContext(req.Context(), http.MethodPost, to.String(), strings.NewReader(fields.Encode()))
 		if err != nil {
 			return nil, nil, err
 		}
 		next.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		trace(next.Method, next.URL.String())
 		req = next
 	}
 	return nil, nil, fmt.Errorf("more than 10 posted forms")

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"html/template"
 	"net/http"
 	"strings"
 
@@ -11,10 +12,13 @@ import (
 const ConsentUser = "sandbox-psu"
 
 // LoginConsent is a bank's login and consent app at its smallest, for Hydra's
-// URLS_LOGIN and URLS_CONSENT: it signs in ConsentUser without asking and grants
-// every scope and audience the client asked for, offline_access included, so
-// that a registered client can run its flows end to end. A real bank's app asks
-// the customer; what it must grant for refresh tokens is the same.
+// URLS_LOGIN and URLS_CONSENT. Each step is a page with a form a person submits
+// (a browser test clicks it; the sandbox's own client posts it as it finds it):
+// the login form signs in the user named (ConsentUser by default), the consent
+// form grants every scope and audience the client asked for, offline_access
+// included, so that a registered client can run its flows end to end. A real
+// bank's app asks the customer more; what it must grant for refresh tokens is
+// the same.
 type LoginConsent struct {
 	api *hc.APIClient
 }
@@ -29,15 +33,62 @@ func NewLoginConsent(adminURL string, client *http.Client) *LoginConsent {
 	return &LoginConsent{api: hc.NewAPIClient(cfg)}
 }
 
-// Login accepts GET /hydra/login?login_challenge=...
-func (l *LoginConsent) Login(w http.ResponseWriter, r *http.Request) {
-	ch := r.URL.Query().Get("login_challenge")
+// page is both steps' form. The challenge travels in a hidden field; the
+// button is what a person presses.
+var page = template.Must(template.New("step").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{{.Title}} · sandbox bank</title></head>
+<body><main><h1>{{.Title}}</h1>
+{{if .Client}}<p id="client">{{.Client}} asks for:</p><ul id="scopes">{{range .Scopes}}<li>{{.}}</li>{{end}}</ul>{{end}}
+<form method="post" action="{{.Action}}">
+<input type="hidden" name="{{.Field}}" value="{{.Challenge}}">
+{{if .Login}}<label for="username">Customer</label> <input id="username" name="username" value="{{.User}}" autocomplete="username">{{end}}
+<button id="submit" type="submit">{{.Button}}</button>
+</form></main></body></html>
+`))
+
+type pageData struct {
+	Title, Action, Field, Challenge, Button, User, Client string
+	Login                                                 bool
+	Scopes                                                []string
+}
+
+func showPage(w http.ResponseWriter, d pageData) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = page.Execute(w, d)
+}
+
+// challenge reads a step's challenge from the query (Hydra's redirect) or the
+// posted form.
+func challenge(w http.ResponseWriter, r *http.Request, name string) (string, bool) {
+	r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+	ch := r.FormValue(name)
 	if ch == "" {
-		http.Error(w, "login_challenge is required", http.StatusBadRequest)
+		http.Error(w, name+" is required", http.StatusBadRequest)
+	}
+	return ch, ch != ""
+}
+
+// Login shows the sign-in form at GET /hydra/login?login_challenge=... and
+// accepts the login when it is posted.
+func (l *LoginConsent) Login(w http.ResponseWriter, r *http.Request) {
+	ch, ok := challenge(w, r, "login_challenge")
+	if !ok {
+		return
+	}
+	if r.Method == http.MethodGet {
+		showPage(w, pageData{Title: "Sign in", Action: "login", Field: "login_challenge", Challenge: ch,
+			Button: "Sign in", User: ConsentUser, Login: true})
+		return
+	}
+	user := strings.TrimSpace(r.PostFormValue("username"))
+	if user == "" || len(user) > 64 {
+		http.Error(w, "username: 1 to 64 characters", http.StatusBadRequest)
 		return
 	}
 	to, _, err := l.api.OAuth2API.AcceptOAuth2LoginRequest(r.Context()).LoginChallenge(ch).
-		AcceptOAuth2LoginRequest(hc.AcceptOAuth2LoginRequest{Subject: ConsentUser}).Execute()
+		AcceptOAuth2LoginRequest(hc.AcceptOAuth2LoginRequest{Subject: user}).Execute()
 	if err != nil {
 		http.Error(w, "accepting the login: "+err.Error(), http.StatusBadGateway)
 		return
@@ -45,16 +96,29 @@ func (l *LoginConsent) Login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, to.RedirectTo, http.StatusFound)
 }
 
-// Consent accepts GET /hydra/consent?consent_challenge=...
+// Consent shows what the client asks for at GET /hydra/consent?consent_challenge=...
+// and grants it when the form is posted.
 func (l *LoginConsent) Consent(w http.ResponseWriter, r *http.Request) {
-	ch := r.URL.Query().Get("consent_challenge")
-	if ch == "" {
-		http.Error(w, "consent_challenge is required", http.StatusBadRequest)
+	ch, ok := challenge(w, r, "consent_challenge")
+	if !ok {
 		return
 	}
 	req, _, err := l.api.OAuth2API.GetOAuth2ConsentRequest(r.Context()).ConsentChallenge(ch).Execute()
 	if err != nil {
 		http.Error(w, "reading the consent request: "+err.Error(), http.StatusBadGateway)
+		return
+	}
+	if r.Method == http.MethodGet {
+		name := req.GetClient().ClientName
+		if name == nil || *name == "" {
+			name = req.GetClient().ClientId
+		}
+		client := ""
+		if name != nil {
+			client = *name
+		}
+		showPage(w, pageData{Title: "Share your data", Action: "consent", Field: "consent_challenge", Challenge: ch,
+			Button: "Allow", Client: client, Scopes: req.RequestedScope})
 		return
 	}
 	to, _, err := l.api.OAuth2API.AcceptOAuth2ConsentRequest(r.Context()).ConsentChallenge(ch).

@@ -4,9 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-	"time"
 
-	"github.com/google/uuid"
 	"github.com/lestrrat-go/jwx/v2/jwk"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 )
@@ -14,20 +12,10 @@ import (
 // Push sends a request object to a PAR endpoint (RFC 9126), authenticated by
 // a client assertion whose aud is the PAR URL.
 func (c *Client) Push(ctx context.Context, parURL, clientID, requestObject string) (*Response, error) {
-	if c.TLSClientAuth {
-		form := url.Values{"client_id": {clientID}, "request": {requestObject}}
-		return c.do(ctx, http.MethodPost, parURL, "application/x-www-form-urlencoded", "", []byte(form.Encode()))
-	}
-	now := time.Now()
-	assertion, err := c.TPP.Signing.Sign(map[string]any{
-		"iss": clientID, "sub": clientID, "aud": parURL, "jti": uuid.NewString(),
-		"iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix(),
-	}, nil)
-	if err != nil {
+	form := url.Values{"request": {requestObject}}
+	if err := c.authenticate(form, clientID, parURL); err != nil {
 		return nil, err
 	}
-	form := url.Values{"client_id": {clientID}, "request": {requestObject},
-		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}}
 	return c.do(ctx, http.MethodPost, parURL, "application/x-www-form-urlencoded", "", []byte(form.Encode()))
 }
 

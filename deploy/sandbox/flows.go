@@ -40,6 +40,8 @@ type AuthorizeRequest struct {
 	// before they are sent (refusal tests).
 	Claims func(map[string]any)
 	Query  func(url.Values)
+	// Trace, when set, is told of every request the browser makes.
+	Trace func(method, url string)
 }
 
 // AuthorizeResult is what reached the TPP's redirect URI.
@@ -59,6 +61,17 @@ type AuthorizeResult struct {
 // Authorize runs the front channel as a browser would: Hydra, the bank's login
 // and consent app, and back to the redirect URI, which is read, not visited.
 func (c *Client) Authorize(ctx context.Context, r AuthorizeRequest, roots *x509.CertPool) (*AuthorizeResult, error) {
+	res, authURL, err := c.AuthorizationURL(ctx, r)
+	if err != nil || authURL == "" {
+		return res, err
+	}
+	return c.follow(ctx, r, res, authURL, roots)
+}
+
+// AuthorizationURL signs the request object, pushes it when r.PARURL is set,
+// and returns where the TPP sends the customer's browser, with what the TPP
+// keeps to redeem the code. The URL is empty when the PAR endpoint refused.
+func (c *Client) AuthorizationURL(ctx context.Context, r AuthorizeRequest) (*AuthorizeResult, string, error) {
 	res := &AuthorizeResult{Verifier: randomString(), Nonce: randomString(), SentState: randomString()}
 	challenge := sha256.Sum256([]byte(res.Verifier))
 	now := time.Now()
@@ -76,30 +89,40 @@ func (c *Client) Authorize(ctx context.Context, r AuthorizeRequest, roots *x509.
 	}
 	object, err := c.requestObject(claims, r.RequestAlg)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	q := url.Values{"client_id": {r.ClientID}, "response_type": {r.ResponseType}, "scope": {r.Scope},
 		"redirect_uri": {r.RedirectURI}, "request": {object}}
 	if r.PARURL != "" {
 		pushed, err := c.Push(ctx, r.PARURL, r.ClientID, object)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		res.Pushed = pushed
 		uri, _ := pushed.JSON()["request_uri"].(string)
 		if pushed.Status != http.StatusCreated || uri == "" {
-			return res, nil
+			return res, "", nil
 		}
 		q = url.Values{"client_id": {r.ClientID}, "request_uri": {uri}}
 	}
 	if r.Query != nil {
 		r.Query(q)
 	}
+	return res, r.AuthURL + "?" + q.Encode(), nil
+}
+
+// follow runs the browser from authURL to the redirect URI.
+func (c *Client) follow(ctx context.Context, r AuthorizeRequest, res *AuthorizeResult, authURL string, roots *x509.CertPool) (*AuthorizeResult, error) {
+	trace := r.Trace
+	if trace == nil {
+		trace = func(string, string) {}
+	}
 	jar, _ := cookiejar.New(nil)
 	var landed *url.URL
 	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second,
 		Transport: &http.Transport{TLSClientConfig: c.HTTP.Transport.(*http.Transport).TLSClientConfig.Clone()},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			trace(req.Method, req.URL.String())
 			if strings.HasPrefix(req.URL.String(), r.RedirectURI) {
 				landed = req.URL
 				return http.ErrUseLastResponse
@@ -113,11 +136,13 @@ func (c *Client) Authorize(ctx context.Context, r AuthorizeRequest, roots *x509.
 		browser.Transport.(*http.Transport).TLSClientConfig.RootCAs = roots
 		browser.Transport.(*http.Transport).TLSClientConfig.Certificates = nil
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.AuthURL+"?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
 	if err != nil {
 		return nil, err
 	}
-	params, resp, err := browse(browser, req, r.RedirectURI, &landed)
+	trace(req.Method, req.URL.String())
+	defer browser.CloseIdleConnections() // the customer's browser is gone once the flow is done
+	params, resp, err := browse(browser, req, r.RedirectURI, &landed, trace)
 	if err != nil {
 		return nil, err
 	}
@@ -193,88 +218,37 @@ func (c *Client) tokens(ctx context.Context, tokenURL, clientID string, form url
 	return &t, nil
 }
 
-// tokenRequest posts form to the token endpoint, authenticated by a client
-// assertion signed with the TPP's key (private_key_jwt, RFC 7523).
+// tokenRequest posts form to the token endpoint, the client authenticated as it registered.
 func (c *Client) tokenRequest(ctx context.Context, tokenURL, clientID string, form url.Values) (*Response, error) {
-	if c.TLSClientAuth { // the certificate alone (RFC 8705 §2.1)
-		form.Set("client_id", clientID)
-		return c.do(ctx, http.MethodPost, tokenURL, "application/x-www-form-urlencoded", "", []byte(form.Encode()))
+	if err := c.authenticate(form, clientID, tokenURL); err != nil {
+		return nil, err
+	}
+	return c.do(ctx, http.MethodPost, tokenURL, "application/x-www-form-urlencoded", "", []byte(form.Encode()))
+}
+
+// authenticate adds client_id to form and, but for a tls_client_auth client
+// (the certificate alone, RFC 8705 §2.1), a client assertion signed with the
+// TPP's key for aud (private_key_jwt, RFC 7523).
+func (c *Client) authenticate(form url.Values, clientID, aud string) error {
+	form.Set("client_id", clientID)
+	if c.TLSClientAuth {
+		return nil
 	}
 	now := time.Now()
 	assertion, err := c.TPP.Signing.Sign(map[string]any{
-		"iss": clientID, "sub": clientID, "aud": tokenURL, "jti": uuid.NewString(),
+		"iss": clientID, "sub": clientID, "aud": aud, "jti": uuid.NewString(),
 		"iat": now.Unix(), "exp": now.Add(2 * time.Minute).Unix(),
 	}, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	form.Set("client_id", clientID)
 	form.Set("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
 	form.Set("client_assertion", assertion)
-	return c.do(ctx, http.MethodPost, tokenURL, "application/x-www-form-urlencoded", "", []byte(form.Encode()))
+	return nil
 }
 
 func randomString() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-// FlowReport is what a registered client got from a whole flow.
-type FlowReport struct {
-	ClientID         string `json:"client_id"`
-	ResponseType     string `json:"response_type"`
-	Scope            string `json:"granted_scope"`
-	IDTokenAlg       string `json:"id_token_alg"`
-	RefreshToken     bool   `json:"refresh_token_issued"`
-	Refreshed        bool   `json:"refreshed"`
-	ClientCredsScope string `json:"client_credentials_scope"`
-}
-
-// RunFlow reads the bank's discovery document from obdcr, and runs what a
-// registered client of t's profile registered for: the authorization code flow
-// with a signed request object through the bank's login and consent app, the
-// code redeemed with private_key_jwt, one refresh, and client_credentials.
-func (c *Client) RunFlow(ctx context.Context, obdcrURL, clientID string, roots *x509.CertPool) (*FlowReport, error) {
-	res, err := c.Discovery(ctx, obdcrURL)
-	if err != nil {
-		return nil, err
-	}
-	var doc struct {
-		Issuer        string `json:"issuer"`
-		Authorization string `json:"authorization_endpoint"`
-		Token         string `json:"token_endpoint"`
-	}
-	if res.Status != http.StatusOK || json.Unmarshal(res.Body, &doc) != nil {
-		return nil, fmt.Errorf("discovery answered %d: %s", res.Status, res.Body)
-	}
-	r := AuthorizeRequest{AuthURL: doc.Authorization, Issuer: doc.Issuer, ClientID: clientID, RedirectURI: c.TPP.RedirectURIs[0],
-		ResponseType: "code id_token", Scope: "openid accounts offline_access"}
-	ccScope := "accounts"
-	if c.TPP.Profile == AU {
-		r.ResponseType, r.Scope, ccScope = "code", "openid bank:accounts.basic:read offline_access", "cdr:registration"
-	}
-	a, err := c.Authorize(ctx, r, roots)
-	if err != nil {
-		return nil, err
-	}
-	if a.Error != "" {
-		return nil, fmt.Errorf("authorization refused: %s: %s", a.Error, a.ErrorDescription)
-	}
-	tokens, err := c.ExchangeCode(ctx, doc.Token, clientID, r.RedirectURI, a)
-	if err != nil {
-		return nil, err
-	}
-	rep := &FlowReport{ClientID: clientID, ResponseType: r.ResponseType, Scope: tokens.Scope, RefreshToken: tokens.RefreshToken != ""}
-	if msg, err := jws.Parse([]byte(tokens.IDToken)); err == nil {
-		rep.IDTokenAlg = msg.Signatures()[0].ProtectedHeaders().Algorithm().String()
-	}
-	if rep.RefreshToken {
-		_, err := c.Refresh(ctx, doc.Token, clientID, tokens.RefreshToken)
-		rep.Refreshed = err == nil
-	}
-	if _, res, err := c.Token(ctx, doc.Token, clientID, ccScope); err == nil {
-		rep.ClientCredsScope, _ = res.JSON()["scope"].(string)
-	}
-	return rep, nil
 }

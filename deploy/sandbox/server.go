@@ -18,7 +18,7 @@ import (
 //	/au/tpp/{software_id}/jwks                       an AU data recipient's keys
 //	/cdr-register/v1/all/data-recipients/brands/software-products/status
 //	/cdr-register/v1/all/data-recipients/status
-//	/hydra/login, /hydra/consent                     a bank's login and consent app, for Hydra
+//	/hydra/login, /hydra/consent                     a bank's login and consent app, for Hydra (GET a page, POST its form)
 func (s *Sandbox) Handler() http.Handler {
 	mux := http.NewServeMux()
 	loginConsent := func(step func(*LoginConsent, http.ResponseWriter, *http.Request)) http.HandlerFunc {
@@ -36,6 +36,8 @@ func (s *Sandbox) Handler() http.Handler {
 	}
 	mux.HandleFunc("GET /hydra/login", loginConsent((*LoginConsent).Login))
 	mux.HandleFunc("GET /hydra/consent", loginConsent((*LoginConsent).Consent))
+	mux.HandleFunc("POST /hydra/login", loginConsent((*LoginConsent).Login))
+	mux.HandleFunc("POST /hydra/consent", loginConsent((*LoginConsent).Consent))
 	mux.HandleFunc("GET /uk/directory/jwks", func(w http.ResponseWriter, _ *http.Request) { writeSet(w, s.Directory.JWKS()) })
 	mux.HandleFunc("GET /cdr-register/v1/jwks", func(w http.ResponseWriter, _ *http.Request) { writeSet(w, s.Register.JWKS()) })
 	mux.HandleFunc("GET /uk/tpp/{org}/{file}", func(w http.ResponseWriter, r *http.Request) {

@@ -2,7 +2,8 @@
 # make bench: micro-benchmarks of the validation path, then the load tool through
 # obdcr into a real Hydra (DSN=memory) beside Hydra alone, at concurrency 16
 # (obdcr on memory, then SQLite; Hydra on CPUs of its own, then all processes
-# sharing every CPU) and 64 (peak RSS). Ends with one JSON line.
+# sharing every CPU) and 64 (peak RSS); then obdcr's FAPI edge in front of a Hydra
+# whose issuer it is (CPU per whole flow, token p99 beside Hydra's). Ends with one JSON line.
 set -euo pipefail
 top="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$top"
@@ -12,12 +13,13 @@ HYDRA_ADMIN_PORT="${HYDRA_ADMIN_PORT:-5445}"
 OBDCR_PORT="${OBDCR_PORT:-9443}"
 OBDCR_ADMIN_PORT="${OBDCR_ADMIN_PORT:-9444}"
 SANDBOX_PORT="${SANDBOX_PORT:-9600}"
+EDGE_BENCH_PORT="${EDGE_BENCH_PORT:-9445}"
 COUNT="${BENCH_COUNT:-2000}"
 
 source deploy/scripts/lib.sh
 # Each stage's heading says how far into the run it starts: the whole must stay under 15 minutes on 2 cores.
 say() { printf '\n\033[1m== [%dm%02ds] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
-ports_free "$HYDRA_PUBLIC_PORT" "$HYDRA_ADMIN_PORT" "$OBDCR_PORT" "$OBDCR_ADMIN_PORT" "$SANDBOX_PORT" || exit 1
+ports_free "$HYDRA_PUBLIC_PORT" "$HYDRA_ADMIN_PORT" "$OBDCR_PORT" "$OBDCR_ADMIN_PORT" "$SANDBOX_PORT" "$EDGE_BENCH_PORT" || exit 1
 trap cleanup EXIT INT TERM
 build_all
 work=.cache/bench
@@ -40,6 +42,11 @@ start_sandbox
 # The load tool stands 8 TPPs for thousands of requests a second, far past a real
 # TPP's rate: the benchmark measures the registration path, not the rate limit.
 export OBDCR_TPP_RATE_LIMIT=0
+# Likewise the per-address connection caps: the load tool is every TPP and every
+# browser at once, all from 127.0.0.1 (64 concurrent registrations hold more
+# than the TPP listener's 64 connections of one address; each flow's browser is
+# a new connection to the edge), and the edge's per-browser rate limit.
+export OBDCR_TPP_MAX_CONNS_PER_ADDR=4096 OBDCR_EDGE_MAX_CONNS_PER_ADDR=4096 OBDCR_EDGE_RATE_LIMIT=0
 load() { # concurrency count [more load flags]; the load tool runs on OBDCR_CPUS when set
   $(on_cpus OBDCR_CPUS) $sb load --obdcr "https://127.0.0.1:$OBDCR_PORT" --aud "http://127.0.0.1:$HYDRA_PUBLIC_PORT" \
     --admin-url "http://127.0.0.1:$OBDCR_ADMIN_PORT" --hydra-admin "http://127.0.0.1:$HYDRA_ADMIN_PORT" \
@@ -84,6 +91,7 @@ if [ "$ncpu" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
   sqlite16="$(load 16 "$COUNT" | tail -n 1)"
   stop "$obdcr_pid"
   stop "$hydra_pid"
+  pin_hydra="$HYDRA_CPUS"; pin_obdcr="$OBDCR_CPUS"
   unset HYDRA_CPUS OBDCR_CPUS
   pinned_ratio="$(echo "$mem16" | field obdcr_over_hydra)"
   sqlite_ratio="$(echo "$sqlite16" | field obdcr_over_hydra)"
@@ -113,6 +121,22 @@ p99_half_shared="$(ol shared p99_ms_at_half_capacity)"; p99_ratio_shared="$(ol s
 # The headline figures are the pinned placement's, as the load ratio's are; the shared ones where it could not run.
 p99_half="$(ol pinned p99_ms_at_half_capacity)"; p99_ratio="$(ol pinned p99_ratio_at_half_capacity)"; knee="$(ol pinned knee_per_s)"
 p99_half="${p99_half:-$p99_half_shared}"; p99_ratio="${p99_ratio:-$p99_ratio_shared}"; knee="${knee:-$knee_shared}"
+
+say "FAPI edge: obdcr's CPU for a whole PAR → authorize → callback → token flow; its token endpoint beside Hydra's alone at half of Hydra's capacity${pin_hydra:+ (pinned as above)}"
+stop "$obdcr_pid"
+stop "$hydra_pid"
+# Hydra's issuer is now the edge, so this Hydra and obdcr are started afresh with EDGE_PORT.
+EDGE_PORT="$EDGE_BENCH_PORT" HYDRA_CPUS="${pin_hydra:-}" start_hydra
+EDGE_PORT="$EDGE_BENCH_PORT" OBDCR_CPUS="${pin_obdcr:-}" start_obdcr memory
+OBDCR_CPUS="${pin_obdcr:-}"
+$(on_cpus OBDCR_CPUS) $sb edge-load --obdcr "https://127.0.0.1:$OBDCR_PORT" --admin-url "http://127.0.0.1:$OBDCR_ADMIN_PORT" \
+  --hydra-admin "http://127.0.0.1:$HYDRA_ADMIN_PORT" --hydra-public "http://127.0.0.1:$HYDRA_PUBLIC_PORT" \
+  --flows "${BENCH_EDGE_FLOWS:-200}" --count "$((COUNT / 2))" --concurrency 8 --open-loop "${BENCH_OPEN_LOOP_SECONDS:-10}" >"$work/edge.txt" || true
+unset OBDCR_CPUS
+grep -v '^{' "$work/edge.txt" >&2
+edge_cpu="$(sed -n 's/^edge edge_flow_cpu_ms=\([0-9.]*\).*/\1/p' "$work/edge.txt")"
+edge_ratio="$(sed -n 's/^edge .*edge_token_p99_ratio=\([0-9.]*\).*/\1/p' "$work/edge.txt")"
+echo "edge: obdcr CPU ${edge_cpu:-?} ms a flow (goal ≤ 3), token p99 through the edge ÷ Hydra alone ${edge_ratio:-?} (goal ≤ 1.2)"
 
 say "Growth: 10, 1,000 and 10,000 TPPs with JWKS of their own, Hydra holding ${BENCH_PREFILL:-50000} clients more"
 stop "$obdcr_pid"
@@ -152,9 +176,9 @@ fi
 
 echo "make bench took $((SECONDS / 60))m$((SECONDS % 60))s" >&2
 num() { if [ "$1" = null ]; then echo null; else printf '%.2f' "$1"; fi; }
-printf '{"validation_over_verify":%s,"validation_over_verify_uk":%s,"validation_over_verify_au":%s,"obdcr_over_hydra":%s,"obdcr_over_hydra_sqlite":%s,"obdcr_over_hydra_shared_cpus":%.2f,"jwks_fetches_per_registration":%s,"rss_mib_at_64":%s,"registrations_per_s":%.1f,"hydra_creates_per_s":%.1f,"obdcr_cpu_ms_per_registration":%.2f,"hydra_cpu_ms_per_create":%.2f,"flood_peak_rss_mib":%.1f,"p99_ms_at_half_capacity":%s,"p99_ratio_at_half_capacity":%s,"knee_per_s":%s,"p99_ms_at_half_capacity_shared_cpus":%s,"p99_ratio_at_half_capacity_shared_cpus":%s,"knee_per_s_shared_cpus":%s,"rss_mib_at_10000_tpps":%s,"cpu_ms_per_registration_10_tpps":%s,"cpu_ms_per_registration_10000_tpps":%s,"background_fetches_per_min_10000_tpps":%s,"admin_lookup_ms_50000_clients":%s,"au_poll_ms_20000_products":%s,"registration_errors":%s}\n' \
+printf '{"validation_over_verify":%s,"validation_over_verify_uk":%s,"validation_over_verify_au":%s,"obdcr_over_hydra":%s,"obdcr_over_hydra_sqlite":%s,"obdcr_over_hydra_shared_cpus":%.2f,"jwks_fetches_per_registration":%s,"rss_mib_at_64":%s,"registrations_per_s":%.1f,"hydra_creates_per_s":%.1f,"obdcr_cpu_ms_per_registration":%.2f,"hydra_cpu_ms_per_create":%.2f,"flood_peak_rss_mib":%.1f,"p99_ms_at_half_capacity":%s,"p99_ratio_at_half_capacity":%s,"knee_per_s":%s,"p99_ms_at_half_capacity_shared_cpus":%s,"p99_ratio_at_half_capacity_shared_cpus":%s,"knee_per_s_shared_cpus":%s,"rss_mib_at_10000_tpps":%s,"cpu_ms_per_registration_10_tpps":%s,"cpu_ms_per_registration_10000_tpps":%s,"background_fetches_per_min_10000_tpps":%s,"admin_lookup_ms_50000_clients":%s,"au_poll_ms_20000_products":%s,"edge_flow_cpu_ms":%s,"edge_token_p99_ratio":%s,"registration_errors":%s}\n' \
   "$validation_over_verify" "$uk_ratio" "$au_ratio" "$(num "$pinned_ratio")" "$(num "$sqlite_ratio")" \
   "$(echo "$shared16" | field obdcr_over_hydra)" "$(echo "$mem16" | field jwks_fetches_per_registration)" "$rss_mib" \
   "$(echo "$mem16" | phase obdcr_and_hydra per_second)" "$(echo "$mem16" | phase hydra_alone per_second)" \
   "$(echo "$shared16" | cpu_ms obdcr_and_hydra obdcr)" "$(echo "$shared16" | cpu_ms hydra_alone hydra)" "$flood_rss" "${p99_half:-null}" "${p99_ratio:-null}" "${knee:-null}" "${p99_half_shared:-null}" "${p99_ratio_shared:-null}" "${knee_shared:-null}" \
-  "${rss_10000:-null}" "${cpu_10:-null}" "${cpu_10000:-null}" "${bg_10000:-null}" "${lookup_ms:-null}" "${au_poll_ms:-null}" "$reg_errors"
+  "${rss_10000:-null}" "${cpu_10:-null}" "${cpu_10000:-null}" "${bg_10000:-null}" "${lookup_ms:-null}" "${au_poll_ms:-null}" "${edge_cpu:-null}" "${edge_ratio:-null}" "$reg_errors"

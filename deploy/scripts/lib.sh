@@ -2,6 +2,8 @@
 # on loopback. Source it from the repository's top folder; set the *_PORT
 # variables and `work` (a scratch folder) first. HYDRA_CPUS and OBDCR_CPUS, when
 # set, pin that process to those CPUs (a taskset list; Go sizes GOMAXPROCS from it).
+# EDGE_PORT, when set, turns obdcr's FAPI edge on there: the edge is then the
+# issuer, Hydra's URLS_SELF_ISSUER and URLS_SELF_PUBLIC.
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -51,9 +53,17 @@ start_sandbox() { # then: TPPs may be added
   wait_ready "https://127.0.0.1:$SANDBOX_PORT/uk/directory/jwks" sandbox "$work/sandbox.log"
 }
 
+# issuer: the bank's issuer URL, the edge's when it is on, else Hydra's public URL.
+issuer() {
+  if [ -n "${EDGE_PORT:-}" ]; then echo "https://127.0.0.1:$EDGE_PORT"; else echo "http://127.0.0.1:$HYDRA_PUBLIC_PORT"; fi
+}
+
+# Hydra --dev sets cookies without Secure, and by default SameSite=None, which
+# browsers drop (the login CSRF cookie would never come back): Lax instead.
 start_hydra() { # sets hydra_pid
   DSN=memory SECRETS_SYSTEM=obdcr-local-system-secret-0123456789 \
-    URLS_SELF_ISSUER="http://127.0.0.1:$HYDRA_PUBLIC_PORT" \
+    URLS_SELF_ISSUER="$(issuer)" URLS_SELF_PUBLIC="$(issuer)" \
+    SERVE_COOKIES_SAME_SITE_MODE=Lax \
     SERVE_PUBLIC_PORT="$HYDRA_PUBLIC_PORT" SERVE_ADMIN_PORT="$HYDRA_ADMIN_PORT" \
     SERVE_PUBLIC_HOST=127.0.0.1 SERVE_ADMIN_HOST=127.0.0.1 \
     OIDC_DYNAMIC_CLIENT_REGISTRATION_ENABLED=false \
@@ -71,7 +81,7 @@ start_hydra() { # sets hydra_pid
 # fapi_hydra: set Hydra up as the bank must for FAPI, with obdcr doctor --fix: an
 # ID-token key whose alg the profiles allow (Hydra's first key is RS256).
 fapi_hydra() {
-  OBDCR_ISSUER="http://127.0.0.1:$HYDRA_PUBLIC_PORT" HYDRA_ADMIN_URL="http://127.0.0.1:$HYDRA_ADMIN_PORT" \
+  OBDCR_ISSUER="$(issuer)" HYDRA_ADMIN_URL="http://127.0.0.1:$HYDRA_ADMIN_PORT" \
     HYDRA_PUBLIC_URL="http://127.0.0.1:$HYDRA_PUBLIC_PORT" OBDCR_PUBLIC_URL="https://127.0.0.1:$OBDCR_PORT" \
     OBDCR_ADMIN_URL="http://127.0.0.1:$OBDCR_ADMIN_PORT" .cache/bin/obdcr doctor --fix "$@" || true
 }
@@ -80,7 +90,7 @@ start_obdcr() { # [DSN]; sets obdcr_pid
   export OBDCR_LISTEN="127.0.0.1:$OBDCR_PORT" OBDCR_ADMIN_LISTEN="127.0.0.1:$OBDCR_ADMIN_PORT" \
     OBDCR_TLS_CERT_FILE="$OBDCR_SANDBOX_DIR/obdcr-cert.pem" OBDCR_TLS_KEY_FILE="$OBDCR_SANDBOX_DIR/obdcr-key.pem" \
     OBDCR_TLS_CLIENT_CA_FILE="$OBDCR_SANDBOX_DIR/ca.pem" \
-    OBDCR_ISSUER="http://127.0.0.1:$HYDRA_PUBLIC_PORT" HYDRA_ADMIN_URL="http://127.0.0.1:$HYDRA_ADMIN_PORT" \
+    OBDCR_ISSUER="$(issuer)" HYDRA_ADMIN_URL="http://127.0.0.1:$HYDRA_ADMIN_PORT" \
     HYDRA_PUBLIC_URL="http://127.0.0.1:$HYDRA_PUBLIC_PORT" OBDCR_PUBLIC_URL="https://127.0.0.1:$OBDCR_PORT" \
     OBDCR_UK_SSA_JWKS_URL="https://127.0.0.1:$SANDBOX_PORT/uk/directory/jwks" \
     OBDCR_AU_SSA_JWKS_URL="https://127.0.0.1:$SANDBOX_PORT/cdr-register/v1/jwks" \
@@ -89,6 +99,13 @@ start_obdcr() { # [DSN]; sets obdcr_pid
     SSL_CERT_FILE="$OBDCR_SANDBOX_DIR/ca.pem" OBDCR_DSN="${1:-memory}" \
     OBDCR_TPP_RATE_LIMIT="${OBDCR_TPP_RATE_LIMIT:-20/s}"
   export OBDCR_PROFILES="${OBDCR_PROFILES:-uk,au}"
+  if [ -n "${EDGE_PORT:-}" ]; then
+    # The edge serves the issuer with obdcr's TPP certificate and signs with the sandbox's key.
+    export OBDCR_EDGE_LISTEN="127.0.0.1:$EDGE_PORT" OBDCR_EDGE_PUBLIC_URL="$(issuer)" \
+      OBDCR_EDGE_SIGNING_KEY_FILE="$OBDCR_SANDBOX_DIR/edge-signing-key.pem"
+  else
+    unset OBDCR_EDGE_LISTEN OBDCR_EDGE_PUBLIC_URL OBDCR_EDGE_SIGNING_KEY_FILE
+  fi
   $(on_cpus OBDCR_CPUS) .cache/bin/obdcr serve 2>>"$work/obdcr.log" &
   obdcr_pid=$!
   pids+=($obdcr_pid)

@@ -1,13 +1,13 @@
 package testenv
 
 import (
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
+	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+
+	"github.com/obdcr/obdcr/plugin"
 )
 
 // StartEdge is Start with Hydra behind obdcr's FAPI edge: Hydra's issuer and
@@ -19,7 +19,9 @@ func StartEdge(dir string) (*Env, error) {
 		return nil, err
 	}
 	edge := fmt.Sprintf("https://127.0.0.1:%d", port)
-	e, err := start(dir, "URLS_SELF_ISSUER="+edge, "URLS_SELF_PUBLIC="+edge)
+	// Hydra --dev sets its cookies without Secure, and by default SameSite=None,
+	// which a real browser drops: its login CSRF cookie would never come back.
+	e, err := start(dir, "URLS_SELF_ISSUER="+edge, "URLS_SELF_PUBLIC="+edge, "SERVE_COOKIES_SAME_SITE_MODE=Lax")
 	if err != nil {
 		return nil, err
 	}
@@ -27,26 +29,47 @@ func StartEdge(dir string) (*Env, error) {
 	return e, nil
 }
 
-// EdgeEnviron is Environ with the edge on at EdgeURL, signing with a fresh RSA
-// key written to the sandbox's folder (one key for every replica).
+// EdgeEnviron is Environ with the edge on at EdgeURL, signing with the RSA key
+// the sandbox wrote to its folder (one key for every replica).
 func (e *Env) EdgeEnviron() (map[string]string, error) {
 	keyFile := filepath.Join(e.Sandbox.Dir, "edge-signing-key.pem")
 	if _, err := os.Stat(keyFile); err != nil {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			return nil, err
-		}
-		der, err := x509.MarshalPKCS8PrivateKey(k)
-		if err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	env := e.Environ()
 	env["OBDCR_EDGE_LISTEN"] = e.EdgeURL[len("https://"):]
 	env["OBDCR_EDGE_PUBLIC_URL"] = e.EdgeURL
 	env["OBDCR_EDGE_SIGNING_KEY_FILE"] = keyFile
 	return env, nil
+}
+
+// StartEdgeObdcr starts an obdcr with the edge on (EdgeEnviron); change, if
+// set, edits its environment first.
+func (e *Env) StartEdgeObdcr(change func(map[string]string)) (*Obdcr, error) {
+	environ, err := e.EdgeEnviron()
+	if err != nil {
+		return nil, err
+	}
+	if change != nil {
+		change(environ)
+	}
+	cfg, err := plugin.LoadConfig(environ)
+	if err != nil {
+		return nil, err
+	}
+	return e.StartObdcr(cfg)
+}
+
+// Chromium finds Debian's Chromium, which deploy/scripts/test.sh installs, for
+// tests that drive a real browser.
+func Chromium() (string, error) {
+	for _, p := range []string{"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath("chromium"); err == nil {
+		return p, nil
+	}
+	return "", errors.New("no Chromium: deploy/scripts/test.sh installs Debian's chromium")
 }
