@@ -12,14 +12,15 @@ import (
 
 // StartEdge is Start with Hydra behind obdcr's FAPI edge: Hydra's issuer and
 // public URL are https://127.0.0.1:PORT, where the edge listener of the obdcr
-// started with EdgeEnviron serves.
-func StartEdge(dir string) (*Env, error) {
+// started with EdgeEnviron serves. hydraEnv adds Hydra variables (a token hook,
+// the JWT access-token strategy).
+func StartEdge(dir string, hydraEnv ...string) (*Env, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
 	}
 	edge := fmt.Sprintf("https://127.0.0.1:%d", port)
-	e, err := start(dir, "URLS_SELF_ISSUER="+edge, "URLS_SELF_PUBLIC="+edge)
+	e, err := start(dir, append([]string{"URLS_SELF_ISSUER=" + edge, "URLS_SELF_PUBLIC=" + edge}, hydraEnv...)...)
 	if err != nil {
 		return nil, err
 	}
