@@ -55,7 +55,8 @@ func TestAdminAPI(t *testing.T) {
 		status, body := adminCall(t, o, http.MethodGet, "/admin/policies", "")
 		var got []map[string]any
 		_ = json.Unmarshal(body, &got)
-		if status != http.StatusOK || len(got) != 2 || got[0]["profile"] != "uk" || got[0]["enabled"] != true || got[0]["settings"] == nil {
+		if status != http.StatusOK || len(got) != 2 || got[0]["profile"] != "uk" || got[0]["enabled"] != true || got[0]["settings"] == nil ||
+			got[0]["settings"].(map[string]any)["bound_tokens"] != true {
 			t.Fatalf("%d %s", status, body)
 		}
 	})
@@ -70,6 +71,8 @@ func TestAdminAPI(t *testing.T) {
 		{"unknown field", "/admin/policies/uk", `{"enable":false}`, 400, "enable"},
 		{"empty change", "/admin/policies/uk", `{}`, 400, "nothing to change"},
 		{"AU multiple registrations", "/admin/policies/au", `{"settings":{"multiple_registrations":true}}`, 400, "multiple_registrations"},
+		{"UK unbound tokens", "/admin/policies/uk", `{"settings":{"bound_tokens":false}}`, 400, "bound_tokens: must be true"},
+		{"AU unbound tokens", "/admin/policies/au", `{"settings":{"bound_tokens":false}}`, 400, "bound_tokens: must be true"},
 		{"good setting", "/admin/policies/uk", `{"settings":{"clock_skew":"45s"}}`, 200, `"clock_skew":"45s"`},
 	}
 	for _, c := range cases {

@@ -29,10 +29,13 @@ type acceptance struct {
 	// The FAPI edge's: an enabled profile requires PAR; the response modes allowed.
 	requirePAR    bool
 	responseModes []string
+	// unbound: profiles are enabled and none binds tokens (bound_tokens false).
+	unbound bool
 }
 
 func (s *Server) accepted(ctx context.Context) (acceptance, error) {
 	var a acceptance
+	enabled, bound := false, false
 	for _, p := range s.registrar.Profiles {
 		st, err := s.registrar.State.State(ctx, p.Name)
 		if err != nil {
@@ -42,6 +45,7 @@ func (s *Server) accepted(ctx context.Context) (acceptance, error) {
 			continue
 		}
 		set := st.Settings
+		enabled, bound = true, bound || set.BoundTokens
 		a.methods = union(a.methods, set.TokenEndpointAuthMethods)
 		a.algs = union(a.algs, set.SigningAlgs)
 		a.responseTypes = union(a.responseTypes, set.ResponseTypes)
@@ -56,6 +60,7 @@ func (s *Server) accepted(ctx context.Context) (acceptance, error) {
 		}
 		a.scopes = union(a.scopes, scopes)
 	}
+	a.unbound = enabled && !bound
 	honoured := hydraMethods
 	if s.edge != nil { // the edge authenticates tls_client_auth itself
 		honoured = append(slices.Clone(hydraMethods), "tls_client_auth")
@@ -68,7 +73,7 @@ func (s *Server) accepted(ctx context.Context) (acceptance, error) {
 // configuration: what the profiles accept now.
 func (a acceptance) key() string {
 	var b strings.Builder
-	for _, l := range [][]string{a.methods, a.algs, a.responseTypes, a.grantTypes, a.scopes, a.responseModes, {fmt.Sprint(a.requirePAR)}} {
+	for _, l := range [][]string{a.methods, a.algs, a.responseTypes, a.grantTypes, a.scopes, a.responseModes, {fmt.Sprint(a.requirePAR, a.unbound)}} {
 		b.WriteString(strings.Join(l, " "))
 		b.WriteByte('|')
 	}
@@ -142,6 +147,9 @@ func (s *Server) buildDiscovery(base hydra.Document, a acceptance) hydra.Documen
 	if s.edge != nil {
 		s.edge.edge.Overlay(doc, a.requirePAR)
 		doc.Set("response_modes_supported", nonNil(a.responseModes))
+		if a.unbound { // every enabled profile's bound_tokens is false
+			doc.Set("tls_client_certificate_bound_access_tokens", false)
+		}
 	}
 	return doc
 }

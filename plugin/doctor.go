@@ -126,7 +126,7 @@ func (s Setup) Run(ctx context.Context) []Finding {
 	if s.Edge != nil {
 		out = append(out, s.edgeChecks(ctx, doc)...)
 	}
-	return sortFindings(append(out, Unsupported...))
+	return sortFindings(append(out, s.unsupported()...))
 }
 
 // registrationEndpoint: Hydra's own /oauth2/register takes plain JSON with no

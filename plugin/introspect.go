@@ -95,7 +95,7 @@ func (in *introspection) introspect(c echo.Context) error {
 		if err != nil {
 			return newHTTPError(http.StatusServiceUnavailable, "temporarily_unavailable", "token bindings cannot be read now; try again")
 		}
-		if ok {
+		if ok && x5t != "" { // no cnf for a token issued unbound (bound_tokens false)
 			out["cnf"] = map[string]string{"x5t#S256": x5t}
 		}
 	}
@@ -105,7 +105,8 @@ func (in *introspection) introspect(c echo.Context) error {
 
 // check is GET /oauth2/introspect/check, for an nginx auth_request: 204 when
 // the access token (Authorization) is active and bound to the certificate in
-// X-SSL-Client-Cert, else 401. The caller's own token comes as
+// X-SSL-Client-Cert (or was issued unbound, under a profile whose
+// bound_tokens is false), else 401. The caller's own token comes as
 // Proxy-Authorization: Bearer, since Authorization is the client's.
 func (in *introspection) check(c echo.Context) error {
 	r := c.Request()
@@ -125,7 +126,7 @@ func (in *introspection) check(c echo.Context) error {
 	if err != nil {
 		return deny("no client certificate")
 	}
-	ok, err := in.bindings.BoundTo(r.Context(), token, cert)
+	ok, err := in.bindings.Presentable(r.Context(), token, cert)
 	if err != nil {
 		return newHTTPError(http.StatusServiceUnavailable, "temporarily_unavailable", "token bindings cannot be read now; try again")
 	}

@@ -1,78 +1,25 @@
 package plugin_test
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
-
-	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
 	"github.com/obdcr/obdcr/deploy/testenv"
 	"github.com/obdcr/obdcr/plugin"
 )
 
-// exchange is one real request and its answer.
-type exchange struct {
-	req     *http.Request
-	reqBody []byte
-	res     *http.Response
-	resBody []byte
-}
-
-// recorder keeps every exchange that passes through it.
-type recorder struct {
-	rt  http.RoundTripper
-	mu  sync.Mutex
-	all []exchange
-}
-
-func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
-	var reqBody []byte
-	if req.Body != nil {
-		reqBody, _ = io.ReadAll(req.Body)
-		req.Body = io.NopCloser(bytes.NewReader(reqBody))
-	}
-	res, err := r.rt.RoundTrip(req)
-	if err != nil {
-		return nil, err
-	}
-	resBody, _ := io.ReadAll(res.Body)
-	res.Body = io.NopCloser(bytes.NewReader(resBody))
-	r.mu.Lock()
-	r.all = append(r.all, exchange{req: req, reqBody: reqBody, res: res, resBody: resBody})
-	r.mu.Unlock()
-	return res, nil
-}
-
 func TestResponsesMatchOpenAPI(t *testing.T) {
 	ctx := context.Background()
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromData(plugin.OpenAPI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := doc.Validate(ctx); err != nil {
-		t.Fatalf("openapi.yaml is not valid OpenAPI 3: %v", err)
-	}
-	router, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	o := startObdcr(t, nil)
-	rec := &recorder{}
+	rec := &testenv.Recorder{}
 	tpp, c := newTPP(t, sandbox.AU)
-	rec.rt = c.HTTP.Transport
+	rec.RT = c.HTTP.Transport
 	c.HTTP.Transport = rec
-	admin := &http.Client{Transport: &recorder{rt: http.DefaultTransport}}
-	admin.Transport.(*recorder).rt = http.DefaultTransport
+	adminRec := &testenv.Recorder{RT: http.DefaultTransport}
+	admin := &http.Client{Transport: adminRec}
 
 	// A tour of both APIs, each answer recorded.
 	res, _ := c.Register(ctx, o.URL, request(t, tpp, nil, nil))
@@ -122,32 +69,18 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	_, _ = c.Delete(ctx, o.URL, id, tok)
 	adminDo(http.MethodDelete, "/admin/registrations/"+id, "", "")
 
-	all := append(rec.all, admin.Transport.(*recorder).all...)
+	all := append(rec.All(), adminRec.All()...)
 	if len(all) < 20 {
 		t.Fatalf("only %d exchanges recorded", len(all))
 	}
-	statuses := map[int]bool{}
-	for _, x := range all {
-		statuses[x.res.StatusCode] = true
-		// The router matches on path only: point the recorded URL at the document's server.
-		u := *x.req.URL
-		u.Scheme, u.Host = "", ""
-		req := x.req.Clone(ctx)
-		req.URL = &u
-		req.Body = io.NopCloser(bytes.NewReader(x.reqBody))
-		route, params, err := router.FindRoute(req)
-		if err != nil {
-			t.Errorf("%s %s: not in openapi.yaml: %v", x.req.Method, x.req.URL.Path, err)
-			continue
-		}
-		in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route,
-			Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
-		out := &openapi3filter.ResponseValidationInput{RequestValidationInput: in, Status: x.res.StatusCode, Header: x.res.Header,
-			Body: io.NopCloser(bytes.NewReader(x.resBody)), Options: &openapi3filter.Options{IncludeResponseStatus: true}}
-		if err := openapi3filter.ValidateResponse(ctx, out); err != nil {
-			t.Errorf("%s %s -> %d does not match openapi.yaml: %v\n%s", x.req.Method, x.req.URL.Path, x.res.StatusCode, err, x.resBody)
-		}
+	rep, err := testenv.CheckOpenAPI(ctx, plugin.OpenAPI, all)
+	if err != nil {
+		t.Fatal(err)
 	}
+	for _, err := range rep.Errors {
+		t.Error(err)
+	}
+	statuses := rep.Statuses
 	for _, s := range []int{200, 201, 204, 400, 401, 404} {
 		if !statuses[s] {
 			t.Errorf("the tour produced no %d answer to validate", s)

@@ -190,7 +190,6 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 	go s.pruneAudit(ctx)
 	go s.keepOrgIndex(ctx)
 	go s.reconcileCreates(ctx)
-	go s.watchSetup(ctx)
 	go s.readFiles(ctx, hc.access)
 	for _, run := range b.background {
 		go run(ctx)
@@ -210,6 +209,8 @@ func newServer(ctx context.Context, cfg Config, d Deps) (*Server, error) {
 			return nil, err
 		}
 	}
+	// After the edge: the setup check judges the edge too.
+	go s.watchSetup(ctx)
 	return s, nil
 }
 

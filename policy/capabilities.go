@@ -18,8 +18,9 @@ const RuleHydraLimits = "hydra.capabilities"
 //
 // With the FAPI edge on, obdcr itself provides PAR, JARM and certificate-bound
 // tokens: they are honoured, a JARM algorithm is accepted only if the edge's key
-// signs with it, and every registration says its tokens are bound (a request
-// asking for unbound tokens is refused: the edge binds every one).
+// signs with it, and every registration says whether its tokens are bound, as
+// the profile's bound_tokens setting says (a request asking otherwise is
+// refused, naming the claim: the edge binds all of a profile's tokens or none).
 func HydraLimits() Rule {
 	return Rule{Name: RuleHydraLimits, Check: func(_ context.Context, ev *Evaluation) error {
 		g := &ev.Granted
@@ -46,10 +47,14 @@ func HydraLimits() Rule {
 // edgeLimits is HydraLimits with the FAPI edge on.
 func edgeLimits(ev *Evaluation) error {
 	g := &ev.Granted
+	bound := ev.Settings.BoundTokens
 	switch {
-	case g.TLSClientCertificateBoundAccessTokens != nil && !*g.TLSClientCertificateBoundAccessTokens:
+	case bound && g.TLSClientCertificateBoundAccessTokens != nil && !*g.TLSClientCertificateBoundAccessTokens:
 		return Refuse(InvalidClientMetadata, "tls_client_certificate_bound_access_tokens",
 			"must be true: every access token this server issues is bound to the TLS client certificate of its token request (RFC 8705 §3)")
+	case !bound && g.TLSClientCertificateBoundAccessTokens != nil && *g.TLSClientCertificateBoundAccessTokens:
+		return Refuse(InvalidClientMetadata, "tls_client_certificate_bound_access_tokens",
+			"cannot be honoured: this profile's access tokens are not bound to certificates (its bound_tokens setting is false)")
 	case g.IDTokenEncryptedResponseAlg != "" || g.IDTokenEncryptedResponseEnc != "":
 		return Refuse(InvalidClientMetadata, "id_token_encrypted_response_alg", "cannot be honoured: this server does not encrypt ID tokens")
 	case g.AuthorizationEncryptedResponseAlg != "" || g.AuthorizationEncryptedResponseEnc != "":
@@ -58,7 +63,6 @@ func edgeLimits(ev *Evaluation) error {
 		return Refuse(InvalidClientMetadata, "authorization_signed_response_alg", "%s cannot be honoured: authorization responses are signed with %s",
 			g.AuthorizationSignedResponseAlg, strings.Join(ev.EdgeAlgs, ", "))
 	}
-	bound := true
 	g.TLSClientCertificateBoundAccessTokens = &bound
 	return nil
 }

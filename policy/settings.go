@@ -53,6 +53,12 @@ type Settings struct {
 	RequirePAR    bool     `json:"require_par"`
 	PKCERequired  bool     `json:"pkce_required"`
 	ResponseModes []string `json:"response_modes"`
+	// BoundTokens: every access token the edge issues to the profile's
+	// clients is bound to the certificate of its token request (RFC 8705 §3).
+	// A profile's defaults must say true: false is refused unless its Limits
+	// allow unbound tokens, so a profile that forgets it fails to load rather
+	// than issue bearer tokens.
+	BoundTokens bool `json:"bound_tokens"`
 }
 
 // ResponseModes are every response_mode the FAPI edge can answer in.
@@ -69,6 +75,10 @@ type Limits struct {
 	ApplicationTypes         []string
 	// MultipleRegistrations says whether the setting of that name may be switched on.
 	MultipleRegistrations bool
+	// UnboundTokens says whether bound_tokens may be switched off. FAPI 1.0
+	// Advanced §5.2.2-5/6 (UK) and the CDS (AU) require certificate-bound
+	// tokens, so no shipped profile allows it.
+	UnboundTokens bool
 }
 
 var transportProofs = []string{"any", "jwks", "subject", "none"}
@@ -118,6 +128,9 @@ func (s Settings) Validate(l Limits) error {
 	}
 	if s.MultipleRegistrations && !l.MultipleRegistrations {
 		return fmt.Errorf("multiple_registrations: this profile's specification allows one registration per software_id")
+	}
+	if !s.BoundTokens && !l.UnboundTokens {
+		return fmt.Errorf("bound_tokens: must be true for this profile: its specification requires certificate-bound access tokens (FAPI 1.0 Advanced §5.2.2-5/6, RFC 8705)")
 	}
 	if !slices.Contains(transportProofs, s.TransportCertificate) {
 		return fmt.Errorf("transport_certificate: %q is not allowed; allowed: %s", truncate(s.TransportCertificate, echoLimit), strings.Join(transportProofs, ", "))

@@ -404,10 +404,10 @@ var funcs = template.FuncMap{
 	"list": func() []string {
 		return []string{"signing_algs", "token_endpoint_auth_methods", "grant_types", "response_types", "application_types", "scopes",
 			"clock_skew", "ssa_max_age", "request_max_age", "allow_delete", "require_active_status", "multiple_registrations", "transport_certificate",
-			"require_par", "pkce_required", "response_modes"}
+			"require_par", "pkce_required", "response_modes", "bound_tokens"}
 	},
 	"isBool": func(f string) bool {
-		return f == "allow_delete" || f == "require_active_status" || f == "multiple_registrations" || f == "require_par" || f == "pkce_required"
+		return f == "allow_delete" || f == "require_active_status" || f == "multiple_registrations" || f == "require_par" || f == "pkce_required" || f == "bound_tokens"
 	},
 	"transportModes": func() []string { return []string{"any", "jwks", "subject", "none"} },
 	"kinds": func() []string {

@@ -32,6 +32,7 @@ func TestSettingsPatchFromTheForm(t *testing.T) {
 		{"a duration as typed", map[string]string{"clock_skew": "1m"}, `{"clock_skew":"1m"}`},
 		{"a box unticked", map[string]string{"allow_delete": ""}, `{"allow_delete":false}`},
 		{"a box ticked", map[string]string{"multiple_registrations": "true"}, `{"multiple_registrations":true}`},
+		{"bound tokens unticked", map[string]string{"bound_tokens": ""}, `{"bound_tokens":false}`},
 		{"a choice", map[string]string{"transport_certificate": "jwks"}, `{"transport_certificate":"jwks"}`},
 		{"the same value padded is no change", map[string]string{"grant_types": " " + current["grant_types"] + " "}, `{}`},
 	}

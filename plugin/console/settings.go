@@ -28,6 +28,7 @@ func settingValues(p Policy) map[string]string {
 		"require_active_status": yes(s.RequireActiveStatus), "multiple_registrations": yes(s.MultipleRegistrations),
 		"transport_certificate": s.TransportCertificate,
 		"require_par":           yes(s.RequirePAR), "pkce_required": yes(s.PKCERequired), "response_modes": strings.Join(s.ResponseModes, " "),
+		"bound_tokens": yes(s.BoundTokens),
 	}
 }
 
@@ -48,7 +49,7 @@ func settingsPatch(c echo.Context, p Policy) (json.RawMessage, map[string]string
 			patch[field] = splitList(v, ",")
 		case "signing_algs", "token_endpoint_auth_methods", "grant_types", "application_types", "scopes", "response_modes":
 			patch[field] = splitList(strings.ReplaceAll(v, ",", " "), " ")
-		case "allow_delete", "require_active_status", "multiple_registrations", "require_par", "pkce_required":
+		case "allow_delete", "require_active_status", "multiple_registrations", "require_par", "pkce_required", "bound_tokens":
 			patch[field] = v == "true"
 		default:
 			patch[field] = v

@@ -47,8 +47,22 @@ func (e *Edge) certificate(c echo.Context) *x509.Certificate {
 	return cert
 }
 
+// boundTokens is the client's profile's bound_tokens setting, read at each
+// token request, so that a change applies to the next token.
+func (e *Edge) boundTokens(ctx context.Context, client *pf.Client) (bool, error) {
+	if e.bindings == nil {
+		return false, nil
+	}
+	st, err := e.cfg.State.State(ctx, client.Profile)
+	if err != nil {
+		return false, err
+	}
+	return st.Settings.BoundTokens, nil
+}
+
 // bind binds the access token of a successful token response to cert, until
-// the token expires.
+// the token expires; a nil cert records it as issued unbound, so that it is
+// told apart from a token the edge never issued.
 func (e *Edge) bind(ctx context.Context, status int, body []byte, cert *x509.Certificate) error {
 	if status != http.StatusOK || e.bindings == nil {
 		return nil
@@ -95,7 +109,7 @@ func (e *Edge) userinfo(c echo.Context) error {
 	if e.bindings == nil {
 		return invalidToken(c, "no token is bound here")
 	}
-	ok, err := e.bindings.BoundTo(c.Request().Context(), token, e.certificate(c))
+	ok, err := e.bindings.Presentable(c.Request().Context(), token, e.certificate(c))
 	if err != nil {
 		return jsonError(c, &pf.Error{Code: pf.TemporarilyUnavailable, Description: "token bindings cannot be read now; try again", Status: 503})
 	}

@@ -26,17 +26,8 @@ const introspectionToken = "introspection-secret-0123456789"
 func allowTLSClientAuth(t *testing.T, o *testenv.Obdcr, environ map[string]string) {
 	t.Helper()
 	body := `{"settings":{"token_endpoint_auth_methods":["private_key_jwt","tls_client_auth"]}}`
-	req, _ := http.NewRequest(http.MethodPut, o.AdminURL+"/admin/policies/uk", strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+environ["OBDCR_ADMIN_TOKEN"])
-	req.Header.Set("Content-Type", "application/json")
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusOK {
-		t.Fatalf("allowing tls_client_auth: %d %s", res.StatusCode, b)
+	if st, b := putPolicy(t, o.AdminURL, environ["OBDCR_ADMIN_TOKEN"], "uk", body); st != http.StatusOK {
+		t.Fatalf("allowing tls_client_auth: %d %s", st, b)
 	}
 }
 

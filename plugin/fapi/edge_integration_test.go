@@ -24,6 +24,7 @@ import (
 	"github.com/obdcr/obdcr/hydra"
 	"github.com/obdcr/obdcr/plugin"
 	"github.com/obdcr/obdcr/plugin/fapi"
+	"github.com/obdcr/obdcr/policy"
 )
 
 var env *testenv.Env
@@ -48,6 +49,12 @@ func TestMain(m *testing.M) {
 // startEdge runs an obdcr with the edge on; change edits its environment.
 func startEdge(t *testing.T, change func(map[string]string)) *testenv.Obdcr {
 	t.Helper()
+	return startEdgeFor(t, plugin.Jurisdictions(), change)
+}
+
+// startEdgeFor is startEdge with the jurisdictions of a build (a test-only one added).
+func startEdgeFor(t *testing.T, js []policy.Jurisdiction, change func(map[string]string)) *testenv.Obdcr {
+	t.Helper()
 	environ, err := env.EdgeEnviron()
 	if err != nil {
 		t.Fatal(err)
@@ -55,19 +62,30 @@ func startEdge(t *testing.T, change func(map[string]string)) *testenv.Obdcr {
 	if change != nil {
 		change(environ)
 	}
-	return startObdcr(t, environ)
+	return startObdcrFor(t, js, environ)
 }
 
 // startObdcr runs an obdcr with environ, stopped when the test ends.
 func startObdcr(t *testing.T, environ map[string]string) *testenv.Obdcr {
 	t.Helper()
-	return startIn(t, env, environ)
+	return startObdcrFor(t, plugin.Jurisdictions(), environ)
 }
 
 // startIn is startObdcr in the environment e.
-func startIn(t *testing.T, env *testenv.Env, environ map[string]string) *testenv.Obdcr {
+func startIn(t *testing.T, e *testenv.Env, environ map[string]string) *testenv.Obdcr {
 	t.Helper()
-	cfg, err := plugin.LoadConfig(environ)
+	return startObdcrIn(t, e, plugin.Jurisdictions(), environ)
+}
+
+// startObdcrFor is startObdcr for the jurisdictions js.
+func startObdcrFor(t *testing.T, js []policy.Jurisdiction, environ map[string]string) *testenv.Obdcr {
+	t.Helper()
+	return startObdcrIn(t, env, js, environ)
+}
+
+func startObdcrIn(t *testing.T, env *testenv.Env, js []policy.Jurisdiction, environ map[string]string) *testenv.Obdcr {
+	t.Helper()
+	cfg, err := plugin.LoadConfigFor(environ, js)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,16 +91,25 @@ type TokenIssuer interface {
 // token is POST /oauth2/token on the TPP listener. Every access token it
 // issues is bound to the certificate of the request (RFC 8705 §3), whatever
 // the grant and the client's authentication: without one, none is issued.
+// Only a profile whose bound_tokens setting is false (its limits must allow
+// it; no shipped profile's do) gets unbound tokens.
 func (e *Edge) token(c echo.Context) error {
 	ctx := c.Request().Context()
 	cert := e.certificate(c)
-	if cert == nil {
-		return jsonError(c, &pf.Error{Code: pf.InvalidClient, Status: 401,
-			Description: "the token endpoint needs a TLS client certificate: access tokens are bound to it (RFC 8705)"})
-	}
 	form, client, err := e.authenticated(c)
 	if err != nil {
 		return jsonError(c, err)
+	}
+	bound, err := e.boundTokens(ctx, client)
+	if err != nil {
+		return jsonError(c, err)
+	}
+	if bound && cert == nil {
+		return jsonError(c, &pf.Error{Code: pf.InvalidClient, Status: 401,
+			Description: "the token endpoint needs a TLS client certificate: access tokens are bound to it (RFC 8705)"})
+	}
+	if !bound {
+		cert = nil
 	}
 	done, err := e.inFlight(ctx, client, cert, form) // tokenhook.go: cnf in JWT access tokens
 	if err != nil {

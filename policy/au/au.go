@@ -70,6 +70,9 @@ func Defaults() policy.Settings {
 		// PKCE, and the answer is JARM.
 		RequirePAR: true, PKCERequired: true,
 		ResponseModes: []string{"jwt", "query.jwt", "fragment.jwt", "form_post.jwt"},
+		// CDS "Holder of Key Mechanism": Data Holders must bind access tokens
+		// to the client's mTLS certificate; Limits do not let it be switched off.
+		BoundTokens: true,
 	}
 }
 

@@ -127,10 +127,11 @@ func orNone(s string) string {
 	return s
 }
 
-// BindingStore is the shared store of token bindings (policy/store.Handles).
+// BindingStore is the shared store of token bindings (policy/store.Bindings).
 type BindingStore interface {
-	HandleStore
-	PeekHandle(ctx context.Context, key string) ([]byte, bool, error)
+	PutBinding(ctx context.Context, key, x5t string, until time.Time) error
+	Binding(ctx context.Context, key string) (string, bool, error)
+	DeleteBinding(ctx context.Context, key string) error
 }
 
 // maxBindingLifetime bounds how long a binding is kept whatever expires_in
@@ -153,33 +154,49 @@ func bindingKey(token string) string {
 // Thumbprint is a certificate's x5t#S256 (RFC 8705 §3.1).
 func Thumbprint(cert *x509.Certificate) string { return policy.Thumbprint(cert) }
 
-// Bind binds token to cert for lifetime.
+// Bind binds token to cert for lifetime. A nil cert records token as issued
+// unbound (its profile's bound_tokens is false): Bound says ok with no x5t.
 func (b *Bindings) Bind(ctx context.Context, token string, cert *x509.Certificate, lifetime time.Duration) error {
 	lifetime = min(max(lifetime, time.Minute), maxBindingLifetime)
-	return b.Store.PutHandle(ctx, bindingKey(token), []byte(Thumbprint(cert)), b.Now().Add(lifetime))
+	x5t := ""
+	if cert != nil {
+		x5t = Thumbprint(cert)
+	}
+	return b.Store.PutBinding(ctx, bindingKey(token), x5t, b.Now().Add(lifetime))
 }
 
 // Bound is the x5t#S256 token is bound to; ok is false for a token the edge
-// did not issue (or one expired).
+// did not issue (or one expired), and x5t is "" for one it issued unbound.
 func (b *Bindings) Bound(ctx context.Context, token string) (string, bool, error) {
 	if token == "" || len(token) > 8<<10 {
 		return "", false, nil
 	}
-	v, ok, err := b.Store.PeekHandle(ctx, bindingKey(token))
-	return string(v), ok, err
+	return b.Store.Binding(ctx, bindingKey(token))
 }
 
 // Unbind forgets token's binding (it was revoked).
 func (b *Bindings) Unbind(ctx context.Context, token string) error {
-	_, _, err := b.Store.TakeHandle(ctx, bindingKey(token))
-	return err
+	return b.Store.DeleteBinding(ctx, bindingKey(token))
 }
 
 // BoundTo says whether token is bound to cert.
 func (b *Bindings) BoundTo(ctx context.Context, token string, cert *x509.Certificate) (bool, error) {
 	x5t, ok, err := b.Bound(ctx, token)
-	if err != nil || !ok || cert == nil {
+	if err != nil || !ok || cert == nil || x5t == "" {
 		return false, err
 	}
 	return subtle.ConstantTimeCompare([]byte(x5t), []byte(Thumbprint(cert))) == 1, nil
+}
+
+// Presentable says whether token may be used over cert: the edge issued it,
+// bound to cert or unbound. A token the edge has no record of is refused.
+func (b *Bindings) Presentable(ctx context.Context, token string, cert *x509.Certificate) (bool, error) {
+	x5t, ok, err := b.Bound(ctx, token)
+	if err != nil || !ok {
+		return false, err
+	}
+	if x5t == "" {
+		return true, nil
+	}
+	return b.BoundTo(ctx, token, cert)
 }

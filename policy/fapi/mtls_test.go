@@ -116,7 +116,7 @@ func TestBindings(t *testing.T) {
 	if ok, _ := b.BoundTo(ctx, "tok-1", other); ok {
 		t.Fatal("a token is bound to another certificate")
 	}
-	if _, ok, _ := mem.PeekHandle(ctx, "tok-1"); ok {
+	if _, ok, _ := mem.Binding(ctx, "tok-1"); ok {
 		t.Fatal("the token itself is a key of the store")
 	}
 	if x5t, ok, _ := b.Bound(ctx, "tok-1"); !ok || x5t != policy.Thumbprint(a) {
@@ -130,5 +130,25 @@ func TestBindings(t *testing.T) {
 	_ = b.Unbind(ctx, "tok-2")
 	if _, ok, _ := b.Bound(ctx, "tok-2"); ok {
 		t.Fatal("a revoked token is still bound")
+	}
+	// Issued unbound (bound_tokens false): presentable over any certificate,
+	// bound to none; a token with no record is presentable over none.
+	_ = b.Bind(ctx, "tok-3", nil, time.Hour)
+	if x5t, ok, _ := b.Bound(ctx, "tok-3"); !ok || x5t != "" {
+		t.Fatalf("an unbound token reads %q %v, want no x5t", x5t, ok)
+	}
+	for _, cert := range []*x509.Certificate{a, other} {
+		if ok, _ := b.Presentable(ctx, "tok-3", cert); !ok {
+			t.Fatal("an unbound token is refused")
+		}
+		if ok, _ := b.BoundTo(ctx, "tok-3", cert); ok {
+			t.Fatal("an unbound token is bound to a certificate")
+		}
+	}
+	_ = b.Bind(ctx, "tok-4", a, time.Hour)
+	for tok, cert := range map[string]*x509.Certificate{"tok-4": other, "never": a} {
+		if ok, _ := b.Presentable(ctx, tok, cert); ok {
+			t.Fatalf("%s is presentable over a certificate it is not bound to", tok)
+		}
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"time"
 )
 
@@ -17,8 +16,8 @@ import (
 // client_id and the one parameter Hydra allows, "assertion". The edge is the
 // only caller of Hydra's token endpoint for its clients, so it sends a fresh
 // random nonce as "assertion" (ignored by every grant but jwt-bearer, which the
-// edge never sends on) and records, under it, the client and the certificate
-// of this one token request. The hook finds exactly that request's certificate:
+// edge never sends on) and records, under it and the client, the certificate
+// of this one token request (in the bindings table: a short-lived binding). The hook finds exactly that request's certificate:
 // no key by client, nothing to guess, and concurrent requests of one client
 // over two certificates never meet.
 
@@ -35,26 +34,26 @@ type InFlight struct {
 	Now   func() time.Time
 }
 
-type inFlight struct {
-	ClientID string `json:"client_id"`
-	X5T      string `json:"x5t#S256"`
-}
-
-func inFlightKey(nonce string) string {
-	sum := sha256.Sum256([]byte(nonce))
+// inFlightKey names the client too: another client's nonce finds nothing.
+func inFlightKey(clientID, nonce string) string {
+	sum := sha256.Sum256([]byte(clientID + "\n" + nonce))
 	return "hook:" + base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
-// Begin records that clientID's token request over cert is going to Hydra;
-// nonce goes as HookParam, and done forgets it once Hydra has answered.
+// Begin records that clientID's token request over cert is going to Hydra
+// (cert nil: the profile's bound_tokens is false); nonce goes as HookParam,
+// and done forgets it once Hydra has answered.
 func (f *InFlight) Begin(ctx context.Context, clientID string, cert *x509.Certificate) (nonce string, done func(), err error) {
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
 		return "", nil, err
 	}
 	nonce = base64.RawURLEncoding.EncodeToString(b)
-	v, _ := json.Marshal(inFlight{ClientID: clientID, X5T: Thumbprint(cert)})
-	if err := f.Store.PutHandle(ctx, inFlightKey(nonce), v, f.Now().Add(InFlightLifetime)); err != nil {
+	x5t := ""
+	if cert != nil {
+		x5t = Thumbprint(cert)
+	}
+	if err := f.Store.PutBinding(ctx, inFlightKey(clientID, nonce), x5t, f.Now().Add(InFlightLifetime)); err != nil {
 		return "", nil, &Error{Code: TemporarilyUnavailable, Description: "the token request cannot be recorded now; try again", Status: 503}
 	}
 	return nonce, func() {
@@ -62,7 +61,7 @@ func (f *InFlight) Begin(ctx context.Context, clientID string, cert *x509.Certif
 		// entry behind (it would expire anyway, within InFlightLifetime).
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()
-		_, _, _ = f.Store.TakeHandle(ctx, inFlightKey(nonce))
+		_ = f.Store.DeleteBinding(ctx, inFlightKey(clientID, nonce))
 	}, nil
 }
 
@@ -95,28 +94,29 @@ type HookSession struct {
 // thumbprint of the certificate of the edge's token request that carries the
 // nonce. A request without the edge's nonce, or whose nonce names another
 // client, is refused (Hydra then issues no token), so no access token leaves
-// Hydra without its binding.
+// Hydra without its binding. An unbound request (bound_tokens false) gets the
+// session's claims without cnf.
 func (f *InFlight) Claims(ctx context.Context, r *HookRequest) (*HookSession, error) {
 	nonces := r.Request.Payload[HookParam]
 	if len(nonces) != 1 || nonces[0] == "" || len(nonces[0]) > 256 {
 		return nil, &Error{Code: AccessDenied, Status: 403,
 			Description: "the token request did not come through the edge: no in-flight nonce, so no certificate to bind"}
 	}
-	v, ok, err := f.Store.PeekHandle(ctx, inFlightKey(nonces[0]))
+	x5t, ok, err := f.Store.Binding(ctx, inFlightKey(r.Request.ClientID, nonces[0]))
 	if err != nil {
 		return nil, &Error{Code: TemporarilyUnavailable, Description: "in-flight token requests cannot be read now", Status: 503}
 	}
-	var e inFlight
-	if !ok || json.Unmarshal(v, &e) != nil || e.X5T == "" {
-		return nil, &Error{Code: AccessDenied, Status: 403, Description: "no in-flight token request of the edge carries this nonce (unknown or expired)"}
-	}
-	if e.ClientID != r.Request.ClientID {
-		return nil, &Error{Code: AccessDenied, Status: 403, Description: "the in-flight token request is another client's"}
+	if !ok {
+		return nil, &Error{Code: AccessDenied, Status: 403, Description: "no in-flight token request of this client at the edge carries this nonce (unknown, expired or another client's)"}
 	}
 	at := make(map[string]any, len(r.Session.Extra)+1)
 	for k, v := range r.Session.Extra {
 		at[k] = v
 	}
-	at["cnf"] = map[string]any{"x5t#S256": e.X5T}
+	// A refreshed session keeps the last token's cnf: always replaced.
+	delete(at, "cnf")
+	if x5t != "" {
+		at["cnf"] = map[string]any{"x5t#S256": x5t}
+	}
 	return &HookSession{AccessToken: at, IDToken: r.Session.IDToken.Claims.Extra}, nil
 }

@@ -29,7 +29,8 @@ func hookRequest(t *testing.T, clientID, nonce string) *HookRequest {
 }
 
 // TestTokenHook: the hook answers the cnf of the one token request whose nonce
-// Hydra forwards, keeping the session's claims; it refuses (so Hydra issues
+// Hydra forwards, keeping the session's claims (none for a request its profile
+// leaves unbound); it refuses (so Hydra issues
 // nothing) a request without the edge's nonce, another client's nonce, and one
 // the edge has finished with or that expired.
 func TestTokenHook(t *testing.T) {
@@ -48,12 +49,14 @@ func TestTokenHook(t *testing.T) {
 		t.Fatal(err)
 	}
 	nExp, _, _ := f.Begin(ctx, "c1", a)
+	nUnbound, _, _ := f.Begin(ctx, "c1", nil) // bound_tokens false
 	for _, tc := range []struct {
 		name, client, nonce, want, code string
 		before                          func()
 	}{
 		{name: "first certificate", client: "c1", nonce: na, want: policy.Thumbprint(a)},
 		{name: "second certificate, same client", client: "c1", nonce: nb, want: policy.Thumbprint(b)},
+		{name: "unbound by its profile: no cnf, not the session's old one", client: "c1", nonce: nUnbound},
 		{name: "no nonce: not through the edge", client: "c1", code: AccessDenied},
 		{name: "an unknown nonce", client: "c1", nonce: "guessed", code: AccessDenied},
 		{name: "another client's nonce", client: "c2", nonce: na, code: AccessDenied},
@@ -74,7 +77,11 @@ func TestTokenHook(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := s.AccessToken["cnf"].(map[string]any)["x5t#S256"]; got != tc.want {
+			if tc.want == "" {
+				if cnf, ok := s.AccessToken["cnf"]; ok {
+					t.Fatalf("an unbound token gets cnf %v", cnf)
+				}
+			} else if got := s.AccessToken["cnf"].(map[string]any)["x5t#S256"]; got != tc.want {
 				t.Fatalf("cnf x5t#S256 %v, want %s", got, tc.want)
 			}
 			if s.AccessToken["consented"] != "yes" || s.IDToken["acr_note"] != "x" {
@@ -83,7 +90,7 @@ func TestTokenHook(t *testing.T) {
 		})
 	}
 	doneA()
-	if _, ok, _ := mem.PeekHandle(ctx, inFlightKey(na)); ok {
+	if _, ok, _ := mem.Binding(ctx, inFlightKey("c1", na)); ok {
 		t.Fatal("an in-flight entry outlived its token request")
 	}
 }

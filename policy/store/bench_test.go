@@ -37,8 +37,8 @@ func BenchmarkSQLiteWrites(b *testing.B) {
 }
 
 // BenchmarkSQLiteBinding times what the FAPI edge adds to a token request on
-// SQLite (binding the access token: PutHandle) and to each use of the token
-// (reading the binding: PeekHandle), with 20,000 live bindings in the table.
+// SQLite (binding the access token: PutBinding) and to each use of the token
+// (reading the binding: Binding), with 20,000 live bindings in the table.
 func BenchmarkSQLiteBinding(b *testing.B) {
 	ctx := context.Background()
 	s, err := store.Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "x.db"))
@@ -48,18 +48,18 @@ func BenchmarkSQLiteBinding(b *testing.B) {
 	defer s.Close()
 	until := time.Now().Add(time.Hour)
 	for i := range 20_000 {
-		if err := s.PutHandle(ctx, fmt.Sprintf("cnf:seed-%d", i), []byte("x5t"), until); err != nil {
+		if err := s.PutBinding(ctx, fmt.Sprintf("cnf:seed-%d", i), "x5t", until); err != nil {
 			b.Fatal(err)
 		}
 	}
 	b.Run("bind", func(b *testing.B) {
 		for i := range b.N {
-			_ = s.PutHandle(ctx, fmt.Sprintf("cnf:%d-%d", i, time.Now().UnixNano()), []byte("x5t"), until)
+			_ = s.PutBinding(ctx, fmt.Sprintf("cnf:%d-%d", i, time.Now().UnixNano()), "x5t", until)
 		}
 	})
 	b.Run("read", func(b *testing.B) {
 		for i := range b.N {
-			_, _, _ = s.PeekHandle(ctx, fmt.Sprintf("cnf:seed-%d", i%20_000))
+			_, _, _ = s.Binding(ctx, fmt.Sprintf("cnf:seed-%d", i%20_000))
 		}
 	})
 }

@@ -10,7 +10,8 @@ import (
 
 // Handles keeps short-lived, single-use values that every replica must see: the
 // FAPI edge's pushed authorization requests and its authorization handles. A
-// value is taken at most once, on whichever replica asks first.
+// value is taken at most once, on whichever replica asks first. Token bindings
+// are not here but in Bindings, so that neither can fill the other's table.
 type Handles interface {
 	// PutHandle stores value under key until the given time. ErrHandlesFull
 	// when the table holds MaxHandles live values.
@@ -18,8 +19,7 @@ type Handles interface {
 	// TakeHandle removes and returns the value; ok is false when it is absent,
 	// already taken or expired.
 	TakeHandle(ctx context.Context, key string) (value []byte, ok bool, err error)
-	// PeekHandle returns the value and leaves it: the edge's token bindings
-	// are read on every use until they expire.
+	// PeekHandle returns the value and leaves it.
 	PeekHandle(ctx context.Context, key string) (value []byte, ok bool, err error)
 }
 
@@ -41,7 +41,16 @@ var (
 type handles struct {
 	mu  sync.Mutex
 	m   map[string]handle
+	max int // 0: MaxHandles
 	now func() time.Time
+}
+
+// handleLimit is max, or MaxHandles when unset.
+func handleLimit(max int) int {
+	if max > 0 {
+		return max
+	}
+	return MaxHandles
 }
 
 type handle struct {
@@ -62,14 +71,14 @@ func (h *handles) PutHandle(_ context.Context, key string, value []byte, until t
 	if h.m == nil {
 		h.m = map[string]handle{}
 	}
-	if len(h.m) >= MaxHandles {
+	if len(h.m) >= handleLimit(h.max) {
 		now := h.clock()
 		for k, v := range h.m {
 			if !now.Before(v.until) {
 				delete(h.m, k)
 			}
 		}
-		if len(h.m) >= MaxHandles {
+		if len(h.m) >= handleLimit(h.max) {
 			return ErrHandlesFull
 		}
 	}
@@ -113,14 +122,14 @@ func (s *SQL) PutHandle(ctx context.Context, key string, value []byte, until tim
 	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM obdcr_handles`).Scan(&n); err != nil {
 		return err
 	}
-	if n >= MaxHandles {
+	if n >= handleLimit(s.maxHandles) {
 		if _, err := s.exec(ctx, `DELETE FROM obdcr_handles WHERE expires_at <= ?`, now.UnixMicro()); err != nil {
 			return err
 		}
 		if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM obdcr_handles`).Scan(&n); err != nil {
 			return err
 		}
-		if n >= MaxHandles {
+		if n >= handleLimit(s.maxHandles) {
 			return ErrHandlesFull
 		}
 	}

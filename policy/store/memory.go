@@ -43,6 +43,7 @@ type Memory struct {
 	createLog
 	handles
 	secrets
+	bindings
 	mu      sync.Mutex
 	states  map[string]StoredState
 	version int64
@@ -56,7 +57,7 @@ func NewMemory() *Memory { return NewMemoryWithClock(nil) }
 // NewMemoryWithClock returns an empty store whose org index notes times by now
 // (time.Now if nil), for tests of what ages out.
 func NewMemoryWithClock(now func() time.Time) *Memory {
-	return &Memory{MemoryReplay: policy.NewMemoryReplay(nil), states: map[string]StoredState{}, orgIndex: orgIndex{now: now}, createLog: createLog{now: now}, handles: handles{now: now}}
+	return &Memory{MemoryReplay: policy.NewMemoryReplay(nil), states: map[string]StoredState{}, orgIndex: orgIndex{now: now}, createLog: createLog{now: now}, handles: handles{now: now}, bindings: bindings{now: now}}
 }
 
 func (m *Memory) States(context.Context) (map[string]StoredState, int64, error) {

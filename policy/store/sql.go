@@ -139,6 +139,14 @@ var migrations = []string{
 		value      TEXT NOT NULL,
 		created_at BIGINT NOT NULL
 	);`,
+	// 7: the FAPI edge's token bindings, apart from the handles: far more of
+	// them live at once, and neither may crowd out the other.
+	`CREATE TABLE obdcr_bindings (
+		key        TEXT PRIMARY KEY,
+		x5t        TEXT NOT NULL,
+		expires_at BIGINT NOT NULL
+	);
+	CREATE INDEX obdcr_bindings_expires ON obdcr_bindings (expires_at);`,
 }
 
 // SQL is the Store on a SQL database.
@@ -148,7 +156,11 @@ type SQL struct {
 	swept atomic.Int64 // unix seconds of the last sweep of expired jtis
 	// handlesSwept is the same for expired handles.
 	handlesSwept atomic.Int64
-	nowFn        func() time.Time
+	bindingCount bindingCount
+	// maxHandles and maxBindings are the bounds; 0 is MaxHandles and
+	// MaxBindings (tests set smaller ones).
+	maxHandles, maxBindings int
+	nowFn                   func() time.Time
 }
 
 func openSQLite(ctx context.Context, path string) (*SQL, error) {

@@ -21,6 +21,7 @@ type Store interface {
 	policy.CreateLog
 	Handles
 	Secrets
+	Bindings
 	// States returns every stored profile state and the policy version.
 	States(ctx context.Context) (map[string]StoredState, int64, error)
 	// Version changes whenever any profile's state changes; replicas poll it.

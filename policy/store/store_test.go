@@ -247,7 +247,7 @@ func TestSharedStateValidation(t *testing.T) {
 	}{
 		{`{"signing_algs":["RS256"]}`, "signing_algs"},
 		{`{"signing_algs":[]}`, "signing_algs"},
-		{`{"token_endpoint_auth_methods":["client_secret_jwt"]}`, "token_endpoint_auth_methods"},
+		{`{"token_endpoint_auth_methods":["self_signed_tls_client_auth"]}`, "token_endpoint_auth_methods"},
 		{`{"clock_skew":"1h"}`, "clock_skew"},
 		{`{"clock_skew":"soon"}`, "clock_skew"},
 		{`{"transport_certificate":"maybe"}`, "transport_certificate"},

@@ -55,6 +55,9 @@ func Defaults() policy.Settings {
 		TransportCertificate:     "any",
 		// FAPI 1.0 Advanced: a request object by value or by PAR, any response mode.
 		ResponseModes: slices.Clone(policy.ResponseModes),
+		// FAPI 1.0 Advanced §5.2.2-5/6: sender-constrained tokens, by mTLS;
+		// Limits do not let it be switched off.
+		BoundTokens: true,
 	}
 }
 
