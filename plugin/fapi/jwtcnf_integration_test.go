@@ -14,6 +14,7 @@ import (
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
 	"github.com/obdcr/obdcr/deploy/testenv"
+	"github.com/obdcr/obdcr/plugin"
 	"github.com/obdcr/obdcr/plugin/fapi"
 	"github.com/obdcr/obdcr/policy"
 )
@@ -132,7 +133,10 @@ func TestJWTAccessTokensCarryCnf(t *testing.T) {
 		t.Error(err)
 	}
 
-	// The hook itself: Hydra's token only, and only the edge's requests.
+	// The hook itself: Hydra's token only, and only the edge's requests; its
+	// answers as plugin/openapi.yaml says.
+	rec := &testenv.Recorder{RT: http.DefaultTransport}
+	hc := &http.Client{Transport: rec}
 	for _, tc := range []struct {
 		name, auth string
 		want       int
@@ -147,7 +151,7 @@ func TestJWTAccessTokensCarryCnf(t *testing.T) {
 		if tc.auth != "" {
 			req.Header.Set("Authorization", tc.auth)
 		}
-		res, err := http.DefaultClient.Do(req)
+		res, err := hc.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -156,6 +160,16 @@ func TestJWTAccessTokensCarryCnf(t *testing.T) {
 		if res.StatusCode != tc.want {
 			t.Errorf("hook, %s: %d %s, want %d", tc.name, res.StatusCode, b, tc.want)
 		}
+	}
+	rep, err := testenv.CheckOpenAPI(ctx, plugin.OpenAPI, rec.All())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range rep.Errors {
+		t.Error(err)
+	}
+	if !rep.Routes["POST "+fapi.TokenHookPath] {
+		t.Errorf("openapi.yaml has no POST %s", fapi.TokenHookPath)
 	}
 
 	// A replica on the same store without OBDCR_TOKEN_HOOK_TOKEN sends Hydra
