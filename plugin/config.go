@@ -67,6 +67,8 @@ type EdgeConfig struct {
 	SigningKeyFile string `env:"OBDCR_EDGE_SIGNING_KEY_FILE" help:"PEM private key (RSA 2048+ for PS256, or P-256 for ES256) that signs JARM responses and hybrid ID tokens (not obdcr's assertions to Hydra: those use a key kept in the store); reloaded when it changes (required with the edge)"`
 	// IntrospectionTokens admit the bank's resource servers to the edge's introspection.
 	IntrospectionTokens string `env:"OBDCR_INTROSPECTION_TOKENS" help:"name:token entries (16+ characters each), comma-separated, for resource servers calling the admin listener's /oauth2/introspect and /oauth2/introspect/check (separate from admin tokens; empty: none admitted)"`
+	// TokenHookToken turns on cnf in Hydra's JWT access tokens (tokenhook.go).
+	TokenHookToken string `env:"OBDCR_TOKEN_HOOK_TOKEN" help:"16+ characters: serve Hydra's oauth2.token_hook at the admin listener's /oauth2/token-hook (Hydra sends Authorization: Bearer with it) so that JWT access tokens carry cnf.x5t#S256; Hydra then issues tokens only through the edge (empty: off)"`
 }
 
 func (e EdgeConfig) validate() error {
@@ -75,6 +77,9 @@ func (e EdgeConfig) validate() error {
 	}
 	if _, err := parseIntrospectionTokens(e.IntrospectionTokens); err != nil {
 		return err
+	}
+	if e.TokenHookToken != "" && len(e.TokenHookToken) < 16 {
+		return errors.New("OBDCR_TOKEN_HOOK_TOKEN: at least 16 characters")
 	}
 	switch {
 	case e.PublicURL == "":

@@ -44,6 +44,8 @@ func TestConfigNamesTheVariableToFix(t *testing.T) {
 			"OBDCR_EDGE_SIGNING_KEY_FILE": "edge.pem", "OBDCR_INTROSPECTION_TOKENS": "rs:short"}, wantErr: "OBDCR_INTROSPECTION_TOKENS: the token of entry 1 (rs)"},
 		{name: "introspection tokens load", set: map[string]string{"OBDCR_EDGE_LISTEN": ":9443", "OBDCR_EDGE_PUBLIC_URL": "https://issuer.example",
 			"OBDCR_EDGE_SIGNING_KEY_FILE": "edge.pem", "OBDCR_INTROSPECTION_TOKENS": "rs:rs-token-0123456789,gw:gw-token-0123456789"}},
+		{name: "a token hook token too short", set: map[string]string{"OBDCR_EDGE_LISTEN": ":9443", "OBDCR_EDGE_PUBLIC_URL": "https://issuer.example",
+			"OBDCR_EDGE_SIGNING_KEY_FILE": "edge.pem", "OBDCR_TOKEN_HOOK_TOKEN": "short"}, wantErr: "OBDCR_TOKEN_HOOK_TOKEN: at least 16 characters"},
 		{name: "a proxy address that is not a CIDR", set: map[string]string{"OBDCR_TRUSTED_PROXIES": "10.0.0.0/8,10.1.2.3"}, wantErr: `OBDCR_TRUSTED_PROXIES: "10.1.2.3"`},
 		{name: "an unknown trace trust", set: map[string]string{"OBDCR_TRACE_TRUST_INCOMING": "all"}, wantErr: `OBDCR_TRACE_TRUST_INCOMING: "all" is not proxies or none`},
 		{name: "no connections allowed", set: map[string]string{"OBDCR_TPP_MAX_CONNS": "0"}, wantErr: "OBDCR_TPP_MAX_CONNS: 0 is under 1"},

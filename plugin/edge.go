@@ -94,6 +94,7 @@ func (s *Server) startEdge(ctx context.Context, hc hydraClients, keys policy.Tru
 	if err := s.introspectionRoutes(edge); err != nil {
 		return err
 	}
+	s.tokenHookRoutes(edge)
 	// Each handshake costs a signature: spaced to OBDCR_EDGE_MAX_CONNS a second
 	// (burst as many), waiting no longer than the handshake's own deadline.
 	handshakes := rate.NewLimiter(rate.Limit(cfg.MaxConns), cfg.MaxConns)

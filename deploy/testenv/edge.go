@@ -12,8 +12,9 @@ import (
 
 // StartEdge is Start with Hydra behind obdcr's FAPI edge: Hydra's issuer and
 // public URL are https://127.0.0.1:PORT, where the edge listener of the obdcr
-// started with EdgeEnviron serves.
-func StartEdge(dir string) (*Env, error) {
+// started with EdgeEnviron serves. hydraEnv adds Hydra variables (a token hook,
+// the JWT access-token strategy).
+func StartEdge(dir string, hydraEnv ...string) (*Env, error) {
 	port, err := FreePort()
 	if err != nil {
 		return nil, err
@@ -21,7 +22,7 @@ func StartEdge(dir string) (*Env, error) {
 	edge := fmt.Sprintf("https://127.0.0.1:%d", port)
 	// Hydra --dev sets its cookies without Secure, and by default SameSite=None,
 	// which a real browser drops: its login CSRF cookie would never come back.
-	e, err := start(dir, "URLS_SELF_ISSUER="+edge, "URLS_SELF_PUBLIC="+edge, "SERVE_COOKIES_SAME_SITE_MODE=Lax")
+	e, err := start(dir, append([]string{"URLS_SELF_ISSUER=" + edge, "URLS_SELF_PUBLIC=" + edge, "SERVE_COOKIES_SAME_SITE_MODE=Lax"}, hydraEnv...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -73,6 +73,8 @@ type Edge struct {
 	// cert and bindings are set by Certificates.
 	cert     func(echo.Context) (*x509.Certificate, error)
 	bindings *pf.Bindings
+	// inflight is set by JWTBinding (tokenhook.go).
+	inflight *pf.InFlight
 }
 
 // New builds the edge.

@@ -3,6 +3,7 @@ package fapi_test
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -70,8 +71,19 @@ func startObdcr(t *testing.T, environ map[string]string) *testenv.Obdcr {
 	return startObdcrFor(t, plugin.Jurisdictions(), environ)
 }
 
+// startIn is startObdcr in the environment e.
+func startIn(t *testing.T, e *testenv.Env, environ map[string]string) *testenv.Obdcr {
+	t.Helper()
+	return startObdcrIn(t, e, plugin.Jurisdictions(), environ)
+}
+
 // startObdcrFor is startObdcr for the jurisdictions js.
 func startObdcrFor(t *testing.T, js []policy.Jurisdiction, environ map[string]string) *testenv.Obdcr {
+	t.Helper()
+	return startObdcrIn(t, env, js, environ)
+}
+
+func startObdcrIn(t *testing.T, env *testenv.Env, js []policy.Jurisdiction, environ map[string]string) *testenv.Obdcr {
 	t.Helper()
 	cfg, err := plugin.LoadConfigFor(environ, js)
 	if err != nil {
@@ -96,9 +108,13 @@ type edgeDoc struct {
 	raw           map[string]any
 }
 
-func readDoc(t *testing.T) *edgeDoc {
+func readDoc(t *testing.T) *edgeDoc { t.Helper(); return readDocOf(t, env) }
+
+// readDocOf is readDoc in the environment e.
+func readDocOf(t *testing.T, env *testenv.Env) *edgeDoc {
 	t.Helper()
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tlsRoots()}}
+	roots := &tls.Config{RootCAs: env.Sandbox.PKI().Pool(), MinVersion: tls.VersionTLS12}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: roots}}
 	res, err := hc.Get(env.Issuer() + "/.well-known/openid-configuration")
 	if err != nil {
 		t.Fatal(err)
@@ -118,6 +134,12 @@ func readDoc(t *testing.T) *edgeDoc {
 }
 
 func register(t *testing.T, o *testenv.Obdcr, profile string) (*sandbox.TPP, *sandbox.Client, string) {
+	t.Helper()
+	return registerIn(t, env, o, profile)
+}
+
+// registerIn is register in the environment e.
+func registerIn(t *testing.T, env *testenv.Env, o *testenv.Obdcr, profile string) (*sandbox.TPP, *sandbox.Client, string) {
 	t.Helper()
 	tpp, err := env.Sandbox.AddTPP(profile, fmt.Sprintf("E%d", time.Now().UnixNano()))
 	if err != nil {

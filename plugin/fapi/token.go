@@ -111,6 +111,11 @@ func (e *Edge) token(c echo.Context) error {
 	if !bound {
 		cert = nil
 	}
+	done, err := e.inFlight(ctx, client, cert, form) // tokenhook.go: cnf in JWT access tokens
+	if err != nil {
+		return jsonError(c, err)
+	}
+	defer done()
 	status, body, err := e.tokens.Issue(ctx, client, form)
 	if err != nil {
 		return jsonError(c, err)
@@ -147,7 +152,7 @@ func (h hydraTokens) Issue(ctx context.Context, client *pf.Client, form url.Valu
 		return 0, nil, &pf.Error{Code: "unsupported_grant_type", Description: "grant_type must be authorization_code, refresh_token or client_credentials", Status: 400}
 	}
 	out := url.Values{"grant_type": {grant}, "client_id": {client.ID}}
-	for _, n := range names {
+	for _, n := range append(names, pf.HookParam) { // the edge's in-flight nonce (tokenhook.go)
 		if v := form.Get(n); v != "" {
 			out.Set(n, v)
 		}

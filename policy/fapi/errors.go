@@ -29,6 +29,7 @@ const (
 	UnsupportedResponseType = "unsupported_response_type"
 	ServerError             = "server_error"
 	TemporarilyUnavailable  = "temporarily_unavailable"
+	AccessDenied            = "access_denied"
 )
 
 func refuse(code, format string, args ...any) *Error {
