@@ -53,7 +53,7 @@ func startEdge(t *testing.T, change func(map[string]string)) *testenv.Obdcr {
 }
 
 // startEdgeFor is startEdge with the jurisdictions of a build (a test-only one added).
-func startEdgeFor(t *testing.T, js []policy.Jurisdiction, change func(map[string]string)) *testenv.Obdcr {
+func startEdgeFor(t testing.TB, js []policy.Jurisdiction, change func(map[string]string)) *testenv.Obdcr {
 	t.Helper()
 	environ, err := env.EdgeEnviron()
 	if err != nil {
@@ -78,12 +78,12 @@ func startIn(t *testing.T, e *testenv.Env, environ map[string]string) *testenv.O
 }
 
 // startObdcrFor is startObdcr for the jurisdictions js.
-func startObdcrFor(t *testing.T, js []policy.Jurisdiction, environ map[string]string) *testenv.Obdcr {
+func startObdcrFor(t testing.TB, js []policy.Jurisdiction, environ map[string]string) *testenv.Obdcr {
 	t.Helper()
 	return startObdcrIn(t, env, js, environ)
 }
 
-func startObdcrIn(t *testing.T, env *testenv.Env, js []policy.Jurisdiction, environ map[string]string) *testenv.Obdcr {
+func startObdcrIn(t testing.TB, env *testenv.Env, js []policy.Jurisdiction, environ map[string]string) *testenv.Obdcr {
 	t.Helper()
 	cfg, err := plugin.LoadConfigFor(environ, js)
 	if err != nil {

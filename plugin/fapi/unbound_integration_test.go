@@ -37,7 +37,7 @@ func (e *looseEnv) Build(d policy.JurisdictionDeps) policy.Built {
 	return policy.Built{Profile: p}
 }
 
-func putPolicy(t *testing.T, adminURL, adminToken, profile, body string) (int, string) {
+func putPolicy(t testing.TB, adminURL, adminToken, profile, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPut, adminURL+"/admin/policies/"+profile, strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+adminToken)
