@@ -30,10 +30,11 @@ type TokenComparison struct {
 
 // CompareTokens measures b's capacity with count closed-loop requests from
 // concurrency workers, then runs a and b open loop at half of it for seconds
-// each, in alternating rounds pooled per side (as RunLoad and RunEdgeBench do),
-// so that a noisy neighbour falls on both alike. Every request is signed before
+// each, in rounds turns pooled per side (as RunLoad and RunEdgeBench do), so
+// that a noisy neighbour falls on both alike: the more and shorter the rounds,
+// the less one stall of a shared machine lands on one side only. Every request is signed before
 // the clock starts: the client's signing is not the server's latency.
-func CompareTokens(ctx context.Context, a, b TokenSide, count, concurrency int, seconds float64) (*TokenComparison, error) {
+func CompareTokens(ctx context.Context, a, b TokenSide, count, concurrency, rounds int, seconds float64) (*TokenComparison, error) {
 	res := &TokenComparison{}
 	var mu sync.Mutex
 	forms := func(s TokenSide, n int) ([]url.Values, error) {
@@ -68,7 +69,7 @@ func CompareTokens(ctx context.Context, a, b TokenSide, count, concurrency int, 
 	if err != nil {
 		return nil, err
 	}
-	res.A, res.B = alternate(res.HalfCapacity, n, openLoopRounds, call(a, aForms), call(b, bForms))
+	res.A, res.B = alternate(res.HalfCapacity, n, rounds, call(a, aForms), call(b, bForms))
 	if res.B.P99ms > 0 {
 		res.P99Ratio = res.A.P99ms / res.B.P99ms
 	}

@@ -163,6 +163,14 @@ say "Floods (Hardening II): obdcr alone, rate limit off, four attacker floods"
 flood_rss="$(bash deploy/scripts/floods.sh | sed -n 's/.*"rss_peak_mib":\([0-9.]*\).*/\1/p' | sort -n | tail -n 1)"
 echo "obdcr peak RSS through every flood: ${flood_rss} MiB (goal: under 60)"
 
+say "Certificate binding: the edge's token endpoint with bound tokens ÷ without, at half its capacity (its own Hydra and obdcr, in the test process)"
+# plugin/fapi's benchmark: a UK client beside one under a test-only copy of UK
+# whose bound_tokens is off, otherwise the same, in alternating open-loop rounds.
+OBDCR_HYDRA_BIN="$(realpath "$hydra")" go test -run '^$' -bench '^BenchmarkEdgeBoundTokenP99$' -benchtime 1x ./plugin/fapi >"$work/bound.txt" 2>&1 || true
+grep -E 'BenchmarkEdgeBoundTokenP99|capacity|failed' "$work/bound.txt" >&2 || true
+bound_ratio="$(awk '/^BenchmarkEdgeBoundTokenP99/ {for (i = 2; i < NF; i++) if ($(i+1) == "p99_ratio") printf "%.2f", $i}' "$work/bound.txt")"
+echo "edge: token p99 with binding ÷ without ${bound_ratio:-?} (goal ≤ 1.1)"
+
 # Registrations that failed in the closed-loop runs: every one is a finding (the
 # figures of a run with failures are not of the registration path alone).
 reg_errors=0
@@ -176,9 +184,9 @@ fi
 
 echo "make bench took $((SECONDS / 60))m$((SECONDS % 60))s" >&2
 num() { if [ "$1" = null ]; then echo null; else printf '%.2f' "$1"; fi; }
-printf '{"validation_over_verify":%s,"validation_over_verify_uk":%s,"validation_over_verify_au":%s,"obdcr_over_hydra":%s,"obdcr_over_hydra_sqlite":%s,"obdcr_over_hydra_shared_cpus":%.2f,"jwks_fetches_per_registration":%s,"rss_mib_at_64":%s,"registrations_per_s":%.1f,"hydra_creates_per_s":%.1f,"obdcr_cpu_ms_per_registration":%.2f,"hydra_cpu_ms_per_create":%.2f,"flood_peak_rss_mib":%.1f,"p99_ms_at_half_capacity":%s,"p99_ratio_at_half_capacity":%s,"knee_per_s":%s,"p99_ms_at_half_capacity_shared_cpus":%s,"p99_ratio_at_half_capacity_shared_cpus":%s,"knee_per_s_shared_cpus":%s,"rss_mib_at_10000_tpps":%s,"cpu_ms_per_registration_10_tpps":%s,"cpu_ms_per_registration_10000_tpps":%s,"background_fetches_per_min_10000_tpps":%s,"admin_lookup_ms_50000_clients":%s,"au_poll_ms_20000_products":%s,"edge_flow_cpu_ms":%s,"edge_token_p99_ratio":%s,"registration_errors":%s}\n' \
+printf '{"validation_over_verify":%s,"validation_over_verify_uk":%s,"validation_over_verify_au":%s,"obdcr_over_hydra":%s,"obdcr_over_hydra_sqlite":%s,"obdcr_over_hydra_shared_cpus":%.2f,"jwks_fetches_per_registration":%s,"rss_mib_at_64":%s,"registrations_per_s":%.1f,"hydra_creates_per_s":%.1f,"obdcr_cpu_ms_per_registration":%.2f,"hydra_cpu_ms_per_create":%.2f,"flood_peak_rss_mib":%.1f,"p99_ms_at_half_capacity":%s,"p99_ratio_at_half_capacity":%s,"knee_per_s":%s,"p99_ms_at_half_capacity_shared_cpus":%s,"p99_ratio_at_half_capacity_shared_cpus":%s,"knee_per_s_shared_cpus":%s,"rss_mib_at_10000_tpps":%s,"cpu_ms_per_registration_10_tpps":%s,"cpu_ms_per_registration_10000_tpps":%s,"background_fetches_per_min_10000_tpps":%s,"admin_lookup_ms_50000_clients":%s,"au_poll_ms_20000_products":%s,"edge_flow_cpu_ms":%s,"edge_token_p99_ratio":%s,"edge_bound_token_p99_ratio":%s,"registration_errors":%s}\n' \
   "$validation_over_verify" "$uk_ratio" "$au_ratio" "$(num "$pinned_ratio")" "$(num "$sqlite_ratio")" \
   "$(echo "$shared16" | field obdcr_over_hydra)" "$(echo "$mem16" | field jwks_fetches_per_registration)" "$rss_mib" \
   "$(echo "$mem16" | phase obdcr_and_hydra per_second)" "$(echo "$mem16" | phase hydra_alone per_second)" \
   "$(echo "$shared16" | cpu_ms obdcr_and_hydra obdcr)" "$(echo "$shared16" | cpu_ms hydra_alone hydra)" "$flood_rss" "${p99_half:-null}" "${p99_ratio:-null}" "${knee:-null}" "${p99_half_shared:-null}" "${p99_ratio_shared:-null}" "${knee_shared:-null}" \
-  "${rss_10000:-null}" "${cpu_10:-null}" "${cpu_10000:-null}" "${bg_10000:-null}" "${lookup_ms:-null}" "${au_poll_ms:-null}" "${edge_cpu:-null}" "${edge_ratio:-null}" "$reg_errors"
+  "${rss_10000:-null}" "${cpu_10:-null}" "${cpu_10000:-null}" "${bg_10000:-null}" "${lookup_ms:-null}" "${au_poll_ms:-null}" "${edge_cpu:-null}" "${edge_ratio:-null}" "${bound_ratio:-null}" "$reg_errors"

@@ -34,11 +34,13 @@ func BenchmarkEdgeBoundTokenP99(b *testing.B) {
 	bound := benchClient(b, o.URL, "", true)
 	unbound := benchClient(b, o.URL, "Loose Directory", false)
 	ctx := context.Background()
+	// 8 s a side in 20 rounds: a stall of a shared machine (a second is common on
+	// 2 busy cores) then spreads over both sides rather than filling one's p99.
 	b.ResetTimer()
 	var cmp *sandbox.TokenComparison
 	for range b.N {
 		var err error
-		cmp, err = sandbox.CompareTokens(ctx, bound, unbound, 600, 8, 8)
+		cmp, err = sandbox.CompareTokens(ctx, bound, unbound, 600, 8, 20, 8)
 		if err != nil {
 			b.Fatal(err)
 		}
