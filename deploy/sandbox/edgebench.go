@@ -174,6 +174,9 @@ func edgeClient(ctx context.Context, sb *Sandbox, obdcrURL string) (*TPP, *Clien
 	if err != nil || res.Status != http.StatusOK || json.Unmarshal(res.Body, &doc) != nil || doc.PAR == "" {
 		return nil, nil, "", doc, fmt.Errorf("discovery without a PAR endpoint (is the edge on?): %v %+v", err, res)
 	}
+	if len(doc.JARMAlgs) > 0 { // as a TPP does: the JARM alg the bank publishes
+		t.JARMAlg = doc.JARMAlgs[0]
+	}
 	now := time.Now()
 	ssa, err := sb.Authority(AU).SSA(t, now, nil)
 	if err != nil {

@@ -123,6 +123,10 @@ func register(t *testing.T, o *testenv.Obdcr, profile string) (*sandbox.TPP, *sa
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As a TPP does, it registers the JARM alg the bank publishes (the edge key's).
+	if algs, _ := readDoc(t).raw["authorization_signing_alg_values_supported"].([]any); len(algs) > 0 {
+		tpp.JARMAlg, _ = algs[0].(string)
+	}
 	c, err := sandbox.NewClient(tpp, env.Sandbox.PKI().Pool())
 	if err != nil {
 		t.Fatal(err)
