@@ -123,13 +123,15 @@ func register(t *testing.T, o *testenv.Obdcr, profile string) (*sandbox.TPP, *sa
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As a TPP does, it registers the JARM alg the bank publishes (the edge key's).
-	if algs, _ := readDoc(t).raw["authorization_signing_alg_values_supported"].([]any); len(algs) > 0 {
-		tpp.JARMAlg, _ = algs[0].(string)
-	}
 	c, err := sandbox.NewClient(tpp, env.Sandbox.PKI().Pool())
 	if err != nil {
 		t.Fatal(err)
+	}
+	// As a TPP does, it registers the JARM alg the bank publishes (the edge key's, when the edge is on).
+	if d, err := c.Discovery(context.Background(), o.URL); err == nil {
+		if algs, _ := d.JSON()["authorization_signing_alg_values_supported"].([]any); len(algs) > 0 {
+			tpp.JARMAlg, _ = algs[0].(string)
+		}
 	}
 	now := time.Now()
 	ssa, err := env.Sandbox.Authority(profile).SSA(tpp, now, nil)
