@@ -57,14 +57,16 @@ type Config struct {
 
 // EdgeConfig is the FAPI edge's (off unless OBDCR_EDGE_LISTEN is set).
 type EdgeConfig struct {
-	Listen         string `env:"OBDCR_EDGE_LISTEN" help:"FAPI edge: browser-facing HTTPS listener, no client certificate asked, at the issuer's host (empty: the edge is off)"`
-	PublicURL      string `env:"OBDCR_EDGE_PUBLIC_URL" help:"the issuer URL as clients and browsers reach the edge; Hydra's URLS_SELF_ISSUER and URLS_SELF_PUBLIC must be the same (required with the edge)"`
-	TLSCertFile    string `env:"OBDCR_EDGE_TLS_CERT_FILE" help:"the edge listener's certificate, PEM (empty: the TPP listener's)"`
-	TLSKeyFile     string `env:"OBDCR_EDGE_TLS_KEY_FILE" help:"its key, PEM"`
-	MaxConns       int    `env:"OBDCR_EDGE_MAX_CONNS" envDefault:"1024" help:"open connections on the edge listener; TLS handshakes are limited to this many per second too"`
-	ConnsPerAddr   int    `env:"OBDCR_EDGE_MAX_CONNS_PER_ADDR" envDefault:"32" help:"open connections on the edge listener from one source address (an IPv6 /64), counted before TLS; more are closed at once. OBDCR_TRUSTED_PROXIES are exempt"`
-	RateLimit      Rate   `env:"OBDCR_EDGE_RATE_LIMIT" envDefault:"20/s" help:"requests per second per browser on the edge listener, every path (Hydra's proxied login and consent pages too), by source address, or behind OBDCR_TRUSTED_PROXIES by the address the proxy appended to X-Forwarded-For (burst twice that; 0 off); over it: 429 with Retry-After"`
-	SigningKeyFile string `env:"OBDCR_EDGE_SIGNING_KEY_FILE" help:"PEM private key (RSA 2048+ for PS256, or P-256 for ES256) that signs JARM responses and hybrid ID tokens (not obdcr's assertions to Hydra: those use a key kept in the store); reloaded when it changes (required with the edge)"`
+	Listen       string `env:"OBDCR_EDGE_LISTEN" help:"FAPI edge: browser-facing HTTPS listener, no client certificate asked, at the issuer's host (empty: the edge is off)"`
+	PublicURL    string `env:"OBDCR_EDGE_PUBLIC_URL" help:"the issuer URL as clients and browsers reach the edge; Hydra's URLS_SELF_ISSUER and URLS_SELF_PUBLIC must be the same (required with the edge)"`
+	TLSCertFile  string `env:"OBDCR_EDGE_TLS_CERT_FILE" help:"the edge listener's certificate, PEM (empty: the TPP listener's)"`
+	TLSKeyFile   string `env:"OBDCR_EDGE_TLS_KEY_FILE" help:"its key, PEM"`
+	MaxConns     int    `env:"OBDCR_EDGE_MAX_CONNS" envDefault:"1024" help:"open connections on the edge listener; TLS handshakes are limited to this many per second too"`
+	ConnsPerAddr int    `env:"OBDCR_EDGE_MAX_CONNS_PER_ADDR" envDefault:"32" help:"open connections on the edge listener from one source address (an IPv6 /64), counted before TLS; more are closed at once. OBDCR_TRUSTED_PROXIES are exempt"`
+	RateLimit    Rate   `env:"OBDCR_EDGE_RATE_LIMIT" envDefault:"20/s" help:"requests per second per browser on the edge listener, every path (Hydra's proxied login and consent pages too), by source address, or behind OBDCR_TRUSTED_PROXIES by the address the proxy appended to X-Forwarded-For (burst twice that; 0 off); over it: 429 with Retry-After"`
+	// ClientCacheTTL: see fapi.Config.
+	ClientCacheTTL time.Duration `env:"OBDCR_EDGE_CLIENT_CACHE_TTL" envDefault:"5s" help:"how long the edge keeps a registration it read (PAR, authorize and token each need it), at most 4,096 of them; a client replaced or deleted through this replica is dropped at once, through another after this long (0: read at every request)"`
+	SigningKeyFile string        `env:"OBDCR_EDGE_SIGNING_KEY_FILE" help:"PEM private key (RSA 2048+ for PS256, or P-256 for ES256) that signs JARM responses and hybrid ID tokens (not obdcr's assertions to Hydra: those use a key kept in the store); reloaded when it changes (required with the edge)"`
 	// IntrospectionTokens admit the bank's resource servers to the edge's introspection.
 	IntrospectionTokens string `env:"OBDCR_INTROSPECTION_TOKENS" help:"name:token entries (16+ characters each), comma-separated, for resource servers calling the admin listener's /oauth2/introspect and /oauth2/introspect/check (separate from admin tokens; empty: none admitted)"`
 	// TokenHookToken turns on cnf in Hydra's JWT access tokens (tokenhook.go).
@@ -90,6 +92,8 @@ func (e EdgeConfig) validate() error {
 		return fmt.Errorf("OBDCR_EDGE_MAX_CONNS: %d is under 1", e.MaxConns)
 	case e.ConnsPerAddr < 1:
 		return fmt.Errorf("OBDCR_EDGE_MAX_CONNS_PER_ADDR: %d is under 1", e.ConnsPerAddr)
+	case e.ClientCacheTTL < 0 || e.ClientCacheTTL > time.Minute:
+		return fmt.Errorf("OBDCR_EDGE_CLIENT_CACHE_TTL: %s is not between 0 and 1m (a client deleted on another replica is honoured this long)", e.ClientCacheTTL)
 	case (e.TLSCertFile == "") != (e.TLSKeyFile == ""):
 		return errors.New("OBDCR_EDGE_TLS_CERT_FILE, OBDCR_EDGE_TLS_KEY_FILE: set both or neither")
 	}

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,6 +36,9 @@ type EdgeBenchConfig struct {
 	Count           int
 	OpenLoopSeconds float64
 }
+
+// tokenIdleConns is each token client's idle connection pool.
+const tokenIdleConns = 256
 
 // EdgeBenchResult is what the edge costs.
 type EdgeBenchResult struct {
@@ -79,7 +83,15 @@ func RunEdgeBench(ctx context.Context, sb *Sandbox, cfg EdgeBenchConfig, progres
 	if err != nil {
 		return nil, err
 	}
-	c.HTTP.Transport.(*http.Transport).MaxIdleConnsPerHost = max(cfg.Concurrency, 1)
+	// The TPP's HTTP client keeps its connections and resumes its TLS sessions
+	// (tickets), as TPPs' HTTP clients do; each flow's browser is new and still
+	// pays a whole handshake (follow never resumes). Both token clients keep
+	// enough idle connections for the open loop's bursts: with fewer, each burst
+	// would cost the edge side new mutual-TLS handshakes and Hydra's side only
+	// TCP connects.
+	tr := c.HTTP.Transport.(*http.Transport)
+	tr.MaxIdleConnsPerHost = max(cfg.Concurrency, tokenIdleConns)
+	tr.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(tokenIdleConns)
 	res := &EdgeBenchResult{Flows: cfg.Flows}
 	var mu sync.Mutex
 	flow := noteFirst(&mu, &res.FirstError, func(int) error { return c.edgeFlow(ctx, doc, clientID, sb) })
@@ -114,7 +126,7 @@ func RunEdgeBench(ctx context.Context, sb *Sandbox, cfg EdgeBenchConfig, progres
 	}
 	defer func() { _ = h.Delete(context.WithoutCancel(ctx), alone.ID) }()
 	hydraToken := strings.TrimRight(cfg.HydraPublic, "/") + "/oauth2/token"
-	direct := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: max(cfg.Concurrency, 1)}}
+	direct := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: max(cfg.Concurrency, tokenIdleConns)}}
 	// Each side's requests are signed before the clock starts, as RunLoad's are.
 	forms := func(n int, id, aud string) ([]url.Values, error) {
 		out := make([]url.Values, n)
@@ -173,6 +185,9 @@ func edgeClient(ctx context.Context, sb *Sandbox, obdcrURL string) (*TPP, *Clien
 	res, err := c.Discovery(ctx, obdcrURL)
 	if err != nil || res.Status != http.StatusOK || json.Unmarshal(res.Body, &doc) != nil || doc.PAR == "" {
 		return nil, nil, "", doc, fmt.Errorf("discovery without a PAR endpoint (is the edge on?): %v %+v", err, res)
+	}
+	if len(doc.JARMAlgs) > 0 { // as a TPP does: the JARM alg the bank publishes
+		t.JARMAlg = doc.JARMAlgs[0]
 	}
 	now := time.Now()
 	ssa, err := sb.Authority(AU).SSA(t, now, nil)

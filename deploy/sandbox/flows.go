@@ -119,8 +119,10 @@ func (c *Client) follow(ctx context.Context, r AuthorizeRequest, res *AuthorizeR
 	}
 	jar, _ := cookiejar.New(nil)
 	var landed *url.URL
+	browserTLS := c.HTTP.Transport.(*http.Transport).TLSClientConfig.Clone()
+	browserTLS.ClientSessionCache = nil // a new browser: no TLS session of the TPP's to resume
 	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: c.HTTP.Transport.(*http.Transport).TLSClientConfig.Clone()},
+		Transport: &http.Transport{TLSClientConfig: browserTLS},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			trace(req.Method, req.URL.String())
 			if strings.HasPrefix(req.URL.String(), r.RedirectURI) {

@@ -43,6 +43,7 @@ type discoveryDoc struct {
 	PAR           string   `json:"pushed_authorization_request_endpoint"`
 	JWKSURI       string   `json:"jwks_uri"`
 	ResponseModes []string `json:"response_modes_supported"`
+	JARMAlgs      []string `json:"authorization_signing_alg_values_supported"`
 }
 
 // RunFlow reads the bank's discovery document from obdcr, and runs what a

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"crypto/sha256"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -42,6 +43,10 @@ type TPP struct {
 	Signing       *Key     `json:"signing_key"`
 	CertPEM       string   `json:"transport_cert"`
 	KeyPEM        string   `json:"transport_key"`
+	// JARMAlg is the authorization_signed_response_alg an AU TPP registers:
+	// one the bank publishes in authorization_signing_alg_values_supported
+	// (empty: ES256, the alg of the edge key the sandbox writes).
+	JARMAlg string `json:"jarm_alg,omitempty"`
 
 	mu        sync.Mutex // the sandbox serves one TPP's JWKS to many fetchers at once
 	transport *Leaf
@@ -230,7 +235,7 @@ func (t *TPP) RequestClaims(ssa, aud string, now time.Time) map[string]any {
 	case AU:
 		c["grant_types"] = []string{"authorization_code", "client_credentials", "refresh_token"}
 		c["response_types"] = []string{"code"}
-		c["authorization_signed_response_alg"] = "PS256"
+		c["authorization_signed_response_alg"] = cmp.Or(t.JARMAlg, "ES256")
 		c["id_token_encrypted_response_alg"] = ""
 		c["id_token_encrypted_response_enc"] = ""
 	}

@@ -17,6 +17,10 @@ EDGE_BENCH_PORT="${EDGE_BENCH_PORT:-9445}"
 COUNT="${BENCH_COUNT:-2000}"
 
 source deploy/scripts/lib.sh
+case "${BENCH_ONLY:-}" in
+  "" | edge) ;;
+  *) echo "bench: BENCH_ONLY=$BENCH_ONLY: only \"edge\" (the FAPI edge stage alone) is known" >&2; exit 2 ;;
+esac
 # Each stage's heading says how far into the run it starts: the whole must stay under 15 minutes on 2 cores.
 say() { printf '\n\033[1m== [%dm%02ds] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 ports_free "$HYDRA_PUBLIC_PORT" "$HYDRA_ADMIN_PORT" "$OBDCR_PORT" "$OBDCR_ADMIN_PORT" "$SANDBOX_PORT" "$EDGE_BENCH_PORT" || exit 1
@@ -26,17 +30,19 @@ work=.cache/bench
 rm -rf "$work"
 mkdir -p "$work"
 
-say "Micro-benchmarks: the whole validation path beside the two bare PS256 verifications"
-# The ratio comes from one benchmark that alternates the two in blocks, so a
-# noisy neighbour slows both alike; the median of five runs is kept per profile.
-go test ./policy -run '^$' -bench 'ValidationOverVerify' -benchmem -count 5 | tee "$work/ratio.txt"
-median_ratio() { awk -v b="$1" '$1 ~ "^"b"-" {for (i = 2; i < NF; i++) if ($(i+1) == "ratio") print $i}' "$work/ratio.txt" |
-  sort -n | awk '{v[NR] = $1} END {printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-uk_ratio="$(median_ratio BenchmarkValidationOverVerify/uk)"; au_ratio="$(median_ratio BenchmarkValidationOverVerify/au)"
-validation_over_verify="$(awk -v a="$uk_ratio" -v b="$au_ratio" 'BEGIN {printf "%.2f", (a > b) ? a : b}')"
-# Allocations, and each path on its own, for the record.
-go test ./policy -run '^$' -bench '^Benchmark(ValidationUK|ValidationAU|BareVerifyTwoPS256|ParseClaims)$' -benchmem -count 3 | tee "$work/micro.txt"
-echo "validation ÷ two bare verifications (median of 5 paired runs): UK ${uk_ratio}, AU ${au_ratio}"
+if [ -z "${BENCH_ONLY:-}" ]; then
+  say "Micro-benchmarks: the whole validation path beside the two bare PS256 verifications"
+  # The ratio comes from one benchmark that alternates the two in blocks, so a
+  # noisy neighbour slows both alike; the median of five runs is kept per profile.
+  go test ./policy -run '^$' -bench 'ValidationOverVerify' -benchmem -count 5 | tee "$work/ratio.txt"
+  median_ratio() { awk -v b="$1" '$1 ~ "^"b"-" {for (i = 2; i < NF; i++) if ($(i+1) == "ratio") print $i}' "$work/ratio.txt" |
+    sort -n | awk '{v[NR] = $1} END {printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+  uk_ratio="$(median_ratio BenchmarkValidationOverVerify/uk)"; au_ratio="$(median_ratio BenchmarkValidationOverVerify/au)"
+  validation_over_verify="$(awk -v a="$uk_ratio" -v b="$au_ratio" 'BEGIN {printf "%.2f", (a > b) ? a : b}')"
+  # Allocations, and each path on its own, for the record.
+  go test ./policy -run '^$' -bench '^Benchmark(ValidationUK|ValidationAU|BareVerifyTwoPS256|ParseClaims)$' -benchmem -count 3 | tee "$work/micro.txt"
+  echo "validation ÷ two bare verifications (median of 5 paired runs): UK ${uk_ratio}, AU ${au_ratio}"
+fi
 
 start_sandbox
 # The load tool stands 8 TPPs for thousands of requests a second, far past a real
@@ -63,6 +69,41 @@ cpu_ms() { # phase-name process: CPU ms per operation
   sed -n "s/.*\"$1\":{[^{]*\"cpu_ms_per_op\":{[^}]*\"$2\":\([0-9.]*\).*/\1/p"
 }
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
+cpu_range() { if [ "$1" -eq "$2" ]; then echo "$1"; else echo "$1-$2"; fi; }
+
+# The FAPI edge stage: Hydra and obdcr started afresh with the edge as the issuer
+# (pinned as the load stages were, when pin_hydra/pin_obdcr are set); sets
+# edge_cpu and edge_ratio.
+edge_stage() {
+  say "FAPI edge: obdcr's CPU for a whole PAR → authorize → callback → token flow; its token endpoint beside Hydra's alone at half of Hydra's capacity${pin_hydra:+ (pinned as above)}"
+  [ -z "${obdcr_pid:-}" ] || stop "$obdcr_pid"
+  [ -z "${hydra_pid:-}" ] || stop "$hydra_pid"
+  # Hydra's issuer is now the edge, so this Hydra and obdcr are started afresh with EDGE_PORT.
+  EDGE_PORT="$EDGE_BENCH_PORT" HYDRA_CPUS="${pin_hydra:-}" start_hydra
+  EDGE_PORT="$EDGE_BENCH_PORT" OBDCR_CPUS="${pin_obdcr:-}" start_obdcr memory
+  OBDCR_CPUS="${pin_obdcr:-}"
+  $(on_cpus OBDCR_CPUS) $sb edge-load --obdcr "https://127.0.0.1:$OBDCR_PORT" --admin-url "http://127.0.0.1:$OBDCR_ADMIN_PORT" \
+    --hydra-admin "http://127.0.0.1:$HYDRA_ADMIN_PORT" --hydra-public "http://127.0.0.1:$HYDRA_PUBLIC_PORT" \
+    --flows "${BENCH_EDGE_FLOWS:-200}" --count "$((COUNT / 2))" --concurrency 8 --open-loop "${BENCH_OPEN_LOOP_SECONDS:-10}" >"$work/edge.txt" || true
+  unset OBDCR_CPUS
+  grep -v '^{' "$work/edge.txt" >&2
+  edge_cpu="$(sed -n 's/^edge edge_flow_cpu_ms=\([0-9.]*\).*/\1/p' "$work/edge.txt")"
+  edge_ratio="$(sed -n 's/^edge .*edge_token_p99_ratio=\([0-9.]*\).*/\1/p' "$work/edge.txt")"
+  echo "edge: obdcr CPU ${edge_cpu:-?} ms a flow (goal ≤ 3), token p99 through the edge ÷ Hydra alone ${edge_ratio:-?} (goal ≤ 1.2)"
+}
+
+# BENCH_ONLY=edge runs the edge stage alone (a minute or two, not the whole run),
+# pinned as the full run pins it; its last line is the edge's two keys as JSON.
+if [ "${BENCH_ONLY:-}" = edge ]; then
+  if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
+    half=$(($(nproc) / 2))
+    pin_hydra="$(cpu_range 0 $((half - 1)))"; pin_obdcr="$(cpu_range "$half" $(($(nproc) - 1)))"
+  fi
+  edge_stage
+  echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  printf '{"edge_flow_cpu_ms":%s,"edge_token_p99_ratio":%s}\n' "${edge_cpu:-null}" "${edge_ratio:-null}"
+  exit 0
+fi
 
 # Two placements. As deployed, obdcr runs on CPUs of its own, apart from Hydra:
 # Hydra is pinned to half the CPUs and obdcr and the load tool to the other half,
@@ -72,7 +113,6 @@ stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
 ncpu="$(nproc)"
 if [ "$ncpu" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
   half=$((ncpu / 2))
-  cpu_range() { if [ "$1" -eq "$2" ]; then echo "$1"; else echo "$1-$2"; fi; }
   HYDRA_CPUS="$(cpu_range 0 $((half - 1)))"; OBDCR_CPUS="$(cpu_range "$half" $((ncpu - 1)))"
 
   say "Load, Hydra on CPUs $HYDRA_CPUS, obdcr and the load tool on CPUs $OBDCR_CPUS: obdcr (DSN=memory) + Hydra beside Hydra alone, concurrency 16"
@@ -122,21 +162,7 @@ p99_half_shared="$(ol shared p99_ms_at_half_capacity)"; p99_ratio_shared="$(ol s
 p99_half="$(ol pinned p99_ms_at_half_capacity)"; p99_ratio="$(ol pinned p99_ratio_at_half_capacity)"; knee="$(ol pinned knee_per_s)"
 p99_half="${p99_half:-$p99_half_shared}"; p99_ratio="${p99_ratio:-$p99_ratio_shared}"; knee="${knee:-$knee_shared}"
 
-say "FAPI edge: obdcr's CPU for a whole PAR → authorize → callback → token flow; its token endpoint beside Hydra's alone at half of Hydra's capacity${pin_hydra:+ (pinned as above)}"
-stop "$obdcr_pid"
-stop "$hydra_pid"
-# Hydra's issuer is now the edge, so this Hydra and obdcr are started afresh with EDGE_PORT.
-EDGE_PORT="$EDGE_BENCH_PORT" HYDRA_CPUS="${pin_hydra:-}" start_hydra
-EDGE_PORT="$EDGE_BENCH_PORT" OBDCR_CPUS="${pin_obdcr:-}" start_obdcr memory
-OBDCR_CPUS="${pin_obdcr:-}"
-$(on_cpus OBDCR_CPUS) $sb edge-load --obdcr "https://127.0.0.1:$OBDCR_PORT" --admin-url "http://127.0.0.1:$OBDCR_ADMIN_PORT" \
-  --hydra-admin "http://127.0.0.1:$HYDRA_ADMIN_PORT" --hydra-public "http://127.0.0.1:$HYDRA_PUBLIC_PORT" \
-  --flows "${BENCH_EDGE_FLOWS:-200}" --count "$((COUNT / 2))" --concurrency 8 --open-loop "${BENCH_OPEN_LOOP_SECONDS:-10}" >"$work/edge.txt" || true
-unset OBDCR_CPUS
-grep -v '^{' "$work/edge.txt" >&2
-edge_cpu="$(sed -n 's/^edge edge_flow_cpu_ms=\([0-9.]*\).*/\1/p' "$work/edge.txt")"
-edge_ratio="$(sed -n 's/^edge .*edge_token_p99_ratio=\([0-9.]*\).*/\1/p' "$work/edge.txt")"
-echo "edge: obdcr CPU ${edge_cpu:-?} ms a flow (goal ≤ 3), token p99 through the edge ÷ Hydra alone ${edge_ratio:-?} (goal ≤ 1.2)"
+edge_stage
 
 say "Growth: 10, 1,000 and 10,000 TPPs with JWKS of their own, Hydra holding ${BENCH_PREFILL:-50000} clients more"
 stop "$obdcr_pid"

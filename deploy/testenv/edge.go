@@ -30,7 +30,7 @@ func StartEdge(dir string, hydraEnv ...string) (*Env, error) {
 	return e, nil
 }
 
-// EdgeEnviron is Environ with the edge on at EdgeURL, signing with the RSA key
+// EdgeEnviron is Environ with the edge on at EdgeURL, signing with the P-256 key
 // the sandbox wrote to its folder (one key for every replica).
 func (e *Env) EdgeEnviron() (map[string]string, error) {
 	keyFile := filepath.Join(e.Sandbox.Dir, "edge-signing-key.pem")

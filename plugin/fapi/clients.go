@@ -65,6 +65,8 @@ type shapedClients struct {
 	policy.ClientStore
 	callback string
 	key      func() *pf.SigningKey
+	// forget drops a client from the edge's cache once it changes here.
+	forget func(id string)
 }
 
 func (s shapedClients) shape(c hydra.Client) (hydra.Client, error) {
@@ -137,5 +139,11 @@ func (s shapedClients) Replace(ctx context.Context, c hydra.Client) (hydra.Clien
 	if err != nil {
 		return hydra.Client{}, err
 	}
+	defer s.forget(c.ID)
 	return s.ClientStore.Replace(ctx, c)
+}
+
+func (s shapedClients) Delete(ctx context.Context, id string) error {
+	defer s.forget(id)
+	return s.ClientStore.Delete(ctx, id)
 }

@@ -47,7 +47,7 @@ func TestEdgeDiscovery(t *testing.T) {
 	}
 	lists := map[string][]string{
 		"code_challenge_methods_supported":           {"S256"},
-		"authorization_signing_alg_values_supported": {"PS256"},
+		"authorization_signing_alg_values_supported": {"ES256"}, // the sandbox's edge key is P-256
 	}
 	for k, v := range lists {
 		if got := strs(doc[k]); !slices.Equal(got, v) {

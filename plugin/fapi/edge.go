@@ -57,12 +57,16 @@ type Config struct {
 	Replay       policy.ReplayCache
 	Handles      pf.HandleStore
 	Now          func() time.Time
+	// ClientCacheTTL is how long a registration read is kept
+	// (OBDCR_EDGE_CLIENT_CACHE_TTL; 0: read at every request).
+	ClientCacheTTL time.Duration
 }
 
 // Edge is the FAPI edge.
 type Edge struct {
 	cfg      Config
 	clients  pf.Clients
+	cache    *clientCache
 	verifier *pf.Verifier
 	pushed   *pf.Pushed
 	// auth and tokens are small interfaces: certificate-bound tokens and
@@ -89,7 +93,8 @@ func New(cfg Config) (*Edge, error) {
 		return nil, errors.New("HYDRA_PUBLIC_URL: not a URL")
 	}
 	e := &Edge{cfg: cfg}
-	e.clients = registry{clients: cfg.Clients, state: cfg.State}
+	e.cache = newClientCache(registry{clients: cfg.Clients, state: cfg.State}, cfg.ClientCacheTTL, cfg.Now)
+	e.clients = e.cache
 	e.verifier = &pf.Verifier{Issuer: cfg.Issuer, Keys: cfg.Keys, Replay: cfg.Replay, Now: cfg.Now}
 	e.pushed = &pf.Pushed{Store: cfg.Handles, Now: cfg.Now}
 	e.auth = &pf.PrivateKeyJWT{Verifier: e.verifier, Clients: e.clients, Audiences: []string{
@@ -109,7 +114,7 @@ func New(cfg Config) (*Edge, error) {
 // ShapeClients wraps the registrar's Hydra client store so that edge
 // registrations reach Hydra only through the edge.
 func (e *Edge) ShapeClients(cs policy.ClientStore) policy.ClientStore {
-	return shapedClients{ClientStore: cs, callback: e.cfg.Issuer + CallbackPath, key: e.assertionKey}
+	return shapedClients{ClientStore: cs, callback: e.cfg.Issuer + CallbackPath, key: e.assertionKey, forget: e.cache.forget}
 }
 
 // assertionKey is the key Hydra trusts for edge registrations.

@@ -149,6 +149,12 @@ func registerIn(t *testing.T, env *testenv.Env, o *testenv.Obdcr, profile string
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As a TPP does, it registers the JARM alg the bank publishes (the edge key's, when the edge is on).
+	if d, err := c.Discovery(context.Background(), o.URL); err == nil {
+		if algs, _ := d.JSON()["authorization_signing_alg_values_supported"].([]any); len(algs) > 0 {
+			tpp.JARMAlg, _ = algs[0].(string)
+		}
+	}
 	now := time.Now()
 	ssa, err := env.Sandbox.Authority(profile).SSA(tpp, now, nil)
 	if err != nil {

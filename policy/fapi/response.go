@@ -24,23 +24,33 @@ type SigningKey struct {
 	Private jwk.Key
 	Public  jwk.Key
 	Alg     string
+	// signer is the raw key, its RSA CRT values computed once: signing with
+	// Private would make jwx build a fresh *rsa.PrivateKey, and recompute
+	// them, at every signature.
+	signer crypto.Signer
+	kid    string
 }
 
 // NewSigningKey wraps an RSA (≥ 2048 bits, PS256) or P-256 (ES256) private key;
 // its kid is its RFC 7638 thumbprint, so a new key gets a new kid.
 func NewSigningKey(raw crypto.PrivateKey) (*SigningKey, error) {
 	var alg string
+	var signer crypto.Signer
 	switch k := raw.(type) {
 	case *rsa.PrivateKey:
 		if k.N.BitLen() < 2048 {
 			return nil, fmt.Errorf("RSA key is %d bits; at least 2048 are required", k.N.BitLen())
 		}
-		alg = "PS256"
+		if err := k.Validate(); err != nil {
+			return nil, fmt.Errorf("RSA key: %v", err)
+		}
+		k.Precompute()
+		alg, signer = "PS256", k
 	case *ecdsa.PrivateKey:
 		if k.Curve != elliptic.P256() {
 			return nil, errors.New("an EC key must be on P-256 (ES256)")
 		}
-		alg = "ES256"
+		alg, signer = "ES256", k
 	default:
 		return nil, fmt.Errorf("a %T is not an RSA or P-256 private key", raw)
 	}
@@ -62,7 +72,7 @@ func NewSigningKey(raw crypto.PrivateKey) (*SigningKey, error) {
 		_ = k.Set(jwk.AlgorithmKey, jwa.SignatureAlgorithm(alg))
 		_ = k.Set(jwk.KeyUsageKey, jwk.ForSignature)
 	}
-	return &SigningKey{Private: priv, Public: pub, Alg: alg}, nil
+	return &SigningKey{Private: priv, Public: pub, Alg: alg, signer: signer, kid: kid}, nil
 }
 
 // Sign makes a JWT of claims with the key.
@@ -73,7 +83,12 @@ func (k *SigningKey) Sign(claims map[string]any) (string, error) {
 	}
 	h := jws.NewHeaders()
 	_ = h.Set(jws.TypeKey, "JWT")
-	out, err := jws.Sign(payload, jws.WithKey(jwa.SignatureAlgorithm(k.Alg), k.Private, jws.WithProtectedHeaders(h)))
+	key := any(k.Private)
+	if k.signer != nil { // a SigningKey made by NewSigningKey
+		_ = h.Set(jws.KeyIDKey, k.kid)
+		key = k.signer
+	}
+	out, err := jws.Sign(payload, jws.WithKey(jwa.SignatureAlgorithm(k.Alg), key, jws.WithProtectedHeaders(h)))
 	return string(out), err
 }
 
