@@ -418,11 +418,35 @@ func (l *loadRun) retry(ctx context.Context, t *tppClient, i int) {
 		if err != nil {
 			return
 		}
-		if o := l.register(ctx, t, opRegister, jwt, jti); !o.unknownOutcome() && o.Kind != kindUnsent {
+		o := l.register(ctx, t, opRegister, jwt, jti)
+		if o.Kind == kindAnswered && o.Status == http.StatusBadRequest && strings.Contains(o.Description, "already has a registration") {
+			// A registration completed whose 201 the TPP never got (the replica
+			// died between the two): the refusal names its client_id, and the
+			// TPP reads it back with its own key, as the answer tells it to.
+			l.adopt(ctx, t)
+			return
+		}
+		if !o.unknownOutcome() && o.Kind != kindUnsent {
 			return
 		}
 		time.Sleep(time.Second)
 	}
+}
+
+// adopt reads back the registration a refusal named: GET /register/{client_id}
+// with a token of the TPP's own.
+func (l *loadRun) adopt(ctx context.Context, t *tppClient) {
+	t.token = ""
+	for try := 0; try < 3 && t.token == ""; try++ {
+		if !l.fetchToken(ctx, t) {
+			sleepCtx(ctx, time.Second)
+		}
+	}
+	if t.token == "" {
+		return
+	}
+	o := l.obs(t, opGet)
+	l.send(ctx, t.http, &o, http.MethodGet, tppURL(o.Replica)+"/register/"+t.clientID, "", t.token, nil)
 }
 
 // policyChanges is an admin changing the UK profile on each replica in turn.
