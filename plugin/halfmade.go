@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/obdcr/obdcr/policy"
-	"github.com/obdcr/obdcr/policy/store"
 )
 
 // Half-made registrations: a create whose answer was lost, or that was never
@@ -41,12 +40,7 @@ func (s *Server) reconcileCreates(ctx context.Context) {
 			removed.Inc()
 			s.log.Warn("half-made registration removed: its create's answer was lost and it was never completed",
 				"client_id", a.ClientID, "software_id", a.SoftwareID, "profile", a.Profile)
-			e := store.AuditEntry{Kind: store.KindRegistration, Profile: a.Profile, SoftwareID: a.SoftwareID, OrgID: a.OrgID,
-				ClientID: a.ClientID, Outcome: "removed", Actor: "obdcr",
-				Description: "half-made registration removed: the create's answer was lost and the registration was never completed"}
-			if aerr := s.store.Append(pctx, e.Bounded()); aerr != nil {
-				s.log.Error("audit entry could not be stored", "kind", e.Kind, "client_id", a.ClientID, "error", aerr.Error())
-			}
+			_ = s.svc.HalfMadeRemoved(pctx, a) // a failure is logged there; the removal stands
 		}
 		if err != nil && ctx.Err() == nil {
 			s.log.Warn("half-made registrations: will retry", "error", err.Error())

@@ -112,3 +112,12 @@ func afterWork(ctx context.Context) (context.Context, context.CancelFunc) {
 	}
 	return context.WithDeadline(context.WithoutCancel(ctx), deadline)
 }
+
+// HalfMadeRemoved audits the reconciler's removal of a half-made registration:
+// a create whose answer was lost and which was never completed. A failure to
+// store the entry is logged (audit) and returned; the removal stands.
+func (s *Service) HalfMadeRemoved(ctx context.Context, a policy.CreateAttempt) error {
+	return s.audit(ctx, store.AuditEntry{Kind: store.KindRegistration, Profile: a.Profile, SoftwareID: a.SoftwareID, OrgID: a.OrgID,
+		ClientID: a.ClientID, Outcome: "removed", Actor: "obdcr",
+		Description: "half-made registration removed: the create's answer was lost and the registration was never completed"})
+}
