@@ -98,7 +98,7 @@ func (c *Client) RunFlow(ctx context.Context, obdcrURL, clientID string, roots *
 	say("%s", strings.Join(hops, "\n"))
 	rep := &FlowReport{ClientID: clientID, ResponseType: r.ResponseType, Pushed: r.PARURL != "", ResponseMode: r.ResponseMode, Iss: a.Params.Get("iss")}
 	if a.Response != "" {
-		if err := c.openResponse(ctx, doc, clientID, a, say); err != nil {
+		if err := c.openResponse(ctx, doc, c.fetchKeys(doc.JWKSURI), clientID, a, say); err != nil {
 			return nil, err
 		}
 		rep.Iss = doc.Issuer
@@ -144,16 +144,46 @@ func (c *Client) RunFlow(ctx context.Context, obdcrURL, clientID string, roots *
 	return rep, nil
 }
 
+// publishedKeys reads the issuer's JWKS; fresh asks for a copy newer than the
+// last (after a signature that did not verify: the issuer may have rotated).
+type publishedKeys func(ctx context.Context, fresh bool) (jwk.Set, error)
+
+// fetchKeys reads the JWKS at every call, as the demo shows it.
+func (c *Client) fetchKeys(jwksURI string) publishedKeys {
+	return func(ctx context.Context, _ bool) (jwk.Set, error) {
+		return jwk.Fetch(ctx, jwksURI, jwk.WithHTTPClient(c.HTTP))
+	}
+}
+
+// cachedKeys keeps the JWKS between flows and reads it again only when a
+// response does not verify with it, as a relying party's library does.
+func (c *Client) cachedKeys(ctx context.Context, jwksURI string) (publishedKeys, error) {
+	cache := jwk.NewCache(ctx)
+	if err := cache.Register(jwksURI, jwk.WithHTTPClient(c.HTTP)); err != nil {
+		return nil, err
+	}
+	return func(ctx context.Context, fresh bool) (jwk.Set, error) {
+		if fresh {
+			return cache.Refresh(ctx, jwksURI)
+		}
+		return cache.Get(ctx, jwksURI)
+	}, nil
+}
+
 // openResponse verifies a JARM response with the issuer's published keys and
 // takes the code, state or error from it.
-func (c *Client) openResponse(ctx context.Context, doc discoveryDoc, clientID string, a *AuthorizeResult, say func(string, ...any)) error {
-	keys, err := jwk.Fetch(ctx, doc.JWKSURI, jwk.WithHTTPClient(c.HTTP))
-	if err != nil {
-		return fmt.Errorf("reading the published JWKS: %w", err)
-	}
-	p, err := OpenJARM(a.Response, keys, doc.Issuer, clientID)
-	if err != nil {
-		return fmt.Errorf("the JARM response does not verify with %s: %w", doc.JWKSURI, err)
+func (c *Client) openResponse(ctx context.Context, doc discoveryDoc, keys publishedKeys, clientID string, a *AuthorizeResult, say func(string, ...any)) error {
+	var p url.Values
+	for _, fresh := range []bool{false, true} {
+		set, err := keys(ctx, fresh)
+		if err != nil {
+			return fmt.Errorf("reading the published JWKS: %w", err)
+		}
+		if p, err = OpenJARM(a.Response, set, doc.Issuer, clientID); err == nil {
+			break
+		} else if fresh {
+			return fmt.Errorf("the JARM response does not verify with %s: %w", doc.JWKSURI, err)
+		}
 	}
 	a.Code, a.State, a.Error, a.ErrorDescription = p.Get("code"), p.Get("state"), p.Get("error"), p.Get("error_description")
 	msg, _ := jws.Parse([]byte(a.Response))

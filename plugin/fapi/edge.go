@@ -100,14 +100,7 @@ func New(cfg Config) (*Edge, error) {
 	e.auth = &pf.PrivateKeyJWT{Verifier: e.verifier, Clients: e.clients, Audiences: []string{
 		cfg.Issuer, cfg.Issuer + "/", cfg.Issuer + PARPath, cfg.Issuer + TokenPath, cfg.TPPURL + PARPath, cfg.TPPURL + TokenPath}}
 	e.tokens = hydraTokens{public: cfg.HydraPublic, pushed: e.pushed, issuer: cfg.Issuer, key: e.assertionKey, now: cfg.Now}
-	e.proxy = &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(target)
-			r.SetXForwarded()
-			r.Out.Host = target.Host
-		},
-		Transport: cfg.ProxyTransport,
-	}
+	e.proxy = newProxy(target, cfg.ProxyTransport)
 	return e, nil
 }
 
