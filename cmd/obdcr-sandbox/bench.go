@@ -92,8 +92,11 @@ func edgeLoadCmd(fs *flag.FlagSet, e *cmdEnv) action {
 		fmt.Fprintf(out, "  %d flows, %.1f/s, %d errors: obdcr CPU %.2f ms a flow, Hydra %.2f ms\n", res.Flows, res.FlowsPerSecond, res.FlowErrors, res.FlowCPUms, res.FlowHydraCPUms)
 		fmt.Fprintf(out, "  token at %.0f/s (half of Hydra's %.0f/s): through the edge p50 %.1f p99 %.1f ms (%d errors); Hydra alone p50 %.1f p99 %.1f ms (%d errors)\n",
 			res.HalfCapacity, res.HydraCapacity, res.Edge.P50ms, res.Edge.P99ms, res.Edge.Errors, res.Hydra.P50ms, res.Hydra.P99ms, res.Hydra.Errors)
-		if res.FirstError != "" {
-			fmt.Fprintf(out, "  first error: %s\n", res.FirstError)
+		for _, side := range []struct{ name, err string }{{"a flow or the capacity run", res.FirstError},
+			{"through the edge", res.Edge.FirstError}, {"Hydra alone", res.Hydra.FirstError}} {
+			if side.err != "" {
+				fmt.Fprintf(out, "  first error %s: %s\n", side.name, side.err)
+			}
 		}
 		fmt.Fprintf(out, "edge edge_flow_cpu_ms=%.2f edge_token_p99_ratio=%.2f\n", res.FlowCPUms, res.TokenP99Ratio)
 		j, _ := json.Marshal(res)

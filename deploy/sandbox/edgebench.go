@@ -53,7 +53,8 @@ type EdgeBenchResult struct {
 	Edge           Latency `json:"token_through_edge"`
 	Hydra          Latency `json:"token_hydra_alone"`
 	TokenP99Ratio  float64 `json:"edge_token_p99_ratio"`
-	// FirstError is the first failure of any step, to say why a figure has errors.
+	// FirstError is the first failure of a flow or of the capacity run; each
+	// open-loop side's is in its Latency.
 	FirstError string `json:"first_error,omitempty"`
 }
 
@@ -145,14 +146,14 @@ func RunEdgeBench(ctx context.Context, sb *Sandbox, cfg EdgeBenchConfig, progres
 		return out, nil
 	}
 	call := func(hc *http.Client, to string, fs []url.Values) func(i int) error {
-		return noteFirst(&mu, &res.FirstError, func(i int) error { return postToken(ctx, hc, to, fs[i]) })
+		return func(i int) error { return postToken(ctx, hc, to, fs[i]) }
 	}
 	capForms, err := forms(cfg.Count, alone.ID, doc.Issuer+"/oauth2/token")
 	if err != nil {
 		return nil, err
 	}
 	fmt.Fprintf(progress, "edge: %d client_credentials at Hydra's token endpoint alone, concurrency %d, for its capacity...\n", cfg.Count, cfg.Concurrency)
-	capacity := run(cfg.Count, cfg.Concurrency, call(direct, hydraToken, capForms))
+	capacity := run(cfg.Count, cfg.Concurrency, noteFirst(&mu, &res.FirstError, call(direct, hydraToken, capForms)))
 	if capacity.Errors > cfg.Count/10 {
 		return nil, fmt.Errorf("%d of %d token requests to Hydra alone failed: %s", capacity.Errors, cfg.Count, res.FirstError)
 	}

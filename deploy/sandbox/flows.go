@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -122,7 +124,7 @@ func (c *Client) follow(ctx context.Context, r AuthorizeRequest, res *AuthorizeR
 	browserTLS := c.HTTP.Transport.(*http.Transport).TLSClientConfig.Clone()
 	browserTLS.ClientSessionCache = nil // a new browser: no TLS session of the TPP's to resume
 	browser := &http.Client{Jar: jar, Timeout: 30 * time.Second,
-		Transport: &http.Transport{TLSClientConfig: browserTLS},
+		Transport: readsRedirects{&http.Transport{TLSClientConfig: browserTLS}},
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			trace(req.Method, req.URL.String())
 			if strings.HasPrefix(req.URL.String(), r.RedirectURI) {
@@ -135,8 +137,8 @@ func (c *Client) follow(ctx context.Context, r AuthorizeRequest, res *AuthorizeR
 			return nil
 		}}
 	if roots != nil {
-		browser.Transport.(*http.Transport).TLSClientConfig.RootCAs = roots
-		browser.Transport.(*http.Transport).TLSClientConfig.Certificates = nil
+		browserTLS.RootCAs = roots
+		browserTLS.Certificates = nil
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
 	if err != nil {
@@ -253,4 +255,25 @@ func randomString() string {
 	b := make([]byte, 32)
 	_, _ = rand.Read(b)
 	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// readsRedirects reads a redirect's page whole before the client follows it,
+// as a browser does. Go's client reads at most 2 KiB of it and otherwise closes
+// the connection: Hydra's redirects carry their long challenges in a larger
+// page, so each hop would cost the issuer a new TLS handshake that no browser
+// makes.
+type readsRedirects struct{ rt http.RoundTripper }
+
+func (b readsRedirects) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := b.rt.RoundTrip(req)
+	if err != nil || res.StatusCode < 300 || res.StatusCode > 399 {
+		return res, err
+	}
+	page, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	_ = res.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	res.Body = io.NopCloser(bytes.NewReader(page))
+	return res, nil
 }

@@ -18,6 +18,9 @@ type Latency struct {
 	P50ms  float64 `json:"p50_ms"`
 	P99ms  float64 `json:"p99_ms"`
 	P999ms float64 `json:"p999_ms"`
+	// FirstError says what the first failed call met, so that a side's
+	// errors are told apart (the load tool's bound, a refusal, a timeout).
+	FirstError string `json:"first_error,omitempty"`
 }
 
 // maxInFlight bounds an open-loop run: past it a request counts as failed
@@ -51,6 +54,7 @@ func alternate(rate float64, n, rounds int, a, b func(i int) error) (Latency, La
 type samples struct {
 	lat    []time.Duration
 	errors int
+	first  error
 }
 
 // add calls f(from..from+n-1) at rate per second, each in its own goroutine,
@@ -82,6 +86,9 @@ func (s *samples) add(rate float64, from, n int, f func(i int) error) {
 	for _, e := range errs {
 		if e != nil {
 			s.errors++
+			if s.first == nil {
+				s.first = e
+			}
 		}
 	}
 	s.lat = append(s.lat, lat...)
@@ -90,6 +97,9 @@ func (s *samples) add(rate float64, from, n int, f func(i int) error) {
 func (s *samples) latency(rate float64) Latency {
 	n := len(s.lat)
 	l := Latency{Rate: rate, Sent: n, Errors: s.errors}
+	if s.first != nil {
+		l.FirstError = s.first.Error()
+	}
 	if n == 0 {
 		return l
 	}
