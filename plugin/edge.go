@@ -101,7 +101,14 @@ func (s *Server) startEdge(ctx context.Context, hc hydraClients, keys policy.Tru
 	handshakes := rate.NewLimiter(rate.Limit(cfg.MaxConns), cfg.MaxConns)
 	refused := prometheus.NewCounter(prometheus.CounterOpts{Name: "obdcr_edge_connections_refused_total",
 		Help: "Edge listener connections closed on accept because their source address already held OBDCR_EDGE_MAX_CONNS_PER_ADDR."})
+	// Handshakes are most of what a browser costs the edge: an operator
+	// watches their rate, and the bench counts them per flow.
+	handshaken := prometheus.NewCounter(prometheus.CounterOpts{Name: "obdcr_edge_tls_handshakes_total",
+		Help: "TLS handshakes begun on the edge listener (full or resumed)."})
 	if err := s.metrics.registry.Register(refused); err != nil {
+		return err
+	}
+	if err := s.metrics.registry.Register(handshaken); err != nil {
 		return err
 	}
 	s.admin.GET("/admin/edge", s.edgeInfo, s.adminAuth)
@@ -113,6 +120,7 @@ func (s *Server) startEdge(ctx context.Context, hc hydraClients, keys policy.Tru
 			return &c, nil
 		},
 		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			handshaken.Inc()
 			if err := handshakes.Wait(hello.Context()); err != nil {
 				return nil, errors.New("too many TLS handshakes; try again")
 			}

@@ -48,11 +48,14 @@ type EdgeBenchResult struct {
 	// FlowHydraCPUms is Hydra's CPU per flow, for scale.
 	FlowHydraCPUms float64 `json:"hydra_cpu_ms_per_flow"`
 	FlowsPerSecond float64 `json:"flows_per_s"`
-	HydraCapacity  float64 `json:"hydra_token_per_s"` // successful answers a second, closed loop
-	HalfCapacity   float64 `json:"half_capacity_per_s"`
-	Edge           Latency `json:"token_through_edge"`
-	Hydra          Latency `json:"token_hydra_alone"`
-	TokenP99Ratio  float64 `json:"edge_token_p99_ratio"`
+	// HandshakesPerFlow is the edge listener's TLS handshakes a flow: one, the
+	// browser's, when its visits share a connection as a browser's do.
+	HandshakesPerFlow float64 `json:"edge_tls_handshakes_per_flow"`
+	HydraCapacity     float64 `json:"hydra_token_per_s"` // successful answers a second, closed loop
+	HalfCapacity      float64 `json:"half_capacity_per_s"`
+	Edge              Latency `json:"token_through_edge"`
+	Hydra             Latency `json:"token_hydra_alone"`
+	TokenP99Ratio     float64 `json:"edge_token_p99_ratio"`
 	// FirstError is the first failure of a flow or of the capacity run; each
 	// open-loop side's is in its Latency.
 	FirstError string `json:"first_error,omitempty"`
@@ -108,10 +111,16 @@ func RunEdgeBench(ctx context.Context, sb *Sandbox, cfg EdgeBenchConfig, progres
 	}
 	clock := cpuClock{obdcr: strings.TrimRight(cfg.AdminURL, "/") + "/metrics", hydra: strings.TrimRight(cfg.HydraAdmin, "/") + "/admin/metrics/prometheus"}
 	fmt.Fprintf(progress, "edge: %d flows (PAR, authorize, login and consent, callback, JARM, token), one at a time...\n", cfg.Flows)
+	handshakes := func() float64 {
+		n, _ := MetricSum(clock.obdcr, "obdcr_edge_tls_handshakes_total", nil)
+		return n
+	}
+	shaken := handshakes()
 	p, err := clock.timed(cfg.Flows, 1, flow)
 	if err != nil {
 		return nil, err
 	}
+	res.HandshakesPerFlow = (handshakes() - shaken) / float64(cfg.Flows)
 	res.FlowErrors, res.FlowCPUms, res.FlowHydraCPUms, res.FlowsPerSecond = p.Errors, p.CPU.Obdcr, p.CPU.Hydra, p.PerSecond
 
 	// Hydra alone: a client of its own with the TPP's key, private_key_jwt, asked
@@ -166,6 +175,17 @@ func RunEdgeBench(ctx context.Context, sb *Sandbox, cfg EdgeBenchConfig, progres
 	hydraForms, err := forms(n, alone.ID, doc.Issuer+"/oauth2/token")
 	if err != nil {
 		return nil, err
+	}
+	// The edge's side opens its connections now, as the capacity run opened
+	// Hydra's: each side starts the open loop with a warm pool, so that
+	// neither pays first mutual-TLS handshakes inside the measured rounds.
+	warm := max(cfg.Concurrency, 1) * 8
+	warmForms, err := forms(warm, clientID, doc.Token)
+	if err != nil {
+		return nil, err
+	}
+	if p := run(warm, cfg.Concurrency, noteFirst(&mu, &res.FirstError, call(c.HTTP, doc.Token, warmForms))); p.Errors > warm/10 {
+		return nil, fmt.Errorf("%d of %d token requests through the edge failed: %s", p.Errors, warm, res.FirstError)
 	}
 	fmt.Fprintf(progress, "edge: open loop at %.0f/s (half of Hydra's capacity), %d token requests each through the edge and to Hydra alone, in %d alternating rounds...\n",
 		res.HalfCapacity, n, openLoopRounds)

@@ -77,10 +77,23 @@ func TestEdgeLimits(t *testing.T) {
 
 	// Another browser (127.0.0.1) completes a flow while both are held.
 	tpp, c, clientID := register(t, o, sandbox.UK)
+	handshakes := func() float64 {
+		n, err := sandbox.MetricSum(o.AdminURL+"/metrics", "obdcr_edge_tls_handshakes_total", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := handshakes()
 	a, err := c.Authorize(context.Background(), sandbox.AuthorizeRequest{AuthURL: doc.Authorization, Issuer: doc.Issuer, ClientID: clientID,
 		RedirectURI: tpp.RedirectURIs[0], ResponseType: "code id_token", Scope: "openid accounts"}, env.Sandbox.PKI().Pool())
 	if err != nil || a.Error != "" || a.Code == "" {
 		t.Fatalf("another browser's authorization through the edge: %v %+v", err, a)
+	}
+	// Its four visits to the edge (authorize, back from login, back from
+	// consent, the callback) share one connection, as a browser's do.
+	if n := handshakes() - before; n != 1 {
+		t.Errorf("a browser's whole flow cost the edge %v TLS handshakes; want 1", n)
 	}
 	res, err := http.Get(o.AdminURL + "/metrics")
 	if err != nil {
