@@ -36,6 +36,8 @@ type metrics struct {
 	orgIndexReady prometheus.Gauge
 	// connsRefused counts TPP connections closed for their address's cap.
 	connsRefused prometheus.Counter
+	// handshakes counts TLS handshakes begun on the TPP listener.
+	handshakes prometheus.Counter
 	consoleMetrics
 	// reloadFailures counts changed files that could not be applied, by the
 	// variable naming the file.
@@ -77,12 +79,14 @@ func newMetrics() *metrics {
 		reloadFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "obdcr_reload_failures_total", Help: "Changed secret or certificate files that could not be applied (gone, empty or invalid), by the variable naming the file.",
 		}, []string{"file"}),
+		handshakes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "obdcr_tpp_tls_handshakes_total", Help: "TLS handshakes begun on the TPP listener (full or resumed)."}),
 		connsRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "obdcr_tpp_connections_refused_total", Help: "TPP listener connections closed on accept because their source address already held OBDCR_TPP_MAX_CONNS_PER_ADDR.",
 		}),
 	}
 	m.registry.MustRegister(m.registrations, m.management, m.auditSuppressed, m.requests, m.jwksFetches, m.jwksLookups, m.hydraCalls, m.setupProblems, m.orgIndexReady,
-		m.connsRefused, m.reloadFailures,
+		m.connsRefused, m.handshakes, m.reloadFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.consoleMetrics = newConsoleMetrics(m.registry)
 	return m

@@ -277,6 +277,7 @@ func (s *Server) serveTLS(n int) {
 	lim := rate.NewLimiter(rate.Limit(n), n)
 	s.tls = s.serverCerts.config()
 	s.tls.GetConfigForClient = func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+		s.metrics.handshakes.Inc()
 		if err := lim.Wait(hello.Context()); err != nil {
 			return nil, errors.New("too many TLS handshakes; try again")
 		}

@@ -91,8 +91,8 @@ func edgeLoadCmd(fs *flag.FlagSet, e *cmdEnv) action {
 		out := e.stdout
 		fmt.Fprintf(out, "  %d flows, %.1f/s, %d errors: obdcr CPU %.2f ms a flow (%.2f TLS handshakes at the edge), Hydra %.2f ms\n",
 			res.Flows, res.FlowsPerSecond, res.FlowErrors, res.FlowCPUms, res.HandshakesPerFlow, res.FlowHydraCPUms)
-		fmt.Fprintf(out, "  token at %.0f/s (half of Hydra's %.0f/s): through the edge p50 %.1f p99 %.1f ms (%d errors); Hydra alone p50 %.1f p99 %.1f ms (%d errors)\n",
-			res.HalfCapacity, res.HydraCapacity, res.Edge.P50ms, res.Edge.P99ms, res.Edge.Errors, res.Hydra.P50ms, res.Hydra.P99ms, res.Hydra.Errors)
+		fmt.Fprintf(out, "  token at %.0f/s (half of Hydra's %.0f/s): through the edge p50 %.1f p99 %.1f ms (%d errors, %d new TLS connections); Hydra alone p50 %.1f p99 %.1f ms (%d errors)\n",
+			res.HalfCapacity, res.HydraCapacity, res.Edge.P50ms, res.Edge.P99ms, res.Edge.Errors, res.OpenLoopHandshakes, res.Hydra.P50ms, res.Hydra.P99ms, res.Hydra.Errors)
 		for _, side := range []struct{ name, err string }{{"a flow or the capacity run", res.FirstError},
 			{"through the edge", res.Edge.FirstError}, {"Hydra alone", res.Hydra.FirstError}} {
 			if side.err != "" {

@@ -37,8 +37,13 @@ type EdgeBenchConfig struct {
 	OpenLoopSeconds float64
 }
 
-// tokenIdleConns is each token client's idle connection pool.
-const tokenIdleConns = 256
+// tokenConns is each token client's connection pool: it holds all of its
+// connections idle between bursts, and opens no more. A TPP's HTTP client
+// bounds its connections to a host (Java's clients a few, OkHttp's dispatcher
+// five requests at once); an unbounded one, in a stall, opens a connection for
+// every request waiting, and on the edge side each is a mutual-TLS handshake
+// on the CPU the stall is short of (1,056 in one run): a spiral no TPP makes.
+const tokenConns = 32
 
 // EdgeBenchResult is what the edge costs.
 type EdgeBenchResult struct {
@@ -54,8 +59,11 @@ type EdgeBenchResult struct {
 	HydraCapacity     float64 `json:"hydra_token_per_s"` // successful answers a second, closed loop
 	HalfCapacity      float64 `json:"half_capacity_per_s"`
 	Edge              Latency `json:"token_through_edge"`
-	Hydra             Latency `json:"token_hydra_alone"`
-	TokenP99Ratio     float64 `json:"edge_token_p99_ratio"`
+	// OpenLoopHandshakes are the TPP listener's TLS handshakes in the open
+	// loop: connections the edge side's bursts opened past the warm pool.
+	OpenLoopHandshakes int     `json:"open_loop_tls_handshakes"`
+	Hydra              Latency `json:"token_hydra_alone"`
+	TokenP99Ratio      float64 `json:"edge_token_p99_ratio"`
 	// FirstError is the first failure of a flow or of the capacity run; each
 	// open-loop side's is in its Latency.
 	FirstError string `json:"first_error,omitempty"`
@@ -90,12 +98,12 @@ func RunEdgeBench(ctx context.Context, sb *Sandbox, cfg EdgeBenchConfig, progres
 	// The TPP's HTTP client keeps its connections and resumes its TLS sessions
 	// (tickets), as TPPs' HTTP clients do; each flow's browser is new and still
 	// pays a whole handshake (follow never resumes). Both token clients keep
-	// enough idle connections for the open loop's bursts: with fewer, each burst
-	// would cost the edge side new mutual-TLS handshakes and Hydra's side only
-	// TCP connects.
+	// their whole pool idle between bursts: with fewer idle, each burst would
+	// cost the edge side new mutual-TLS handshakes and Hydra's side only TCP
+	// connects.
 	tr := c.HTTP.Transport.(*http.Transport)
-	tr.MaxIdleConnsPerHost = max(cfg.Concurrency, tokenIdleConns)
-	tr.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(tokenIdleConns)
+	tr.MaxIdleConnsPerHost, tr.MaxConnsPerHost = tokenConns, tokenConns
+	tr.TLSClientConfig.ClientSessionCache = tls.NewLRUClientSessionCache(tokenConns)
 	res := &EdgeBenchResult{Flows: cfg.Flows}
 	var mu sync.Mutex
 	// The TPP keeps the issuer's JWKS between flows, as its library would.
@@ -141,7 +149,7 @@ func RunEdgeBench(ctx context.Context, sb *Sandbox, cfg EdgeBenchConfig, progres
 	}
 	defer func() { _ = h.Delete(context.WithoutCancel(ctx), alone.ID) }()
 	hydraToken := strings.TrimRight(cfg.HydraPublic, "/") + "/oauth2/token"
-	direct := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: max(cfg.Concurrency, tokenIdleConns)}}
+	direct := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: tokenConns, MaxConnsPerHost: tokenConns}}
 	// Each side's requests are signed before the clock starts, as RunLoad's are.
 	forms := func(n int, id, aud string) ([]url.Values, error) {
 		out := make([]url.Values, n)
@@ -179,17 +187,22 @@ func RunEdgeBench(ctx context.Context, sb *Sandbox, cfg EdgeBenchConfig, progres
 	// The edge's side opens its connections now, as the capacity run opened
 	// Hydra's: each side starts the open loop with a warm pool, so that
 	// neither pays first mutual-TLS handshakes inside the measured rounds.
-	warm := max(cfg.Concurrency, 1) * 8
+	warmConns := tokenConns
+	warm := 8 * warmConns
 	warmForms, err := forms(warm, clientID, doc.Token)
 	if err != nil {
 		return nil, err
 	}
-	if p := run(warm, cfg.Concurrency, noteFirst(&mu, &res.FirstError, call(c.HTTP, doc.Token, warmForms))); p.Errors > warm/10 {
+	if p := run(warm, warmConns, noteFirst(&mu, &res.FirstError, call(c.HTTP, doc.Token, warmForms))); p.Errors > warm/10 {
 		return nil, fmt.Errorf("%d of %d token requests through the edge failed: %s", p.Errors, warm, res.FirstError)
 	}
 	fmt.Fprintf(progress, "edge: open loop at %.0f/s (half of Hydra's capacity), %d token requests each through the edge and to Hydra alone, in %d alternating rounds...\n",
 		res.HalfCapacity, n, openLoopRounds)
+	tppShaken, _ := MetricSum(clock.obdcr, "obdcr_tpp_tls_handshakes_total", nil)
 	res.Edge, res.Hydra = alternate(res.HalfCapacity, n, openLoopRounds, call(c.HTTP, doc.Token, edgeForms), call(direct, hydraToken, hydraForms))
+	if n, err := MetricSum(clock.obdcr, "obdcr_tpp_tls_handshakes_total", nil); err == nil {
+		res.OpenLoopHandshakes = int(n - tppShaken)
+	}
 	if res.Hydra.P99ms > 0 {
 		res.TokenP99Ratio = res.Edge.P99ms / res.Hydra.P99ms
 	}
