@@ -210,6 +210,10 @@ func TestRunEdgeBench(t *testing.T) {
 	if res.Flows != 6 || res.FlowErrors != 0 || res.FlowCPUms <= 0 || res.FlowsPerSecond <= 0 {
 		t.Errorf("flows: %+v", res)
 	}
+	// Each flow's browser makes one connection to the edge, as a browser does.
+	if res.HandshakesPerFlow != 1 {
+		t.Errorf("%.2f TLS handshakes at the edge a flow; want 1", res.HandshakesPerFlow)
+	}
 	// Hydra's in-memory SQLite refuses a concurrent token write now and then
 	// (on both sides alike); more than a tenth failing is a finding.
 	for name, l := range map[string]sandbox.Latency{"through the edge": res.Edge, "Hydra alone": res.Hydra} {
