@@ -365,3 +365,31 @@ func TestJWKSCacheKeepsThumbprintsNotChains(t *testing.T) {
 		t.Fatal("the transport certificate does not match its key")
 	}
 }
+
+// A directory's JWKS (Keep) is refreshed in the background, and a refresh that
+// fails keeps its last good copy serving.
+func TestJWKSCacheRefreshesDirectoriesInBackground(t *testing.T) {
+	ctx := context.Background()
+	k1, _ := sandbox.NewKey("ES256", "k1")
+	dir := newJWKSServer(t, k1)
+	cctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	c := policy.NewJWKSCache(cctx, policy.JWKSCacheOptions{Fetch: dir.policy(), RefreshInterval: 20 * time.Millisecond, Keep: []string{dir.URL}})
+	if _, err := c.Key(ctx, dir.URL, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for dir.fetches.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := dir.fetches.Load(); n < 3 {
+		t.Fatalf("%d fetches of the directory's JWKS, want background refreshes", n)
+	}
+	dir.mu.Lock()
+	dir.down = true
+	dir.mu.Unlock()
+	time.Sleep(60 * time.Millisecond)
+	if _, err := c.Key(ctx, dir.URL, "k1"); err != nil {
+		t.Fatalf("the directory's key after failed refreshes: %v", err)
+	}
+}
