@@ -171,7 +171,7 @@ if [ "${BENCH_ONLY:-}" = load ]; then
     curl -fsS -H "Authorization: Bearer local-admin-token-0123456789" \
       "http://127.0.0.1:$OBDCR_ADMIN_PORT/admin/debug/pprof/allocs" -o "$BENCH_PROFILE_DIR/allocs.pprof" || true
   fi
-  echo "obdcr peak RSS (VmHWM) after concurrency 64: ${rss_mib} MiB" >&2
+  echo "obdcr peak RSS (VmHWM) after concurrency 64: ${rss_mib} MiB; now: $(grep -E '^(RssAnon|RssFile)' "/proc/$obdcr_pid/status" | tr -s ' \t\n' ' ')" >&2
   echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
   p99_ratio="$(sed -n 's/.* p99_ratio_at_half_capacity=\([0-9.]*\).*/\1/p' "$work/openloop-pinned.txt" 2>/dev/null | head -n 1)"
   p99_half="$(sed -n 's/.* p99_ms_at_half_capacity=\([0-9.]*\).*/\1/p' "$work/openloop-pinned.txt" 2>/dev/null | head -n 1)"
