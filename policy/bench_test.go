@@ -149,7 +149,7 @@ func BenchmarkValidationStages(b *testing.B) {
 		b.Fatal(err)
 	}
 	requestSet := policy.NewClaimSet[policy.RequestClaims]()
-	dirKey, tppKey := fx.Authority.Key.Public(), fx.TPP.Signing.Public()
+	dirKey, tppKey := policy.NewPublicKey(fx.Authority.Key.Public()), policy.NewPublicKey(fx.TPP.Signing.Public())
 	stages := []struct {
 		name string
 		run  func() error
@@ -161,10 +161,10 @@ func BenchmarkValidationStages(b *testing.B) {
 		{"decode-request", func() error { var c policy.RequestClaims; return requestSet.Decode(reqClaims, &c) }},
 		{"decode-ssa", func() error { _, err := fx.Profile.DecodeStatement(ssaClaims); return err }},
 		{"verify-both", func() error {
-			if err := ssa.Verify(dirKey); err != nil {
+			if err := ssa.Verify(&dirKey); err != nil {
 				return err
 			}
-			return req.Verify(tppKey)
+			return req.Verify(&tppKey)
 		}},
 	}
 	for _, s := range stages {

@@ -31,7 +31,9 @@ func (r *Registrar) DryRun(ctx context.Context, sub Submission) (DryRunReport, T
 	ev.DryRun = true
 	results, err := ev.Profile.Evaluate(ctx, ev, true)
 	r.trace(ev, &tr)
-	rep.Rules = append([]RuleResult{{Rule: StepSelect, Verdict: Pass, Message: "profile " + ev.Profile.Name}}, results...)
+	// Room for the select step before the rules and the create step after them: one allocation, not three.
+	rep.Rules = make([]RuleResult, 0, len(results)+2)
+	rep.Rules = append(append(rep.Rules, RuleResult{Rule: StepSelect, Verdict: Pass, Message: "profile " + ev.Profile.Name}), results...)
 	tr.Rules = rep.Rules
 	if err != nil {
 		e, ok := AsError(err)

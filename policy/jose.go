@@ -94,17 +94,17 @@ func (j *JWS) CheckHeader(allowedAlgs []string) error {
 
 // Verify checks the signature with key, which must suit the header's algorithm
 // and meet FAPI's minimum sizes (RSA 2048, EC 256 bits in practice).
-func (j *JWS) Verify(key jwk.Key) error {
-	if ka := key.Algorithm().String(); ka != "" && ka != j.Alg.String() {
-		return fmt.Errorf("key %q is for %s, the header says %s", j.KeyID, ka, j.Alg)
+func (j *JWS) Verify(key *PublicKey) error {
+	if key.Alg != "" && key.Alg != j.Alg.String() {
+		return fmt.Errorf("key %q is for %s, the header says %s", j.KeyID, key.Alg, j.Alg)
 	}
-	if use := key.KeyUsage(); use != "" && use != string(jwk.ForSignature) {
-		return fmt.Errorf("key %q has use %q, not sig", j.KeyID, use)
+	if key.Use != "" && key.Use != string(jwk.ForSignature) {
+		return fmt.Errorf("key %q has use %q, not sig", j.KeyID, key.Use)
 	}
-	var raw any
-	if err := key.Raw(&raw); err != nil {
-		return fmt.Errorf("key %q cannot be used: %v", j.KeyID, err)
+	if key.rawErr != "" {
+		return fmt.Errorf("key %q cannot be used: %v", j.KeyID, key.rawErr)
 	}
+	raw := key.Raw
 	switch k := raw.(type) {
 	case *rsa.PublicKey:
 		if k.N.BitLen() < 2048 {

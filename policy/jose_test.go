@@ -74,7 +74,8 @@ func TestVerifyRefusesKeysFAPIDoesNotAllow(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := c.token.Verify(c.key)
+			key := policy.NewPublicKey(c.key)
+			err := c.token.Verify(&key)
 			switch {
 			case c.mention == "" && err != nil:
 				t.Fatalf("refused: %v", err)

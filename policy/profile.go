@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwk"
 	"go.opentelemetry.io/otel/attribute"
 )
 
@@ -62,7 +61,7 @@ type Evaluation struct {
 	// StatementClaims are the SSA's claims as parsed, not yet verified or decoded.
 	StatementClaims RawClaims
 	Statement       *SoftwareStatement // set by the statement rule once verified
-	TPPKeys         jwk.Set            // set once the request signature verified
+	TPPKeys         *KeySet            // set once the request signature verified
 	Granted         ClientMetadata
 	// Warnings are what rules recorded but the server will not honour; a dry
 	// run shows them on the rule that found them.

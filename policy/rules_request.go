@@ -2,16 +2,11 @@ package policy
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/x509"
-	"encoding/base64"
 	"errors"
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/lestrrat-go/jwx/v2/jwk"
 )
 
 // The signed request's rules: its header and the TPP's signature, who sent it,
@@ -171,40 +166,8 @@ func TransportCertificate() Rule {
 	}}
 }
 
-func certInJWKS(cert *x509.Certificate, set jwk.Set) bool {
-	if set == nil {
-		return false
-	}
-	sum := sha256.Sum256(cert.Raw)
-	for i := 0; i < set.Len(); i++ {
-		k, _ := set.Key(i)
-		if k.KeyUsage() != "tls" {
-			continue
-		}
-		if t := k.X509CertThumbprintS256(); t != "" {
-			if b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(t, "=")); err == nil && subtle.ConstantTimeCompare(b, sum[:]) == 1 {
-				return true
-			}
-		}
-		if X5CHolds(k, cert) {
-			return true
-		}
-	}
-	return false
-}
-
-// X5CHolds: cert is the first certificate of k's x5c.
-func X5CHolds(k jwk.Key, cert *x509.Certificate) bool {
-	chain := k.X509CertChain()
-	if chain == nil || chain.Len() == 0 {
-		return false
-	}
-	first, ok := chain.Get(0)
-	if !ok {
-		return false
-	}
-	der, err := base64.StdEncoding.DecodeString(string(first))
-	return err == nil && subtle.ConstantTimeCompare(der, cert.Raw) == 1
+func certInJWKS(cert *x509.Certificate, set *KeySet) bool {
+	return set.CertKey(cert, "tls") != nil
 }
 
 func subjectMatches(cert *x509.Certificate, st *SoftwareStatement) bool {

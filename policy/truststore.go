@@ -3,7 +3,6 @@ package policy
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lestrrat-go/jwx/v2/jwk"
 	"go.opentelemetry.io/otel/attribute"
 	"golang.org/x/time/rate"
 )
@@ -23,9 +21,9 @@ import (
 // SSA names (TPPs), never from the token itself.
 type TrustStore interface {
 	// Key returns the key named kid in the JWKS at jwksURL.
-	Key(ctx context.Context, jwksURL, kid string) (jwk.Key, error)
+	Key(ctx context.Context, jwksURL, kid string) (*PublicKey, error)
 	// Set returns the whole JWKS at jwksURL, for checks such as the TPP's transport certificate.
-	Set(ctx context.Context, jwksURL string) (jwk.Set, error)
+	Set(ctx context.Context, jwksURL string) (*KeySet, error)
 }
 
 // ErrUnknownKey means the JWKS was fetched but has no key with the kid, even after
@@ -75,39 +73,41 @@ type JWKSCacheOptions struct {
 	Now  func() time.Time // the clock idleness is measured by; time.Now if nil
 }
 
-// JWKSCache is the TrustStore in production: jwx's cache fetches each JWKS once,
-// refreshes it in the background and keeps the last good copy when a refresh fails.
+// JWKSCache is the TrustStore in production. It fetches each JWKS once, parses
+// it with jwx and keeps only its compact form (KeySet). A software JWKS is
+// refreshed when a lookup finds it older than RefreshInterval, the directories'
+// in the background; a refresh that fails keeps the last good copy, and one
+// that brings the same document back is not parsed again.
 type JWKSCache struct {
-	cache  *jwk.Cache
 	opts   JWKSCacheOptions
-	client jwk.HTTPClient
+	client *http.Client
 	global *rate.Limiter
 
-	// mu guards known: every URL a lookup has used, with its refetch limiter,
-	// when it was last used and how many lookups are using it now. A URL with a
-	// lookup in flight is never dropped, so no lookup sees its JWKS vanish.
+	// mu guards known and every entry's fields but fetchMu: every URL a lookup
+	// has used, when it was last used and how many lookups are using it now. A
+	// URL with a lookup in flight is never dropped, so no lookup sees its JWKS vanish.
 	mu    sync.Mutex
-	known map[string]*jwksUse
-	// held counts the known URLs registered with jwx's cache, so that Len (read
-	// at every metrics scrape) costs the same with 10,000 JWKS as with 10.
+	known map[string]*jwksEntry
+	// held counts the known URLs with a good copy, so that Len (read at every
+	// metrics scrape) costs the same with 10,000 JWKS as with 10.
 	held atomic.Int64
-
-	softwareOpts, directoryOpts []jwk.RegisterOption
 }
 
-type jwksUse struct {
-	refetch  *rate.Limiter
-	lastUsed time.Time
-	fetched  time.Time // the last good fetch
-	inFlight int
-	held     atomic.Bool // registered with jwx's cache
+// jwksEntry is one JWKS URL: a few words besides its keys, for 10,000 TPPs.
+type jwksEntry struct {
+	// fetchMu makes one fetch of a URL at a time; lookups that waited for it
+	// take its result (gen moved on) rather than fetching again.
+	fetchMu sync.Mutex
+	gen     uint32 // fetches done
+	keys    *KeySet
+	sum     [sha256.Size]byte // of the document keys came from
+	err     error             // the last fetch's, while there is no good copy
+	// fetched is the last good fetch, by opts.Now; refetchAt the earliest
+	// refetch for an unknown kid or a stale copy, by the real clock, as the
+	// global budget is.
+	fetched, refetchAt, lastUsed time.Time
+	inFlight                     int
 }
-
-// onDemand is the background refresh interval of a software JWKS: in effect
-// none. A software JWKS is refreshed when a lookup finds it older than
-// RefreshInterval, so fetches follow registrations, not the number of TPPs held:
-// 10,000 JWKS refreshed every 15 minutes would be 11 fetches a second.
-const onDemand = 30 * 24 * time.Hour
 
 // NewJWKSCache starts a cache whose background work ends with ctx.
 func NewJWKSCache(ctx context.Context, o JWKSCacheOptions) *JWKSCache {
@@ -127,36 +127,30 @@ func NewJWKSCache(ctx context.Context, o JWKSCacheOptions) *JWKSCache {
 		o.Now = time.Now
 	}
 	c := &JWKSCache{
-		cache:  jwk.NewCache(ctx),
 		opts:   o,
+		client: o.Fetch.Client(),
 		global: rate.NewLimiter(rate.Limit(o.RefetchBudget), int(o.RefetchBudget)+1),
-		known:  map[string]*jwksUse{},
+		known:  map[string]*jwksEntry{},
 	}
-	c.client = observedClient{c: o.Fetch.Client(), on: func(u string, err error) {
-		if err == nil {
-			c.markFetched(u)
-		}
-		if o.OnFetch != nil {
-			o.OnFetch(u, err)
-		}
-	}}
-	// Built once and shared by every URL: jwx keeps a URL's options for as long
-	// as it holds the URL, and 10,000 software JWKS each with their own would be
-	// 30,000 more objects for the garbage collector to visit.
-	check := jwk.WithPostFetcher(jwk.PostFetchFunc(func(_ string, set jwk.Set) (jwk.Set, error) {
-		if set.Len() > o.MaxKeys {
-			return nil, fmt.Errorf("has %d keys, more than the %d allowed", set.Len(), o.MaxKeys)
-		}
-		compact(set)
-		return set, nil
-	}))
-	client := jwk.WithHTTPClient(c.client)
-	c.softwareOpts = []jwk.RegisterOption{client, jwk.WithRefreshInterval(onDemand), check}
-	c.directoryOpts = []jwk.RegisterOption{client, jwk.WithRefreshInterval(o.RefreshInterval), check}
+	if len(o.Keep) > 0 {
+		go Every(ctx, o.RefreshInterval, c.refreshKept)
+	}
 	if o.IdleAfter > 0 {
 		go Every(ctx, min(o.IdleAfter/4, time.Hour), func(context.Context) { c.DropIdle() })
 	}
 	return c
+}
+
+// refreshKept refetches the directories' JWKS that lookups have used.
+func (c *JWKSCache) refreshKept(ctx context.Context) {
+	for _, u := range c.opts.Keep {
+		c.mu.Lock()
+		e := c.known[u]
+		c.mu.Unlock()
+		if e != nil {
+			_, _ = c.fetch(ctx, u, e, c.generation(e))
+		}
+	}
 }
 
 // DropIdle forgets every JWKS unused for IdleAfter, except those in Keep and those
@@ -170,15 +164,11 @@ func (c *JWKSCache) DropIdle() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var dropped []string
-	for u, use := range c.known {
-		if use.inFlight > 0 || !use.lastUsed.Before(cutoff) || slices.Contains(c.opts.Keep, u) {
+	for u, e := range c.known {
+		if e.inFlight > 0 || !e.lastUsed.Before(cutoff) || slices.Contains(c.opts.Keep, u) {
 			continue
 		}
-		// Under mu, so a lookup that starts now registers the URL afresh. jwx skips
-		// the refresh already scheduled for it, unless the URL is back by then: it
-		// is then refreshed twice as often until it next goes idle.
-		_ = c.cache.Unregister(u)
-		if use.held.Load() {
+		if e.keys != nil {
 			c.held.Add(-1)
 		}
 		delete(c.known, u)
@@ -187,17 +177,17 @@ func (c *JWKSCache) DropIdle() []string {
 	return dropped
 }
 
-// Len is the number of JWKS the cache holds and refreshes; a URL the fetch
-// policy refused was looked up but is not held.
+// Len is the number of JWKS the cache holds; a URL the fetch policy refused,
+// or whose host never answered, was looked up but is not held.
 func (c *JWKSCache) Len() int { return int(c.held.Load()) }
 
 // acquire marks u in use until release; DropIdle leaves it alone meanwhile.
-func (c *JWKSCache) acquire(u string) *jwksUse {
+func (c *JWKSCache) acquire(u string) *jwksEntry {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e := c.known[u]
 	if e == nil {
-		e = &jwksUse{refetch: rate.NewLimiter(rate.Every(c.opts.RefetchEvery), 1)}
+		e = &jwksEntry{}
 		c.known[u] = e
 	}
 	e.lastUsed = c.opts.Now()
@@ -205,142 +195,116 @@ func (c *JWKSCache) acquire(u string) *jwksUse {
 	return e
 }
 
-func (c *JWKSCache) markFetched(u string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e := c.known[u]; e != nil {
-		e.fetched = c.opts.Now()
-	}
-}
-
-// stale: a software JWKS last fetched longer than RefreshInterval ago.
-func (c *JWKSCache) stale(u string, e *jwksUse) bool {
-	if slices.Contains(c.opts.Keep, u) {
-		return false // the directories' are refreshed in the background
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return !e.fetched.IsZero() && c.opts.Now().Sub(e.fetched) > c.opts.RefreshInterval
-}
-
-func (c *JWKSCache) release(e *jwksUse) {
+func (c *JWKSCache) release(e *jwksEntry) {
 	c.mu.Lock()
 	e.inFlight--
 	c.mu.Unlock()
 }
 
-type observedClient struct {
-	c  *http.Client
-	on func(string, error)
-}
-
-func (o observedClient) Get(u string) (*http.Response, error) {
-	res, err := o.c.Get(u)
-	if err == nil && res.StatusCode != http.StatusOK {
-		res.Body.Close()
-		res, err = nil, fmt.Errorf("HTTP %d", res.StatusCode)
-	}
-	if o.on != nil {
-		o.on(u, err)
-	}
-	return res, err
-}
-
-// register registers u with jwx's cache, once. A lookup holds e (acquired), so
-// DropIdle cannot remove the URL between the registration and its count.
-func (c *JWKSCache) register(u string, e *jwksUse) error {
-	if c.cache.IsRegistered(u) {
-		c.countHeld(e)
-		return nil
-	}
-	if _, err := c.opts.Fetch.CheckURL(u); err != nil {
-		return err
-	}
-	opts := c.softwareOpts
-	if slices.Contains(c.opts.Keep, u) {
-		opts = c.directoryOpts
-	}
-	err := c.cache.Register(u, opts...)
-	if err != nil && !c.cache.IsRegistered(u) {
-		return err
-	}
-	c.countHeld(e) // registered here, or concurrently by another lookup
-	return nil
-}
-
-func (c *JWKSCache) countHeld(e *jwksUse) {
-	if e.held.CompareAndSwap(false, true) {
-		c.held.Add(1)
-	}
-}
-
-// compact keeps of each key's certificate chain only what obdcr checks: the
-// SHA-256 thumbprint of its first certificate (x5t#S256), which matches a
-// transport certificate exactly when the DER does. A chain is a kilobyte or more
-// a key, held for every TPP's JWKS; the thumbprint is 43 bytes.
-func compact(set jwk.Set) {
-	for i := 0; i < set.Len(); i++ {
-		k, _ := set.Key(i)
-		chain := k.X509CertChain()
-		if chain == nil || chain.Len() == 0 {
-			continue
-		}
-		if k.X509CertThumbprintS256() == "" {
-			first, ok := chain.Get(0)
-			der, err := base64.StdEncoding.DecodeString(string(first))
-			if !ok || err != nil {
-				continue // left whole: the chain check refuses it as it is
-			}
-			sum := sha256.Sum256(der)
-			if k.Set(jwk.X509CertThumbprintS256Key, base64.RawURLEncoding.EncodeToString(sum[:])) != nil {
-				continue
-			}
-		}
-		_ = k.Remove(jwk.X509CertChainKey)
-	}
+func (c *JWKSCache) generation(e *jwksEntry) uint32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return e.gen
 }
 
 // Set implements TrustStore.
-func (c *JWKSCache) Set(ctx context.Context, u string) (jwk.Set, error) {
+func (c *JWKSCache) Set(ctx context.Context, u string) (*KeySet, error) {
 	e := c.acquire(u)
 	defer c.release(e)
-	return c.set(ctx, u, e)
+	return c.load(ctx, u, e)
 }
 
-func (c *JWKSCache) set(ctx context.Context, u string, e *jwksUse) (jwk.Set, error) {
-	if err := c.register(u, e); err != nil {
-		return nil, &FetchError{URL: u, Err: err}
-	}
-	set, err := c.cache.Get(ctx, u)
-	if err != nil && c.mayRefetch(e) {
-		// jwx marks a URL fetched even when its first fetch failed, and would
-		// wait for the next refresh; a host that is back should work at once.
-		set, err = c.cache.Refresh(ctx, u)
-	}
-	if err != nil {
-		return nil, &FetchError{URL: u, Err: err}
-	}
-	if c.stale(u, e) && c.mayRefetch(e) {
+// load returns u's keys: the copy held, refreshed first if it is a software
+// JWKS gone stale, or the first copy.
+func (c *JWKSCache) load(ctx context.Context, u string, e *jwksEntry) (*KeySet, error) {
+	c.mu.Lock()
+	keys, gen, tried, lastErr := e.keys, e.gen, e.gen > 0, e.err
+	stale := keys != nil && c.opts.Now().Sub(e.fetched) > c.opts.RefreshInterval && !slices.Contains(c.opts.Keep, u)
+	c.mu.Unlock()
+	switch {
+	case keys != nil && stale && c.mayRefetch(e):
 		// Refreshed on use, as often as an unknown kid may refetch; if the host
 		// is down, the last good copy serves.
-		if fresh, err := c.cache.Refresh(ctx, u); err == nil {
-			set = fresh
+		keys, _ = c.fetch(ctx, u, e, gen)
+	case keys != nil:
+	case tried && !c.mayRefetch(e):
+		// A host that failed is tried again as often as an unknown kid may
+		// refetch, so that one that is back works at once.
+		return nil, &FetchError{URL: u, Err: lastErr}
+	default:
+		var err error
+		if keys, err = c.fetch(ctx, u, e, gen); keys == nil {
+			return nil, &FetchError{URL: u, Err: err}
 		}
 	}
-	return set, nil
+	return keys, nil
 }
 
-// Key implements TrustStore.
-func (c *JWKSCache) Key(ctx context.Context, u, kid string) (_ jwk.Key, err error) {
+// fetch fetches u unless a fetch has completed since the caller saw gen, and
+// returns the keys held after it (the last good copy when it failed) and its error.
+func (c *JWKSCache) fetch(ctx context.Context, u string, e *jwksEntry, gen uint32) (*KeySet, error) {
+	e.fetchMu.Lock()
+	defer e.fetchMu.Unlock()
+	c.mu.Lock()
+	keys, sum, now, lastErr := e.keys, e.sum, e.gen, e.err
+	c.mu.Unlock()
+	if now != gen {
+		return keys, lastErr
+	}
+	fresh, newSum, err := c.get(ctx, u, keys != nil, sum)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e.gen++
+	switch {
+	case err != nil:
+		e.err = err
+	case fresh == nil: // the same document: the keys held stay
+		e.fetched, e.err = c.opts.Now(), nil
+	default:
+		if e.keys == nil {
+			c.held.Add(1)
+		}
+		e.keys, e.sum, e.fetched, e.err = fresh, newSum, c.opts.Now(), nil
+	}
+	return e.keys, err
+}
+
+// get fetches u under the fetch policy and parses it, unless it is the
+// document already held (have, with sum): then it returns no keys and no error.
+// The fetch outlives the lookup that asked for it (other lookups may be
+// waiting for it); the policy's timeout bounds it.
+func (c *JWKSCache) get(ctx context.Context, u string, have bool, sum [sha256.Size]byte) (*KeySet, [sha256.Size]byte, error) {
+	if _, err := c.opts.Fetch.CheckURL(u); err != nil {
+		return nil, sum, err // never fetched, so not counted as a fetch
+	}
+	body, status, err := c.opts.Fetch.Get(context.WithoutCancel(ctx), c.client, u, nil)
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("HTTP %d", status)
+	}
+	var keys *KeySet
+	if err == nil {
+		if newSum := sha256.Sum256(body); !have || newSum != sum {
+			sum = newSum
+			keys, err = ParseKeySet(body, c.opts.MaxKeys)
+		}
+	}
+	if c.opts.OnFetch != nil {
+		c.opts.OnFetch(u, err)
+	}
+	return keys, sum, err
+}
+
+// Key implements TrustStore. The key returned is shared: callers must not change it.
+func (c *JWKSCache) Key(ctx context.Context, u, kid string) (_ *PublicKey, err error) {
 	ctx, span := startSpan(ctx, "jwks.key", attribute.String("url.full", truncate(u, 256)))
 	defer func() { endSpan(span, err) }()
 	e := c.acquire(u)
 	defer c.release(e)
-	set, err := c.set(ctx, u, e)
+	set, err := c.load(ctx, u, e)
 	if err != nil {
 		return nil, err
 	}
-	if k, ok := set.LookupKeyID(kid); ok {
+	if k, ok := set.Lookup(kid); ok {
 		c.lookedUp(u, true)
 		return k, nil
 	}
@@ -348,13 +312,11 @@ func (c *JWKSCache) Key(ctx context.Context, u, kid string) (_ jwk.Key, err erro
 	if !c.mayRefetch(e) {
 		return nil, ErrUnknownKey
 	}
-	set, err = c.cache.Refresh(ctx, u)
-	if err != nil {
-		// The last good copy stays in the cache; only this lookup fails.
-		return nil, ErrUnknownKey
-	}
-	if k, ok := set.LookupKeyID(kid); ok {
-		return k, nil
+	// The last good copy stays if this fails; only this lookup fails.
+	if set, err = c.fetch(ctx, u, e, c.generation(e)); err == nil {
+		if k, ok := set.Lookup(kid); ok {
+			return k, nil
+		}
 	}
 	return nil, ErrUnknownKey
 }
@@ -365,6 +327,15 @@ func (c *JWKSCache) lookedUp(u string, hit bool) {
 	}
 }
 
-func (c *JWKSCache) mayRefetch(e *jwksUse) bool {
-	return e.refetch.Allow() && c.global.Allow()
+// mayRefetch: u's own limiter (one refetch per RefetchEvery) and then the
+// global budget allow a refetch now.
+func (c *JWKSCache) mayRefetch(e *jwksEntry) bool {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if now.Before(e.refetchAt) || !c.global.Allow() {
+		return false
+	}
+	e.refetchAt = now.Add(c.opts.RefetchEvery)
+	return true
 }

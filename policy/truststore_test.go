@@ -356,12 +356,40 @@ func TestJWKSCacheKeepsThumbprintsNotChains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, _ := set.LookupKeyID("tls-1")
+	k, _ := set.Lookup("tls-1")
 	sum := sha256.Sum256(leaf.TLS.Leaf.Raw)
-	if k.X509CertThumbprintS256() != base64.RawURLEncoding.EncodeToString(sum[:]) {
-		t.Fatalf("thumbprint %q", k.X509CertThumbprintS256())
+	if k.CertThumbprint() != base64.RawURLEncoding.EncodeToString(sum[:]) {
+		t.Fatalf("thumbprint %q", k.CertThumbprint())
 	}
-	if ch := k.X509CertChain(); ch != nil && ch.Len() > 0 {
-		t.Fatal("the chain is still held")
+	if set.CertKey(leaf.TLS.Leaf, "tls") != k {
+		t.Fatal("the transport certificate does not match its key")
+	}
+}
+
+// A directory's JWKS (Keep) is refreshed in the background, and a refresh that
+// fails keeps its last good copy serving.
+func TestJWKSCacheRefreshesDirectoriesInBackground(t *testing.T) {
+	ctx := context.Background()
+	k1, _ := sandbox.NewKey("ES256", "k1")
+	dir := newJWKSServer(t, k1)
+	cctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	c := policy.NewJWKSCache(cctx, policy.JWKSCacheOptions{Fetch: dir.policy(), RefreshInterval: 20 * time.Millisecond, Keep: []string{dir.URL}})
+	if _, err := c.Key(ctx, dir.URL, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for dir.fetches.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := dir.fetches.Load(); n < 3 {
+		t.Fatalf("%d fetches of the directory's JWKS, want background refreshes", n)
+	}
+	dir.mu.Lock()
+	dir.down = true
+	dir.mu.Unlock()
+	time.Sleep(60 * time.Millisecond)
+	if _, err := c.Key(ctx, dir.URL, "k1"); err != nil {
+		t.Fatalf("the directory's key after failed refreshes: %v", err)
 	}
 }

@@ -116,6 +116,8 @@ func growthCmd(fs *flag.FlagSet, e *cmdEnv) action {
 	growthTPPs := fs.String("growth-tpps", "10,1000,10000", "the counts of distinct TPPs, in turn")
 	prefill := fs.Int("prefill", 0, "clients put in Hydra first")
 	settle := fs.Duration("settle", time.Minute, "how long after each step background JWKS fetches are counted")
+	profileDir := fs.String("profile-dir", "", "where to write obdcr's CPU and heap profiles of each step (cpu-N.pprof, heap-N.pprof), taken after its figures")
+	profileSeconds := fs.Int("profile-seconds", 15, "how long each step's CPU profile runs")
 	return func(ctx context.Context, _ []string) error {
 		var counts []int
 		for _, f := range strings.Split(*growthTPPs, ",") {
@@ -131,7 +133,8 @@ func growthCmd(fs *flag.FlagSet, e *cmdEnv) action {
 		}
 		res, err := sandbox.RunGrowth(ctx, sb, sandbox.GrowthConfig{ObdcrURL: *b.obdcrURL, AdminURL: *b.adminURL,
 			AdminToken: e.getenv("OBDCR_ADMIN_TOKEN"), HydraAdmin: *hydraAdmin, Audience: *aud, TPPs: counts,
-			Count: *b.count, Concurrency: *b.concurrency, Prefill: *prefill, Settle: *settle}, e.stderr)
+			Count: *b.count, Concurrency: *b.concurrency, Prefill: *prefill, Settle: *settle,
+			ProfileDir: *profileDir, ProfileSeconds: *profileSeconds}, e.stderr)
 		if err != nil {
 			return err
 		}

@@ -78,18 +78,18 @@ func orNone(s string) string {
 
 // fileKeys answers the directory's JWKS URL from one file and any other (the
 // software's, as its SSA names it) from another.
-type fileKeys struct{ directory, software jwk.Set }
+type fileKeys struct{ directory, software *policy.KeySet }
 
-func (f fileKeys) Set(_ context.Context, u string) (jwk.Set, error) {
+func (f fileKeys) Set(_ context.Context, u string) (*policy.KeySet, error) {
 	if u == plugin.OfflineDirectoryJWKS {
 		return f.directory, nil
 	}
 	return f.software, nil
 }
 
-func (f fileKeys) Key(ctx context.Context, u, kid string) (jwk.Key, error) {
+func (f fileKeys) Key(ctx context.Context, u, kid string) (*policy.PublicKey, error) {
 	set, _ := f.Set(ctx, u)
-	if k, ok := set.LookupKeyID(kid); ok {
+	if k, ok := set.Lookup(kid); ok {
 		return k, nil
 	}
 	return nil, policy.ErrUnknownKey
@@ -97,15 +97,17 @@ func (f fileKeys) Key(ctx context.Context, u, kid string) (jwk.Key, error) {
 
 // checkOffline produces what POST /admin/dry-run answers, with local JWKS files.
 func checkOffline(jwt []byte, dirFile, swFile, issuer string) (view.DryRun, error) {
-	var sets [2]jwk.Set
+	var sets [2]*policy.KeySet
 	for i, f := range []string{dirFile, swFile} {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return view.DryRun{}, err
 		}
-		if sets[i], err = jwk.Parse(b); err != nil {
+		set, err := jwk.Parse(b)
+		if err != nil {
 			return view.DryRun{}, fmt.Errorf("%s is not a JWKS: %v", f, err)
 		}
+		sets[i] = policy.NewKeySet(set)
 	}
 	reg := plugin.OfflineRegistrar(issuer, fileKeys{directory: sets[0], software: sets[1]})
 	rep, _, err := reg.DryRun(context.Background(), policy.Submission{JWT: jwt})

@@ -26,6 +26,10 @@ type GrowthConfig struct {
 	Prefill int
 	// Settle is how long, after a step, background JWKS fetches are counted.
 	Settle time.Duration
+	// ProfileDir, when set, gets obdcr's CPU and heap profiles of each step
+	// (profileStep), taken over ProfileSeconds after the step's figures.
+	ProfileDir     string
+	ProfileSeconds int
 }
 
 // growthBlocks is how many blocks a step's timed registrations go in.
@@ -185,6 +189,12 @@ func RunGrowth(ctx context.Context, sb *Sandbox, cfg GrowthConfig, progress io.W
 		fmt.Fprintf(progress, "growth: %d TPPs: %.1f registrations/s, %.2f ms obdcr CPU each (blocks %.2f), %.0f KiB allocated each, peak RSS %.1f MiB, %0.f JWKS held, %.1f background JWKS fetches and %.1f Register polls a minute\n",
 			n, step.PerSecond, step.CPUMsPerRegistration, perBlock, step.AllocKiBPerRegistration, step.PeakRSSMiB, step.JWKSCached, step.BackgroundFetchesPerMin, step.RegisterPollsPerMin)
 		res.Steps = append(res.Steps, step)
+		if cfg.ProfileDir != "" {
+			fmt.Fprintf(progress, "growth: %d TPPs: profiling obdcr for %ds...\n", n, max(1, cfg.ProfileSeconds))
+			if err := profileStep(admin, cfg.ProfileDir, n, max(1, cfg.ProfileSeconds), cfg.Concurrency, register); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if last != nil {
 		timeIt := func(path string) (float64, error) {

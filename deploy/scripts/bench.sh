@@ -18,8 +18,8 @@ COUNT="${BENCH_COUNT:-2000}"
 
 source deploy/scripts/lib.sh
 case "${BENCH_ONLY:-}" in
-  "" | edge) ;;
-  *) echo "bench: BENCH_ONLY=$BENCH_ONLY: only \"edge\" (the FAPI edge stage alone) is known" >&2; exit 2 ;;
+  "" | edge | growth | load) ;;
+  *) echo "bench: BENCH_ONLY=$BENCH_ONLY: only \"edge\" (the FAPI edge stage alone), \"growth\" (10 to 10,000 TPPs) and \"load\" (the pinned open loop and the peak RSS at concurrency 64) are known" >&2; exit 2 ;;
 esac
 # Each stage's heading says how far into the run it starts: the whole must stay under 15 minutes on 2 cores.
 say() { printf '\n\033[1m== [%dm%02ds] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
@@ -105,6 +105,80 @@ if [ "${BENCH_ONLY:-}" = edge ]; then
   exit 0
 fi
 
+# The growth stage: Hydra and obdcr (on SQLite) started afresh; 10, 1,000 and
+# 10,000 TPPs in turn; sets cpu_10, cpu_10000, rss_10000, bg_10000 and
+# lookup_ms. BENCH_PROFILE_DIR, when set, gets obdcr's CPU and heap profiles of
+# each step (cpu-N.pprof, heap-N.pprof), taken after the step's figures.
+growth_stage() {
+  say "Growth: 10, 1,000 and 10,000 TPPs with JWKS of their own, Hydra holding ${BENCH_PREFILL:-50000} clients more"
+  [ -z "${obdcr_pid:-}" ] || stop "$obdcr_pid"
+  [ -z "${hydra_pid:-}" ] || stop "$hydra_pid"
+  # This Hydra hashes client secrets cheaply (a bench-only setting), so that filling
+  # it with 50,000 clients takes a minute rather than eight; obdcr's figures do not depend on it.
+  OAUTH2_HASHERS_ALGORITHM=pbkdf2 OAUTH2_HASHERS_PBKDF2_ITERATIONS=1 start_hydra
+  # obdcr on SQLite, as a bank with thousands of TPPs runs it: the memory store would
+  # hold every registration's audit entry, replay claim and org index entry in the
+  # process, which grows with registrations, not with TPPs (RESULTS.md has both).
+  start_obdcr "sqlite://$work/growth.db"
+  OBDCR_ADMIN_TOKEN="local-admin-token-0123456789" $sb growth --obdcr "https://127.0.0.1:$OBDCR_PORT" --aud "http://127.0.0.1:$HYDRA_PUBLIC_PORT" \
+    --admin-url "http://127.0.0.1:$OBDCR_ADMIN_PORT" --hydra-admin "http://127.0.0.1:$HYDRA_ADMIN_PORT" \
+    --growth-tpps "${BENCH_GROWTH_TPPS:-10,1000,10000}" --prefill "${BENCH_PREFILL:-50000}" --count "${BENCH_GROWTH_COUNT:-2500}" \
+    --settle "${BENCH_GROWTH_SETTLE:-30s}" --concurrency 16 ${BENCH_PROFILE_DIR:+--profile-dir "$BENCH_PROFILE_DIR"} | tee "$work/growth.txt" | grep '^growth'
+  g() { sed -n "s/^growth tpps=$1 .* $2=\([0-9.]*\).*/\1/p" "$work/growth.txt" | head -n 1; }
+  cpu_10="$(g 10 cpu_ms_per_registration)"; cpu_10000="$(g 10000 cpu_ms_per_registration)"
+  rss_10000="$(g 10000 peak_rss_mib)"; bg_10000="$(g 10000 background_fetches_per_min)"
+  lookup_ms="$(sed -n 's/^growth admin_lookup_org_id_ms=\([0-9.]*\).*/\1/p' "$work/growth.txt")"
+}
+
+# BENCH_ONLY=growth runs the growth stage alone (some 5 minutes with the
+# default 50,000 clients prefilled; BENCH_PREFILL=0 skips that); its last line
+# is the stage's keys as JSON.
+if [ "${BENCH_ONLY:-}" = growth ]; then
+  growth_stage
+  echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  printf '{"rss_mib_at_10000_tpps":%s,"cpu_ms_per_registration_10_tpps":%s,"cpu_ms_per_registration_10000_tpps":%s,"cpu_10000_over_10":%s,"background_fetches_per_min_10000_tpps":%s,"admin_lookup_ms_50000_clients":%s}\n' \
+    "${rss_10000:-null}" "${cpu_10:-null}" "${cpu_10000:-null}" "$(awk -v a="${cpu_10000:-0}" -v b="${cpu_10:-0}" 'BEGIN {if (b > 0) printf "%.2f", a / b; else printf "null"}')" \
+    "${bg_10000:-null}" "${lookup_ms:-null}"
+  exit 0
+fi
+
+# BENCH_ONLY=load runs the two load figures alone (a few minutes): the open
+# loop pinned as the full run pins it (p99 at half Hydra's capacity, beside
+# Hydra alone), then obdcr afresh on every CPU through concurrency 16 and 64, as
+# the full run reaches its peak RSS. BENCH_PROFILE_DIR, when set, gets obdcr's
+# allocation profile after concurrency 64 (allocs.pprof: -sample_index=alloc_space).
+if [ "${BENCH_ONLY:-}" = load ]; then
+  if [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null 2>&1; then
+    half=$(($(nproc) / 2))
+    HYDRA_CPUS="$(cpu_range 0 $((half - 1)))"; OBDCR_CPUS="$(cpu_range "$half" $(($(nproc) - 1)))"
+    say "Open loop, Hydra on CPUs $HYDRA_CPUS, obdcr and the load tool on CPUs $OBDCR_CPUS: half Hydra's capacity, obdcr + Hydra beside Hydra alone"
+    start_hydra
+    start_obdcr memory
+    load 16 "$((COUNT / 4))" --open-loop "${BENCH_OPEN_LOOP_SECONDS:-10}" >/dev/null
+    cp "$work/openloop.txt" "$work/openloop-pinned.txt"
+    stop "$obdcr_pid"
+    stop "$hydra_pid"
+    unset HYDRA_CPUS OBDCR_CPUS
+  fi
+  say "Load, all processes on all CPUs: concurrency 16, then 64 for obdcr's peak memory"
+  start_hydra
+  start_obdcr memory
+  load 16 "$COUNT" >/dev/null
+  load 64 "$((COUNT / 2))" >/dev/null
+  rss_mib="$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$obdcr_pid/status")"
+  if [ -n "${BENCH_PROFILE_DIR:-}" ]; then
+    mkdir -p "$BENCH_PROFILE_DIR"
+    curl -fsS -H "Authorization: Bearer local-admin-token-0123456789" \
+      "http://127.0.0.1:$OBDCR_ADMIN_PORT/admin/debug/pprof/allocs" -o "$BENCH_PROFILE_DIR/allocs.pprof" || true
+  fi
+  echo "obdcr peak RSS (VmHWM) after concurrency 64: ${rss_mib} MiB; now: $(grep -E '^(RssAnon|RssFile)' "/proc/$obdcr_pid/status" | tr -s ' \t\n' ' ')" >&2
+  echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  p99_ratio="$(sed -n 's/.* p99_ratio_at_half_capacity=\([0-9.]*\).*/\1/p' "$work/openloop-pinned.txt" 2>/dev/null | head -n 1)"
+  p99_half="$(sed -n 's/.* p99_ms_at_half_capacity=\([0-9.]*\).*/\1/p' "$work/openloop-pinned.txt" 2>/dev/null | head -n 1)"
+  printf '{"rss_mib_at_64":%s,"p99_ms_at_half_capacity":%s,"p99_ratio_at_half_capacity":%s}\n' "${rss_mib:-null}" "${p99_half:-null}" "${p99_ratio:-null}"
+  exit 0
+fi
+
 # Two placements. As deployed, obdcr runs on CPUs of its own, apart from Hydra:
 # Hydra is pinned to half the CPUs and obdcr and the load tool to the other half,
 # in both phases, so the ratio says whether obdcr holds Hydra back. With every
@@ -164,24 +238,7 @@ p99_half="${p99_half:-$p99_half_shared}"; p99_ratio="${p99_ratio:-$p99_ratio_sha
 
 edge_stage
 
-say "Growth: 10, 1,000 and 10,000 TPPs with JWKS of their own, Hydra holding ${BENCH_PREFILL:-50000} clients more"
-stop "$obdcr_pid"
-stop "$hydra_pid"
-# This Hydra hashes client secrets cheaply (a bench-only setting), so that filling
-# it with 50,000 clients takes a minute rather than eight; obdcr's figures do not depend on it.
-OAUTH2_HASHERS_ALGORITHM=pbkdf2 OAUTH2_HASHERS_PBKDF2_ITERATIONS=1 start_hydra
-# obdcr on SQLite, as a bank with thousands of TPPs runs it: the memory store would
-# hold every registration's audit entry, replay claim and org index entry in the
-# process, which grows with registrations, not with TPPs (RESULTS.md has both).
-start_obdcr "sqlite://$work/growth.db"
-OBDCR_ADMIN_TOKEN="local-admin-token-0123456789" $sb growth --obdcr "https://127.0.0.1:$OBDCR_PORT" --aud "http://127.0.0.1:$HYDRA_PUBLIC_PORT" \
-  --admin-url "http://127.0.0.1:$OBDCR_ADMIN_PORT" --hydra-admin "http://127.0.0.1:$HYDRA_ADMIN_PORT" \
-  --growth-tpps "${BENCH_GROWTH_TPPS:-10,1000,10000}" --prefill "${BENCH_PREFILL:-50000}" --count "${BENCH_GROWTH_COUNT:-2500}" \
-  --settle "${BENCH_GROWTH_SETTLE:-30s}" --concurrency 16 | tee "$work/growth.txt" | grep '^growth'
-g() { sed -n "s/^growth tpps=$1 .* $2=\([0-9.]*\).*/\1/p" "$work/growth.txt" | head -n 1; }
-cpu_10="$(g 10 cpu_ms_per_registration)"; cpu_10000="$(g 10000 cpu_ms_per_registration)"
-rss_10000="$(g 10000 peak_rss_mib)"; bg_10000="$(g 10000 background_fetches_per_min)"
-lookup_ms="$(sed -n 's/^growth admin_lookup_org_id_ms=\([0-9.]*\).*/\1/p' "$work/growth.txt")"
+growth_stage
 au_poll_ms="$(go test ./policy/au -run '^$' -bench 'StatusBookPoll/poll' -benchtime 5x | awk '/poll-20000/ {printf "%.0f", $3/1e6}')"
 echo "AU status book: one poll of 20,000 products and 5,000 data recipients: ${au_poll_ms} ms (fake Register in process)"
 

@@ -103,7 +103,8 @@ func (m *Methods) Authenticate(ctx context.Context, form url.Values, cert *x509.
 	return nil, unauthorized("client %s is registered for %s: send client_assertion", c.ID, orNone(c.AuthMethod))
 }
 
-// inJWKS: cert is the first x5c certificate of a key in the client's JWKS.
+// inJWKS: cert is the certificate of a key in the client's JWKS (its x5t#S256,
+// or the first of its x5c).
 func (m *Methods) inJWKS(ctx context.Context, c *Client, cert *x509.Certificate) bool {
 	if c.JWKSURI == "" || m.Keys == nil {
 		return false
@@ -112,12 +113,7 @@ func (m *Methods) inJWKS(ctx context.Context, c *Client, cert *x509.Certificate)
 	if err != nil {
 		return false
 	}
-	for i := 0; i < set.Len(); i++ {
-		if k, _ := set.Key(i); policy.X5CHolds(k, cert) {
-			return true
-		}
-	}
-	return false
+	return set.CertKey(cert, "") != nil
 }
 
 func orNone(s string) string {

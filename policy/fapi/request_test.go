@@ -18,13 +18,15 @@ import (
 
 type fakeKeys struct{ set jwk.Set }
 
-func (f fakeKeys) Key(_ context.Context, _ string, kid string) (jwk.Key, error) {
-	if k, ok := f.set.LookupKeyID(kid); ok {
+func (f fakeKeys) Key(_ context.Context, _ string, kid string) (*policy.PublicKey, error) {
+	if k, ok := policy.NewKeySet(f.set).Lookup(kid); ok {
 		return k, nil
 	}
 	return nil, policy.ErrUnknownKey
 }
-func (f fakeKeys) Set(context.Context, string) (jwk.Set, error) { return f.set, nil }
+func (f fakeKeys) Set(context.Context, string) (*policy.KeySet, error) {
+	return policy.NewKeySet(f.set), nil
+}
 
 type fakeClients map[string]*Client
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwk"
+
 	"github.com/obdcr/obdcr/deploy/sandbox"
 	"github.com/obdcr/obdcr/policy"
 )
@@ -54,7 +56,7 @@ func NewFixture(t testing.TB, profile string, build Builder) *Fixture {
 		t.Fatal(err)
 	}
 	replay := policy.NewMemoryReplay(nil)
-	p := build(Keys{AuthorityJWKS: auth.JWKS(), tpp.JWKSURL: tppSet}, replay, AuthorityJWKS)
+	p := build(NewKeys(map[string]jwk.Set{AuthorityJWKS: auth.JWKS(), tpp.JWKSURL: tppSet}), replay, AuthorityJWKS)
 	state := policy.NewMemoryState([]*policy.Profile{p}, []string{p.Name})
 	h := NewHydra()
 	now := time.Now()

@@ -16,9 +16,18 @@ import (
 )
 
 // Keys is a TrustStore over fixed JWKS, keyed by URL.
-type Keys map[string]jwk.Set
+type Keys map[string]*policy.KeySet
 
-func (k Keys) Set(_ context.Context, u string) (jwk.Set, error) {
+// NewKeys holds sets as JWKSCache does.
+func NewKeys(sets map[string]jwk.Set) Keys {
+	k := Keys{}
+	for u, s := range sets {
+		k[u] = policy.NewKeySet(s)
+	}
+	return k
+}
+
+func (k Keys) Set(_ context.Context, u string) (*policy.KeySet, error) {
 	s, ok := k[u]
 	if !ok {
 		return nil, &policy.FetchError{URL: u, Err: errors.New("no such JWKS")}
@@ -26,12 +35,12 @@ func (k Keys) Set(_ context.Context, u string) (jwk.Set, error) {
 	return s, nil
 }
 
-func (k Keys) Key(ctx context.Context, u, kid string) (jwk.Key, error) {
+func (k Keys) Key(ctx context.Context, u, kid string) (*policy.PublicKey, error) {
 	s, err := k.Set(ctx, u)
 	if err != nil {
 		return nil, err
 	}
-	if key, ok := s.LookupKeyID(kid); ok {
+	if key, ok := s.Lookup(kid); ok {
 		return key, nil
 	}
 	return nil, policy.ErrUnknownKey

@@ -474,17 +474,22 @@ func TestUKTransportCertificate(t *testing.T) {
 	for mode, accepted := range accepts {
 		for kind, cert := range certs {
 			t.Run(mode+"/"+kind, func(t *testing.T) {
+				var held policytest.Keys
 				f := policytest.NewFixture(t, sandbox.UK, func(keys policy.TrustStore, replay policy.ReplayCache, jwks string) *policy.Profile {
-					if kind == "x5c only" {
-						for u, set := range keys.(policytest.Keys) {
-							for i := 0; u != policytest.AuthorityJWKS && i < set.Len(); i++ {
-								k, _ := set.Key(i)
-								_ = k.Remove(jwk.X509CertThumbprintS256Key)
-							}
-						}
-					}
+					held = keys.(policytest.Keys)
 					return uk.New(uk.Config{DirectoryJWKS: jwks, Keys: keys, Replay: replay})
 				})
+				if kind == "x5c only" { // the TPP's JWKS as published without x5t#S256
+					set, err := f.TPP.JWKS()
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := 0; i < set.Len(); i++ {
+						k, _ := set.Key(i)
+						_ = k.Remove(jwk.X509CertThumbprintS256Key)
+					}
+					held[f.TPP.JWKSURL] = policy.NewKeySet(set)
+				}
 				f.Settings(func(st *policy.State) { st.Settings.TransportCertificate = mode })
 				_, _, err := f.Registrar.Register(context.Background(), policy.Submission{JWT: f.Request(t, nil, nil), Certificate: cert(f)})
 				want := policytest.Refusal{}
