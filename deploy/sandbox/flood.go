@@ -209,6 +209,11 @@ func (zeros) Read(p []byte) (int, error) {
 // until the returned func is called, which answers the peak seen, in MiB.
 func samplePeakRSS(metrics string, every time.Duration) func() float64 {
 	var peak atomic.Uint64
+	sample := func() {
+		if v, err := MetricSum(metrics, "process_resident_memory_bytes", nil); err == nil && uint64(v) > peak.Load() {
+			peak.Store(uint64(v))
+		}
+	}
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
@@ -220,15 +225,14 @@ func samplePeakRSS(metrics string, every time.Duration) func() float64 {
 			case <-done:
 				return
 			case <-t.C:
-				if v, err := MetricSum(metrics, "process_resident_memory_bytes", nil); err == nil && uint64(v) > peak.Load() {
-					peak.Store(uint64(v))
-				}
+				sample()
 			}
 		}
 	}()
 	return func() float64 {
 		close(done)
 		<-stopped
+		sample() // a run shorter than every is still read once
 		return float64(peak.Load()) / (1 << 20)
 	}
 }

@@ -10,12 +10,13 @@ import (
 )
 
 // The growth run at its smallest: it prefills Hydra, grows the TPPs, and reads
-// every figure from obdcr's own metrics.
+// every figure from obdcr's own metrics. Each of its five blocks holds
+// enough registrations (12) for the kernel's 10 ms CPU ticks to see.
 func TestRunGrowth(t *testing.T) {
 	env, o := startUnlimited(t)
 	res, err := sandbox.RunGrowth(context.Background(), env.Sandbox.Sandbox, sandbox.GrowthConfig{
 		ObdcrURL: o.URL, AdminURL: o.AdminURL, AdminToken: testenv.AdminToken, HydraAdmin: env.Hydra.AdminURL,
-		Audience: env.Issuer(), TPPs: []int{2, 6}, Count: 12, Concurrency: 4, Prefill: 20}, io.Discard)
+		Audience: env.Issuer(), TPPs: []int{2, 6}, Count: 60, Concurrency: 4, Prefill: 20}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
