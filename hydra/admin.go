@@ -69,7 +69,7 @@ func NewAdmin(baseURL string, client *http.Client) (*Admin, error) {
 	}
 	cfg := hc.NewConfiguration()
 	cfg.Servers = hc.ServerConfigurations{{URL: strings.TrimRight(baseURL, "/")}}
-	cfg.HTTPClient = client
+	cfg.HTTPClient = withLeanCreate(client)
 	cfg.UserAgent = "obdcr"
 	api := hc.NewAPIClient(cfg)
 	return &Admin{oauth2: api.OAuth2API, meta: api.MetadataAPI, jwk: api.JwkAPI}, nil
