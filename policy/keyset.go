@@ -70,15 +70,18 @@ func NewPublicKey(k jwk.Key) PublicKey {
 			p.Raw = raw
 		}
 	}
-	if t := k.X509CertThumbprintS256(); t != "" {
-		b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(t, "="))
-		p.hasCert = err == nil && len(b) == sha256.Size
-		copy(p.cert[:], b)
-	} else if chain := k.X509CertChain(); chain != nil && chain.Len() > 0 {
+	// The certificate itself when the JWKS gives it (x5c), its thumbprint
+	// (x5t#S256) only when it does not: a thumbprint beside a chain could
+	// name another certificate.
+	if chain := k.X509CertChain(); chain != nil && chain.Len() > 0 {
 		first, _ := chain.Get(0)
 		if der, err := base64.StdEncoding.DecodeString(string(first)); err == nil {
 			p.cert, p.hasCert = sha256.Sum256(der), true
 		}
+	} else if t := k.X509CertThumbprintS256(); t != "" {
+		b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(t, "="))
+		p.hasCert = err == nil && len(b) == sha256.Size
+		copy(p.cert[:], b)
 	}
 	return p
 }

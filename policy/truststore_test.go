@@ -393,3 +393,48 @@ func TestJWKSCacheRefreshesDirectoriesInBackground(t *testing.T) {
 		t.Fatalf("the directory's key after failed refreshes: %v", err)
 	}
 }
+
+// A key's certificate is the one its x5c gives; an x5t#S256 beside it that
+// names another certificate matches nothing. Without x5c, the thumbprint is it.
+func TestKeyCertificateIsItsChainsFirst(t *testing.T) {
+	pki, _ := sandbox.NewPKI("tpp CA")
+	a, _ := pki.Client(pkix.Name{CommonName: "a"}, nil)
+	b, _ := pki.Client(pkix.Name{CommonName: "b"}, nil)
+	thumb := func(der []byte) string { s := sha256.Sum256(der); return base64.RawURLEncoding.EncodeToString(s[:]) }
+	tests := []struct {
+		name       string
+		chain      []byte // x5c's first certificate, if any
+		thumbprint string // x5t#S256, if any
+		matchA     bool
+		matchB     bool
+	}{
+		{"x5c alone", a.TLS.Leaf.Raw, "", true, false},
+		{"x5t#S256 alone", nil, thumb(b.TLS.Leaf.Raw), false, true},
+		{"x5c with an x5t#S256 of another certificate", a.TLS.Leaf.Raw, thumb(b.TLS.Leaf.Raw), true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			k, err := jwk.FromRaw(a.TLS.Leaf.PublicKey)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = k.Set(jwk.KeyIDKey, "tls-1")
+			_ = k.Set(jwk.KeyUsageKey, "tls")
+			if tt.chain != nil {
+				var chain cert.Chain
+				_ = chain.AddString(base64.StdEncoding.EncodeToString(tt.chain))
+				_ = k.Set(jwk.X509CertChainKey, &chain)
+			}
+			if tt.thumbprint != "" {
+				_ = k.Set(jwk.X509CertThumbprintS256Key, tt.thumbprint)
+			}
+			set := &policy.KeySet{Keys: []policy.PublicKey{policy.NewPublicKey(k)}}
+			if got := set.CertKey(a.TLS.Leaf, "tls") != nil; got != tt.matchA {
+				t.Errorf("certificate a matches: %v, want %v", got, tt.matchA)
+			}
+			if got := set.CertKey(b.TLS.Leaf, "tls") != nil; got != tt.matchB {
+				t.Errorf("certificate b matches: %v, want %v", got, tt.matchB)
+			}
+		})
+	}
+}
