@@ -195,6 +195,16 @@ func (c *JWKSCache) acquire(u string) *jwksEntry {
 	return e
 }
 
+// refused says why the fetch policy refuses u. Such a URL is never fetched, so
+// it is neither held nor spends a refetch slot or the budget that a key
+// rotation elsewhere would need.
+func (c *JWKSCache) refused(u string) error {
+	if _, err := c.opts.Fetch.CheckURL(u); err != nil {
+		return &FetchError{URL: u, Err: err}
+	}
+	return nil
+}
+
 func (c *JWKSCache) release(e *jwksEntry) {
 	c.mu.Lock()
 	e.inFlight--
@@ -209,6 +219,9 @@ func (c *JWKSCache) generation(e *jwksEntry) uint32 {
 
 // Set implements TrustStore.
 func (c *JWKSCache) Set(ctx context.Context, u string) (*KeySet, error) {
+	if err := c.refused(u); err != nil {
+		return nil, err
+	}
 	e := c.acquire(u)
 	defer c.release(e)
 	return c.load(ctx, u, e)
@@ -298,6 +311,9 @@ func (c *JWKSCache) get(ctx context.Context, u string, have bool, sum [sha256.Si
 func (c *JWKSCache) Key(ctx context.Context, u, kid string) (_ *PublicKey, err error) {
 	ctx, span := startSpan(ctx, "jwks.key", attribute.String("url.full", truncate(u, 256)))
 	defer func() { endSpan(span, err) }()
+	if err := c.refused(u); err != nil {
+		return nil, err
+	}
 	e := c.acquire(u)
 	defer c.release(e)
 	set, err := c.load(ctx, u, e)

@@ -92,20 +92,32 @@ func TestJWKSCacheHoldsFewObjectsPerTPP(t *testing.T) {
 func TestJWKSCacheFetchesOnceForConcurrentLookups(t *testing.T) {
 	k1, _ := sandbox.NewKey("ES256", "k1")
 	srv := newJWKSServer(t, k1)
+	// The first fetch is held at the server until every lookup has begun, so
+	// that they overlap it (a second fetch would say so on arrived, buffered).
+	srv.gate, srv.arrived = make(chan struct{}), make(chan struct{}, 16)
 	c := newCache(t, srv.policy(), time.Hour)
 	var wg sync.WaitGroup
-	for i := 0; i < 16; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if _, err := c.Key(context.Background(), srv.URL, "k1"); err != nil {
-				t.Error(err)
-			}
-		}()
+	lookup := func() {
+		defer wg.Done()
+		if _, err := c.Key(context.Background(), srv.URL, "k1"); err != nil {
+			t.Error(err)
+		}
 	}
+	wg.Add(1)
+	go lookup()
+	<-srv.arrived
+	var started sync.WaitGroup
+	for i := 0; i < 15; i++ {
+		wg.Add(1)
+		started.Add(1)
+		go func() { started.Done(); lookup() }()
+	}
+	started.Wait()
+	time.Sleep(50 * time.Millisecond) // for the 15 to reach the cache while the fetch is held
+	close(srv.gate)
 	wg.Wait()
 	if n := srv.fetches.Load(); n != 1 {
-		t.Fatalf("%d fetches for 16 concurrent lookups, want 1", n)
+		t.Fatalf("%d fetches for 16 overlapping lookups, want 1", n)
 	}
 }
 

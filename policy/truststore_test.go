@@ -387,8 +387,15 @@ func TestJWKSCacheRefreshesDirectoriesInBackground(t *testing.T) {
 	}
 	dir.mu.Lock()
 	dir.down = true
+	atDown := dir.fetches.Load()
 	dir.mu.Unlock()
-	time.Sleep(60 * time.Millisecond)
+	// Two more fetches: at least one began, and failed, after the host went down.
+	for dir.fetches.Load() < atDown+2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := dir.fetches.Load() - atDown; n < 2 {
+		t.Fatalf("%d background refreshes while the directory was down, want 2", n)
+	}
 	if _, err := c.Key(ctx, dir.URL, "k1"); err != nil {
 		t.Fatalf("the directory's key after failed refreshes: %v", err)
 	}
@@ -436,5 +443,31 @@ func TestKeyCertificateIsItsChainsFirst(t *testing.T) {
 				t.Errorf("certificate b matches: %v, want %v", got, tt.matchB)
 			}
 		})
+	}
+}
+
+// A URL the fetch policy refuses is never fetched and spends nothing: looked
+// up again and again, it leaves the refetch budget to a real key rotation.
+func TestJWKSCacheRefusedURLSpendsNoBudget(t *testing.T) {
+	ctx := context.Background()
+	k1, _ := sandbox.NewKey("ES256", "k1")
+	k2, _ := sandbox.NewKey("ES256", "k2")
+	s := newJWKSServer(t, k1)
+	cctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	// One refetch a second across all URLs, and a URL may refetch at once.
+	c := policy.NewJWKSCache(cctx, policy.JWKSCacheOptions{Fetch: s.policy(), RefetchEvery: time.Nanosecond, RefetchBudget: 1})
+	if _, err := c.Key(ctx, s.URL, "k1"); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		var fe *policy.FetchError
+		if _, err := c.Key(ctx, "http://jwks.example/refused", "k"); !errors.As(err, &fe) {
+			t.Fatalf("a URL the policy refuses: %v", err)
+		}
+	}
+	_ = s.set.AddKey(k2.Public()) // the TPP rotates
+	if _, err := c.Key(ctx, s.URL, "k2"); err != nil {
+		t.Fatalf("the rotated key after lookups of a refused URL: %v", err)
 	}
 }

@@ -264,6 +264,14 @@ func randomString() string {
 // makes.
 type readsRedirects struct{ rt http.RoundTripper }
 
+// CloseIdleConnections passes on to the transport: the client only calls a
+// transport's, and the browser closes its connection when its flow ends.
+func (b readsRedirects) CloseIdleConnections() {
+	if c, ok := b.rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 func (b readsRedirects) RoundTrip(req *http.Request) (*http.Response, error) {
 	res, err := b.rt.RoundTrip(req)
 	if err != nil || res.StatusCode < 300 || res.StatusCode > 399 {
