@@ -125,16 +125,18 @@ func RunEdgeBench(ctx context.Context, sb *Sandbox, cfg EdgeBenchConfig, progres
 	}
 	clock := cpuClock{obdcr: strings.TrimRight(cfg.AdminURL, "/") + "/metrics", hydra: strings.TrimRight(cfg.HydraAdmin, "/") + "/admin/metrics/prometheus"}
 	fmt.Fprintf(progress, "edge: %d flows (PAR, authorize, login and consent, callback, JARM, token), one at a time...\n", cfg.Flows)
-	handshakes := func() float64 {
-		n, _ := MetricSum(clock.obdcr, "obdcr_edge_tls_handshakes_total", nil)
+	// obdcr's TLS handshake counters say how many connections each phase opened.
+	counter := func(name string) float64 {
+		n, _ := MetricSum(clock.obdcr, name, nil)
 		return n
 	}
-	shaken := handshakes()
+	const edgeHandshakes, tppHandshakes = "obdcr_edge_tls_handshakes_total", "obdcr_tpp_tls_handshakes_total"
+	shaken := counter(edgeHandshakes)
 	p, err := clock.timed(cfg.Flows, 1, flow)
 	if err != nil {
 		return nil, err
 	}
-	res.HandshakesPerFlow = (handshakes() - shaken) / float64(cfg.Flows)
+	res.HandshakesPerFlow = (counter(edgeHandshakes) - shaken) / float64(cfg.Flows)
 	res.FlowErrors, res.FlowCPUms, res.FlowHydraCPUms, res.FlowsPerSecond = p.Errors, p.CPU.Obdcr, p.CPU.Hydra, p.PerSecond
 
 	// Hydra alone: a client of its own with the TPP's key, private_key_jwt, asked
@@ -206,11 +208,9 @@ func RunEdgeBench(ctx context.Context, sb *Sandbox, cfg EdgeBenchConfig, progres
 	}
 	fmt.Fprintf(progress, "edge: open loop at %.0f/s (half of Hydra's capacity), %d token requests each through the edge and to Hydra alone, in %d alternating rounds...\n",
 		res.HalfCapacity, n, edgeOpenLoopRounds)
-	tppShaken, _ := MetricSum(clock.obdcr, "obdcr_tpp_tls_handshakes_total", nil)
+	shaken = counter(tppHandshakes)
 	res.Edge, res.Hydra = alternate(res.HalfCapacity, n, edgeOpenLoopRounds, call(c.HTTP, doc.Token, edgeForms), call(direct, hydraToken, hydraForms))
-	if n, err := MetricSum(clock.obdcr, "obdcr_tpp_tls_handshakes_total", nil); err == nil {
-		res.OpenLoopHandshakes = int(n - tppShaken)
-	}
+	res.OpenLoopHandshakes = int(counter(tppHandshakes) - shaken)
 	if res.Hydra.P99ms > 0 {
 		res.TokenP99Ratio = res.Edge.P99ms / res.Hydra.P99ms
 	}
