@@ -118,7 +118,12 @@ func growthCmd(fs *flag.FlagSet, e *cmdEnv) action {
 	settle := fs.Duration("settle", time.Minute, "how long after each step background JWKS fetches are counted")
 	profileDir := fs.String("profile-dir", "", "where to write obdcr's CPU and heap profiles of each step (cpu-N.pprof, heap-N.pprof), taken after its figures")
 	profileSeconds := fs.Int("profile-seconds", 15, "how long each step's CPU profile runs")
+	refURL := fs.String("reference-obdcr", "", "a second obdcr, fresh: after the steps, the first step's TPPs register there in blocks alternating with the last step's (the CPU comparison that machine drift does not move)")
+	refAdmin := fs.String("reference-admin-url", "", "the reference obdcr's admin API (with --reference-obdcr)")
 	return func(ctx context.Context, _ []string) error {
+		if (*refURL == "") != (*refAdmin == "") {
+			return cmdline.UsageError("--reference-obdcr and --reference-admin-url go together")
+		}
 		var counts []int
 		for _, f := range strings.Split(*growthTPPs, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -134,13 +139,17 @@ func growthCmd(fs *flag.FlagSet, e *cmdEnv) action {
 		res, err := sandbox.RunGrowth(ctx, sb, sandbox.GrowthConfig{ObdcrURL: *b.obdcrURL, AdminURL: *b.adminURL,
 			AdminToken: e.getenv("OBDCR_ADMIN_TOKEN"), HydraAdmin: *hydraAdmin, Audience: *aud, TPPs: counts,
 			Count: *b.count, Concurrency: *b.concurrency, Prefill: *prefill, Settle: *settle,
-			ProfileDir: *profileDir, ProfileSeconds: *profileSeconds}, e.stderr)
+			ProfileDir: *profileDir, ProfileSeconds: *profileSeconds, ReferenceURL: *refURL, ReferenceAdminURL: *refAdmin}, e.stderr)
 		if err != nil {
 			return err
 		}
 		for _, st := range res.Steps {
 			fmt.Fprintf(e.stdout, "growth tpps=%d registrations_per_s=%.1f cpu_ms_per_registration=%.2f peak_rss_mib=%.1f jwks_cached=%.0f background_fetches_per_min=%.2f register_polls_per_min=%.2f errors=%d\n",
 				st.TPPs, st.PerSecond, st.CPUMsPerRegistration, st.PeakRSSMiB, st.JWKSCached, st.BackgroundFetchesPerMin, st.RegisterPollsPerMin, st.Errors)
+		}
+		if p := res.Paired; p != nil {
+			fmt.Fprintf(e.stdout, "growth paired small_tpps=%d large_tpps=%d cpu_ms_small=%.2f cpu_ms_large=%.2f cpu_large_over_small=%.2f errors=%d\n",
+				p.SmallTPPs, p.LargeTPPs, p.CPUMsSmall, p.CPUMsLarge, p.Ratio, p.Errors)
 		}
 		fmt.Fprintf(e.stdout, "growth admin_lookup_org_id_ms=%.1f admin_lookup_software_id_ms=%.1f hydra_clients=%d\n", res.OrgLookupMs, res.SoftwareLookup, res.Prefilled)
 		j, _ := json.Marshal(res)

@@ -59,7 +59,8 @@ func TestCallSitesStillParse(t *testing.T) {
 		{"usage", "register-down", []string{"--dir", "d", "true"}, []string{"true"}},
 		{"bench.sh load", "load", []string{"--obdcr", "o", "--aud", "a", "--admin-url", "u", "--hydra-admin", "h", "--concurrency", "16", "--count", "500", "--open-loop", "10"}, nil},
 		{"README load", "load", []string{"--tpps", "8"}, nil},
-		{"bench.sh growth", "growth", []string{"--obdcr", "o", "--aud", "a", "--admin-url", "u", "--hydra-admin", "h", "--growth-tpps", "10,1000", "--prefill", "50000", "--count", "2500", "--settle", "30s", "--concurrency", "16"}, nil},
+		{"bench.sh growth", "growth", []string{"--obdcr", "o", "--aud", "a", "--admin-url", "u", "--hydra-admin", "h", "--growth-tpps", "10,1000", "--prefill", "50000", "--count", "2500", "--settle", "30s", "--concurrency", "16",
+			"--reference-obdcr", "r", "--reference-admin-url", "ra"}, nil},
 		{"floods.sh", "flood", []string{"--obdcr", "o", "--admin-url", "u", "--mode", "all", "--count", "3000", "--concurrency", "8", "--max-rss-mib", "60"}, nil},
 	}
 	for _, c := range cases {

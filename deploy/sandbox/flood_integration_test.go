@@ -51,6 +51,12 @@ func startUnlimited(t *testing.T) (*testenv.Env, *testenv.Obdcr) {
 		t.Fatal(err)
 	}
 	t.Cleanup(env.Stop)
+	return env, startAnotherUnlimited(t, env)
+}
+
+// startAnotherUnlimited starts an obdcr of its own (its own store) on env, rate limit off.
+func startAnotherUnlimited(t *testing.T, env *testenv.Env) *testenv.Obdcr {
+	t.Helper()
 	cfg := env.Config()
 	cfg.TPPRateLimit = plugin.Rate{}
 	o, err := env.StartObdcr(cfg)
@@ -58,5 +64,5 @@ func startUnlimited(t *testing.T) (*testenv.Env, *testenv.Obdcr) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = o.Stop() })
-	return env, o
+	return o
 }

@@ -30,6 +30,11 @@ type GrowthConfig struct {
 	// (profileStep), taken over ProfileSeconds after the step's figures.
 	ProfileDir     string
 	ProfileSeconds int
+	// ReferenceURL and ReferenceAdminURL, when set, are a second obdcr, started
+	// afresh beside the first: after the steps, the first step's TPPs register
+	// there in blocks that alternate with the last step's on the first obdcr
+	// (PairedGrowth).
+	ReferenceURL, ReferenceAdminURL string
 }
 
 // growthBlocks is how many blocks a step's timed registrations go in.
@@ -54,22 +59,97 @@ func timeInBlocks(metrics string, count, concurrency int, register func(int) err
 		if b == blocks-1 {
 			size = count - size*(blocks-1)
 		}
-		cpu0, err := MetricSum(metrics, "process_cpu_seconds_total", nil)
+		blk, err := timeBlock(metrics, size, concurrency, func(i int) error { return register(b*(count/blocks) + i) })
 		if err != nil {
 			return t, err
 		}
-		alloc0, _ := MetricSum(metrics, "go_memstats_alloc_bytes_total", nil)
-		start := time.Now()
-		p := run(size, concurrency, func(i int) error { return register(b*(count/blocks) + i) })
-		t.took += time.Since(start)
-		cpu1, _ := MetricSum(metrics, "process_cpu_seconds_total", nil)
-		alloc1, _ := MetricSum(metrics, "go_memstats_alloc_bytes_total", nil)
-		t.allocated += alloc1 - alloc0
-		t.errors += p.Errors
-		t.cpuMs = append(t.cpuMs, (cpu1-cpu0)*1000/float64(size))
+		t.took += blk.took
+		t.allocated += blk.allocated
+		t.errors += blk.errors
+		t.cpuMs = append(t.cpuMs, blk.cpuMs)
 	}
 	slices.Sort(t.cpuMs)
 	return t, nil
+}
+
+// block is what timeBlock measured of one obdcr over one block of registrations.
+type block struct {
+	cpuMs     float64 // CPU per registration
+	allocated float64 // bytes allocated in all
+	took      time.Duration
+	errors    int
+}
+
+// timeBlock calls register(0..size-1) from concurrency workers, reading the CPU
+// and allocations of the obdcr whose metrics these are before and after.
+func timeBlock(metrics string, size, concurrency int, register func(int) error) (block, error) {
+	cpu0, err := MetricSum(metrics, "process_cpu_seconds_total", nil)
+	if err != nil {
+		return block{}, err
+	}
+	alloc0, _ := MetricSum(metrics, "go_memstats_alloc_bytes_total", nil)
+	start := time.Now()
+	p := run(size, concurrency, register)
+	took := time.Since(start)
+	cpu1, err := MetricSum(metrics, "process_cpu_seconds_total", nil)
+	if err != nil {
+		return block{}, err
+	}
+	alloc1, _ := MetricSum(metrics, "go_memstats_alloc_bytes_total", nil)
+	return block{cpuMs: (cpu1 - cpu0) * 1000 / float64(max(1, size)), allocated: alloc1 - alloc0, took: took, errors: p.Errors}, nil
+}
+
+// growthSet is one step's TPPs, each with a JWKS of its own, ready to register.
+// Each TPP connects, registers and goes, as real ones do: no connection is kept,
+// so 10,000 TPPs never hold 10,000 idle connections to obdcr (its
+// OBDCR_TPP_MAX_CONNS would make the rest wait for them to time out).
+type growthSet struct {
+	tpps     []*TPP
+	clients  []*Client
+	ssas     []string
+	now      time.Time
+	audience string
+}
+
+func newGrowthSet(sb *Sandbox, name string, n int, audience string) (*growthSet, error) {
+	tpps, err := sb.AddTPPs(name, n)
+	if err != nil {
+		return nil, err
+	}
+	s := &growthSet{tpps: tpps, clients: make([]*Client, n), audience: audience}
+	for i, t := range tpps {
+		if s.clients[i], err = NewClient(t, sb.PKI().Pool()); err != nil {
+			return nil, err
+		}
+		s.clients[i].HTTP.Transport.(*http.Transport).DisableKeepAlives = true
+	}
+	return s, s.refresh(sb)
+}
+
+// refresh has the directory issue every TPP a new SSA, so that a set made
+// minutes ago registers with statements and requests as fresh as a new set's.
+func (s *growthSet) refresh(sb *Sandbox) error {
+	s.now = time.Now()
+	s.ssas = make([]string, len(s.tpps))
+	for i, t := range s.tpps {
+		var err error
+		if s.ssas[i], err = sb.Directory.SSA(t, s.now, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// registrar returns a function that registers the set's TPP i % n at obdcrURL.
+func (s *growthSet) registrar(ctx context.Context, obdcrURL string) func(int) error {
+	return func(i int) error {
+		t := i % len(s.tpps)
+		jwt, err := s.tpps[t].Request(s.ssas[t], s.audience, s.now, nil)
+		if err != nil {
+			return err
+		}
+		return expectCreated(s.clients[t].Register(ctx, obdcrURL, jwt))
+	}
 }
 
 // GrowthStep is one TPP count's figures, from obdcr's own metrics.
@@ -95,6 +175,9 @@ type GrowthResult struct {
 	Steps          []GrowthStep `json:"steps"`
 	OrgLookupMs    float64      `json:"admin_lookup_org_id_ms"`
 	SoftwareLookup float64      `json:"admin_lookup_software_id_ms"`
+	// Paired is the first step's TPP count beside the last's, when a reference
+	// obdcr was given.
+	Paired *PairedGrowth `json:"paired,omitempty"`
 }
 
 // RunGrowth fills Hydra with Prefill clients, then for each TPP count makes
@@ -110,6 +193,14 @@ func RunGrowth(ctx context.Context, sb *Sandbox, cfg GrowthConfig, progress io.W
 	}
 	defer restore()
 	metrics := admin.base + "/metrics"
+	var ref endpoint
+	if cfg.ReferenceURL != "" {
+		var restoreRef func()
+		if ref, restoreRef, err = referenceEndpoint(cfg); err != nil {
+			return nil, err
+		}
+		defer restoreRef()
+	}
 	res := &GrowthResult{}
 	if cfg.Prefill > 0 {
 		fmt.Fprintf(progress, "growth: %d clients into Hydra...\n", cfg.Prefill)
@@ -129,38 +220,16 @@ func RunGrowth(ctx context.Context, sb *Sandbox, cfg GrowthConfig, progress io.W
 		res.Prefilled = cfg.Prefill
 	}
 	var last *TPP
+	var sets []*growthSet
 	for _, n := range cfg.TPPs {
 		fmt.Fprintf(progress, "growth: %d TPPs...\n", n)
-		tpps, err := sb.AddTPPs(fmt.Sprintf("growth-%d-%s", n, base62(6)), n)
+		set, err := newGrowthSet(sb, fmt.Sprintf("growth-%d-%s", n, base62(6)), n, cfg.Audience)
 		if err != nil {
 			return nil, err
 		}
-		last = tpps[0]
-		// Each TPP connects, registers and goes, as real ones do: no connection is
-		// kept, so 10,000 TPPs never hold 10,000 idle connections to obdcr (its
-		// OBDCR_TPP_MAX_CONNS would make the rest wait for them to time out).
-		clients := make([]*Client, n)
-		for i, t := range tpps {
-			if clients[i], err = NewClient(t, sb.PKI().Pool()); err != nil {
-				return nil, err
-			}
-			clients[i].HTTP.Transport.(*http.Transport).DisableKeepAlives = true
-		}
-		now := time.Now()
-		ssas := make([]string, n)
-		for i, t := range tpps {
-			if ssas[i], err = sb.Directory.SSA(t, now, nil); err != nil {
-				return nil, err
-			}
-		}
-		register := func(i int) error {
-			t := i % n
-			jwt, err := tpps[t].Request(ssas[t], cfg.Audience, now, nil)
-			if err != nil {
-				return err
-			}
-			return expectCreated(clients[t].Register(ctx, cfg.ObdcrURL, jwt))
-		}
+		sets = append(sets, set)
+		last = set.tpps[0]
+		register := set.registrar(ctx, cfg.ObdcrURL)
 		warm := run(n, cfg.Concurrency, register) // each TPP once: its JWKS fetched
 		fmt.Fprintf(progress, "growth: %d TPPs registered once; timing %d registrations...\n", n, cfg.Count)
 		step := GrowthStep{TPPs: n, Errors: warm.Errors}
@@ -194,6 +263,13 @@ func RunGrowth(ctx context.Context, sb *Sandbox, cfg GrowthConfig, progress io.W
 			if err := profileStep(admin, cfg.ProfileDir, n, max(1, cfg.ProfileSeconds), cfg.Concurrency, register); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if ref.url != "" && len(sets) > 1 {
+		res.Paired, err = runPaired(ctx, sets[0], sets[len(sets)-1], ref, endpoint{url: cfg.ObdcrURL, metrics: metrics}, sb,
+			max(1, cfg.Count/growthBlocks), cfg.Concurrency, progress)
+		if err != nil {
+			return nil, err
 		}
 	}
 	if last != nil {

@@ -14,6 +14,8 @@ OBDCR_PORT="${OBDCR_PORT:-9443}"
 OBDCR_ADMIN_PORT="${OBDCR_ADMIN_PORT:-9444}"
 SANDBOX_PORT="${SANDBOX_PORT:-9600}"
 EDGE_BENCH_PORT="${EDGE_BENCH_PORT:-9445}"
+GROWTH_REF_PORT="${GROWTH_REF_PORT:-9446}"
+GROWTH_REF_ADMIN_PORT="${GROWTH_REF_ADMIN_PORT:-9447}"
 COUNT="${BENCH_COUNT:-2000}"
 
 source deploy/scripts/lib.sh
@@ -23,7 +25,8 @@ case "${BENCH_ONLY:-}" in
 esac
 # Each stage's heading says how far into the run it starts: the whole must stay under 15 minutes on 2 cores.
 say() { printf '\n\033[1m== [%dm%02ds] %s\033[0m\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
-ports_free "$HYDRA_PUBLIC_PORT" "$HYDRA_ADMIN_PORT" "$OBDCR_PORT" "$OBDCR_ADMIN_PORT" "$SANDBOX_PORT" "$EDGE_BENCH_PORT" || exit 1
+ports_free "$HYDRA_PUBLIC_PORT" "$HYDRA_ADMIN_PORT" "$OBDCR_PORT" "$OBDCR_ADMIN_PORT" "$SANDBOX_PORT" "$EDGE_BENCH_PORT" \
+  "$GROWTH_REF_PORT" "$GROWTH_REF_ADMIN_PORT" || exit 1
 trap cleanup EXIT INT TERM
 build_all
 work=.cache/bench
@@ -69,6 +72,7 @@ cpu_ms() { # phase-name process: CPU ms per operation
   sed -n "s/.*\"$1\":{[^{]*\"cpu_ms_per_op\":{[^}]*\"$2\":\([0-9.]*\).*/\1/p"
 }
 stop() { kill "$1"; wait "$1" 2>/dev/null || true; }
+ratio() { awk -v a="${1:-0}" -v b="${2:-0}" 'BEGIN {if (b > 0) printf "%.2f", a / b; else printf "null"}'; }
 cpu_range() { if [ "$1" -eq "$2" ]; then echo "$1"; else echo "$1-$2"; fi; }
 
 # The FAPI edge stage: Hydra and obdcr started afresh with the edge as the issuer
@@ -106,26 +110,40 @@ if [ "${BENCH_ONLY:-}" = edge ]; then
 fi
 
 # The growth stage: Hydra and obdcr (on SQLite) started afresh; 10, 1,000 and
-# 10,000 TPPs in turn; sets cpu_10, cpu_10000, rss_10000, bg_10000 and
-# lookup_ms. BENCH_PROFILE_DIR, when set, gets obdcr's CPU and heap profiles of
-# each step (cpu-N.pprof, heap-N.pprof), taken after the step's figures.
+# 10,000 TPPs in turn; then the 10 TPPs on a second obdcr started afresh (its own
+# SQLite) in blocks that alternate with the 10,000's on the first, so that the
+# CPU comparison is not moved by the machine's drift between steps minutes
+# apart. Sets cpu_10, cpu_10000 and cpu_ratio (the paired comparison's),
+# cpu_10_seq and cpu_10000_seq (the steps'), rss_10000, bg_10000 and lookup_ms.
+# BENCH_PROFILE_DIR, when set, gets obdcr's CPU and heap profiles of each step
+# (cpu-N.pprof, heap-N.pprof), taken after the step's figures.
 growth_stage() {
-  say "Growth: 10, 1,000 and 10,000 TPPs with JWKS of their own, Hydra holding ${BENCH_PREFILL:-50000} clients more"
+  say "Growth: 10, 1,000 and 10,000 TPPs with JWKS of their own, Hydra holding ${BENCH_PREFILL:-50000} clients more; then 10 beside 10,000 in alternating blocks"
   [ -z "${obdcr_pid:-}" ] || stop "$obdcr_pid"
   [ -z "${hydra_pid:-}" ] || stop "$hydra_pid"
   # This Hydra hashes client secrets cheaply (a bench-only setting), so that filling
   # it with 50,000 clients takes a minute rather than eight; obdcr's figures do not depend on it.
   OAUTH2_HASHERS_ALGORITHM=pbkdf2 OAUTH2_HASHERS_PBKDF2_ITERATIONS=1 start_hydra
+  # The reference obdcr: idle until the paired blocks, on ports of its own.
+  local port="$OBDCR_PORT" admin_port="$OBDCR_ADMIN_PORT"
+  OBDCR_PORT="$GROWTH_REF_PORT" OBDCR_ADMIN_PORT="$GROWTH_REF_ADMIN_PORT"
+  start_obdcr "sqlite://$work/growth-reference.db"
+  local ref_pid="$obdcr_pid"
+  OBDCR_PORT="$port" OBDCR_ADMIN_PORT="$admin_port"
   # obdcr on SQLite, as a bank with thousands of TPPs runs it: the memory store would
   # hold every registration's audit entry, replay claim and org index entry in the
   # process, which grows with registrations, not with TPPs (RESULTS.md has both).
   start_obdcr "sqlite://$work/growth.db"
   OBDCR_ADMIN_TOKEN="local-admin-token-0123456789" $sb growth --obdcr "https://127.0.0.1:$OBDCR_PORT" --aud "http://127.0.0.1:$HYDRA_PUBLIC_PORT" \
     --admin-url "http://127.0.0.1:$OBDCR_ADMIN_PORT" --hydra-admin "http://127.0.0.1:$HYDRA_ADMIN_PORT" \
+    --reference-obdcr "https://127.0.0.1:$GROWTH_REF_PORT" --reference-admin-url "http://127.0.0.1:$GROWTH_REF_ADMIN_PORT" \
     --growth-tpps "${BENCH_GROWTH_TPPS:-10,1000,10000}" --prefill "${BENCH_PREFILL:-50000}" --count "${BENCH_GROWTH_COUNT:-2500}" \
     --settle "${BENCH_GROWTH_SETTLE:-30s}" --concurrency 16 ${BENCH_PROFILE_DIR:+--profile-dir "$BENCH_PROFILE_DIR"} | tee "$work/growth.txt" | grep '^growth'
+  stop "$ref_pid"
   g() { sed -n "s/^growth tpps=$1 .* $2=\([0-9.]*\).*/\1/p" "$work/growth.txt" | head -n 1; }
-  cpu_10="$(g 10 cpu_ms_per_registration)"; cpu_10000="$(g 10000 cpu_ms_per_registration)"
+  p() { sed -n "s/^growth paired .* $1=\([0-9.]*\).*/\1/p" "$work/growth.txt" | head -n 1; }
+  cpu_10_seq="$(g 10 cpu_ms_per_registration)"; cpu_10000_seq="$(g 10000 cpu_ms_per_registration)"
+  cpu_10="$(p cpu_ms_small)"; cpu_10000="$(p cpu_ms_large)"; cpu_ratio="$(p cpu_large_over_small)"
   rss_10000="$(g 10000 peak_rss_mib)"; bg_10000="$(g 10000 background_fetches_per_min)"
   lookup_ms="$(sed -n 's/^growth admin_lookup_org_id_ms=\([0-9.]*\).*/\1/p' "$work/growth.txt")"
 }
@@ -136,8 +154,8 @@ growth_stage() {
 if [ "${BENCH_ONLY:-}" = growth ]; then
   growth_stage
   echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-  printf '{"rss_mib_at_10000_tpps":%s,"cpu_ms_per_registration_10_tpps":%s,"cpu_ms_per_registration_10000_tpps":%s,"cpu_10000_over_10":%s,"background_fetches_per_min_10000_tpps":%s,"admin_lookup_ms_50000_clients":%s}\n' \
-    "${rss_10000:-null}" "${cpu_10:-null}" "${cpu_10000:-null}" "$(awk -v a="${cpu_10000:-0}" -v b="${cpu_10:-0}" 'BEGIN {if (b > 0) printf "%.2f", a / b; else printf "null"}')" \
+  printf '{"rss_mib_at_10000_tpps":%s,"cpu_ms_per_registration_10_tpps":%s,"cpu_ms_per_registration_10000_tpps":%s,"cpu_10000_over_10":%s,"cpu_10000_over_10_sequential":%s,"background_fetches_per_min_10000_tpps":%s,"admin_lookup_ms_50000_clients":%s}\n' \
+    "${rss_10000:-null}" "${cpu_10:-null}" "${cpu_10000:-null}" "${cpu_ratio:-null}" "$(ratio "${cpu_10000_seq:-}" "${cpu_10_seq:-}")" \
     "${bg_10000:-null}" "${lookup_ms:-null}"
   exit 0
 fi
@@ -267,9 +285,9 @@ fi
 
 echo "make bench took $((SECONDS / 60))m$((SECONDS % 60))s" >&2
 num() { if [ "$1" = null ]; then echo null; else printf '%.2f' "$1"; fi; }
-printf '{"validation_over_verify":%s,"validation_over_verify_uk":%s,"validation_over_verify_au":%s,"obdcr_over_hydra":%s,"obdcr_over_hydra_sqlite":%s,"obdcr_over_hydra_shared_cpus":%.2f,"jwks_fetches_per_registration":%s,"rss_mib_at_64":%s,"registrations_per_s":%.1f,"hydra_creates_per_s":%.1f,"obdcr_cpu_ms_per_registration":%.2f,"hydra_cpu_ms_per_create":%.2f,"flood_peak_rss_mib":%.1f,"p99_ms_at_half_capacity":%s,"p99_ratio_at_half_capacity":%s,"knee_per_s":%s,"p99_ms_at_half_capacity_shared_cpus":%s,"p99_ratio_at_half_capacity_shared_cpus":%s,"knee_per_s_shared_cpus":%s,"rss_mib_at_10000_tpps":%s,"cpu_ms_per_registration_10_tpps":%s,"cpu_ms_per_registration_10000_tpps":%s,"background_fetches_per_min_10000_tpps":%s,"admin_lookup_ms_50000_clients":%s,"au_poll_ms_20000_products":%s,"edge_flow_cpu_ms":%s,"edge_token_p99_ratio":%s,"edge_bound_token_p99_ratio":%s,"registration_errors":%s}\n' \
+printf '{"validation_over_verify":%s,"validation_over_verify_uk":%s,"validation_over_verify_au":%s,"obdcr_over_hydra":%s,"obdcr_over_hydra_sqlite":%s,"obdcr_over_hydra_shared_cpus":%.2f,"jwks_fetches_per_registration":%s,"rss_mib_at_64":%s,"registrations_per_s":%.1f,"hydra_creates_per_s":%.1f,"obdcr_cpu_ms_per_registration":%.2f,"hydra_cpu_ms_per_create":%.2f,"flood_peak_rss_mib":%.1f,"p99_ms_at_half_capacity":%s,"p99_ratio_at_half_capacity":%s,"knee_per_s":%s,"p99_ms_at_half_capacity_shared_cpus":%s,"p99_ratio_at_half_capacity_shared_cpus":%s,"knee_per_s_shared_cpus":%s,"rss_mib_at_10000_tpps":%s,"cpu_ms_per_registration_10_tpps":%s,"cpu_ms_per_registration_10000_tpps":%s,"cpu_10000_over_10":%s,"cpu_10000_over_10_sequential":%s,"background_fetches_per_min_10000_tpps":%s,"admin_lookup_ms_50000_clients":%s,"au_poll_ms_20000_products":%s,"edge_flow_cpu_ms":%s,"edge_token_p99_ratio":%s,"edge_bound_token_p99_ratio":%s,"registration_errors":%s}\n' \
   "$validation_over_verify" "$uk_ratio" "$au_ratio" "$(num "$pinned_ratio")" "$(num "$sqlite_ratio")" \
   "$(echo "$shared16" | field obdcr_over_hydra)" "$(echo "$mem16" | field jwks_fetches_per_registration)" "$rss_mib" \
   "$(echo "$mem16" | phase obdcr_and_hydra per_second)" "$(echo "$mem16" | phase hydra_alone per_second)" \
   "$(echo "$shared16" | cpu_ms obdcr_and_hydra obdcr)" "$(echo "$shared16" | cpu_ms hydra_alone hydra)" "$flood_rss" "${p99_half:-null}" "${p99_ratio:-null}" "${knee:-null}" "${p99_half_shared:-null}" "${p99_ratio_shared:-null}" "${knee_shared:-null}" \
-  "${rss_10000:-null}" "${cpu_10:-null}" "${cpu_10000:-null}" "${bg_10000:-null}" "${lookup_ms:-null}" "${au_poll_ms:-null}" "${edge_cpu:-null}" "${edge_ratio:-null}" "${bound_ratio:-null}" "$reg_errors"
+  "${rss_10000:-null}" "${cpu_10:-null}" "${cpu_10000:-null}" "${cpu_ratio:-null}" "$(ratio "${cpu_10000_seq:-}" "${cpu_10_seq:-}")" "${bg_10000:-null}" "${lookup_ms:-null}" "${au_poll_ms:-null}" "${edge_cpu:-null}" "${edge_ratio:-null}" "${bound_ratio:-null}" "$reg_errors"
