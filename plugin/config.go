@@ -100,7 +100,8 @@ func (e EdgeConfig) validate() error {
 	return policy.CheckURL("OBDCR_EDGE_PUBLIC_URL", e.PublicURL)
 }
 
-// HydraAdminAuth is how obdcr authenticates to Hydra's admin API.
+// HydraAdminAuth is how obdcr reaches Hydra's admin API: its credentials, the
+// CAs its certificate chains to, and how many connections it may hold.
 type HydraAdminAuth struct {
 	Token          string `env:"HYDRA_ADMIN_TOKEN" help:"bearer token for Hydra's admin API (Ory Network API key, Oathkeeper)"`
 	TokenFile      string `env:"HYDRA_ADMIN_TOKEN_FILE" help:"a file holding HYDRA_ADMIN_TOKEN, re-read when it changes"`
@@ -109,6 +110,7 @@ type HydraAdminAuth struct {
 	ClientCertFile string `env:"HYDRA_ADMIN_CLIENT_CERT_FILE" help:"client certificate for mTLS to Hydra's admin API, PEM (reloaded when it changes)"`
 	ClientKeyFile  string `env:"HYDRA_ADMIN_CLIENT_KEY_FILE" help:"its key, PEM"`
 	CAFile         string `env:"HYDRA_ADMIN_CA_FILE" help:"PEM CA bundle that Hydra's admin (and public) TLS certificate chains to (reloaded when it changes)"`
+	MaxConns       int    `env:"HYDRA_ADMIN_MAX_CONNS" envDefault:"32" help:"connections to Hydra's admin API at once, per replica (0: no limit); calls past it wait for one, so a burst of registrations queues here rather than in Hydra, which serves a create on one of its few database connections"`
 }
 
 // variables names the variables set, for messages that say what to fix.
@@ -142,6 +144,8 @@ func (a HydraAdminAuth) validate() error {
 		return errors.New("HYDRA_ADMIN_BASIC_AUTH: must be user:password")
 	case (a.ClientCertFile == "") != (a.ClientKeyFile == ""):
 		return errors.New("HYDRA_ADMIN_CLIENT_CERT_FILE, HYDRA_ADMIN_CLIENT_KEY_FILE: set both or neither")
+	case a.MaxConns < 0:
+		return fmt.Errorf("HYDRA_ADMIN_MAX_CONNS: %d: must be 0 (no limit) or more", a.MaxConns)
 	}
 	return nil
 }

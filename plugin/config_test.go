@@ -52,6 +52,7 @@ func TestConfigNamesTheVariableToFix(t *testing.T) {
 		{name: "no admin token", unset: []string{"OBDCR_ADMIN_TOKEN"}, wantErr: "OBDCR_ADMIN_TOKEN: required but not set"},
 		{name: "an admin token and its file", set: map[string]string{"OBDCR_ADMIN_TOKEN_FILE": "/run/secrets/admin"}, wantErr: "OBDCR_ADMIN_TOKEN, OBDCR_ADMIN_TOKEN_FILE: set one"},
 		{name: "a short admin token", set: map[string]string{"OBDCR_ADMIN_TOKEN": "short"}, wantErr: "OBDCR_ADMIN_TOKEN: "},
+		{name: "a negative bound on Hydra connections", set: map[string]string{"HYDRA_ADMIN_MAX_CONNS": "-1"}, wantErr: "HYDRA_ADMIN_MAX_CONNS: -1: must be 0 (no limit) or more"},
 		{name: "two kinds of Hydra credentials", set: map[string]string{"HYDRA_ADMIN_TOKEN": "t", "HYDRA_ADMIN_BASIC_AUTH": "u:p"}, wantErr: "HYDRA_ADMIN_TOKEN, HYDRA_ADMIN_TOKEN_FILE, HYDRA_ADMIN_BASIC_AUTH"},
 		{name: "basic auth without a password", set: map[string]string{"HYDRA_ADMIN_BASIC_AUTH": "user"}, wantErr: "HYDRA_ADMIN_BASIC_AUTH: must be user:password"},
 		{name: "a client certificate without its key", set: map[string]string{"HYDRA_ADMIN_CLIENT_CERT_FILE": "c.pem"}, wantErr: "HYDRA_ADMIN_CLIENT_CERT_FILE, HYDRA_ADMIN_CLIENT_KEY_FILE: set both"},

@@ -18,7 +18,7 @@ import (
 // applied keeps the last good value (report says so), as Hydra, not obdcr, is
 // the one to refuse a credential.
 func hydraAccess(a HydraAdminAuth, report *reloadReport) (hydra.AdminAccess, error) {
-	var access hydra.AdminAccess
+	access := hydra.AdminAccess{MaxConns: a.MaxConns}
 	switch {
 	case a.Token != "":
 		access.Authorization = func() string { return "Bearer " + a.Token }
