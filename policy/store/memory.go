@@ -125,22 +125,22 @@ func (m *Memory) Audit(_ context.Context, q AuditQuery) ([]AuditEntry, error) {
 	// Every log is in id order: merge them, newest first.
 	var next [nLogs]int
 	for i := range m.logs {
-		next[i] = len(m.logs[i].entries) - 1
+		next[i] = m.logs[i].len() - 1
 	}
 	for len(out) < q.limit() {
 		newest := -1
 		for i := range m.logs {
-			if next[i] >= 0 && (newest < 0 || m.logs[i].entries[next[i]].ID > m.logs[newest].entries[next[newest]].ID) {
+			if next[i] >= 0 && (newest < 0 || m.logs[i].id(next[i]) > m.logs[newest].id(next[newest])) {
 				newest = i
 			}
 		}
 		if newest < 0 {
 			break
 		}
-		e := m.logs[newest].entries[next[newest]]
+		l, at := &m.logs[newest], next[newest]
 		next[newest]--
-		if match(e) {
-			out = append(out, e)
+		if match(l.summary(at)) {
+			out = append(out, l.at(at))
 		}
 	}
 	return out, nil
@@ -155,32 +155,6 @@ func (m *Memory) Prune(_ context.Context, before time.Time) (int64, error) {
 		n += m.logs[i].prune(before)
 	}
 	return n, nil
-}
-
-// auditLog is a bounded log in id order.
-type auditLog struct{ entries []AuditEntry }
-
-// add appends e, dropping the oldest tenth once over the bound, so that the copy
-// is paid once per tenth of the bound, not on every entry.
-func (l *auditLog) add(e AuditEntry) {
-	l.entries = append(l.entries, e)
-	if len(l.entries) > maxMemoryAudit {
-		keep := maxMemoryAudit * 9 / 10
-		l.entries = append(l.entries[:0:0], l.entries[len(l.entries)-keep:]...)
-	}
-}
-
-func (l *auditLog) prune(before time.Time) int64 {
-	kept := l.entries[:0]
-	for _, e := range l.entries {
-		if e.Kind == KindPolicy || !e.Time.Before(before) {
-			kept = append(kept, e)
-		}
-	}
-	n := int64(len(l.entries) - len(kept))
-	clear(l.entries[len(kept):])
-	l.entries = kept
-	return n
 }
 
 func (m *Memory) Ping(context.Context) error { return nil }
