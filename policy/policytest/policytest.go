@@ -54,6 +54,8 @@ type Hydra struct {
 	Clients    map[string]hydra.Client
 	FailCreate error
 	FailBefore bool
+	// OnCreate, when set, is called as a Create begins, before the client is stored.
+	OnCreate func()
 	// FailReplace, when set, is returned by every Replace, which then changes nothing.
 	FailReplace error
 	Revoked     []string
@@ -66,6 +68,9 @@ type Hydra struct {
 func NewHydra() *Hydra { return &Hydra{Clients: map[string]hydra.Client{}} }
 
 func (h *Hydra) Create(_ context.Context, c hydra.Client) (hydra.Client, error) {
+	if h.OnCreate != nil {
+		h.OnCreate()
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.FailCreate != nil && h.FailBefore {
