@@ -21,19 +21,12 @@ type AdminAccess struct {
 	// a nil pool) means the system roots. A different pool than the last one (its
 	// file was rotated) is used from the next connection on.
 	RootCAs func() *x509.CertPool
-	// MaxConns bounds the connections open to Hydra's admin API at once (0: no
-	// bound); a call past it waits for one to be free. Hydra's own work for a call
-	// holds one of its few database connections (2 per CPU by default), so more
-	// connections than that only move the queue into Hydra, and each costs both
-	// sides buffers and goroutines: 64 registrations in flight held 64.
-	MaxConns int
 }
 
 // NewAdminTransport is NewTransport with a's credentials on every request.
 func NewAdminTransport(a AdminAccess) http.RoundTripper {
 	rt := byRoots(a.RootCAs, func(roots *x509.CertPool) *http.Transport {
 		t := NewTransport()
-		t.MaxConnsPerHost = a.MaxConns
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
 		if a.ClientCertificate != nil {
 			t.TLSClientConfig.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {

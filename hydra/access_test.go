@@ -3,12 +3,10 @@ package hydra_test
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
 	"github.com/obdcr/obdcr/hydra"
@@ -87,66 +85,5 @@ func TestTransportsWithoutRootsUseTheSystemRoots(t *testing.T) {
 			res.Body.Close()
 			t.Errorf("%s transport trusted httptest's own CA without being told", name)
 		}
-	}
-}
-
-// HYDRA_ADMIN_MAX_CONNS: with calls held open by Hydra, the admin transport
-// opens no more connections than its bound, and a call past it waits for one
-// to come free rather than failing. With no bound, every call gets its own.
-func TestAdminTransportBoundsConnections(t *testing.T) {
-	cases := []struct {
-		name     string
-		maxConns int
-		calls    int
-		wantOpen int64
-	}{
-		{"bounded", 3, 8, 3},
-		{"no bound", 0, 8, 8},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			release := make(chan struct{})
-			var open, inHandler atomic.Int64
-			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
-				inHandler.Add(1)
-				<-release
-			}))
-			srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-				if s == http.StateNew {
-					open.Add(1)
-				}
-			}
-			srv.Start()
-			defer srv.Close()
-			rt := hydra.NewAdminTransport(hydra.AdminAccess{MaxConns: c.maxConns})
-			errs := make(chan error, c.calls)
-			for range c.calls {
-				go func() {
-					req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
-					res, err := rt.RoundTrip(req)
-					if err == nil {
-						res.Body.Close()
-					}
-					errs <- err
-				}()
-			}
-			deadline := time.Now().Add(5 * time.Second)
-			for inHandler.Load() < c.wantOpen && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
-			time.Sleep(50 * time.Millisecond) // time for a connection past the bound to show
-			if got := open.Load(); got != c.wantOpen {
-				t.Errorf("%d connections open with %d calls held, want %d", got, c.calls, c.wantOpen)
-			}
-			close(release)
-			for range c.calls {
-				if err := <-errs; err != nil {
-					t.Errorf("a call failed rather than waiting: %v", err)
-				}
-			}
-			if got := open.Load(); got != c.wantOpen {
-				t.Errorf("%d connections in all, want %d: the waiting calls reused the bounded ones", got, c.wantOpen)
-			}
-		})
 	}
 }

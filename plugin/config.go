@@ -110,7 +110,7 @@ type HydraAdminAuth struct {
 	ClientCertFile string `env:"HYDRA_ADMIN_CLIENT_CERT_FILE" help:"client certificate for mTLS to Hydra's admin API, PEM (reloaded when it changes)"`
 	ClientKeyFile  string `env:"HYDRA_ADMIN_CLIENT_KEY_FILE" help:"its key, PEM"`
 	CAFile         string `env:"HYDRA_ADMIN_CA_FILE" help:"PEM CA bundle that Hydra's admin (and public) TLS certificate chains to (reloaded when it changes)"`
-	MaxConns       int    `env:"HYDRA_ADMIN_MAX_CONNS" envDefault:"32" help:"connections to Hydra's admin API at once, per replica (0: no limit); calls past it wait for one, so a burst of registrations queues here rather than in Hydra, which serves a create on one of its few database connections"`
+	MaxConns       int    `env:"HYDRA_ADMIN_MAX_CONNS" envDefault:"32" help:"calls to Hydra's admin API at once, per replica (0: no limit); a call past them waits for one to end, so a burst of registrations queues here rather than in Hydra, which serves a create on one of its few database connections; one that waits out its time was never sent (a create so refused made nothing)"`
 }
 
 // variables names the variables set, for messages that say what to fix.

@@ -18,7 +18,7 @@ import (
 // applied keeps the last good value (report says so), as Hydra, not obdcr, is
 // the one to refuse a credential.
 func hydraAccess(a HydraAdminAuth, report *reloadReport) (hydra.AdminAccess, error) {
-	access := hydra.AdminAccess{MaxConns: a.MaxConns}
+	var access hydra.AdminAccess
 	switch {
 	case a.Token != "":
 		access.Authorization = func() string { return "Bearer " + a.Token }

@@ -42,7 +42,8 @@ func newHydraClients(auth HydraAdminAuth, adminURL, publicURL string, o hydraCli
 		if o.wrapAdmin != nil {
 			rt = o.wrapAdmin(rt)
 		}
-		hc = &http.Client{Timeout: 10 * time.Second, Transport: rt}
+		// No client timeout: LimitCalls gives each call its 10 s once it has a place.
+		hc = &http.Client{Transport: hydra.LimitCalls(rt, auth.MaxConns, 10*time.Second)}
 	}
 	admin, err := hydra.NewAdmin(adminURL, hc)
 	if err != nil {

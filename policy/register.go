@@ -30,11 +30,11 @@ func (r *Registrar) Register(ctx context.Context, sub Submission) (*Registration
 		reg.ClientID = ClientIDFor(ev.Profile.Name, reg.SoftwareID)
 	}
 	reg.RequestJTI = ev.Claims.ID
-	// ev is not used past this point, so what the parse made of the request (the
-	// body, its JWS and the statement's, their payloads, the raw claims) is
-	// garbage while the create waits on Hydra, which is most of a registration's
-	// time, rather than held by every registration in flight
-	// (TestRegisterHoldsNoParseWhileCreating).
+	// ev is not used past this point, so the request's body and what the parse
+	// made of it (its JWS, payload and claims) are garbage while the create waits
+	// on Hydra, which is most of a registration's time, rather than held by every
+	// registration in flight (TestRegisterHoldsNoParseWhileCreating). The
+	// statement's claims stay: reg answers with them.
 	hc, err := reg.ToHydra()
 	if err != nil {
 		return nil, tr, err
@@ -103,11 +103,12 @@ func (r *Registrar) createFailed(ctx context.Context, reg *Registration, err err
 	}
 }
 
-// notSent: the create never reached Hydra (no connection could be made), so it
+// notSent: the create never reached Hydra (no connection could be made, or it
+// waited for a place among HYDRA_ADMIN_MAX_CONNS until its time ran out), so it
 // made nothing and never will.
 func notSent(err error) bool {
 	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	return errors.Is(err, hydra.ErrNotSent) || (errors.As(err, &op) && op.Op == "dial")
 }
 
 // alreadyRegistered refuses a second registration of a software_id: Hydra's

@@ -3,6 +3,7 @@ package policy
 import (
 	"context"
 	"crypto/sha256"
+	"math"
 	"sync"
 	"time"
 )
@@ -63,6 +64,19 @@ func (m *MemoryReplay) Claim(_ context.Context, key string, until time.Time) (bo
 	if t, ok := m.until[d]; ok && now.UnixNano() < t {
 		return false, nil
 	}
-	m.until[d] = until.UnixNano()
+	m.until[d] = expiryNanos(until)
 	return true, nil
+}
+
+// lastNano is the latest time Unix nanoseconds hold (April 2262).
+var lastNano = time.Unix(0, math.MaxInt64)
+
+// expiryNanos is until in Unix nanoseconds, held at the latest they can say: a
+// request may carry an exp centuries away (NumericDate takes up to 1e11 s), and
+// one past 2262 must not wrap into the past and free its jti at once.
+func expiryNanos(until time.Time) int64 {
+	if until.After(lastNano) {
+		return math.MaxInt64
+	}
+	return until.UnixNano()
 }

@@ -144,6 +144,13 @@ growth_stage() {
   p() { sed -n "s/^growth paired .* $1=\([0-9.]*\).*/\1/p" "$work/growth.txt" | head -n 1; }
   cpu_10_seq="$(g 10 cpu_ms_per_registration)"; cpu_10000_seq="$(g 10000 cpu_ms_per_registration)"
   cpu_10="$(p cpu_ms_small)"; cpu_10000="$(p cpu_ms_large)"; cpu_ratio="$(p cpu_large_over_small)"
+  # A block whose registrations failed is cheaper, not faster: no figure then.
+  if [ "$(p errors)" != 0 ]; then
+    echo "bench: $(p errors) registrations failed in the paired blocks; no CPU comparison (obdcr's log: $work/obdcr.log)" >&2
+    cpu_10=null; cpu_10000=null; cpu_ratio=null
+  fi
+  # With steps that are not 10 and 10,000 (BENCH_GROWTH_TPPS), or one step, the steps' own figures.
+  cpu_10="${cpu_10:-$cpu_10_seq}"; cpu_10000="${cpu_10000:-$cpu_10000_seq}"
   rss_10000="$(g 10000 peak_rss_mib)"; bg_10000="$(g 10000 background_fetches_per_min)"
   lookup_ms="$(sed -n 's/^growth admin_lookup_org_id_ms=\([0-9.]*\).*/\1/p' "$work/growth.txt")"
 }

@@ -100,7 +100,9 @@ func (x *orgIndex) NoteClient(_ context.Context, orgID, clientID string) error {
 	if ids := x.byOrg[orgID]; len(ids) > 0 {
 		// The org's name as a note already holds it, so that an org's thousand
 		// clients share one copy rather than each keeping its request's.
-		orgID = x.byClient[ids[0]].org
+		if held, ok := x.byClient[ids[0]]; ok && held.org == orgID {
+			orgID = held.org
+		}
 	}
 	if !ok || old.org != orgID {
 		x.byOrg[orgID] = append(x.byOrg[orgID], clientID)

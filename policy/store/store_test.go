@@ -84,6 +84,17 @@ func TestStoreContract(t *testing.T) {
 				if ok, _ := s.Claim(ctx, "expired", until); !ok {
 					t.Fatal("an expired jti could not be claimed again")
 				}
+				// An exp far past 2262 (NumericDate takes up to 1e11 s) is held as
+				// long as a store can say, never wrapped into the past.
+				for _, far := range []time.Time{time.Unix(9_300_000_000, 0), time.Unix(100_000_000_000, 0)} {
+					key := "far " + far.String()
+					if ok, err := s.Claim(ctx, key, far); !ok || err != nil {
+						t.Fatalf("first claim until %v: %v %v", far, ok, err)
+					}
+					if ok, _ := s.Claim(ctx, key, far); ok {
+						t.Fatalf("a jti held until %v was claimed twice", far)
+					}
+				}
 			})
 			t.Run("replay race", func(t *testing.T) {
 				var wins atomic.Int32

@@ -3,6 +3,8 @@ package uk_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +33,10 @@ func TestHalfMadeRegistrationIsRemoved(t *testing.T) {
 		{name: "timeout, the create arrives late", fail: &hydra.UnavailableError{Timeout: true, Err: errors.New("timeout")}, unknown: true, late: true},
 		{name: "reset after send, the retry registers meanwhile", fail: &hydra.UnavailableError{Err: errors.New("connection reset by peer")}, unknown: true, late: true, retry: true, wantLeft: 1},
 		{name: "Hydra refuses: nothing made", fail: &hydra.RejectedError{Message: "bad uri"}},
+		// HYDRA_ADMIN_MAX_CONNS: the create waited for a place until its time ran
+		// out, as classify sees it through the http.Client: it never left obdcr.
+		{name: "never sent, no place to Hydra in time", fail: &hydra.UnavailableError{Timeout: true,
+			Err: &url.Error{Op: "Post", URL: "http://hydra/admin/clients", Err: fmt.Errorf("%w: all 32 places taken: %w", hydra.ErrNotSent, context.DeadlineExceeded)}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
