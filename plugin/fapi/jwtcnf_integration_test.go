@@ -118,6 +118,14 @@ func TestJWTAccessTokensCarryCnf(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			tok, r, err := cl.Token(ctx, doc.Token, clientID, "accounts")
+			// Hydra's in-memory SQLite (this test's Hydra, not a bank's) fails some
+			// concurrent token writes with a bare 500 ("The error is unrecognizable",
+			// its database's serialization error; RESULTS.md). Such a request made
+			// no token and is sent again; a refusal by the hook reads otherwise
+			// (Hydra's server_error naming the token hook) and is never retried.
+			for try := 0; try < 3 && hydraBusy(r); try++ {
+				tok, r, err = cl.Token(ctx, doc.Token, clientID, "accounts")
+			}
 			if err != nil {
 				errs <- fmt.Errorf("client_credentials %d: %v %+v", i, err, r)
 				return
@@ -189,4 +197,10 @@ func TestJWTAccessTokensCarryCnf(t *testing.T) {
 	if tok, r, err := c.Token(ctx, b.URL+"/oauth2/token", clientID, "accounts"); err == nil || tok != "" || r == nil || r.Status/100 == 2 {
 		t.Fatalf("a token request the hook cannot see: %q %+v %v, want no token", tok, r, err)
 	}
+}
+
+// hydraBusy: Hydra answered a token request with its bare 500, which its
+// in-memory SQLite gives when concurrent writes collide.
+func hydraBusy(r *sandbox.Response) bool {
+	return r != nil && r.Status == http.StatusInternalServerError && strings.Contains(string(r.Body), "The error is unrecognizable")
 }
