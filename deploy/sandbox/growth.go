@@ -183,8 +183,10 @@ type GrowthResult struct {
 // RunGrowth fills Hydra with Prefill clients, then for each TPP count makes
 // that many TPPs (one shared signing key, their own JWKS URLs and certificates),
 // registers each once (its JWKS fetched), times Count more registrations spread
-// over them, and counts obdcr's background JWKS fetches for Settle after. Last,
-// it times the admin API's lookups with everything in Hydra.
+// over them, and counts obdcr's background JWKS fetches for Settle after. With a
+// reference obdcr, it then compares the first step's TPPs there with the last
+// step's here in alternating blocks (runPaired). Last, it times the admin API's
+// lookups with everything in Hydra.
 func RunGrowth(ctx context.Context, sb *Sandbox, cfg GrowthConfig, progress io.Writer) (*GrowthResult, error) {
 	admin := adminAPI{base: strings.TrimRight(cfg.AdminURL, "/"), token: cfg.AdminToken}
 	restore, err := admin.allowMultiple()
@@ -243,7 +245,7 @@ func RunGrowth(ctx context.Context, sb *Sandbox, cfg GrowthConfig, progress io.W
 		step.AllocKiBPerRegistration = timed.allocated / 1024 / float64(cfg.Count)
 		step.PerSecond = float64(cfg.Count) / timed.took.Seconds()
 		perBlock := timed.cpuMs
-		step.CPUMsPerRegistration, step.CPUMsPerBlock = perBlock[len(perBlock)/2], perBlock
+		step.CPUMsPerRegistration, step.CPUMsPerBlock = median(perBlock), perBlock
 		step.JWKSCached, _ = MetricSum(metrics, "obdcr_jwks_cached", nil)
 		software := map[string]string{"source": "software"}
 		f0, _ := MetricSum(metrics, "obdcr_jwks_fetches_total", software)
