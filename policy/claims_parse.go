@@ -39,35 +39,57 @@ type RawClaims map[string]json.RawMessage
 // the payload in place, which is most of what a registration costs beyond its two
 // signatures.
 func ParseClaims(payload []byte) (RawClaims, error) {
-	// Claim names must be unique (RFC 7519 §4); they are checked here as they are
-	// read. Members of nested objects are not: no claim obdcr decodes is an object,
-	// and tracking every object's names was a fifth of the parse.
-	dec := jsontext.NewDecoder(bytes.NewBuffer(payload), jsontext.AllowDuplicateNames(true))
+	return splitObject(payload, payloadObject)
+}
+
+// jsonObject names the JSON object a split reads, for its error messages, and
+// how many members to expect.
+type jsonObject struct {
+	what   string // "payload"
+	member string // "claim"
+	hint   int
+}
+
+var (
+	payloadObject = jsonObject{what: "payload", member: "claim", hint: 24}
+	// headerObject is a JWS protected header (RFC 7515 §4): its parameter names
+	// must be unique too, and a real one has under ten.
+	headerObject = jsonObject{what: "header", member: "parameter", hint: 8}
+)
+
+// splitObject is the one strict reader of untrusted JSON objects: a JWT's claims
+// and a JWS's protected header. Each value aliases doc.
+func splitObject(doc []byte, o jsonObject) (RawClaims, error) {
+	// Member names must be unique (RFC 7519 §4, RFC 7515 §4); they are checked
+	// here as they are read. Members of nested objects are not: no claim obdcr
+	// decodes is an object, and tracking every object's names was a fifth of the
+	// parse.
+	dec := jsontext.NewDecoder(bytes.NewBuffer(doc), jsontext.AllowDuplicateNames(true))
 	if dec.PeekKind() != '{' {
-		return nil, errors.New("payload is not a JSON object")
+		return nil, fmt.Errorf("%s is not a JSON object", o.what)
 	}
 	if _, err := dec.ReadToken(); err != nil {
-		return nil, errors.New("payload is not a JSON object")
+		return nil, fmt.Errorf("%s is not a JSON object", o.what)
 	}
-	raw := make(RawClaims, 24)
+	raw := make(RawClaims, o.hint)
 	for dec.PeekKind() != '}' {
 		name, err := dec.ReadToken()
 		if err != nil {
-			return nil, syntaxError(payload, err)
+			return nil, syntaxError(doc, o, err)
 		}
 		claim := name.String()
 		if len(claim) > maxClaimName {
-			return nil, fmt.Errorf("payload has a claim name over %d bytes", maxClaimName)
+			return nil, fmt.Errorf("%s has a %s name over %d bytes", o.what, o.member, maxClaimName)
 		}
 		if len(raw) == maxClaims {
-			return nil, fmt.Errorf("payload has more than %d claims", maxClaims)
+			return nil, fmt.Errorf("%s has more than %d %ss", o.what, maxClaims, o.member)
 		}
 		value, err := dec.ReadValue()
 		if err != nil {
-			return nil, syntaxError(payload, err)
+			return nil, syntaxError(doc, o, err)
 		}
 		if k := value.Kind(); (k == '{' || k == '[') && depth(value) > maxJSONDepth-1 {
-			return nil, fmt.Errorf("payload nests deeper than %d levels", maxJSONDepth)
+			return nil, fmt.Errorf("%s nests deeper than %d levels", o.what, maxJSONDepth)
 		}
 		if _, dup := raw[claim]; dup {
 			return nil, &claimError{claim: claim, msg: "appears more than once"}
@@ -75,21 +97,21 @@ func ParseClaims(payload []byte) (RawClaims, error) {
 		raw[claim] = json.RawMessage(value)
 	}
 	if _, err := dec.ReadToken(); err != nil {
-		return nil, syntaxError(payload, err)
+		return nil, syntaxError(doc, o, err)
 	}
 	if _, err := dec.ReadToken(); err != io.EOF {
-		return nil, errors.New("payload has data after its JSON object")
+		return nil, fmt.Errorf("%s has data after its JSON object", o.what)
 	}
-	return raw, foldedDuplicate(raw)
+	return raw, foldedDuplicate(raw, o)
 }
 
 // syntaxError turns jsontext's error into one that names the claim at fault when
 // there is one, without echoing the offending bytes. Only refused payloads pay for
 // the UTF-8 check.
-func syntaxError(payload []byte, err error) error {
+func syntaxError(doc []byte, o jsonObject, err error) error {
 	var se *jsontext.SyntacticError
 	if !errors.As(err, &se) {
-		return errors.New("payload is not valid JSON")
+		return fmt.Errorf("%s is not valid JSON", o.what)
 	}
 	claim := ""
 	for first := range se.JSONPointer.Tokens() { // the top-level claim the error is in
@@ -97,22 +119,22 @@ func syntaxError(payload []byte, err error) error {
 		break
 	}
 	switch {
-	case !utf8.Valid(payload):
+	case !utf8.Valid(doc):
 		if claim != "" {
 			return &claimError{claim: claim, msg: "is not valid UTF-8"}
 		}
-		return errors.New("payload is not valid UTF-8")
+		return fmt.Errorf("%s is not valid UTF-8", o.what)
 	case claim != "":
 		return &claimError{claim: claim, msg: "is not valid JSON"}
 	}
-	return errors.New("payload is not valid JSON")
+	return fmt.Errorf("%s is not valid JSON", o.what)
 }
 
-// foldedDuplicate refuses two claim names that differ only in case. Names in
+// foldedDuplicate refuses two member names that differ only in case. Names in
 // lower-case ASCII, which is all of them in practice, cannot collide with each
 // other, so when every name is one nothing is allocated. Otherwise each name is
 // keyed by its case fold, once: linear in the claims, never pairwise.
-func foldedDuplicate(raw RawClaims) error {
+func foldedDuplicate(raw RawClaims, o jsonObject) error {
 	mixed := false
 	for name := range raw {
 		if !isLowerASCII(name) {
@@ -128,7 +150,7 @@ func foldedDuplicate(raw RawClaims) error {
 		key := foldKey(name)
 		if other, dup := seen[key]; dup {
 			first, second := min(name, other), max(name, other)
-			return &claimError{claim: second, msg: "differs from claim " + first + " only in case"}
+			return &claimError{claim: second, msg: "differs from " + o.member + " " + first + " only in case"}
 		}
 		seen[key] = name
 	}

@@ -1,6 +1,7 @@
 package policy_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/netip"
@@ -8,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
 	"github.com/obdcr/obdcr/policy"
@@ -49,6 +52,14 @@ func FuzzParseJWS(f *testing.F) {
 			}
 			if j.KeyID == "" {
 				t.Fatal("header check passed without a kid")
+			}
+			// What obdcr's own reader took from the token, jwx reads alike
+			// whenever it parses the token at all.
+			if m, err := jws.Parse(raw, jws.WithCompact()); err == nil && len(m.Signatures()) == 1 {
+				h := m.Signatures()[0].ProtectedHeaders()
+				if h.Algorithm() != j.Alg || h.KeyID() != j.KeyID || !bytes.Equal(m.Payload(), j.Payload) {
+					t.Fatalf("obdcr read %s %q %q; jwx %s %q %q", j.Alg, j.KeyID, j.Payload, h.Algorithm(), h.KeyID(), m.Payload())
+				}
 			}
 		}
 	})

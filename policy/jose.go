@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/ecdsa"
 	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -21,7 +23,9 @@ type JWS struct {
 	Alg     jwa.SignatureAlgorithm
 	KeyID   string
 	Payload []byte
-	headers jws.Headers
+	// header is the protected header, split by the same strict reader as the
+	// claims: a parameter named twice is refused, never resolved last-wins.
+	header RawClaims
 	// signingInput and signature are kept from the one parse, so that verifying
 	// does not parse the token again.
 	signingInput []byte
@@ -30,7 +34,9 @@ type JWS struct {
 
 // ParseJWS accepts only the compact serialization with exactly one signature:
 // the JSON serialization, JWE (five parts) and unsecured tokens are refused here
-// so that nothing downstream ever sees them.
+// so that nothing downstream ever sees them. The token is decoded once: its
+// header and payload are read by obdcr's strict JSON reader, and jwx checks the
+// signature over the very bytes split here.
 func ParseJWS(raw []byte) (*JWS, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 {
@@ -46,18 +52,71 @@ func ParseJWS(raw []byte) (*JWS, error) {
 	default:
 		return nil, fmt.Errorf("is not a compact JWS (%d parts, want 3)", n+1)
 	}
-	msg, err := jws.Parse(raw, jws.WithCompact())
+	protected, payload, signature, err := jws.SplitCompact(raw)
 	if err != nil {
 		return nil, fmt.Errorf("is not a well-formed compact JWS: %v", cleanJOSEError(err))
 	}
-	sigs := msg.Signatures()
-	if len(sigs) != 1 {
-		return nil, errors.New("must carry exactly one signature")
+	j := &JWS{Raw: raw, signingInput: raw[:len(protected)+1+len(payload)]}
+	headerJSON, err := segment("header", protected)
+	if err != nil {
+		return nil, err
 	}
-	h := sigs[0].ProtectedHeaders()
-	dot := bytes.LastIndexByte(raw, '.')
-	return &JWS{Raw: raw, Alg: h.Algorithm(), KeyID: h.KeyID(), Payload: msg.Payload(), headers: h,
-		signingInput: raw[:dot], signature: sigs[0].Signature()}, nil
+	if j.header, err = splitObject(headerJSON, headerObject); err != nil {
+		return nil, fmt.Errorf("is not a well-formed compact JWS: %v", headerError(err))
+	}
+	alg, err := j.headerString("alg")
+	if err != nil {
+		return nil, err
+	}
+	if j.KeyID, err = j.headerString("kid"); err != nil {
+		return nil, err
+	}
+	j.Alg = jwa.SignatureAlgorithm(alg)
+	// With b64=false (RFC 7797) the payload is sent as it is; CheckHeader refuses
+	// it with its own message, so it is kept undecoded until then.
+	if b64, ok := j.header["b64"]; ok && string(b64) != "true" {
+		j.Payload = payload
+	} else if j.Payload, err = segment("payload", payload); err != nil {
+		return nil, err
+	}
+	if j.signature, err = segment("signature", signature); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// segment decodes one part of a compact JWS: base64url without padding, as
+// RFC 7515 §2 defines it.
+func segment(part string, b []byte) ([]byte, error) {
+	out := make([]byte, base64.RawURLEncoding.DecodedLen(len(b)))
+	n, err := base64.RawURLEncoding.Decode(out, b)
+	if err != nil {
+		return nil, fmt.Errorf("is not a well-formed compact JWS: its %s is not base64url without padding (RFC 7515 §2)", part)
+	}
+	return out[:n], nil
+}
+
+// headerString reads a string parameter of the header; an absent one is "".
+func (j *JWS) headerString(name string) (string, error) {
+	v, ok := j.header[name]
+	if !ok {
+		return "", nil
+	}
+	s, err := jsonString(v)
+	if err != nil {
+		return "", fmt.Errorf("is not a well-formed compact JWS: header parameter %s must be a string", name)
+	}
+	return s, nil
+}
+
+// headerError words a strict reader's error for a header, whose members are
+// parameters, not claims.
+func headerError(err error) error {
+	var ce *claimError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("header parameter %s %s", ce.claim, ce.msg)
+	}
+	return err
 }
 
 // CheckHeader applies RFC 8725 before any key is looked up: the algorithm must be on
@@ -75,15 +134,20 @@ func (j *JWS) CheckHeader(allowedAlgs []string) error {
 	case !slices.Contains(allowedAlgs, alg):
 		return fmt.Errorf("header alg %s is not allowed; use one of %s", alg, strings.Join(allowedAlgs, ", "))
 	}
-	for _, name := range []string{jws.JWKSetURLKey, jws.X509URLKey, jws.JWKKey, jws.X509CertChainKey} {
-		if _, ok := j.headers.Get(name); ok {
+	// These parameters carry or point at a key (RFC 7515 §4.1.2-6).
+	for _, name := range [...]string{jws.JWKSetURLKey, jws.X509URLKey, jws.JWKKey, jws.X509CertChainKey} {
+		if _, ok := j.header[name]; ok {
 			return fmt.Errorf("header %s is not accepted: keys come only from the published JWKS", name)
 		}
 	}
-	if crit := j.headers.Critical(); len(crit) > 0 {
-		return fmt.Errorf("header crit names extensions this server does not understand: %s", strings.Join(crit, ", "))
+	if crit, ok := j.header[jws.CriticalKey]; ok {
+		var names []string
+		if json.Unmarshal(crit, &names) != nil || len(names) == 0 {
+			return errors.New("header crit must be a non-empty list of names (RFC 7515 §4.1.11)")
+		}
+		return fmt.Errorf("header crit names extensions this server does not understand: %s", strings.Join(names, ", "))
 	}
-	if b64, ok := j.headers.Get("b64"); ok && b64 != true {
+	if b64, ok := j.header["b64"]; ok && string(b64) != "true" {
 		return errors.New("header b64=false is not accepted")
 	}
 	if j.KeyID == "" {

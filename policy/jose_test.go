@@ -1,10 +1,12 @@
 package policy_test
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/base64"
 	"strings"
 	"testing"
 
@@ -86,5 +88,118 @@ func TestVerifyRefusesKeysFAPIDoesNotAllow(t *testing.T) {
 				t.Fatalf("error %q; want it to mention %q", err, c.mention)
 			}
 		})
+	}
+}
+
+// ParseJWS and CheckHeader together refuse every token shape and header that
+// RFC 7515, RFC 8725 and FAPI rule out, each with a message naming what is wrong.
+// The header is read by the strict reader the claims use, so a parameter sent twice
+// is refused, never resolved last-wins (RFC 7515 §4).
+func TestParseJWSAndCheckHeader(t *testing.T) {
+	b64 := base64.RawURLEncoding.EncodeToString
+	token := func(header string) string { return b64([]byte(header)) + "." + b64([]byte(`{"iss":"tpp"}`)) + ".c2ln" }
+	allowed := []string{"PS256", "ES256"}
+	cases := []struct {
+		name   string
+		token  string
+		parse  string // what ParseJWS's error mentions; "" parses
+		header string // what CheckHeader's error mentions; "" passes
+	}{
+		{"a good header", token(`{"alg":"PS256","kid":"k1","typ":"JWT"}`), "", ""},
+		{"b64 true", token(`{"alg":"PS256","kid":"k1","b64":true}`), "", ""},
+		{"empty", "  ", "is empty", ""},
+		{"JSON serialization", `{"payload":"e30","signatures":[]}`, "JSON serialization", ""},
+		{"JWE", "a.b.c.d.e", "is a JWE", ""},
+		{"two parts", "a.b", "2 parts, want 3", ""},
+		{"padded header", b64([]byte(`{"alg":"PS256","kid":"k"}`)) + "=.e30.c2ln", "header is not base64url without padding", ""},
+		{"standard base64 payload", b64([]byte(`{"alg":"PS256","kid":"k"}`)) + ".ab+/.c2ln", "payload is not base64url", ""},
+		{"signature not base64url", b64([]byte(`{"alg":"PS256","kid":"k"}`)) + ".e30.c2l*", "signature is not base64url", ""},
+		{"header an array", token(`["alg"]`), "header is not a JSON object", ""},
+		{"header bad JSON", token(`{"alg":"PS256",}`), "not valid JSON", ""},
+		{"header data after", token(`{"alg":"PS256"} {}`), "header has data after its JSON object", ""},
+		{"alg twice", token(`{"alg":"PS256","kid":"k","alg":"none"}`), "header parameter alg appears more than once", ""},
+		{"alg twice, escaped", token(`{"alg":"PS256","kid":"k","\u0061lg":"none"}`), "header parameter alg appears more than once", ""},
+		{"alg in two cases", token(`{"alg":"PS256","kid":"k","ALG":"none"}`), "header parameter alg differs from parameter ALG only in case", ""},
+		{"alg a number", token(`{"alg":256,"kid":"k"}`), "header parameter alg must be a string", ""},
+		{"kid an object", token(`{"alg":"PS256","kid":{}}`), "header parameter kid must be a string", ""},
+		{"header deeply nested", token(`{"alg":"PS256","x":` + strings.Repeat("[", 20) + strings.Repeat("]", 20) + `}`), "header nests deeper than", ""},
+		{"no alg", token(`{"kid":"k"}`), "", "header has no alg"},
+		{"alg none", token(`{"alg":"none","kid":"k"}`), "", "alg none is never accepted"},
+		{"alg HS256", token(`{"alg":"HS256","kid":"k"}`), "", "symmetric algorithm"},
+		{"alg RS256", token(`{"alg":"RS256","kid":"k"}`), "", "header alg RS256 is not allowed; use one of PS256, ES256"},
+		{"alg unknown", token(`{"alg":"XY512","kid":"k"}`), "", "header alg XY512 is not allowed"},
+		{"jku", token(`{"alg":"PS256","kid":"k","jku":"https://trap/jwks"}`), "", "header jku is not accepted"},
+		{"x5u", token(`{"alg":"PS256","kid":"k","x5u":"https://trap/cert"}`), "", "header x5u is not accepted"},
+		{"jwk", token(`{"alg":"PS256","kid":"k","jwk":{"kty":"oct","k":"AA"}}`), "", "header jwk is not accepted"},
+		{"jwk null", token(`{"alg":"PS256","kid":"k","jwk":null}`), "", "header jwk is not accepted"},
+		{"x5c", token(`{"alg":"PS256","kid":"k","x5c":["MII"]}`), "", "header x5c is not accepted"},
+		{"crit", token(`{"alg":"PS256","kid":"k","crit":["urn:x","exp"],"urn:x":1}`), "", "does not understand: urn:x, exp"},
+		{"crit empty", token(`{"alg":"PS256","kid":"k","crit":[]}`), "", "crit must be a non-empty list"},
+		{"crit a string", token(`{"alg":"PS256","kid":"k","crit":"urn:x"}`), "", "crit must be a non-empty list"},
+		{"b64 false", b64([]byte(`{"alg":"PS256","kid":"k","b64":false}`)) + ".raw payload.c2ln", "", "b64=false is not accepted"},
+		{"b64 a string", token(`{"alg":"PS256","kid":"k","b64":"true"}`), "", "b64=false is not accepted"},
+		{"no kid", token(`{"alg":"PS256"}`), "", "header has no kid"},
+		{"empty kid", token(`{"alg":"PS256","kid":""}`), "", "header has no kid"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			j, err := policy.ParseJWS([]byte(c.token))
+			if c.parse != "" {
+				if err == nil || !strings.Contains(err.Error(), c.parse) {
+					t.Fatalf("ParseJWS: %v; want it to mention %q", err, c.parse)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseJWS: %v", err)
+			}
+			err = j.CheckHeader(allowed)
+			switch {
+			case c.header == "" && err != nil:
+				t.Fatalf("CheckHeader refused: %v", err)
+			case c.header != "" && (err == nil || !strings.Contains(err.Error(), c.header)):
+				t.Fatalf("CheckHeader: %v; want it to mention %q", err, c.header)
+			}
+		})
+	}
+}
+
+// ParseJWS reads what jwx reads from a token jwx signed: the same algorithm, key
+// id, payload (every length, so every base64 tail) and signature, which verifies.
+func TestParseJWSAgreesWithJWX(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := jwk.FromRaw(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n < 8; n++ {
+		payload := make([]byte, 40+n)
+		_, _ = rand.Read(payload)
+		hdr := jws.NewHeaders()
+		_ = hdr.Set(jws.KeyIDKey, "k\"1")
+		_ = hdr.Set(jws.TypeKey, "JWT")
+		raw, err := jws.Sign(payload, jws.WithKey(jwa.ES256, key, jws.WithProtectedHeaders(hdr)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ours, err := policy.ParseJWS(raw)
+		if err != nil {
+			t.Fatalf("%d bytes: %v", len(payload), err)
+		}
+		theirs, err := jws.Parse(raw, jws.WithCompact())
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := theirs.Signatures()[0].ProtectedHeaders()
+		if ours.Alg != h.Algorithm() || ours.KeyID != h.KeyID() || !bytes.Equal(ours.Payload, theirs.Payload()) {
+			t.Fatalf("%d bytes: ours %s %q %x; jwx %s %q %x", len(payload), ours.Alg, ours.KeyID, ours.Payload, h.Algorithm(), h.KeyID(), theirs.Payload())
+		}
+		k := policy.NewPublicKey(pub)
+		if err := ours.Verify(&k); err != nil {
+			t.Fatalf("%d bytes: %v", len(payload), err)
+		}
 	}
 }
