@@ -45,6 +45,10 @@ func ParseJWS(raw []byte) (*JWS, error) {
 	if raw[0] == '{' {
 		return nil, errors.New("uses the JWS JSON serialization; only the compact serialization is accepted")
 	}
+	// Go's base64 decoder skips CR and LF; refused here, a token has one spelling.
+	if bytes.ContainsAny(raw, "\r\n") {
+		return nil, errors.New("is not a well-formed compact JWS: it contains a line break")
+	}
 	switch n := bytes.Count(raw, []byte{'.'}); n {
 	case 2:
 	case 4:
@@ -72,8 +76,8 @@ func ParseJWS(raw []byte) (*JWS, error) {
 		return nil, err
 	}
 	j.Alg = jwa.SignatureAlgorithm(alg)
-	// With b64=false (RFC 7797) the payload is sent as it is; CheckHeader refuses
-	// it with its own message, so it is kept undecoded until then.
+	// With b64=false (RFC 7797) the payload is sent as it is, so it is kept
+	// undecoded; CheckHeader refuses the token.
 	if b64, ok := j.header["b64"]; ok && string(b64) != "true" {
 		j.Payload = payload
 	} else if j.Payload, err = segment("payload", payload); err != nil {
@@ -86,10 +90,13 @@ func ParseJWS(raw []byte) (*JWS, error) {
 }
 
 // segment decodes one part of a compact JWS: base64url without padding, as
-// RFC 7515 §2 defines it.
+// RFC 7515 §2 defines it, and in its one canonical spelling (unused trailing
+// bits zero), so that not even the signature, which nothing signs, can be
+// respelled.
 func segment(part string, b []byte) ([]byte, error) {
-	out := make([]byte, base64.RawURLEncoding.DecodedLen(len(b)))
-	n, err := base64.RawURLEncoding.Decode(out, b)
+	enc := base64.RawURLEncoding.Strict()
+	out := make([]byte, enc.DecodedLen(len(b)))
+	n, err := enc.Decode(out, b)
 	if err != nil {
 		return nil, fmt.Errorf("is not a well-formed compact JWS: its %s is not base64url without padding (RFC 7515 §2)", part)
 	}
@@ -130,9 +137,9 @@ func (j *JWS) CheckHeader(allowedAlgs []string) error {
 	case strings.EqualFold(alg, "none"):
 		return errors.New("header alg none is never accepted (RFC 8725 §3.1)")
 	case strings.HasPrefix(strings.ToUpper(alg), "HS"):
-		return fmt.Errorf("header alg %s is a symmetric algorithm; only %s are accepted", alg, strings.Join(allowedAlgs, ", "))
+		return fmt.Errorf("header alg %s is a symmetric algorithm; only %s are accepted", echo(alg), strings.Join(allowedAlgs, ", "))
 	case !slices.Contains(allowedAlgs, alg):
-		return fmt.Errorf("header alg %s is not allowed; use one of %s", alg, strings.Join(allowedAlgs, ", "))
+		return fmt.Errorf("header alg %s is not allowed; use one of %s", echo(alg), strings.Join(allowedAlgs, ", "))
 	}
 	// These parameters carry or point at a key (RFC 7515 §4.1.2-6).
 	for _, name := range [...]string{jws.JWKSetURLKey, jws.X509URLKey, jws.JWKKey, jws.X509CertChainKey} {
@@ -144,6 +151,9 @@ func (j *JWS) CheckHeader(allowedAlgs []string) error {
 		var names []string
 		if json.Unmarshal(crit, &names) != nil || len(names) == 0 {
 			return errors.New("header crit must be a non-empty list of names (RFC 7515 §4.1.11)")
+		}
+		for i, n := range names {
+			names[i] = echo(n)
 		}
 		return fmt.Errorf("header crit names extensions this server does not understand: %s", strings.Join(names, ", "))
 	}
@@ -189,6 +199,25 @@ func (j *JWS) Verify(key *PublicKey) error {
 		return fmt.Errorf("signature does not verify with key %q", j.KeyID)
 	}
 	return nil
+}
+
+// echo repeats a header value in a refusal, which goes back to the caller as
+// error_description: a short name as it is, anything else quoted in ASCII and
+// clipped (RFC 6749 §5.2 allows only printable ASCII there).
+func echo(v string) string {
+	const most = 40
+	plain := len(v) <= most
+	for i := 0; plain && i < len(v); i++ {
+		c := v[i]
+		plain = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("+-._:", c) >= 0
+	}
+	if plain {
+		return v
+	}
+	if len(v) > most {
+		v = v[:most]
+	}
+	return fmt.Sprintf("%+q", v)
 }
 
 // cleanJOSEError keeps library messages short: they reach TPPs verbatim.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/lestrrat-go/jwx/v2/jws"
+
 	"github.com/obdcr/obdcr/hydra"
 )
 
@@ -38,11 +40,11 @@ func (r *Registrar) decodeStored(reg *Registration) (*SoftwareStatement, error) 
 	if !ok {
 		return nil, fmt.Errorf("unknown profile %q", reg.Profile)
 	}
-	j, err := ParseJWS([]byte(reg.SoftwareStatement))
+	payload, err := storedPayload(reg.SoftwareStatement)
 	if err != nil {
 		return nil, err
 	}
-	raw, err := ParseClaims(j.Payload)
+	raw, err := ParseClaims(payload)
 	if err != nil {
 		return nil, err
 	}
@@ -52,6 +54,22 @@ func (r *Registrar) decodeStored(reg *Registration) (*SoftwareStatement, error) 
 	}
 	st.Raw = reg.SoftwareStatement
 	return st, nil
+}
+
+// storedPayload is the payload of a stored SSA. One stored before ParseJWS read
+// headers strictly (verified then by jwx's parser, which let a repeated header
+// parameter, padding or an empty crit through) is read as jwx reads it, so that
+// its TPP can still manage the registration; only the claims are taken from it.
+func storedPayload(ssa string) ([]byte, error) {
+	j, err := ParseJWS([]byte(ssa))
+	if err == nil {
+		return j.Payload, nil
+	}
+	m, lenient := jws.Parse([]byte(ssa), jws.WithCompact())
+	if lenient != nil {
+		return nil, err
+	}
+	return m.Payload(), nil
 }
 
 // Find lists registrations for admins: those of a software_id (its single

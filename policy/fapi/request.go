@@ -84,8 +84,11 @@ type requestClaims struct {
 // where an error may be sent: the redirect URI is used only if it is one the
 // client registered, exactly.
 func Untrusted(raw string) (redirectURI, state, responseMode, responseType string) {
+	if len(raw) > maxRequestObject {
+		return "", "", "", ""
+	}
 	j, err := policy.ParseJWS([]byte(raw))
-	if err != nil || len(raw) > maxRequestObject {
+	if err != nil {
 		return "", "", "", ""
 	}
 	var c requestClaims
