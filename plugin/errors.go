@@ -111,6 +111,7 @@ func (s *Server) renderError(err error, c echo.Context) {
 		return
 	}
 	status, body, headers := errorStatus(err)
+	body.Description = view.OAuthText(body.Description)
 	for k, v := range headers {
 		c.Response().Header().Set(k, v)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jws"
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
+	"github.com/obdcr/obdcr/plugin/view"
 )
 
 // sign signs payload with key under alg with extra protected headers, as an attacker would.
@@ -136,6 +137,10 @@ func TestHostileJOSE(t *testing.T) {
 			}
 			if res.Status != 400 || res.JSON()["error"] != tc.code {
 				t.Fatalf("got %d %s, want 400 %s", res.Status, res.Body, tc.code)
+			}
+			// RFC 6749 §5.2's characters only, whatever the message quotes.
+			if d, _ := res.JSON()["error_description"].(string); d == "" || d != view.OAuthText(d) {
+				t.Fatalf("error_description %q is empty or has characters RFC 6749 does not allow", d)
 			}
 		})
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/obdcr/obdcr/plugin/view"
 	pf "github.com/obdcr/obdcr/policy/fapi"
 )
 
@@ -93,6 +94,7 @@ func BearerToken(r *http.Request) string {
 
 // invalidToken is RFC 6750's 401 for a token not bound to this certificate.
 func invalidToken(c echo.Context, desc string) error {
+	desc = view.OAuthText(desc) // it goes inside a quoted header value too
 	c.Response().Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+desc+`"`)
 	c.Response().Header().Set("Cache-Control", "no-store")
 	return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})

@@ -20,6 +20,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwk"
 
 	"github.com/obdcr/obdcr/hydra"
+	"github.com/obdcr/obdcr/plugin/view"
 	"github.com/obdcr/obdcr/policy"
 	pf "github.com/obdcr/obdcr/policy/fapi"
 )
@@ -216,5 +217,5 @@ func jsonError(c echo.Context, err error) error {
 		c.Response().Header().Set("WWW-Authenticate", `Bearer error="invalid_client"`)
 	}
 	c.Response().Header().Set("Cache-Control", "no-store")
-	return c.JSON(fe.Status, map[string]string{"error": fe.Code, "error_description": fe.Description})
+	return c.JSON(fe.Status, map[string]string{"error": fe.Code, "error_description": view.OAuthText(fe.Description)})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/obdcr/obdcr/plugin/view"
 	pf "github.com/obdcr/obdcr/policy/fapi"
 )
 
@@ -29,6 +30,9 @@ func (e *Edge) respond(c echo.Context, r *pf.AuthRequest, params map[string]stri
 	}
 	if r.State != "" {
 		params["state"] = r.State
+	}
+	if d, ok := params["error_description"]; ok {
+		params["error_description"] = view.OAuthText(d)
 	}
 	out := url.Values{}
 	if base, ok := strings.CutSuffix(mode, ".jwt"); ok {
