@@ -44,6 +44,9 @@ type AuthorizeRequest struct {
 	Query  func(url.Values)
 	// Trace, when set, is told of every request the browser makes.
 	Trace func(method, url string)
+	// Post sends the browser's first request as a form POST, as OIDC Core
+	// §3.1.2.1 allows, not a GET.
+	Post bool
 }
 
 // AuthorizeResult is what reached the TPP's redirect URI.
@@ -141,6 +144,13 @@ func (c *Client) follow(ctx context.Context, r AuthorizeRequest, res *AuthorizeR
 		browserTLS.Certificates = nil
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, authURL, nil)
+	if r.Post {
+		endpoint, query, _ := strings.Cut(authURL, "?")
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(query))
+		if req != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,9 @@ package fapi
 
 import (
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
@@ -13,12 +16,17 @@ import (
 	pf "github.com/obdcr/obdcr/policy/fapi"
 )
 
-// authorize is GET /oauth2/auth. Hydra's own continuations (after login and
-// consent) go to Hydra; a client's request is verified, held under a handle,
-// and passed to Hydra with the edge's callback as its redirect URI.
+// authorize is GET|POST /oauth2/auth. Hydra's own continuations (after login
+// and consent) go to Hydra; a client's request is verified, held under a
+// handle, and passed to Hydra with the edge's callback as its redirect URI.
 func (e *Edge) authorize(c echo.Context) error {
-	q := c.QueryParams()
-	if q.Has("login_verifier") || q.Has("consent_verifier") {
+	q, err := authParams(c)
+	if err != nil {
+		return page(c, &pf.Error{Code: pf.InvalidRequest, Description: err.Error()})
+	}
+	// Only a continuation with a verifier goes to Hydra as it is: an empty one
+	// would make Hydra start a flow the edge never checked.
+	if c.Request().Method == http.MethodGet && (q.Get("login_verifier") != "" || q.Get("consent_verifier") != "") {
 		return e.proxied(c)
 	}
 	ctx := c.Request().Context()
@@ -49,9 +57,42 @@ func (e *Edge) authorize(c echo.Context) error {
 		return e.refuse(c, client, r, q, err)
 	}
 	req := c.Request().Clone(ctx)
+	req.Method, req.Body, req.ContentLength = http.MethodGet, http.NoBody, 0
+	req.Header.Del(echo.HeaderContentType)
 	req.URL.RawQuery = e.hydraQuery(r, handle).Encode()
 	e.proxy.ServeHTTP(c.Response(), req)
 	return nil
+}
+
+// maxAuthForm bounds a POSTed authorization request: the request object's own
+// bound and room for the few parameters allowed beside it.
+const maxAuthForm = 64 << 10
+
+// authParams are the authorization request's parameters: the query of a GET,
+// the form of a POST (OIDC Core §3.1.2.1), never both.
+func authParams(c echo.Context) (url.Values, error) {
+	r := c.Request()
+	if r.Method != http.MethodPost {
+		return r.URL.Query(), nil
+	}
+	if ct, _, _ := strings.Cut(r.Header.Get(echo.HeaderContentType), ";"); !strings.EqualFold(strings.TrimSpace(ct), echo.MIMEApplicationForm) {
+		return nil, errors.New("a POSTed authorization request must be application/x-www-form-urlencoded")
+	}
+	if r.URL.RawQuery != "" {
+		return nil, errors.New("a POSTed authorization request carries its parameters in the body only")
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxAuthForm+1))
+	if err != nil {
+		return nil, errors.New("the request body could not be read")
+	}
+	if len(body) > maxAuthForm {
+		return nil, fmt.Errorf("the authorization request is over %d bytes", maxAuthForm)
+	}
+	q, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, errors.New("the request body is not a well-formed form")
+	}
+	return q, nil
 }
 
 // request is the verified request: pushed (request_uri) or by value (request).

@@ -185,6 +185,10 @@ func TestBoundTokens(t *testing.T) {
 	if st, body := userinfo(t, thief, b.URL, tokens.AccessToken); st != http.StatusUnauthorized || !strings.Contains(body, `error="invalid_token"`) {
 		t.Fatalf("userinfo over another TPP's certificate: %d %s", st, body)
 	}
+	// Hydra's userinfo at the issuer, where no certificate is asked for.
+	if st, body := userinfo(t, thief, doc.Issuer, tokens.AccessToken); st != http.StatusUnauthorized || !strings.Contains(body, "certificate-bound") {
+		t.Fatalf("a bound token at the issuer's userinfo: %d %s", st, body)
+	}
 	if r, err := c.Get(ctx, b.URL, clientID, cc); err != nil || r.Status != http.StatusOK {
 		t.Fatalf("management GET over the bound certificate: %v %d %s", err, r.Status, r.Body)
 	}

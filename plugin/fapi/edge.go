@@ -129,18 +129,50 @@ func (e *Edge) TPPRoutes(g *echo.Echo) {
 }
 
 // Routes serves the edge listener; discovery is the TPP listener's handler.
+// Hydra's other public paths pass unchanged: its pages and logout for the
+// browser, and its token endpoint for registrations made before the edge was
+// on (edge registrations' Hydra clients trust only obdcr's key, so the edge's
+// clients cannot use it; obdcr doctor moves the others).
 func (e *Edge) Routes(g *echo.Echo, discovery echo.HandlerFunc) {
 	g.GET("/.well-known/openid-configuration", discovery)
 	g.GET("/.well-known/jwks.json", e.jwks)
+	// OIDC Core §3.1.2.1: the authorization endpoint takes GET and POST.
 	g.GET("/oauth2/auth", e.authorize)
+	g.POST("/oauth2/auth", e.authorize)
 	g.GET(CallbackPath, e.callback)
 	g.POST(CallbackPath, e.callback)
+	g.Any(UserinfoPath, e.issuerUserinfo)
 	g.Any("/*", e.proxied)
 }
 
 func (e *Edge) proxied(c echo.Context) error {
 	e.proxy.ServeHTTP(c.Response(), c.Request())
 	return nil
+}
+
+// issuerUserinfo is Hydra's userinfo at the issuer, where no certificate is
+// asked for: a token the edge bound to a certificate is refused here (RFC 8705
+// §3: a stolen one must not do), and is presented at the TPP listener's
+// userinfo instead. Tokens the edge did not issue (a registration from before
+// the edge) pass as before. The token must come in the Authorization header,
+// the one place this check reads it.
+func (e *Edge) issuerUserinfo(c echo.Context) error {
+	if e.bindings == nil {
+		return e.proxied(c)
+	}
+	token := BearerToken(c.Request())
+	if token == "" {
+		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="userinfo"`)
+		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_request", "error_description": "send the access token as Authorization: Bearer"})
+	}
+	_, issued, err := e.bindings.Bound(c.Request().Context(), token)
+	if err != nil {
+		return jsonError(c, &pf.Error{Code: pf.TemporarilyUnavailable, Description: "token bindings cannot be read now; try again", Status: 503})
+	}
+	if issued {
+		return invalidToken(c, "the access token is certificate-bound: present it at "+e.cfg.TPPURL+UserinfoPath+" over mutual TLS (mtls_endpoint_aliases)")
+	}
+	return e.proxied(c)
 }
 
 // Overlay lays the edge's members over the discovery document.

@@ -190,13 +190,19 @@ func TestEdgeFlows(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		profile, responseType, scope, ccScope string
-		par                                   bool
+		par, post                             bool
 		mode                                  string
 	}{
-		{sandbox.UK, "code id_token", "openid accounts offline_access", "accounts", false, ""},
-		{sandbox.AU, "code", "openid bank:accounts.basic:read offline_access", "cdr:registration", true, "jwt"},
+		{sandbox.UK, "code id_token", "openid accounts offline_access", "accounts", false, false, ""},
+		{sandbox.AU, "code", "openid bank:accounts.basic:read offline_access", "cdr:registration", true, false, "jwt"},
+		// The browser POSTs the authorization request (OIDC Core §3.1.2.1).
+		{sandbox.UK, "code id_token", "openid accounts offline_access", "accounts", false, true, ""},
 	} {
-		t.Run(tc.profile, func(t *testing.T) {
+		name := tc.profile
+		if tc.post {
+			name += " by POST"
+		}
+		t.Run(name, func(t *testing.T) {
 			tpp, c, clientID := register(t, o, tc.profile)
 			admin, _ := hydra.NewAdmin(env.Hydra.AdminURL, nil)
 			hc, err := admin.Get(ctx, clientID)
@@ -204,7 +210,7 @@ func TestEdgeFlows(t *testing.T) {
 				t.Fatalf("the Hydra client is not the edge's: redirect_uris %v, jwks_uri %q, jwks %s (%v)", hc.RedirectURIs, hc.JWKSURI, hc.JWKS, err)
 			}
 			ar := sandbox.AuthorizeRequest{AuthURL: doc.Authorization, Issuer: doc.Issuer, ClientID: clientID,
-				RedirectURI: tpp.RedirectURIs[0], ResponseType: tc.responseType, Scope: tc.scope, ResponseMode: tc.mode}
+				RedirectURI: tpp.RedirectURIs[0], ResponseType: tc.responseType, Scope: tc.scope, ResponseMode: tc.mode, Post: tc.post}
 			if tc.par {
 				ar.PARURL = doc.PAR
 			}
