@@ -142,6 +142,7 @@ type RequestClaims struct {
 	Audience          StringList   `json:"aud"`
 	IssuedAt          *NumericDate `json:"iat"`
 	ExpiresAt         *NumericDate `json:"exp"`
+	NotBefore         *NumericDate `json:"nbf"`
 	ID                string       `json:"jti"`
 	SoftwareStatement string       `json:"software_statement"`
 	ClientMetadata
@@ -154,6 +155,7 @@ type SoftwareStatement struct {
 	Issuer        string
 	IssuedAt      time.Time
 	ExpiresAt     time.Time // zero: the SSA has no exp (UK)
+	NotBefore     time.Time // zero: the SSA has no nbf
 	ID            string
 	SoftwareID    string
 	OrgID         string
@@ -177,6 +179,7 @@ type StatementBase struct {
 	Issuer    string       `json:"iss"`
 	IssuedAt  *NumericDate `json:"iat"`
 	ExpiresAt *NumericDate `json:"exp"`
+	NotBefore *NumericDate `json:"nbf"`
 	ID        string       `json:"jti"`
 }
 
@@ -188,6 +191,9 @@ func (b StatementBase) Fill(st *SoftwareStatement) {
 	}
 	if b.ExpiresAt != nil {
 		st.ExpiresAt = b.ExpiresAt.Time
+	}
+	if b.NotBefore != nil {
+		st.NotBefore = b.NotBefore.Time
 	}
 }
 

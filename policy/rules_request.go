@@ -85,6 +85,9 @@ func RequestLifetime() Rule {
 			return Refuse(InvalidClientMetadata, "iat", "is in the future (%s); check the clock", c.IssuedAt.Format(time.RFC3339))
 		case ev.Now.After(c.ExpiresAt.Add(skew)):
 			return Refuse(InvalidClientMetadata, "exp", "the request expired at %s", c.ExpiresAt.Format(time.RFC3339))
+		case c.NotBefore != nil && c.NotBefore.After(ev.Now.Add(skew)):
+			// RFC 7519 §4.1.5: not to be accepted before its nbf.
+			return Refuse(InvalidClientMetadata, "nbf", "the request is not valid before %s; check the clock", c.NotBefore.Format(time.RFC3339))
 		case !c.ExpiresAt.After(c.IssuedAt.Time):
 			return Refuse(InvalidClientMetadata, "exp", "must be after iat")
 		}

@@ -76,6 +76,9 @@ func SSALifetime() Rule {
 		if st.IssuedAt.After(ev.Now.Add(skew)) {
 			return Refuse(InvalidSoftwareStatement, "software_statement.iat", "is in the future (%s)", st.IssuedAt.Format(time.RFC3339))
 		}
+		if !st.NotBefore.IsZero() && st.NotBefore.After(ev.Now.Add(skew)) {
+			return Refuse(InvalidSoftwareStatement, "software_statement.nbf", "the SSA is not valid before %s (RFC 7519 §4.1.5)", st.NotBefore.Format(time.RFC3339))
+		}
 		if !st.ExpiresAt.IsZero() && ev.Now.After(st.ExpiresAt.Add(skew)) {
 			return Refuse(InvalidSoftwareStatement, "software_statement.exp", "the SSA expired at %s; get a fresh one from the directory", st.ExpiresAt.Format(time.RFC3339))
 		}

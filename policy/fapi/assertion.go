@@ -42,6 +42,7 @@ type assertionClaims struct {
 	Sub string              `json:"sub"`
 	Aud policy.StringList   `json:"aud"`
 	Exp *policy.NumericDate `json:"exp"`
+	Nbf *policy.NumericDate `json:"nbf"`
 	Jti string              `json:"jti"`
 }
 
@@ -95,6 +96,9 @@ func (p *PrivateKeyJWT) Authenticate(ctx context.Context, form url.Values, _ *x5
 		return nil, unauthorized("client_assertion has no exp")
 	case !now.Before(cl.Exp.Time):
 		return nil, unauthorized("client_assertion expired")
+	case cl.Nbf != nil && cl.Nbf.After(now.Add(clockSkew)):
+		// RFC 7523 §3 item 5: not to be accepted before its nbf.
+		return nil, unauthorized("client_assertion's nbf %s is in the future", cl.Nbf.UTC().Format(time.RFC3339))
 	case cl.Exp.Sub(now) > maxAssertionLifetime:
 		return nil, unauthorized("client_assertion's exp is more than %s ahead", maxAssertionLifetime)
 	case cl.Jti == "" || len(cl.Jti) > 256:

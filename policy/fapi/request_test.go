@@ -141,14 +141,20 @@ func TestRequestObjectSignature(t *testing.T) {
 	}
 }
 
-// TestPrivateKeyJWT: aud may be the issuer or the endpoint; the jti is single-use.
+// TestPrivateKeyJWT: aud may be the issuer or the endpoint; the jti is
+// single-use; an assertion is not accepted before its nbf.
 func TestPrivateKeyJWT(t *testing.T) {
 	tpp, v, c := fixture(t)
 	p := &PrivateKeyJWT{Verifier: v, Clients: fakeClients{"c1": c}, Audiences: []string{issuer, issuer + "/oauth2/token"}}
-	form := func(aud, jti string) url.Values {
-		a, _ := tpp.Sign(map[string]any{"iss": "c1", "sub": "c1", "aud": aud, "jti": jti, "exp": time.Now().Add(time.Minute).Unix()})
+	signed := func(aud, jti string, nbf time.Time) url.Values {
+		claims := map[string]any{"iss": "c1", "sub": "c1", "aud": aud, "jti": jti, "exp": time.Now().Add(time.Minute).Unix()}
+		if !nbf.IsZero() {
+			claims["nbf"] = nbf.Unix()
+		}
+		a, _ := tpp.Sign(claims)
 		return url.Values{"client_assertion_type": {JWTBearer}, "client_assertion": {a}}
 	}
+	form := func(aud, jti string) url.Values { return signed(aud, jti, time.Time{}) }
 	for _, tc := range []struct {
 		name string
 		f    url.Values
@@ -159,6 +165,9 @@ func TestPrivateKeyJWT(t *testing.T) {
 		{"replayed", form(issuer, "1"), false},
 		{"other aud", form("https://elsewhere", "3"), false},
 		{"no type", url.Values{"client_assertion": form(issuer, "4")["client_assertion"]}, false},
+		{"nbf now", signed(issuer, "5", time.Now()), true},
+		// RFC 7523 §3: not to be accepted before its nbf.
+		{"nbf ahead", signed(issuer, "6", time.Now().Add(5*time.Minute)), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := p.Authenticate(context.Background(), tc.f, nil)
