@@ -31,6 +31,9 @@ type Profile struct {
 	// ManagementScope is the scope a token needs for GET, PUT and DELETE
 	// /register/{client_id}; "" when the specification asks for none (UK).
 	ManagementScope string
+	// CodeNeedsJARM: the FAPI edge takes response_type code only with a JWT
+	// response mode (FAPI 1.0 Advanced §5.2.2-2: UK); code id_token needs none.
+	CodeNeedsJARM bool
 }
 
 // Rule is one link of a profile's chain. Check refuses with an *Error, or fails

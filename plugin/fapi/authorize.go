@@ -49,8 +49,11 @@ func (e *Edge) authorize(c echo.Context) error {
 	if v := q.Get("response_type"); v != "" && v != r.ResponseType {
 		return e.refuse(c, client, r, q, &pf.Error{Code: pf.InvalidRequest, Description: "the response_type parameter does not match the request object's"})
 	}
-	if v := q.Get("scope"); v != "" && !sameScopes(v, r.Scope) {
-		return e.refuse(c, client, r, q, &pf.Error{Code: pf.InvalidRequest, Description: "the scope parameter does not match the request object's"})
+	// OIDC Core §6.1 has clients send scope outside too, often just openid;
+	// the request object's is what counts (FAPI 1.0 Advanced §5.2.2-10), so the
+	// outer one may name less, never more.
+	if v := q.Get("scope"); v != "" && !scopesWithin(v, r.Scope) {
+		return e.refuse(c, client, r, q, &pf.Error{Code: pf.InvalidRequest, Description: "the scope parameter names scopes the request object does not"})
 	}
 	handle, err := e.pushed.Hold(ctx, r)
 	if err != nil {
@@ -164,9 +167,13 @@ func (e *Edge) hydraQuery(r *pf.AuthRequest, handle string) url.Values {
 	return v
 }
 
-func sameScopes(a, b string) bool {
-	x, y := strings.Fields(a), strings.Fields(b)
-	slices.Sort(x)
-	slices.Sort(y)
-	return slices.Equal(slices.Compact(x), slices.Compact(y))
+// scopesWithin says whether every scope of outer is one of inner's.
+func scopesWithin(outer, inner string) bool {
+	in := strings.Fields(inner)
+	for _, s := range strings.Fields(outer) {
+		if !slices.Contains(in, s) {
+			return false
+		}
+	}
+	return true
 }

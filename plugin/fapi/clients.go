@@ -19,8 +19,9 @@ import (
 // URIs, keys and algorithms are in the registration obdcr keeps in the Hydra
 // client's metadata, and the profile's settings in the shared state.
 type registry struct {
-	clients policy.ClientStore
-	state   policy.PolicyState
+	clients  policy.ClientStore
+	state    policy.PolicyState
+	profiles []*policy.Profile
 }
 
 func (r registry) Client(ctx context.Context, id string) (*pf.Client, error) {
@@ -53,6 +54,11 @@ func (r registry) Client(ctx context.Context, id string) (*pf.Client, error) {
 	}
 	c.Rules = pf.Rules{RequirePAR: st.Settings.RequirePAR || m.RequirePushedAuthorizationRequests,
 		PKCERequired: st.Settings.PKCERequired, ResponseModes: st.Settings.ResponseModes}
+	for _, p := range r.profiles {
+		if p.Name == reg.Profile {
+			c.Rules.CodeNeedsJARM = p.CodeNeedsJARM
+		}
+	}
 	return c, nil
 }
 

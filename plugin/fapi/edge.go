@@ -54,10 +54,12 @@ type Config struct {
 	AssertionKey *pf.SigningKey
 	Clients      policy.ClientStore
 	State        policy.PolicyState
-	Keys         policy.TrustStore
-	Replay       policy.ReplayCache
-	Handles      pf.HandleStore
-	Now          func() time.Time
+	// Profiles are the registrar's; a client's rules come from its profile's.
+	Profiles []*policy.Profile
+	Keys     policy.TrustStore
+	Replay   policy.ReplayCache
+	Handles  pf.HandleStore
+	Now      func() time.Time
 	// ClientCacheTTL is how long a registration read is kept
 	// (OBDCR_EDGE_CLIENT_CACHE_TTL; 0: read at every request).
 	ClientCacheTTL time.Duration
@@ -94,7 +96,7 @@ func New(cfg Config) (*Edge, error) {
 		return nil, errors.New("HYDRA_PUBLIC_URL: not a URL")
 	}
 	e := &Edge{cfg: cfg}
-	e.cache = newClientCache(registry{clients: cfg.Clients, state: cfg.State}, cfg.ClientCacheTTL, cfg.Now)
+	e.cache = newClientCache(registry{clients: cfg.Clients, state: cfg.State, profiles: cfg.Profiles}, cfg.ClientCacheTTL, cfg.Now)
 	e.clients = e.cache
 	e.verifier = &pf.Verifier{Issuer: cfg.Issuer, Keys: cfg.Keys, Replay: cfg.Replay, Now: cfg.Now}
 	e.pushed = &pf.Pushed{Store: cfg.Handles, Now: cfg.Now}

@@ -195,7 +195,8 @@ func TestEdgeFlows(t *testing.T) {
 	}{
 		{sandbox.UK, "code id_token", "openid accounts offline_access", "accounts", false, false, ""},
 		{sandbox.AU, "code", "openid bank:accounts.basic:read offline_access", "cdr:registration", true, false, "jwt"},
-		// The browser POSTs the authorization request (OIDC Core §3.1.2.1).
+		// The browser POSTs the authorization request (OIDC Core §3.1.2.1),
+		// with only openid as the outer scope (OIDC Core §6.1).
 		{sandbox.UK, "code id_token", "openid accounts offline_access", "accounts", false, true, ""},
 	} {
 		name := tc.profile
@@ -213,6 +214,9 @@ func TestEdgeFlows(t *testing.T) {
 				RedirectURI: tpp.RedirectURIs[0], ResponseType: tc.responseType, Scope: tc.scope, ResponseMode: tc.mode, Post: tc.post}
 			if tc.par {
 				ar.PARURL = doc.PAR
+			}
+			if tc.post {
+				ar.Query = func(q url.Values) { q.Set("scope", "openid") }
 			}
 			a, err := c.Authorize(ctx, ar, env.Sandbox.PKI().Pool())
 			if err != nil {

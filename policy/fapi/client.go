@@ -34,6 +34,8 @@ type Rules struct {
 	RequirePAR    bool
 	PKCERequired  bool
 	ResponseModes []string
+	// CodeNeedsJARM is the profile's (policy.Profile.CodeNeedsJARM).
+	CodeNeedsJARM bool
 }
 
 // Algs are the only signing algorithms FAPI allows.

@@ -35,10 +35,17 @@ func (p *Pushed) Push(ctx context.Context, r *AuthRequest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := p.Store.PutHandle(ctx, "par:"+id, b, p.Now().Add(PARLifetime)); err != nil {
+	if err := p.Store.PutHandle(ctx, parKey(r.ClientID, id), b, p.Now().Add(PARLifetime)); err != nil {
 		return "", unavailable(err)
 	}
 	return RequestURIPrefix + id, nil
+}
+
+// parKey names a pushed request under its client too: another client's
+// request_uri finds nothing, and so cannot use up the real client's.
+func parKey(clientID, id string) string {
+	sum := sha256.Sum256([]byte(clientID))
+	return "par:" + id + ":" + base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
 // Pull takes the request a request_uri names, once, for the client it was pushed by.
@@ -47,12 +54,12 @@ func (p *Pushed) Pull(ctx context.Context, c *Client, requestURI string) (*AuthR
 	if !ok || id == "" || len(id) > 64 {
 		return nil, refuse(InvalidRequestURI, "request_uri is not one this server issued")
 	}
-	b, ok, err := p.Store.TakeHandle(ctx, "par:"+id)
+	b, ok, err := p.Store.TakeHandle(ctx, parKey(c.ID, id))
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	if !ok {
-		return nil, refuse(InvalidRequestURI, "request_uri is unknown, expired or already used")
+		return nil, refuse(InvalidRequestURI, "request_uri is unknown, expired, already used or was pushed by another client")
 	}
 	var r AuthRequest
 	if err := json.Unmarshal(b, &r); err != nil {

@@ -10,7 +10,7 @@ import (
 )
 
 // TestPushedLifetime: a request_uri is refused once its 60 seconds have
-// passed, once used, and for another client; a code is redeemed once, by its
+// passed, once used, and for another client (without using it up); a code is redeemed once, by its
 // client, with its redirect URI.
 func TestPushedLifetime(t *testing.T) {
 	ctx := context.Background()
@@ -42,6 +42,10 @@ func TestPushedLifetime(t *testing.T) {
 	uri = push()
 	if _, err := p.Pull(ctx, &Client{ID: "c2"}, uri); code(err) != InvalidRequestURI {
 		t.Fatalf("another client's request_uri: %v", err)
+	}
+	// Another client's try does not use it up.
+	if r, err := p.Pull(ctx, c, uri); err != nil || r.ClientID != "c1" {
+		t.Fatalf("the request_uri after another client presented it: %v", err)
 	}
 	uri = push()
 	if r, err := p.Pull(ctx, c, uri); err != nil || r.ClientID != "c1" {

@@ -180,7 +180,9 @@ func CheckRequest(c *Client, r *AuthRequest) error {
 		return refuse(InvalidRequest, "response_mode %q is not supported", clip(r.ResponseMode))
 	case r.ResponseMode != "" && len(c.Rules.ResponseModes) > 0 && !slices.Contains(c.Rules.ResponseModes, r.ResponseMode):
 		return refuse(InvalidRequest, "response_mode %q is not allowed here; use one of %s", clip(r.ResponseMode), strings.Join(c.Rules.ResponseModes, ", "))
-	case r.ResponseType == "code" && (r.ResponseMode == "query" || r.ResponseMode == "") && c.JARMAlg != "":
+	case r.ResponseType == "code" && !strings.HasSuffix(r.ResponseMode, "jwt") && c.Rules.CodeNeedsJARM:
+		return refuse(InvalidRequest, "response_type code needs response_mode jwt (JARM) here (FAPI 1.0 Advanced §5.2.2-2); or use code id_token")
+	case r.ResponseType == "code" && !strings.HasSuffix(r.ResponseMode, "jwt") && c.JARMAlg != "":
 		return refuse(InvalidRequest, "the client registered authorization_signed_response_alg: response_mode must be jwt")
 	case r.ResponseType == "code id_token" && (r.ResponseMode == "query" || r.ResponseMode == "query.jwt"):
 		return refuse(InvalidRequest, "response_mode %s cannot carry an ID token", r.ResponseMode)

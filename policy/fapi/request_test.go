@@ -97,6 +97,19 @@ func TestRequestObject(t *testing.T) {
 		{name: "query for hybrid", change: func(m map[string]any) { m["response_mode"] = "query" }, code: InvalidRequest},
 		{name: "mode not allowed", rules: Rules{ResponseModes: []string{"jwt"}}, change: func(m map[string]any) { m["response_mode"] = "fragment" }, code: InvalidRequest},
 		{name: "nested request", change: func(m map[string]any) { m["request_uri"] = "x" }, code: InvalidRequestObject},
+		// FAPI 1.0 Advanced §5.2.2-2: code only with a JWT response mode.
+		{name: "FAPI 1.0 code by query", rules: Rules{CodeNeedsJARM: true}, change: func(m map[string]any) { m["response_type"] = "code" }, code: InvalidRequest},
+		{name: "FAPI 1.0 code by fragment", rules: Rules{CodeNeedsJARM: true}, change: func(m map[string]any) {
+			m["response_type"], m["response_mode"] = "code", "fragment"
+		}, code: InvalidRequest},
+		{name: "FAPI 1.0 code by form_post", rules: Rules{CodeNeedsJARM: true}, change: func(m map[string]any) {
+			m["response_type"], m["response_mode"] = "code", "form_post"
+		}, code: InvalidRequest},
+		{name: "FAPI 1.0 code by JARM", rules: Rules{CodeNeedsJARM: true}, change: func(m map[string]any) {
+			m["response_type"], m["response_mode"] = "code", "form_post.jwt"
+		}},
+		{name: "FAPI 1.0 hybrid by fragment", rules: Rules{CodeNeedsJARM: true}, change: func(m map[string]any) { m["response_mode"] = "fragment" }},
+		{name: "FAPI 2.0 code by query", change: func(m map[string]any) { m["response_type"] = "code" }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

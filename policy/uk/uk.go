@@ -80,6 +80,7 @@ func New(c Config) *policy.Profile {
 		Defaults:        Defaults(),
 		DecodeStatement: policy.StatementDecoder[statement](),
 		Respond:         respond,
+		CodeNeedsJARM:   true,
 		Scopes:          []string{"openid", "accounts", "payments", "fundsconfirmations"},
 		Rules: slices.Concat(
 			policy.StatementChecks(c.Keys, c.DirectoryJWKS),
