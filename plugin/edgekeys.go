@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/json"
 	"fmt"
 	"sync"
@@ -27,8 +28,41 @@ const assertionKeyName = "edge.hydra-assertion-key"
 // assertionKey reads the shared assertion key, generating it (ES256: the
 // cheapest signature Hydra accepts for private_key_jwt) on the first start.
 func assertionKey(ctx context.Context, secrets store.Secrets) (*pf.SigningKey, error) {
-	b, err := secrets.Secret(ctx, assertionKeyName, func() ([]byte, error) {
-		raw, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return storedKey(ctx, secrets, assertionKeyName, "ES256")
+}
+
+// idTokenKeyName is the shared secret holding the key in alg that signs hybrid
+// ID tokens when the edge signing key is in another alg. A client registers
+// id_token_signed_response_alg as Hydra signs (policy.IDTokenSigningAlg), and
+// the front-channel ID token must be in that alg too (OIDC Registration §2):
+// with an ES256 edge key and Hydra at PS256, it is signed by this key, which
+// the edge's JWKS publishes.
+func idTokenKeyName(alg string) string { return "edge.id-token-key." + alg }
+
+// idTokenKeys are the stored ID-token keys, one per alg FAPI allows.
+func idTokenKeys(ctx context.Context, secrets store.Secrets) ([]*pf.SigningKey, error) {
+	var keys []*pf.SigningKey
+	for _, alg := range pf.Algs {
+		k, err := storedKey(ctx, secrets, idTokenKeyName(alg), alg)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+// storedKey reads a shared signing key, generating it in alg (ES256: P-256,
+// PS256: RSA 2048) when no replica has yet.
+func storedKey(ctx context.Context, secrets store.Secrets, name, alg string) (*pf.SigningKey, error) {
+	b, err := secrets.Secret(ctx, name, func() ([]byte, error) {
+		var raw any
+		var err error
+		if alg == "PS256" {
+			raw, err = rsa.GenerateKey(rand.Reader, 2048)
+		} else {
+			raw, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -39,11 +73,11 @@ func assertionKey(ctx context.Context, secrets store.Secrets) (*pf.SigningKey, e
 		return json.Marshal(k)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("the edge's assertion key in the store: %w", err)
+		return nil, fmt.Errorf("the edge's key %s in the store: %w", name, err)
 	}
 	k, err := jwk.ParseKey(b)
 	if err != nil {
-		return nil, fmt.Errorf("the edge's assertion key in the store: %w", err)
+		return nil, fmt.Errorf("the edge's key %s in the store: %w", name, err)
 	}
 	return signingKeyOf(k)
 }

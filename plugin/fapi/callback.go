@@ -2,11 +2,13 @@ package fapi
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/obdcr/obdcr/policy"
 	pf "github.com/obdcr/obdcr/policy/fapi"
 )
 
@@ -53,14 +55,38 @@ func (e *Edge) callback(c echo.Context) error {
 	return e.respond(c, r, params)
 }
 
-// reissue verifies Hydra's ID token with Hydra's keys and signs its claims with
-// the edge key, adding s_hash for the client's state.
+// reissue verifies Hydra's ID token with Hydra's keys and signs its claims in
+// Hydra's alg, which is the one the client registered, adding s_hash for the
+// client's state.
 func (e *Edge) reissue(c echo.Context, r *pf.AuthRequest, p url.Values, code string) (string, error) {
 	keys, err := e.cfg.HydraPublic.Keys(c.Request().Context())
 	if err != nil {
 		return "", err
 	}
-	return e.cfg.Key().ReissueIDToken(p.Get("id_token"), keys, e.cfg.Issuer, r.ClientID, r.Nonce, code, r.State, e.cfg.Now())
+	hydraToken := p.Get("id_token")
+	j, err := policy.ParseJWS([]byte(hydraToken))
+	if err != nil {
+		return "", err
+	}
+	key := e.idTokenKey(j.Alg.String())
+	if key == nil {
+		return "", fmt.Errorf("no edge key signs %s", j.Alg)
+	}
+	return key.ReissueIDToken(hydraToken, keys, e.cfg.Issuer, r.ClientID, r.Nonce, code, r.State, e.cfg.Now())
+}
+
+// idTokenKey is the key that signs an ID token in alg: the edge key when it is
+// in alg, else the stored ID-token key of alg (nil when there is none).
+func (e *Edge) idTokenKey(alg string) *pf.SigningKey {
+	if k := e.cfg.Key(); k.Alg == alg || e.cfg.IDTokenKeys == nil {
+		return k
+	}
+	for _, k := range e.cfg.IDTokenKeys {
+		if k.Alg == alg {
+			return k
+		}
+	}
+	return nil
 }
 
 // clipped bounds what Hydra's error says before it is passed on.

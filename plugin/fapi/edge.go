@@ -48,6 +48,9 @@ type Config struct {
 	// Published are the edge keys the JWKS lists: Key's and those it replaced
 	// lately (nil: Key's alone).
 	Published func() []jwk.Key
+	// IDTokenKeys sign hybrid ID tokens in Hydra's alg when Key is in another
+	// (one per alg, shared by every replica); nil: Key signs them.
+	IDTokenKeys []*pf.SigningKey
 	// AssertionKey signs obdcr's client assertions to Hydra and is the only key
 	// edge registrations' Hydra clients trust; it never changes, so rotating Key
 	// touches no Hydra client (nil: Key, as before).
@@ -229,6 +232,13 @@ func (e *Edge) jwks(c echo.Context) error {
 	} else {
 		for _, k := range e.cfg.Published() {
 			_ = merged.AddKey(k)
+		}
+	}
+	// The ID-token keys of the algs the edge key is not in: one of them signs
+	// the hybrid ID tokens whenever Hydra's alg is not the edge key's.
+	for _, k := range e.cfg.IDTokenKeys {
+		if k.Alg != e.cfg.Key().Alg {
+			_ = merged.AddKey(k.Public)
 		}
 	}
 	c.Response().Header().Set("Cache-Control", "public, max-age=60")

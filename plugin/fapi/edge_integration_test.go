@@ -17,6 +17,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
@@ -171,6 +172,16 @@ func registerIn(t *testing.T, env *testenv.Env, o *testenv.Obdcr, profile string
 	return tpp, c, res.JSON()["client_id"].(string)
 }
 
+// jwsAlg is a compact JWS's header alg.
+func jwsAlg(t *testing.T, token string) string {
+	t.Helper()
+	m, err := jws.Parse([]byte(token))
+	if err != nil || len(m.Signatures()) != 1 {
+		t.Fatalf("not a JWS: %v", err)
+	}
+	return m.Signatures()[0].ProtectedHeaders().Algorithm().String()
+}
+
 func halfHash(v string) string {
 	sum := sha256.Sum256([]byte(v))
 	return base64.RawURLEncoding.EncodeToString(sum[:16])
@@ -251,10 +262,20 @@ func TestEdgeFlows(t *testing.T) {
 						t.Errorf("ID token %s = %v, want %s", name, got, want)
 					}
 				}
+				// Signed in the alg the client registered (Hydra's, whatever
+				// the edge key's), as its token endpoint's ID token is
+				// (OIDC Registration §2); the test's edge key is ES256.
+				algs, _ := doc.raw["id_token_signing_alg_values_supported"].([]any)
+				if got := jwsAlg(t, a.IDToken); len(algs) != 1 || got != algs[0] {
+					t.Errorf("the front-channel ID token is signed %s; discovery and the registration say %v", got, algs)
+				}
 			}
 			tokens, err := c.ExchangeCode(ctx, doc.Token, clientID, ar.RedirectURI, a)
 			if err != nil {
 				t.Fatalf("redeeming the code at the edge: %v", err)
+			}
+			if tc.responseType == "code id_token" && jwsAlg(t, tokens.IDToken) != jwsAlg(t, a.IDToken) {
+				t.Errorf("ID tokens in two algs: %s at the token endpoint, %s in the front channel", jwsAlg(t, tokens.IDToken), jwsAlg(t, a.IDToken))
 			}
 			if _, err := c.ExchangeCode(ctx, doc.Token, clientID, ar.RedirectURI, a); err == nil {
 				t.Error("a code was redeemed twice")
