@@ -51,7 +51,12 @@ func (s *Server) accepted(ctx context.Context) (acceptance, error) {
 		a.responseTypes = union(a.responseTypes, set.ResponseTypes)
 		a.grantTypes = union(a.grantTypes, set.GrantTypes)
 		a.requirePAR = a.requirePAR || set.RequirePAR
-		a.responseModes = union(a.responseModes, set.ResponseModes)
+		// An empty response_modes setting allows every mode the edge knows.
+		modes := set.ResponseModes
+		if len(modes) == 0 {
+			modes = policy.ResponseModes
+		}
+		a.responseModes = union(a.responseModes, modes)
 		scopes := p.Scopes
 		if len(set.Scopes) > 0 { // the bank narrowed them; openid and the management scope stay
 			scopes = slices.DeleteFunc(slices.Clone(p.Scopes), func(sc string) bool {

@@ -3,11 +3,13 @@ package fapi_test
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"reflect"
 	"slices"
 	"testing"
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
+	"github.com/obdcr/obdcr/policy"
 )
 
 // TestEdgeDiscovery: both listeners serve one document, and it names the
@@ -57,6 +59,18 @@ func TestEdgeDiscovery(t *testing.T) {
 	for _, m := range []string{"jwt", "query.jwt", "fragment.jwt", "form_post.jwt", "fragment"} {
 		if !slices.Contains(strs(doc["response_modes_supported"]), m) {
 			t.Errorf("response_modes_supported %v lacks %s", doc["response_modes_supported"], m)
+		}
+	}
+	// An empty response_modes setting allows every mode: the document says so,
+	// never an empty list.
+	environ, _ := env.EdgeEnviron()
+	if st, body := putPolicy(t, o.AdminURL, environ["OBDCR_ADMIN_TOKEN"], "uk", `{"settings":{"response_modes":[]}}`); st != http.StatusOK {
+		t.Fatalf("PUT uk response_modes []: %d %s", st, body)
+	}
+	doc = readDoc(t).raw
+	for _, m := range policy.ResponseModes {
+		if !slices.Contains(strs(doc["response_modes_supported"]), m) {
+			t.Errorf("with UK's response_modes empty, response_modes_supported %v lacks %s", doc["response_modes_supported"], m)
 		}
 	}
 }

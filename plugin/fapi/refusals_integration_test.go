@@ -2,10 +2,14 @@ package fapi_test
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/obdcr/obdcr/deploy/sandbox"
 )
@@ -99,7 +103,8 @@ func TestEdgeRefusals(t *testing.T) {
 	}
 }
 
-// TestPARRefusals: PAR answers JSON errors, and a request_uri is single-use
+// TestPARRefusals: PAR answers JSON errors, the edge takes one client
+// authentication method a request, and a request_uri is single-use
 // and belongs to the client it was pushed by.
 func TestPARRefusals(t *testing.T) {
 	o := startEdge(t, nil)
@@ -128,6 +133,32 @@ func TestPARRefusals(t *testing.T) {
 		}
 		if res.Status != http.StatusUnauthorized || res.JSON()["error"] != "invalid_client" {
 			t.Fatalf("a client signing as another: %d %s", res.Status, res.Body)
+		}
+	})
+	t.Run("two authentication methods", func(t *testing.T) {
+		for name, second := range map[string]func(*http.Request, url.Values){
+			"client_secret": func(_ *http.Request, f url.Values) { f.Set("client_secret", "s") },
+			"HTTP Basic":    func(r *http.Request, _ url.Values) { r.SetBasicAuth(auID, "s") },
+		} {
+			now := time.Now()
+			assertion, _ := auTPP.Signing.Sign(map[string]any{"iss": auID, "sub": auID, "aud": doc.Issuer, "jti": uuid.NewString(),
+				"iat": now.Unix(), "exp": now.Add(time.Minute).Unix()}, nil)
+			form := url.Values{"client_id": {auID}, "client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+				"client_assertion": {assertion}, "grant_type": {"client_credentials"}, "scope": {"cdr:registration"}}
+			req, _ := http.NewRequest(http.MethodPost, doc.Token, nil)
+			second(req, form)
+			req.Body = io.NopCloser(strings.NewReader(form.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			res, err := au.HTTP.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			// RFC 6749 §2.3: one method per request; §5.2: invalid_request.
+			if res.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"invalid_request"`) {
+				t.Errorf("an assertion and %s: %d %s", name, res.StatusCode, body)
+			}
 		}
 	})
 	t.Run("replayed and foreign request_uri", func(t *testing.T) {

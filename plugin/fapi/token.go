@@ -42,6 +42,12 @@ func (e *Edge) authenticated(c echo.Context) (url.Values, *pf.Client, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// Only private_key_jwt and tls_client_auth authenticate here; a secret or an
+	// Authorization header beside them is a second method (RFC 6749 §2.3, §5.2).
+	if c.Request().Header.Get(echo.HeaderAuthorization) != "" || form.Has("client_secret") {
+		return nil, nil, &pf.Error{Code: pf.InvalidRequest, Status: http.StatusBadRequest,
+			Description: "use one client authentication method, private_key_jwt or tls_client_auth: client_secret and HTTP Basic are not accepted (RFC 6749 section 2.3)"}
+	}
 	client, err := e.auth.Authenticate(c.Request().Context(), form, e.certificate(c))
 	return form, client, err
 }
