@@ -277,11 +277,17 @@ func TestEdgeFlows(t *testing.T) {
 			if tc.responseType == "code id_token" && jwsAlg(t, tokens.IDToken) != jwsAlg(t, a.IDToken) {
 				t.Errorf("ID tokens in two algs: %s at the token endpoint, %s in the front channel", jwsAlg(t, tokens.IDToken), jwsAlg(t, a.IDToken))
 			}
+			refreshed, err := c.Refresh(ctx, doc.Token, clientID, tokens.RefreshToken)
+			if err != nil {
+				t.Fatalf("refresh at the edge: %v", err)
+			}
+			// A replayed code reaches Hydra, which refuses it and revokes what
+			// the code gave (RFC 6749 §4.1.2).
 			if _, err := c.ExchangeCode(ctx, doc.Token, clientID, ar.RedirectURI, a); err == nil {
 				t.Error("a code was redeemed twice")
 			}
-			if _, err := c.Refresh(ctx, doc.Token, clientID, tokens.RefreshToken); err != nil {
-				t.Errorf("refresh at the edge: %v", err)
+			if _, err := c.Refresh(ctx, doc.Token, clientID, refreshed.RefreshToken); err == nil {
+				t.Error("the code was replayed, yet its refresh token still works")
 			}
 			if _, _, err := c.Token(ctx, doc.Token, clientID, tc.ccScope); err != nil {
 				t.Errorf("client_credentials at the edge: %v", err)

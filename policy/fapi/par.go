@@ -20,6 +20,7 @@ const PARLifetime = 60 * time.Second
 type HandleStore interface {
 	PutHandle(ctx context.Context, key string, value []byte, until time.Time) error
 	TakeHandle(ctx context.Context, key string) ([]byte, bool, error)
+	PeekHandle(ctx context.Context, key string) ([]byte, bool, error)
 }
 
 // Pushed keeps pushed authorization requests.
@@ -141,15 +142,18 @@ func (p *Pushed) NoteCode(ctx context.Context, code, clientID, redirectURI strin
 }
 
 // CheckCode: a code is redeemed by the client it was answered to, with the very
-// redirect_uri of its authorization request (RFC 6749 §4.1.3), once.
+// redirect_uri of its authorization request (RFC 6749 §4.1.3). The record is
+// read, not taken: Hydra keeps a code single-use, and a replay must reach it so
+// that it revokes what the code gave (RFC 6749 §4.1.2); a request Hydra refuses
+// (a wrong code_verifier, Hydra down) leaves the code for the client's retry.
 func (p *Pushed) CheckCode(ctx context.Context, code, clientID, redirectURI string) error {
-	b, ok, err := p.Store.TakeHandle(ctx, codeKey(code))
+	b, ok, err := p.Store.PeekHandle(ctx, codeKey(code))
 	if err != nil {
 		return unavailable(err)
 	}
 	var v [2]string
 	if !ok || json.Unmarshal(b, &v) != nil {
-		return refuse("invalid_grant", "the code is unknown, expired or already used")
+		return refuse("invalid_grant", "the code is unknown or expired")
 	}
 	if v[0] != clientID || v[1] != redirectURI {
 		return refuse("invalid_grant", "redirect_uri is not the one the code was issued for, or the code is another client's")
