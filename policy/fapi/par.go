@@ -49,13 +49,16 @@ func parKey(clientID, id string) string {
 	return "par:" + id + ":" + base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
-// Pull takes the request a request_uri names, once, for the client it was pushed by.
+// Pull reads the request a request_uri names, for the client it was pushed by.
+// It stays until the authorization is answered (Release), so that a browser
+// reloading the page before then is served again (RFC 9126 §4); after that it
+// is refused.
 func (p *Pushed) Pull(ctx context.Context, c *Client, requestURI string) (*AuthRequest, error) {
 	id, ok := strings.CutPrefix(requestURI, RequestURIPrefix)
 	if !ok || id == "" || len(id) > 64 {
 		return nil, refuse(InvalidRequestURI, "request_uri is not one this server issued")
 	}
-	b, ok, err := p.Store.TakeHandle(ctx, parKey(c.ID, id))
+	b, ok, err := p.Store.PeekHandle(ctx, parKey(c.ID, id))
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -69,6 +72,7 @@ func (p *Pushed) Pull(ctx context.Context, c *Client, requestURI string) (*AuthR
 	if r.ClientID != c.ID {
 		return nil, refuse(InvalidRequestURI, "request_uri was issued to another client")
 	}
+	r.PushedID = id
 	return &r, nil
 }
 
@@ -111,6 +115,11 @@ func (p *Pushed) Release(ctx context.Context, handle string) (*AuthRequest, erro
 	var r AuthRequest
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, err
+	}
+	if r.PushedID != "" {
+		// Answered: the request_uri is used up. Were this to fail, it would
+		// still expire within PARLifetime.
+		_, _, _ = p.Store.TakeHandle(ctx, parKey(r.ClientID, r.PushedID))
 	}
 	return &r, nil
 }

@@ -10,7 +10,8 @@ import (
 )
 
 // TestPushedLifetime: a request_uri is refused once its 60 seconds have
-// passed, once used, and for another client (without using it up); a code is
+// passed, once its authorization was answered (a reload before that is
+// served), and for another client (without using it up); a code is
 // redeemed by its client, with its redirect URI.
 func TestPushedLifetime(t *testing.T) {
 	ctx := context.Background()
@@ -51,8 +52,20 @@ func TestPushedLifetime(t *testing.T) {
 	if r, err := p.Pull(ctx, c, uri); err != nil || r.ClientID != "c1" {
 		t.Fatalf("a fresh request_uri: %v", err)
 	}
+	// A reload before the authorization is answered is served again (RFC 9126 §4).
+	r, err := p.Pull(ctx, c, uri)
+	if err != nil {
+		t.Fatalf("a request_uri again before its authorization was answered: %v", err)
+	}
+	handle, err := p.Hold(ctx, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Release(ctx, handle); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := p.Pull(ctx, c, uri); code(err) != InvalidRequestURI {
-		t.Fatalf("a request_uri used twice: %v", err)
+		t.Fatalf("a request_uri after its authorization was answered: %v", err)
 	}
 
 	if err := p.NoteCode(ctx, "code-1", "c1", "https://tpp/cb"); err != nil {

@@ -30,6 +30,9 @@ type AuthRequest struct {
 	MaxAge    *int64          `json:"max_age,omitempty"`
 	UILocales string          `json:"ui_locales,omitempty"`
 	PAR       bool            `json:"par,omitempty"`
+	// PushedID names the pushed request this came from, so that the callback
+	// uses it up once the authorization is answered.
+	PushedID string `json:"pushed_id,omitempty"`
 }
 
 // Hybrid: the answer carries an ID token in the front channel.
