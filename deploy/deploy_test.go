@@ -279,6 +279,10 @@ func TestHydraConfig(t *testing.T) {
 		if u, _ := get(c, "webfinger", "oidc_discovery", "client_registration_url").(string); !strings.HasSuffix(u, "/register") {
 			t.Errorf("config %d: discovery's registration_endpoint does not point at obdcr: %q", i, u)
 		}
+		// FAPI 2.0 Security Profile §5.3.2.1: codes live at most 60 seconds.
+		if ttl, _ := get(c, "ttl", "auth_code").(string); ttl != "60s" {
+			t.Errorf("config %d: ttl.auth_code is %q, want 60s", i, ttl)
+		}
 	}
 }
 

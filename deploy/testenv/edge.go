@@ -22,7 +22,7 @@ func StartEdge(dir string, hydraEnv ...string) (*Env, error) {
 	edge := fmt.Sprintf("https://127.0.0.1:%d", port)
 	// Hydra --dev sets its cookies without Secure, and by default SameSite=None,
 	// which a real browser drops: its login CSRF cookie would never come back.
-	e, err := start(dir, append([]string{"URLS_SELF_ISSUER=" + edge, "URLS_SELF_PUBLIC=" + edge, "SERVE_COOKIES_SAME_SITE_MODE=Lax"}, hydraEnv...)...)
+	e, err := start(dir, append([]string{"URLS_SELF_ISSUER=" + edge, "URLS_SELF_PUBLIC=" + edge, "SERVE_COOKIES_SAME_SITE_MODE=Lax", "TTL_AUTH_CODE=60s"}, hydraEnv...)...)
 	if err != nil {
 		return nil, err
 	}
