@@ -80,7 +80,7 @@ func (s *Server) startEdge(ctx context.Context, hc hydraClients, keys policy.Tru
 	edge, err := fapi.New(fapi.Config{Issuer: cfg.PublicURL, TPPURL: s.cfg.PublicURL,
 		HydraPublic: &hydra.Public{URL: s.cfg.HydraPublicURL, HTTP: hc.public}, ProxyTransport: hc.public.Transport,
 		Key: ring.Get, Published: ring.Published, AssertionKey: assertion, IDTokenKeys: idTokens,
-		Clients: s.registrar.Clients, State: s.registrar.State, Profiles: s.registrar.Profiles, Keys: keys, Replay: s.store, Handles: s.store, Now: now,
+		Clients: s.registrar.Clients, State: s.registrar.State, Profile: s.registrar.Profile, Keys: keys, Replay: s.store, Handles: s.store, Now: now,
 		ClientCacheTTL: cfg.ClientCacheTTL})
 	if err != nil {
 		return err

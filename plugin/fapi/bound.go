@@ -100,20 +100,31 @@ func invalidToken(c echo.Context, desc string) error {
 	return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_token", "error_description": desc})
 }
 
+// noBearer is userinfo's 401 for a request without Authorization: Bearer,
+// the one place the binding checks read a token from.
+func noBearer(c echo.Context) error {
+	c.Response().Header().Set("WWW-Authenticate", `Bearer realm="userinfo"`)
+	return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_request", "error_description": "send the access token as Authorization: Bearer"})
+}
+
+// bindingsUnavailable: the shared store of bindings failed; the caller may retry.
+func bindingsUnavailable() *pf.Error {
+	return &pf.Error{Code: pf.TemporarilyUnavailable, Description: "token bindings cannot be read now; try again", Status: 503}
+}
+
 // userinfo is GET|POST /userinfo on the TPP listener: proxied to Hydra only
 // when the access token is bound to the certificate it is presented with.
 func (e *Edge) userinfo(c echo.Context) error {
 	token := BearerToken(c.Request())
 	if token == "" {
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="userinfo"`)
-		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_request", "error_description": "send the access token as Authorization: Bearer"})
+		return noBearer(c)
 	}
 	if e.bindings == nil {
 		return invalidToken(c, "no token is bound here")
 	}
 	ok, err := e.bindings.Presentable(c.Request().Context(), token, e.certificate(c))
 	if err != nil {
-		return jsonError(c, &pf.Error{Code: pf.TemporarilyUnavailable, Description: "token bindings cannot be read now; try again", Status: 503})
+		return jsonError(c, bindingsUnavailable())
 	}
 	if !ok {
 		return invalidToken(c, "the access token is not bound to this TLS client certificate (RFC 8705)")

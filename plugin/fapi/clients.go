@@ -19,9 +19,9 @@ import (
 // URIs, keys and algorithms are in the registration obdcr keeps in the Hydra
 // client's metadata, and the profile's settings in the shared state.
 type registry struct {
-	clients  policy.ClientStore
-	state    policy.PolicyState
-	profiles []*policy.Profile
+	clients policy.ClientStore
+	state   policy.PolicyState
+	profile func(name string) (*policy.Profile, bool) // nil: no profile's own rules
 }
 
 func (r registry) Client(ctx context.Context, id string) (*pf.Client, error) {
@@ -54,8 +54,8 @@ func (r registry) Client(ctx context.Context, id string) (*pf.Client, error) {
 	}
 	c.Rules = pf.Rules{RequirePAR: st.Settings.RequirePAR || m.RequirePushedAuthorizationRequests,
 		PKCERequired: st.Settings.PKCERequired, ResponseModes: st.Settings.ResponseModes}
-	for _, p := range r.profiles {
-		if p.Name == reg.Profile {
+	if r.profile != nil {
+		if p, ok := r.profile(reg.Profile); ok {
 			c.Rules.CodeNeedsJARM = p.CodeNeedsJARM
 		}
 	}

@@ -57,12 +57,12 @@ type Config struct {
 	AssertionKey *pf.SigningKey
 	Clients      policy.ClientStore
 	State        policy.PolicyState
-	// Profiles are the registrar's; a client's rules come from its profile's.
-	Profiles []*policy.Profile
-	Keys     policy.TrustStore
-	Replay   policy.ReplayCache
-	Handles  pf.HandleStore
-	Now      func() time.Time
+	// Profile is the registrar's lookup: a client's rules come from its profile.
+	Profile func(name string) (*policy.Profile, bool)
+	Keys    policy.TrustStore
+	Replay  policy.ReplayCache
+	Handles pf.HandleStore
+	Now     func() time.Time
 	// ClientCacheTTL is how long a registration read is kept
 	// (OBDCR_EDGE_CLIENT_CACHE_TTL; 0: read at every request).
 	ClientCacheTTL time.Duration
@@ -99,7 +99,7 @@ func New(cfg Config) (*Edge, error) {
 		return nil, errors.New("HYDRA_PUBLIC_URL: not a URL")
 	}
 	e := &Edge{cfg: cfg}
-	e.cache = newClientCache(registry{clients: cfg.Clients, state: cfg.State, profiles: cfg.Profiles}, cfg.ClientCacheTTL, cfg.Now)
+	e.cache = newClientCache(registry{clients: cfg.Clients, state: cfg.State, profile: cfg.Profile}, cfg.ClientCacheTTL, cfg.Now)
 	e.clients = e.cache
 	e.verifier = &pf.Verifier{Issuer: cfg.Issuer, Keys: cfg.Keys, Replay: cfg.Replay, Now: cfg.Now}
 	e.pushed = &pf.Pushed{Store: cfg.Handles, Now: cfg.Now}
@@ -167,12 +167,11 @@ func (e *Edge) issuerUserinfo(c echo.Context) error {
 	}
 	token := BearerToken(c.Request())
 	if token == "" {
-		c.Response().Header().Set("WWW-Authenticate", `Bearer realm="userinfo"`)
-		return c.JSON(http.StatusUnauthorized, map[string]string{"error": "invalid_request", "error_description": "send the access token as Authorization: Bearer"})
+		return noBearer(c)
 	}
 	_, issued, err := e.bindings.Bound(c.Request().Context(), token)
 	if err != nil {
-		return jsonError(c, &pf.Error{Code: pf.TemporarilyUnavailable, Description: "token bindings cannot be read now; try again", Status: 503})
+		return jsonError(c, bindingsUnavailable())
 	}
 	if issued {
 		return invalidToken(c, "the access token is certificate-bound: present it at "+e.cfg.TPPURL+UserinfoPath+" over mutual TLS (mtls_endpoint_aliases)")

@@ -142,6 +142,12 @@ func register(t *testing.T, o *testenv.Obdcr, profile string) (*sandbox.TPP, *sa
 // registerIn is register in the environment e.
 func registerIn(t *testing.T, env *testenv.Env, o *testenv.Obdcr, profile string) (*sandbox.TPP, *sandbox.Client, string) {
 	t.Helper()
+	return registerWith(t, env, o, profile, nil)
+}
+
+// registerWith is registerIn with the request's claims changed by mutate.
+func registerWith(t *testing.T, env *testenv.Env, o *testenv.Obdcr, profile string, mutate func(map[string]any)) (*sandbox.TPP, *sandbox.Client, string) {
+	t.Helper()
 	tpp, err := env.Sandbox.AddTPP(profile, fmt.Sprintf("E%d", time.Now().UnixNano()))
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +167,7 @@ func registerIn(t *testing.T, env *testenv.Env, o *testenv.Obdcr, profile string
 	if err != nil {
 		t.Fatal(err)
 	}
-	req, err := tpp.Request(ssa, env.Issuer(), now, nil)
+	req, err := tpp.Request(ssa, env.Issuer(), now, mutate)
 	if err != nil {
 		t.Fatal(err)
 	}

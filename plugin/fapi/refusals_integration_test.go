@@ -103,6 +103,35 @@ func TestEdgeRefusals(t *testing.T) {
 	}
 }
 
+// TestUKCodeNeedsJARM: a UK client that registered response_type code, and no
+// JARM alg, still gets code only in a JWT response mode (FAPI 1.0 Advanced
+// §5.2.2-2): a plain code by fragment is refused, a JARM one answered.
+func TestUKCodeNeedsJARM(t *testing.T) {
+	o := startEdge(t, nil)
+	doc := readDoc(t)
+	ctx := context.Background()
+	tpp, c, clientID := registerWith(t, env, o, sandbox.UK, func(m map[string]any) {
+		m["response_types"] = []string{"code id_token", "code"}
+		delete(m, "authorization_signed_response_alg")
+	})
+	for _, tc := range []struct{ mode, err string }{{"fragment", "invalid_request"}, {"jwt", ""}} {
+		a, err := c.Authorize(ctx, sandbox.AuthorizeRequest{AuthURL: doc.Authorization, Issuer: doc.Issuer, ClientID: clientID,
+			RedirectURI: tpp.RedirectURIs[0], ResponseType: "code", Scope: "openid accounts", ResponseMode: tc.mode}, env.Sandbox.PKI().Pool())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := a.Params
+		if a.Response != "" {
+			if p, err = sandbox.OpenJARM(a.Response, doc.keys, doc.Issuer, clientID); err != nil {
+				t.Fatalf("%s: the JARM response does not verify: %v", tc.mode, err)
+			}
+		}
+		if p.Get("error") != tc.err || (tc.err == "") != (p.Get("code") != "") {
+			t.Errorf("response_type code by %s: %v; want error %q", tc.mode, p, tc.err)
+		}
+	}
+}
+
 // TestPARRefusals: PAR answers JSON errors, the edge takes one client
 // authentication method a request, and a request_uri is single-use
 // and belongs to the client it was pushed by.
